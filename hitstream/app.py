@@ -1,0 +1,111 @@
+"""The app factory: one Starlette app per role set, opening exactly the engines it needs."""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import logging
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
+
+from anyio import to_thread
+from starlette.applications import Starlette
+from starlette.routing import BaseRoute
+
+import ingest.routes
+import reporting.routes
+from consumers.sink import ClickHouseSink
+from consumers.worker import BatchProcessor, create_broker, ensure_group
+from hitstream import health
+from hitstream.connections import (
+    EmbeddedValkey,
+    clickhouse_client,
+    close_quietly,
+    redis_client,
+)
+from hitstream.errors import ConfigError
+from hitstream.http import EXCEPTION_HANDLERS
+from hitstream.settings import Settings
+from ingest.stream import StreamWriter
+from reporting.queries import StatsReader
+from schemas.migrate import migrate
+
+log = logging.getLogger(__name__)
+
+
+class Role(enum.Enum):
+    """What a process does; `serve` is all three in one process."""
+
+    INGEST = "ingest"
+    REPORT = "report"
+    CONSUME = "consume"
+
+
+ALL_ROLES = frozenset(Role)
+
+
+def create_app(settings: Settings, roles: Iterable[Role] = ALL_ROLES) -> Starlette:
+    """Build the app for `roles`; its lifespan opens engines, migrates and starts consumers."""
+    wanted = frozenset(roles)
+    routes: list[BaseRoute] = [*health.routes()]
+    if Role.INGEST in wanted:
+        routes += ingest.routes.routes()
+    if Role.REPORT in wanted:
+        routes += reporting.routes.routes()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        async with contextlib.AsyncExitStack() as stack:
+            yield await _open(settings, wanted, stack)
+
+    return Starlette(routes=routes, lifespan=lifespan, exception_handlers=EXCEPTION_HANDLERS)
+
+
+async def _open(
+    settings: Settings, roles: frozenset[Role], stack: contextlib.AsyncExitStack
+) -> dict[str, Any]:
+    """Open what the roles need, registering each close on the stack; return request state."""
+    state: dict[str, Any] = {"max_batch_events": settings.max_batch_events}
+    checks: dict[str, health.Check] = {}
+    state["health_checks"] = checks
+
+    redis_url = settings.redis_url
+    if redis_url is None:
+        if roles != ALL_ROLES:
+            raise ConfigError(
+                "HITSTREAM_REDIS_URL is required for separate roles; "
+                "the embedded Valkey is started only by `hitstream serve`"
+            )
+        valkey = EmbeddedValkey(settings.data_dir, settings.redis_appendfsync)
+        redis_url = await to_thread.run_sync(valkey.start)
+        stack.callback(valkey.stop)
+    redis = redis_client(redis_url)
+    stack.push_async_callback(redis.aclose)
+    checks["redis"] = redis.ping
+    state["writer"] = StreamWriter(redis, settings.stream)
+
+    if roles & {Role.REPORT, Role.CONSUME}:
+        admin = await to_thread.run_sync(clickhouse_client, settings)
+        stack.callback(close_quietly, admin)
+        applied = await to_thread.run_sync(migrate, admin, settings.raw_ttl_days)
+        if applied:
+            log.info("ClickHouse migrations applied: %s", applied)
+        sink = ClickHouseSink(admin)
+        checks["clickhouse"] = health.blocking_check(sink.ping)
+
+    if Role.REPORT in roles:
+        reader_client = await to_thread.run_sync(clickhouse_client, settings)
+        stack.callback(close_quietly, reader_client)
+        state["stats_reader"] = StatsReader(reader_client)
+
+    if Role.CONSUME in roles:
+        writer_client = await to_thread.run_sync(clickhouse_client, settings)
+        stack.callback(close_quietly, writer_client)
+        processor = BatchProcessor(settings, redis, ClickHouseSink(writer_client))
+        await ensure_group(redis, settings.stream, settings.group)
+        broker = create_broker(settings, redis_url, processor)
+        await broker.start()
+        stack.push_async_callback(broker.stop)
+        stack.callback(processor.stop)
+        state["processor"] = processor
+    return state

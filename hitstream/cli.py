@@ -1,0 +1,91 @@
+"""The `hitstream` command: serve, the three roles as separate processes, and migrate."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+import uvicorn
+from pydantic import ValidationError
+
+from hitstream.app import ALL_ROLES, Role, create_app
+from hitstream.connections import clickhouse_client, close_quietly
+from hitstream.errors import HitstreamError
+from hitstream.settings import Settings
+from schemas.migrate import migrate, rollback
+
+log = logging.getLogger("hitstream")
+
+ROLE_COMMANDS = {
+    "serve": (ALL_ROLES, "all-in-one: ingest + reporting routes and the consumer group"),
+    "ingest": (frozenset({Role.INGEST}), "POST /event(s) only (needs HITSTREAM_REDIS_URL)"),
+    "consume": (frozenset({Role.CONSUME}), "a consumer in the group, /health only"),
+    "report": (frozenset({Role.REPORT}), "GET /stats only"),
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hitstream", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name, (_, help_text) in ROLE_COMMANDS.items():
+        commands.add_parser(name, help=help_text)
+    migrate_cmd = commands.add_parser("migrate", help="apply the ClickHouse schema migrations")
+    migrate_cmd.add_argument(
+        "--to", type=int, default=None, help="roll back to this version instead (0 drops all)"
+    )
+    return parser
+
+
+def _run_server(settings: Settings, roles: frozenset[Role]) -> None:
+    app = create_app(settings, roles)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        access_log=False,
+        log_level="info",
+        timeout_graceful_shutdown=30,
+    )
+    server = uvicorn.Server(config)
+    server.run()
+    if not server.started:
+        # Lifespan start-up failed (the reason is already logged): exit non-zero.
+        raise SystemExit(3)
+
+
+def _migrate(settings: Settings, to_version: int | None) -> None:
+    client = clickhouse_client(settings)
+    try:
+        if to_version is None:
+            done = migrate(client, settings.raw_ttl_days)
+            print(f"applied: {done or 'nothing, schema is current'}")
+        else:
+            undone = rollback(client, to_version, settings.raw_ttl_days)
+            print(f"rolled back: {undone or 'nothing'}")
+    finally:
+        close_quietly(client)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the `hitstream` console script."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        sys.exit(f"hitstream: invalid settings:\n{exc}")
+    try:
+        if args.command == "migrate":
+            _migrate(settings, args.to)
+        else:
+            _run_server(settings, ROLE_COMMANDS[args.command][0])
+    except HitstreamError as exc:
+        sys.exit(f"hitstream: {exc}")
+
+
+if __name__ == "__main__":
+    main()

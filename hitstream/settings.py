@@ -1,0 +1,85 @@
+"""The one settings class: every knob, read from `HITSTREAM_*` environment variables."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# ClickHouse database names and Redis key names end up in DDL and commands;
+# they are checked here once, at start, so nothing later has to quote them.
+_IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
+_KEY_NAME = r"^[A-Za-z0-9_:.\-]{1,128}$"
+
+
+def _default_consumer_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class Settings(BaseSettings):
+    """Configuration for every hitstream role; created once at the entry point."""
+
+    model_config = SettingsConfigDict(env_prefix="HITSTREAM_", extra="ignore", frozen=True)
+
+    # Where things live. Unset URLs mean the embedded engines under data_dir.
+    data_dir: Path = Path(".hitstream")
+    redis_url: str | None = Field(
+        default=None, description="redis:// or rediss:// URL; unset starts embedded Valkey"
+    )
+    clickhouse_url: str | None = Field(
+        default=None, description="chdb:///abs/path or http(s)://host:8123; unset uses chdb"
+    )
+    clickhouse_database: str = Field(default="hitstream", pattern=_IDENTIFIER)
+
+    # HTTP.
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    max_batch_events: int = Field(default=500, ge=1, le=10_000)
+
+    # Stream and consumer group.
+    stream: str = Field(default="hitstream:events", pattern=_KEY_NAME)
+    group: str = Field(default="hitstream", pattern=_KEY_NAME)
+    consumer_name: str = Field(default_factory=_default_consumer_name, pattern=_KEY_NAME)
+    batch_size: int = Field(default=5000, ge=1, le=100_000)
+    poll_interval_ms: int = Field(default=100, ge=1, le=60_000)
+    insert_backoff_initial_s: float = Field(default=0.1, gt=0)
+    insert_backoff_max_s: float = Field(default=10.0, gt=0)
+
+    # Embedded Valkey persistence.
+    redis_appendfsync: Literal["always", "everysec", "no"] = "everysec"
+
+    # ClickHouse retention of raw rows; the aggregate tables keep their rows.
+    raw_ttl_days: int = Field(default=90, ge=1, le=36_500)
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @field_validator("clickhouse_url")
+    @classmethod
+    def _clickhouse_scheme(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("chdb://", "http://", "https://")):
+            raise ValueError("must start with chdb://, http:// or https://")
+        return value
+
+    @property
+    def embedded_redis(self) -> bool:
+        """True when no Redis URL is set and `serve` starts its own Valkey."""
+        return self.redis_url is None
+
+    @property
+    def clickhouse_dsn(self) -> str:
+        """The DSN clickhouse-connect opens: the setting, or chdb under data_dir."""
+        return self.clickhouse_url or f"chdb://{self.data_dir / 'clickhouse'}"

@@ -1,0 +1,47 @@
+"""GET /stats: one site's totals, unique users and top paths for one UTC day."""
+
+from __future__ import annotations
+
+from anyio import to_thread
+from pydantic import ValidationError
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from hitstream.http import APIError, JSONResponse, validation_details
+from reporting.queries import StatsReader
+from schemas.stats import StatsQuery
+
+
+async def get_stats(request: Request) -> Response:
+    """Answer from the aggregate tables; a day without data is zeros and an empty list."""
+    try:
+        query = StatsQuery.model_validate(dict(request.query_params))
+    except ValidationError as exc:
+        raise APIError(400, "invalid stats query", validation_details(exc)) from None
+    reader: StatsReader = request.state.stats_reader
+    try:
+        stats = await to_thread.run_sync(
+            reader.day_stats, query.site_id, query.date, query.event_type
+        )
+    except Exception as exc:
+        raise APIError(
+            503,
+            "statistics store unavailable, retry later",
+            [{"field": "clickhouse", "message": str(exc).splitlines()[0][:300]}],
+            headers={"Retry-After": "1"},
+        ) from exc
+    return JSONResponse(
+        {
+            "site_id": stats.site_id,
+            "date": stats.day.isoformat(),
+            "total_views": stats.total_views,
+            "unique_users": stats.unique_users,
+            "top_paths": [{"path": path, "views": views} for path, views in stats.top_paths],
+        }
+    )
+
+
+def routes() -> list[BaseRoute]:
+    """Reporting routes, each also under `/api`."""
+    return [Route(prefix + "/stats", get_stats, methods=["GET"]) for prefix in ("", "/api")]
