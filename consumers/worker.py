@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -69,11 +70,11 @@ class BatchProcessor:
             except SinkUnavailable as exc:
                 if self._stopping.is_set():
                     raise
-                log.warning("insert of %d events failed (%s); retrying in %.1fs", len(rows), exc, delay)
-            try:
+                log.warning(
+                    "insert of %d events failed (%s); retrying in %.1fs", len(rows), exc, delay
+                )
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), timeout=delay)
-            except TimeoutError:
-                pass
             delay = min(delay * 2, self._settings.insert_backoff_max_s)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 
 import uvicorn
@@ -51,6 +52,10 @@ def _run_server(settings: Settings, roles: frozenset[Role]) -> None:
         timeout_graceful_shutdown=30,
     )
     server = uvicorn.Server(config)
+    # uvicorn re-raises the stop signal once it has shut down cleanly; these handlers
+    # turn that into a normal return, so a graceful SIGTERM/SIGINT exits with status 0.
+    for stop_signal in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop_signal, lambda *_: None)
     server.run()
     if not server.started:
         # Lifespan start-up failed (the reason is already logged): exit non-zero.
@@ -73,7 +78,9 @@ def _migrate(settings: Settings, to_version: int | None) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `hitstream` console script."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     try:
         settings = Settings()
     except ValidationError as exc:

@@ -49,16 +49,10 @@ class EmbeddedValkey:
         _stop_stale_server(self.pidfile)
         # Loading a large AOF takes time; the default 10 s is too short for that.
         self._server.start(timeout=120)
-        url = self._server.connection_url
+        url = str(self._server.connection_url)
         self.url_file.write_text(url + "\n", encoding="utf-8")
         log.info("embedded valkey at %s (data in %s)", url, self.dir)
         return url
-
-    @property
-    def pid(self) -> int | None:
-        """The server's process id while it runs."""
-        process = self._server._process
-        return process.pid if process is not None else None
 
     def stop(self) -> None:
         """Stop the server gracefully; AOF is flushed on SIGTERM."""

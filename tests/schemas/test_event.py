@@ -47,7 +47,12 @@ def test_camel_case_aliases_are_accepted() -> None:
             {"siteId": "s1", "eventType": "click", "path": "/", "userId": "u", "eventId": str(eid)}
         )
     )
-    assert (event.site_id, event.event_type, event.user_id, event.event_id) == ("s1", "click", "u", eid)
+    assert (event.site_id, event.event_type, event.user_id, event.event_id) == (
+        "s1",
+        "click",
+        "u",
+        eid,
+    )
 
 
 @pytest.mark.parametrize("missing", ["site_id", "event_type", "path"])

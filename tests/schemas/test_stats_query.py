@@ -19,7 +19,9 @@ def test_valid_query() -> None:
     assert (query.date, query.event_type) == (date(2024, 2, 29), "click")
 
 
-@pytest.mark.parametrize("bad", ["2025-02-30", "2025-13-01", "14-11-2025", "2025-11-14T00:00:00", "", "today"])
+@pytest.mark.parametrize(
+    "bad", ["2025-02-30", "2025-13-01", "14-11-2025", "2025-11-14T00:00:00", "", "today"]
+)
 def test_bad_dates_are_rejected(bad: str) -> None:
     with pytest.raises(ValidationError) as info:
         StatsQuery.model_validate({"site_id": "s", "date": bad})

@@ -1,0 +1,151 @@
+"""POST events, poll GET /stats: the whole pipeline in one process on real engines."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from clickhouse_connect.driver.client import Client
+from starlette.testclient import TestClient
+
+from tests.helpers import event, wait_for
+
+Stats = Callable[..., dict[str, Any]]
+
+
+def post_all(client: TestClient, events: list[dict[str, Any]]) -> None:
+    for item in events:
+        response = client.post("/event", json=item)
+        assert response.status_code == 202, response.text
+
+
+def test_seed_scenario_five_events_three_users(client: TestClient, stats: Stats) -> None:
+    """The seeds' example: 3 users + 1 anonymous visitor over 3 paths."""
+    post_all(
+        client,
+        [
+            event("demo-site", "/home", user_id="user-001", timestamp="2025-11-14T12:00:00Z"),
+            event("demo-site", "/products", user_id="user-002", timestamp="2025-11-14T12:05:00Z"),
+            event("demo-site", "/products", user_id="user-001", timestamp="2025-11-14T12:10:00Z"),
+            event("demo-site", "/home", timestamp="2025-11-14T12:15:00Z"),
+            event("demo-site", "/about", user_id="user-003", timestamp="2025-11-14T12:20:00Z"),
+        ],
+    )
+    body = stats(lambda b: b["total_views"] == 5, site_id="demo-site", date="2025-11-14")
+    assert body == {
+        "site_id": "demo-site",
+        "date": "2025-11-14",
+        "total_views": 5,
+        "unique_users": 3,
+        "top_paths": [
+            {"path": "/home", "views": 2},
+            {"path": "/products", "views": 2},
+            {"path": "/about", "views": 1},
+        ],
+    }
+
+
+def test_utc_day_boundaries_and_offsets(client: TestClient, stats: Stats) -> None:
+    post_all(
+        client,
+        [
+            # 2025-11-14 23:59:59.999 UTC: last instant of the 14th.
+            event("tz", "/late", timestamp="2025-11-14T23:59:59.999Z"),
+            # 2025-11-15 00:00:00 UTC: first instant of the 15th.
+            event("tz", "/early", timestamp="2025-11-15T00:00:00Z"),
+            # 2025-11-15 01:30 at +05:30 is 2025-11-14 20:00 UTC: counts on the 14th.
+            event("tz", "/india", timestamp="2025-11-15T01:30:00+05:30"),
+            # 2025-11-14 22:00 at -03:00 is 2025-11-15 01:00 UTC: counts on the 15th.
+            event("tz", "/brazil", timestamp="2025-11-14T22:00:00-03:00"),
+        ],
+    )
+    day14 = stats(lambda b: b["total_views"] == 2, site_id="tz", date="2025-11-14")
+    assert {p["path"] for p in day14["top_paths"]} == {"/late", "/india"}
+    day15 = stats(lambda b: b["total_views"] == 2, site_id="tz", date="2025-11-15")
+    assert {p["path"] for p in day15["top_paths"]} == {"/early", "/brazil"}
+
+
+def test_batch_ingestion_with_and_without_users(client: TestClient, stats: Stats) -> None:
+    events = [
+        event(
+            "batch",
+            f"/p{i % 3}",
+            timestamp="2025-06-01T10:00:00Z",
+            **({"user_id": f"u{i % 4}"} if i % 2 else {}),
+        )
+        for i in range(300)
+    ]
+    response = client.post("/events", json=events)
+    assert response.status_code == 202
+    body = stats(lambda b: b["total_views"] == 300, site_id="batch", date="2025-06-01")
+    # Odd i only: i % 4 is 1 or 3, so two distinct users; even events are anonymous.
+    assert body["unique_users"] == 2
+    assert body["top_paths"] == [
+        {"path": "/p0", "views": 100},
+        {"path": "/p1", "views": 100},
+        {"path": "/p2", "views": 100},
+    ]
+
+
+def test_event_without_timestamp_counts_today(client: TestClient, stats: Stats) -> None:
+    response = client.post("/event", json=event("now-site", "/"))
+    assert response.status_code == 202
+    body = stats(lambda b: b["total_views"] == 1, site_id="now-site")
+    assert body["top_paths"] == [{"path": "/", "views": 1}]
+
+
+def test_every_accepted_event_lands_once(client: TestClient, ch: Client, stats: Stats) -> None:
+    # Today's date: older raw rows would already be past the raw-retention TTL.
+    ids = []
+    for _ in range(5):
+        response = client.post("/events", json=[event("once", f"/{j}") for j in range(100)])
+        ids += response.json()["event_ids"]
+    stats(lambda b: b["total_views"] == 500, site_id="once")
+    rows = ch.query("SELECT toString(event_id) FROM events WHERE site_id = 'once'").result_rows
+    assert sorted(r[0] for r in rows) == sorted(ids)
+
+
+def test_group_reads_events_appended_before_it_existed(
+    make_client: Callable[..., TestClient], settings: Any, stats: Stats
+) -> None:
+    """FastStream alone would create the group at `$` and skip these."""
+    from hitstream.app import Role
+
+    ingest_only = make_client(settings, frozenset({Role.INGEST}))
+    for i in range(3):
+        assert (
+            ingest_only.post(
+                "/event", json=event("early", f"/{i}", timestamp="2025-05-05T05:05:05Z")
+            ).status_code
+            == 202
+        )
+    # Now start the consumer (the all-in-one app): it must pick up the backlog.
+    make_client(settings)
+    body = stats(lambda b: b["total_views"] == 3, site_id="early", date="2025-05-05")
+    assert len(body["top_paths"]) == 3
+
+
+def test_health_reports_both_engines(client: TestClient) -> None:
+    response = client.get("/health")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "engines": {"redis": "ok", "clickhouse": "ok"}}
+    assert client.get("/api/health").status_code == 200
+
+
+@pytest.mark.parametrize("route", ["/stats", "/api/stats"])
+def test_stats_aliases(client: TestClient, route: str) -> None:
+    assert client.get(route, params={"site_id": "x", "date": "2025-01-01"}).status_code == 200
+
+
+def test_stream_entries_are_acknowledged(
+    client: TestClient, settings: Any, redis_conn: Any, stats: Stats
+) -> None:
+    client.post("/events", json=[event("ack", timestamp="2025-08-08T08:08:08Z")] * 50)
+    stats(lambda b: b["total_views"] == 50, site_id="ack", date="2025-08-08")
+    wait_for(
+        lambda: (
+            True if redis_conn.xpending(settings.stream, settings.group)["pending"] == 0 else None
+        ),
+        what="pending list to empty",
+    )

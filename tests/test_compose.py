@@ -1,0 +1,80 @@
+"""docker-compose.yml stays consistent with the settings and the CLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+
+from hitstream.cli import ROLE_COMMANDS
+from hitstream.settings import Settings
+
+COMPOSE = Path(__file__).resolve().parent.parent / "docker-compose.yml"
+HITSTREAM_SERVICES = {"migrate", "ingest", "consume", "report"}
+
+
+@pytest.fixture(scope="module")
+def services() -> dict[str, Any]:
+    document: dict[str, Any] = yaml.safe_load(COMPOSE.read_text())
+    return document["services"]
+
+
+def test_services_exist(services: dict[str, Any]) -> None:
+    assert {"valkey", "clickhouse"} | HITSTREAM_SERVICES <= set(services)
+
+
+def test_every_env_name_is_a_setting_and_validates(services: dict[str, Any]) -> None:
+    fields = {f"HITSTREAM_{name.upper()}" for name in Settings.model_fields}
+    for name in HITSTREAM_SERVICES:
+        env = services[name]["environment"]
+        assert set(env) <= fields, f"{name}: unknown settings {set(env) - fields}"
+        values = {key.removeprefix("HITSTREAM_").lower(): value for key, value in env.items()}
+        Settings(**values)
+
+
+def test_urls_point_at_the_compose_servers(services: dict[str, Any]) -> None:
+    env = services["consume"]["environment"]
+    redis_url = urlsplit(env["HITSTREAM_REDIS_URL"])
+    assert (redis_url.scheme, redis_url.hostname, redis_url.port) == ("redis", "valkey", 6379)
+    ch_url = urlsplit(env["HITSTREAM_CLICKHOUSE_URL"])
+    assert (ch_url.scheme, ch_url.hostname, ch_url.port) == ("http", "clickhouse", 8123)
+    ch_env = services["clickhouse"]["environment"]
+    assert (ch_url.username, ch_url.password) == (
+        ch_env["CLICKHOUSE_USER"],
+        ch_env["CLICKHOUSE_PASSWORD"],
+    )
+
+
+def test_roles_run_real_commands_with_health_checks(services: dict[str, Any]) -> None:
+    for role in ("ingest", "consume", "report"):
+        service = services[role]
+        assert service["command"] == ["hitstream", role]
+        assert role in ROLE_COMMANDS
+        assert "/health" in " ".join(service["healthcheck"]["test"])
+        port = service["environment"]["HITSTREAM_PORT"]
+        assert port in " ".join(service["healthcheck"]["test"])
+    assert services["migrate"]["command"] == ["hitstream", "migrate"]
+
+
+def test_dependencies_wait_for_healthy_servers(services: dict[str, Any]) -> None:
+    assert services["ingest"]["depends_on"]["valkey"]["condition"] == "service_healthy"
+    consume = services["consume"]["depends_on"]
+    assert consume["valkey"]["condition"] == consume["clickhouse"]["condition"] == "service_healthy"
+    assert consume["migrate"]["condition"] == "service_completed_successfully"
+    for server in ("valkey", "clickhouse"):
+        assert services[server]["healthcheck"]["test"]
+
+
+def test_consume_is_scalable(services: dict[str, Any]) -> None:
+    consume = services["consume"]
+    assert "container_name" not in consume and "ports" not in consume
+    assert consume["deploy"]["replicas"] >= 2
+
+
+def test_redis_server_persists_and_never_evicts(services: dict[str, Any]) -> None:
+    command = services["valkey"]["command"]
+    assert command[command.index("--appendonly") + 1] == "yes"
+    assert command[command.index("--maxmemory-policy") + 1] == "noeviction"
