@@ -1,0 +1,83 @@
+"""Process and polling helpers for tests and benchmarks: real `hitstream` processes, deadlines."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def wait_for(
+    attempt: Callable[[], T | None], timeout: float = 20.0, interval: float = 0.05, what: str = ""
+) -> T:
+    """Call `attempt` until it returns something other than None; fail at the deadline."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while True:
+        try:
+            result = attempt()
+        except AssertionError as exc:
+            result, last = None, exc
+        if result is not None:
+            return result
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}: {last}")
+        time.sleep(interval)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class HitstreamProcess:
+    """A `hitstream <command>` subprocess with its own environment, log file and port."""
+
+    def __init__(self, command: str, env: dict[str, str], log_path: Path) -> None:
+        self.port = int(env.get("HITSTREAM_PORT") or free_port())
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        clean = {k: v for k, v in os.environ.items() if not k.startswith("HITSTREAM_")}
+        self._env = {**clean, **env, "HITSTREAM_PORT": str(self.port)}
+        self._command = [str(Path(sys.executable).with_name("hitstream")), command]
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 60.0) -> HitstreamProcess:
+        """Start the process and wait until its /health answers 200."""
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                self._command, env=self._env, stdout=log, stderr=subprocess.STDOUT
+            )
+
+        def healthy() -> bool | None:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                with urllib.request.urlopen(self.base_url + "/health", timeout=2) as response:
+                    return True if response.status == 200 else None
+            except OSError:  # refused, reset, or an HTTP error status (URLError is an OSError)
+                return None
+
+        wait_for(healthy, timeout=timeout, interval=0.1, what=f"{self._command[1]} /health")
+        return self
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> int:
+        """Send `sig` and wait for the exit code."""
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+        return self.proc.wait(timeout=timeout)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-4000:]
