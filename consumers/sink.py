@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Collection, Sequence
 
 from clickhouse_connect.driver.client import Client
 
@@ -12,12 +13,52 @@ EVENTS_TABLE = "events"
 
 # The token names the batch by its stream IDs: inserting the same batch again is a
 # no-op in `events` and, with the second setting, in every materialized view's table.
-DEDUP_SETTINGS = {"deduplicate_blocks_in_dependent_materialized_views": 1}
+# Unknown keys are an error rather than silently dropped: such a row is not ours.
+INSERT_SETTINGS = {
+    "deduplicate_blocks_in_dependent_materialized_views": 1,
+    "input_format_skip_unknown_fields": 0,
+}
+
+# ClickHouse error codes meaning the rows themselves are bad: retrying cannot help.
+DATA_ERROR_CODES = frozenset(
+    {
+        6,  # CANNOT_PARSE_TEXT
+        26,  # CANNOT_PARSE_QUOTED_STRING
+        27,  # CANNOT_PARSE_INPUT_ASSERTION_FAILED
+        32,  # ATTEMPT_TO_READ_AFTER_EOF
+        38,  # CANNOT_PARSE_DATE
+        41,  # CANNOT_PARSE_DATETIME
+        53,  # TYPE_MISMATCH
+        69,  # ARGUMENT_OUT_OF_BOUND
+        70,  # CANNOT_CONVERT_TYPE
+        72,  # CANNOT_PARSE_NUMBER
+        117,  # INCORRECT_DATA
+        349,  # CANNOT_INSERT_NULL_IN_ORDINARY_COLUMN
+        376,  # CANNOT_PARSE_UUID
+    }
+)
+_CODE = re.compile(r"Code: (\d+)")
+
+# Which of these event IDs are already stored. The site filter keeps the read on the
+# primary key's prefix; the bloom-filter index on event_id skips most granules.
+EXISTING_IDS = """
+SELECT DISTINCT toString(event_id)
+FROM events
+WHERE site_id IN {sites:Array(String)} AND event_id IN {ids:Array(UUID)}
+"""
+
+
+class RowsRejected(SinkUnavailable):
+    """ClickHouse refused the rows themselves (parse or type error): a poison batch."""
 
 
 def batch_token(stream: str, ids: Sequence[bytes]) -> str:
     """Deterministic insert-deduplication token for a batch of stream entry IDs."""
     return f"{stream}/{ids[0].decode()}/{ids[-1].decode()}/{len(ids)}"
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0][:500] if str(exc).strip() else type(exc).__name__
 
 
 class ClickHouseSink:
@@ -27,16 +68,34 @@ class ClickHouseSink:
         self._client = client
 
     def insert(self, rows: Sequence[bytes], token: str) -> None:
-        """One INSERT for the whole batch; raises SinkUnavailable on any engine error."""
+        """One INSERT for the whole batch.
+
+        Raises RowsRejected when the data is bad, SinkUnavailable for anything else.
+        """
         try:
             self._client.raw_insert(
                 EVENTS_TABLE,
                 insert_block=b"\n".join(rows),
                 fmt="JSONEachRow",
-                settings={**DEDUP_SETTINGS, "insert_deduplication_token": token},
+                settings={**INSERT_SETTINGS, "insert_deduplication_token": token},
             )
         except Exception as exc:
-            raise SinkUnavailable(str(exc).splitlines()[0][:500]) from exc
+            match = _CODE.search(str(exc))
+            if match and int(match.group(1)) in DATA_ERROR_CODES:
+                raise RowsRejected(_first_line(exc)) from exc
+            raise SinkUnavailable(_first_line(exc)) from exc
+
+    def existing(self, sites: Collection[str], event_ids: Collection[str]) -> set[str]:
+        """The subset of `event_ids` already in `events`."""
+        if not event_ids:
+            return set()
+        try:
+            result = self._client.query(
+                EXISTING_IDS, parameters={"sites": list(sites), "ids": list(event_ids)}
+            )
+        except Exception as exc:
+            raise SinkUnavailable(_first_line(exc)) from exc
+        return {row[0] for row in result.result_rows}
 
     def ping(self) -> bool:
         """True when the engine answers a trivial query."""

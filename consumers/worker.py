@@ -1,23 +1,22 @@
-"""The consumer group: FastStream reads stream batches, the sink inserts them, then XACK."""
+"""A consumer of the group: FastStream reads new batches; recovery handles the rest."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Any
 
 import redis.asyncio as aioredis
-from anyio import to_thread
 from faststream import AckPolicy, Context
 from faststream.message import StreamMessage
 from faststream.redis import RedisBroker, StreamSub
 from redis.exceptions import ResponseError
 
-from consumers.sink import ClickHouseSink, batch_token
-from hitstream.errors import SinkUnavailable
+from consumers.deadletter import DeadLetters
+from consumers.processor import BatchProcessor, Stopping
+from consumers.recovery import Recovery
+from consumers.sink import ClickHouseSink
 from hitstream.settings import Settings
-from ingest.stream import ROW_FIELD
 
 log = logging.getLogger(__name__)
 
@@ -39,57 +38,21 @@ async def _raw_batch(message: Any) -> StreamMessage[Any]:
     return StreamMessage(raw_message=message, body=b"")
 
 
-class BatchProcessor:
-    """Inserts one batch (retrying with capped exponential backoff), then acknowledges it."""
-
-    def __init__(self, settings: Settings, redis: aioredis.Redis, sink: ClickHouseSink) -> None:
-        self._settings = settings
-        self._redis = redis
-        self._sink = sink
-        self._stopping = asyncio.Event()
-        self.events_written = 0
-
-    def stop(self) -> None:
-        """Stop retrying: a batch that cannot be written stays pending for redelivery."""
-        self._stopping.set()
-
-    async def process(self, ids: list[bytes], entries: list[dict[bytes, bytes]]) -> None:
-        """Write the batch once it succeeds (or give up at shutdown), then XACK it."""
-        rows = [entry[ROW_FIELD] for entry in entries if ROW_FIELD in entry]
-        if rows:
-            await self._insert_with_backoff(rows, batch_token(self._settings.stream, ids))
-        await self._redis.xack(self._settings.stream, self._settings.group, *ids)
-        self.events_written += len(rows)
-
-    async def _insert_with_backoff(self, rows: list[bytes], token: str) -> None:
-        delay = self._settings.insert_backoff_initial_s
-        while True:
-            try:
-                await to_thread.run_sync(self._sink.insert, rows, token)
-                return
-            except SinkUnavailable as exc:
-                if self._stopping.is_set():
-                    raise
-                log.warning(
-                    "insert of %d events failed (%s); retrying in %.1fs", len(rows), exc, delay
-                )
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), timeout=delay)
-            delay = min(delay * 2, self._settings.insert_backoff_max_s)
-
-
 def create_broker(settings: Settings, redis_url: str, processor: BatchProcessor) -> RedisBroker:
-    """A FastStream broker with one batch subscriber in the configured consumer group."""
-    broker = RedisBroker(redis_url, logger=log, log_level=logging.DEBUG, graceful_timeout=30.0)
+    """A FastStream broker with one batch subscriber reading new entries for the group."""
+    broker = RedisBroker(
+        redis_url, logger=log, log_level=logging.DEBUG, graceful_timeout=settings.shutdown_timeout_s
+    )
     subscriber = broker.subscriber(
         stream=StreamSub(
             settings.stream,
             group=settings.group,
-            consumer=settings.consumer_name,
+            consumer=processor.consumer,
             batch=True,
             max_records=settings.batch_size,
             polling_interval=settings.poll_interval_ms,
         ),
+        # Acknowledged by the processor, only after ClickHouse took the batch.
         ack_policy=AckPolicy.MANUAL,
         parser=_raw_batch,
     )
@@ -97,6 +60,60 @@ def create_broker(settings: Settings, redis_url: str, processor: BatchProcessor)
     @subscriber
     async def write_batch(message: StreamMessage[Any] = Context("message")) -> None:
         raw = message.raw_message
-        await processor.process(raw["message_ids"], raw["data"])
+        try:
+            await processor.process(raw["message_ids"], raw["data"])
+        except Stopping:
+            log.info("shutting down: %d entries stay pending", len(raw["message_ids"]))
 
     return broker
+
+
+class Consumer:
+    """One member of the consumer group, from start-up recovery to graceful stop."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        name: str,
+        redis_url: str,
+        redis: aioredis.Redis,
+        sink: ClickHouseSink,
+    ) -> None:
+        self._settings = settings
+        self._redis = redis
+        self.dead_letters = DeadLetters(
+            redis, settings.stream, settings.group, settings.dead_letter_stream
+        )
+        self.processor = BatchProcessor(settings, name, redis, sink, self.dead_letters)
+        self.recovery = Recovery(settings, redis, self.processor)
+        self._broker = create_broker(settings, redis_url, self.processor)
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Create the group, then run in the background: own pending first, then new entries.
+
+        Start-up does not wait for ClickHouse: ingest keeps accepting while it is away.
+        """
+        await ensure_group(self._redis, self._settings.stream, self._settings.group)
+        self._task = asyncio.create_task(self._run(), name="hitstream-consumer")
+
+    async def _run(self) -> None:
+        try:
+            await self.recovery.drain_own_pending()
+        except Stopping:
+            return
+        await self._broker.start()
+        await self.recovery.run()
+
+    async def stop(self) -> None:
+        """Stop reading, finish and acknowledge the batch in hand, within shutdown_timeout_s."""
+        self.recovery.stop()
+        self.processor.stop()
+        await self._broker.stop()
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(self._task, timeout=self._settings.shutdown_timeout_s)
+            except TimeoutError:
+                log.warning("consumer did not stop in time; its batch stays pending")
+            except Exception:
+                log.exception("consumer task failed")

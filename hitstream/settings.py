@@ -7,17 +7,13 @@ import socket
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # ClickHouse database names and Redis key names end up in DDL and commands;
 # they are checked here once, at start, so nothing later has to quote them.
 _IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
 _KEY_NAME = r"^[A-Za-z0-9_:.\-]{1,128}$"
-
-
-def _default_consumer_name() -> str:
-    return f"{socket.gethostname()}-{os.getpid()}"
 
 
 class Settings(BaseSettings):
@@ -43,17 +39,47 @@ class Settings(BaseSettings):
     # Stream and consumer group.
     stream: str = Field(default="hitstream:events", pattern=_KEY_NAME)
     group: str = Field(default="hitstream", pattern=_KEY_NAME)
-    consumer_name: str = Field(default_factory=_default_consumer_name, pattern=_KEY_NAME)
+    consumer_name: str | None = Field(
+        default=None, pattern=_KEY_NAME, description="default: serve-<host>-<port> or <host>-<pid>"
+    )
     batch_size: int = Field(default=5000, ge=1, le=100_000)
     poll_interval_ms: int = Field(default=100, ge=1, le=60_000)
     insert_backoff_initial_s: float = Field(default=0.1, gt=0)
     insert_backoff_max_s: float = Field(default=10.0, gt=0)
+
+    # Delivery guarantees (see README, "Delivery guarantees").
+    claim_idle_ms: int = Field(
+        default=60_000, ge=100, description="pending this long with no owner activity: reclaimed"
+    )
+    maintenance_interval_s: float = Field(
+        default=5.0, gt=0, description="how often consumers reclaim and trim"
+    )
+    max_deliveries: int = Field(default=5, ge=1, description="attempts before dead-lettering")
+    dead_letter_stream: str = Field(default="hitstream:events:dead", pattern=_KEY_NAME)
+    trim_threshold: int = Field(
+        default=100_000, ge=1, description="stream length above which acknowledged entries go"
+    )
+    backlog_high_water: int = Field(
+        default=1_000_000, ge=1, description="stream length above which ingest answers 503"
+    )
+    dedup_window_s: int = Field(
+        default=3600, ge=1, description="ingest remembers client event_ids this long"
+    )
+    shutdown_timeout_s: float = Field(default=30.0, gt=0)
 
     # Embedded Valkey persistence.
     redis_appendfsync: Literal["always", "everysec", "no"] = "everysec"
 
     # ClickHouse retention of raw rows; the aggregate tables keep their rows.
     raw_ttl_days: int = Field(default=90, ge=1, le=36_500)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if self.backlog_high_water <= self.trim_threshold:
+            raise ValueError("backlog_high_water must be above trim_threshold")
+        if self.dead_letter_stream == self.stream:
+            raise ValueError("dead_letter_stream must differ from stream")
+        return self
 
     @field_validator("data_dir")
     @classmethod
@@ -74,10 +100,16 @@ class Settings(BaseSettings):
             raise ValueError("must start with chdb://, http:// or https://")
         return value
 
-    @property
-    def embedded_redis(self) -> bool:
-        """True when no Redis URL is set and `serve` starts its own Valkey."""
-        return self.redis_url is None
+    def consumer_for(self, all_in_one: bool) -> str:
+        """This process's name in the group; `serve` keeps one across restarts.
+
+        A stable name lets a restarted `serve` finish its own pending entries at once;
+        replicas of `consume` default to host and pid, and their leftovers are reclaimed.
+        """
+        if self.consumer_name:
+            return self.consumer_name
+        host = socket.gethostname()
+        return f"serve-{host}-{self.port}" if all_in_one else f"{host}-{os.getpid()}"
 
     @property
     def clickhouse_dsn(self) -> str:

@@ -12,23 +12,30 @@ from starlette.routing import BaseRoute, Route
 from hitstream.errors import StreamUnavailable
 from hitstream.http import APIError, JSONResponse, validation_details
 from ingest.stream import StreamWriter
-from schemas.event import EventBatch, EventIn, to_row
+from schemas.event import Encoded, EventBatch, EventIn, to_row
 
 RETRY_AFTER_S = "1"
 
 
-def _writer(request: Request) -> StreamWriter:
+async def _append(request: Request, events: list[Encoded]) -> None:
+    """Append to the stream, or answer 503 + Retry-After when it cannot take them now."""
     writer: StreamWriter = request.state.writer
-    return writer
-
-
-def _unavailable(exc: StreamUnavailable) -> APIError:
-    return APIError(
-        503,
-        "event stream unavailable, retry later",
-        [{"field": "stream", "message": str(exc)}],
-        headers={"Retry-After": RETRY_AFTER_S},
-    )
+    if writer.overloaded:
+        raise APIError(
+            503,
+            "ingest is over its backlog limit, retry later",
+            [{"field": "stream", "message": f"backlog of {writer.backlog} entries"}],
+            headers={"Retry-After": RETRY_AFTER_S},
+        )
+    try:
+        await writer.append(events)
+    except StreamUnavailable as exc:
+        raise APIError(
+            503,
+            "event stream unavailable, retry later",
+            [{"field": "stream", "message": str(exc)}],
+            headers={"Retry-After": RETRY_AFTER_S},
+        ) from exc
 
 
 async def post_event(request: Request) -> Response:
@@ -38,12 +45,9 @@ async def post_event(request: Request) -> Response:
         event = EventIn.model_validate_json(body)
     except ValidationError as exc:
         raise APIError(400, "invalid event", validation_details(exc)) from None
-    event_id, row = to_row(event, datetime.now(UTC))
-    try:
-        await _writer(request).append(row)
-    except StreamUnavailable as exc:
-        raise _unavailable(exc) from exc
-    return JSONResponse({"status": "accepted", "event_id": event_id}, status_code=202)
+    encoded = to_row(event, datetime.now(UTC))
+    await _append(request, [encoded])
+    return JSONResponse({"status": "accepted", "event_id": encoded.event_id}, status_code=202)
 
 
 async def post_events(request: Request) -> Response:
@@ -67,12 +71,13 @@ async def post_events(request: Request) -> Response:
         )
     received_at = datetime.now(UTC)
     encoded = [to_row(event, received_at) for event in events]
-    try:
-        await _writer(request).append_many([row for _, row in encoded])
-    except StreamUnavailable as exc:
-        raise _unavailable(exc) from exc
+    await _append(request, encoded)
     return JSONResponse(
-        {"status": "accepted", "accepted": len(encoded), "event_ids": [eid for eid, _ in encoded]},
+        {
+            "status": "accepted",
+            "accepted": len(encoded),
+            "event_ids": [e.event_id for e in encoded],
+        },
         status_code=202,
     )
 

@@ -2,37 +2,93 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import Sequence
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from hitstream.errors import StreamUnavailable
+from schemas.event import Encoded
 
-# The field holding the event's JSONEachRow line in each stream entry.
+log = logging.getLogger(__name__)
+
+# Fields of a stream entry: the event's JSONEachRow line, and a marker that its
+# event_id came from the client (so a retry of it must be recognised).
 ROW_FIELD = b"e"
+CLIENT_ID_FIELD = b"c"
+DEDUP_KEY_PREFIX = "hitstream:eid:"
+
+# Atomically: for each (row, key) pair, append the row unless the key (a client's
+# event_id) was already seen within the window. '' as key means "no client id".
+# Claiming the key and appending happen together or not at all, so a failed append
+# never leaves a key that would make the client's retry look like a duplicate.
+APPEND_ONCE = """
+local window = tonumber(ARGV[1])
+local added = 0
+for i = 2, #ARGV, 2 do
+  local key = ARGV[i + 1]
+  if key == '' then
+    redis.call('XADD', KEYS[1], '*', 'e', ARGV[i])
+    added = added + 1
+  elseif redis.call('SET', key, '1', 'NX', 'EX', window) then
+    redis.call('XADD', KEYS[1], '*', 'e', ARGV[i], 'c', '1')
+    added = added + 1
+  end
+end
+return added
+"""
 
 
 class StreamWriter:
-    """Appends encoded events to one stream; a batch is appended atomically (MULTI/EXEC)."""
+    """Appends encoded events to one stream; a batch is appended atomically.
 
-    def __init__(self, redis: aioredis.Redis, stream: str) -> None:
+    Events whose event_id came from the client are appended at most once per
+    dedup window (a client retry inside the window is acknowledged, not re-added).
+    """
+
+    def __init__(
+        self, redis: aioredis.Redis, stream: str, dedup_window_s: int, high_water: int
+    ) -> None:
         self._redis = redis
         self._stream = stream
+        self._window = dedup_window_s
+        self._high_water = high_water
+        self._append_once = redis.register_script(APPEND_ONCE)
+        self.backlog = 0
 
-    async def append(self, row: bytes) -> None:
-        """Store one event; returns only once Redis has it."""
+    @property
+    def overloaded(self) -> bool:
+        """True when the stream holds more entries than the high-water mark."""
+        return self.backlog >= self._high_water
+
+    async def append(self, events: Sequence[Encoded]) -> None:
+        """Store all events or none of them; returns only once Redis has them."""
         try:
-            await self._redis.xadd(self._stream, {ROW_FIELD: row})
+            if not any(event.client_id for event in events):
+                await self._append_plain(events)
+                return
+            args: list[str | bytes | int] = [self._window]
+            for event in events:
+                args += [event.row, DEDUP_KEY_PREFIX + event.event_id if event.client_id else ""]
+            await self._append_once(keys=[self._stream], args=args)
         except RedisError as exc:
             raise StreamUnavailable(str(exc)) from exc
 
-    async def append_many(self, rows: Sequence[bytes]) -> None:
-        """Store all events or none of them."""
-        try:
-            async with self._redis.pipeline(transaction=True) as pipe:
-                for row in rows:
-                    pipe.xadd(self._stream, {ROW_FIELD: row})
-                await pipe.execute()
-        except RedisError as exc:
-            raise StreamUnavailable(str(exc)) from exc
+    async def _append_plain(self, events: Sequence[Encoded]) -> None:
+        if len(events) == 1:
+            await self._redis.xadd(self._stream, {ROW_FIELD: events[0].row})
+            return
+        async with self._redis.pipeline(transaction=True) as pipe:
+            for event in events:
+                pipe.xadd(self._stream, {ROW_FIELD: event.row})
+            await pipe.execute()
+
+    async def watch_backlog(self, interval_s: float) -> None:
+        """Keep `backlog` (the stream's length) current; run as a background task."""
+        while True:
+            with contextlib.suppress(RedisError):
+                self.backlog = int(await self._redis.xlen(self._stream))
+            await asyncio.sleep(interval_s)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -90,8 +91,20 @@ def _clickhouse_time(moment: datetime) -> str:
     return naive.isoformat(sep=" ", timespec="milliseconds")
 
 
-def to_row(event: EventIn, received_at: datetime) -> tuple[str, bytes]:
-    """Fill defaults and encode the event as the JSONEachRow line the consumers insert."""
+@dataclass(frozen=True)
+class Encoded:
+    """One event ready for the stream: its id, its row, and whether the client chose the id."""
+
+    event_id: str
+    row: bytes
+    client_id: bool
+
+
+def to_row(event: EventIn, received_at: datetime) -> Encoded:
+    """Fill defaults and encode the event as the JSONEachRow line the consumers insert.
+
+    The key order is fixed (event_id first): consumers recognise rows by that prefix.
+    """
     event_id = str(event.event_id or uuid.uuid4())
     row: dict[str, Any] = {
         "event_id": event_id,
@@ -102,4 +115,4 @@ def to_row(event: EventIn, received_at: datetime) -> tuple[str, bytes]:
         "ts": _clickhouse_time(event.timestamp or received_at),
         "received_at": _clickhouse_time(received_at),
     }
-    return event_id, orjson.dumps(row)
+    return Encoded(event_id, orjson.dumps(row), client_id=event.event_id is not None)

@@ -91,21 +91,29 @@ def test_bad_values_are_rejected_with_their_field(field: str, value: object) -> 
 
 
 def test_timestamp_offset_is_converted_to_utc() -> None:
-    row = orjson.loads(to_row(parse(timestamp="2025-11-15T01:30:00+05:30"), RECEIVED)[1])
+    row = orjson.loads(to_row(parse(timestamp="2025-11-15T01:30:00+05:30"), RECEIVED).row)
     assert row["ts"] == "2025-11-14 20:00:00.000"
 
 
 def test_defaults_fill_event_id_time_and_anonymous_user() -> None:
-    event_id, raw = to_row(parse(), RECEIVED)
-    row = orjson.loads(raw)
-    assert uuid.UUID(event_id) and row["event_id"] == event_id
+    encoded = to_row(parse(), RECEIVED)
+    row = orjson.loads(encoded.row)
+    assert uuid.UUID(encoded.event_id) and row["event_id"] == encoded.event_id
+    assert not encoded.client_id
     assert row["ts"] == row["received_at"] == "2025-11-14 12:00:00.123"
     assert row["user_id"] == ""
 
 
 def test_client_event_id_is_kept() -> None:
     eid = uuid.uuid4()
-    assert to_row(parse(event_id=str(eid)), RECEIVED)[0] == str(eid)
+    encoded = to_row(parse(event_id=str(eid)), RECEIVED)
+    assert (encoded.event_id, encoded.client_id) == (str(eid), True)
+
+
+def test_row_starts_with_the_event_id() -> None:
+    """Consumers recognise rows by this prefix without parsing them."""
+    encoded = to_row(parse(), RECEIVED)
+    assert encoded.row.startswith(b'{"event_id":"' + encoded.event_id.encode() + b'",')
 
 
 def test_unknown_fields_are_ignored() -> None:

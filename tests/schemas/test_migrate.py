@@ -33,11 +33,12 @@ def test_migrate_is_idempotent(ch: Client) -> None:
 
 
 def test_rollback_and_reapply(ch: Client) -> None:
-    migrate(ch, raw_ttl_days=90)
-    assert rollback(ch, to_version=1, raw_ttl_days=90) == [3, 2]
+    applied = migrate(ch, raw_ttl_days=90)
+    later = [v for v in applied if v > 1]
+    assert rollback(ch, to_version=1, raw_ttl_days=90) == later[::-1]
     assert applied_versions(ch) == {1}
     assert "daily_paths" not in tables(ch) and "events" in tables(ch)
-    assert migrate(ch, raw_ttl_days=90) == [2, 3]
+    assert migrate(ch, raw_ttl_days=90) == later
 
 
 def test_changed_raw_ttl_is_applied(ch: Client) -> None:

@@ -1,0 +1,140 @@
+"""What FastStream's stream subscriber does not do, done in batches.
+
+- A restarted consumer first finishes its own pending entries (FastStream reads only `>`).
+- Entries left pending by a dead consumer are reclaimed with XAUTOCLAIM, a batch at a
+  time (FastStream's `min_idle_time` claims one entry per call and then reads no new ones).
+- The stream is trimmed, but never past an entry some group has not acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from consumers.processor import BatchProcessor, Stopping, stream_id_key
+from hitstream.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# Consumers with nothing pending and idle this long are removed from the group.
+STALE_CONSUMER_IDLE_MS = 3_600_000
+
+
+class Recovery:
+    """Own-pending drain, reclaiming and trimming for one consumer."""
+
+    def __init__(
+        self, settings: Settings, redis: aioredis.Redis, processor: BatchProcessor
+    ) -> None:
+        self._settings = settings
+        self._redis = redis
+        self._processor = processor
+        self._stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        """Finish the batch in hand, then return from the loops."""
+        self._stopping.set()
+
+    async def drain_own_pending(self) -> int:
+        """Process entries delivered to this consumer name before a restart; return count."""
+        settings = self._settings
+        done, cursor = 0, "0"
+        while not self._stopping.is_set():
+            reply: Any = await self._redis.xreadgroup(
+                settings.group,
+                self._processor.consumer,
+                {settings.stream: cursor},
+                count=settings.batch_size,
+            )
+            entries = reply[0][1] if reply else []
+            if not entries:
+                break
+            await self._processor.process(
+                [entry_id for entry_id, _ in entries], [fields for _, fields in entries], True
+            )
+            done += len(entries)
+            cursor = entries[-1][0].decode()
+        if done:
+            log.info("finished %d entries left pending by this consumer", done)
+        return done
+
+    async def reclaim_once(self) -> int:
+        """Claim and process entries idle longer than `claim_idle_ms`; return how many."""
+        settings = self._settings
+        claimed, start = 0, "0-0"
+        while not self._stopping.is_set():
+            claim: Any = await self._redis.xautoclaim(
+                settings.stream,
+                settings.group,
+                self._processor.consumer,
+                min_idle_time=settings.claim_idle_ms,
+                start_id=start,
+                count=settings.batch_size,
+            )
+            next_start, entries, deleted = claim
+            if deleted:
+                # Gone from the stream (deleted by hand): nothing left to write.
+                await self._redis.xack(settings.stream, settings.group, *deleted)
+            if entries:
+                log.info("reclaimed %d idle pending entries", len(entries))
+                await self._processor.process(
+                    [entry_id for entry_id, _ in entries], [fields for _, fields in entries], True
+                )
+                claimed += len(entries)
+            start = next_start.decode() if isinstance(next_start, bytes) else str(next_start)
+            if start == "0-0":
+                break
+        return claimed
+
+    async def trim_once(self) -> int:
+        """Drop entries every group has acknowledged, once the stream passes the threshold."""
+        stream = self._settings.stream
+        if await self._redis.xlen(stream) <= self._settings.trim_threshold:
+            return 0
+        floor: tuple[int, int] | None = None
+        for group in await self._redis.xinfo_groups(stream):
+            summary = await self._redis.xpending(stream, group["name"])
+            if summary["pending"]:
+                candidate = stream_id_key(summary["min"])
+            else:
+                ms, seq = stream_id_key(group["last-delivered-id"])
+                candidate = (ms, seq + 1)
+            floor = candidate if floor is None else min(floor, candidate)
+        if floor is None:
+            return 0
+        removed = int(await self._redis.xtrim(stream, minid=f"{floor[0]}-{floor[1]}"))
+        if removed:
+            log.info("trimmed %d acknowledged entries", removed)
+        return removed
+
+    async def forget_stale_consumers(self) -> None:
+        """Remove long-idle consumers with nothing pending (dead replicas, old pids)."""
+        settings = self._settings
+        for info in await self._redis.xinfo_consumers(settings.stream, settings.group):
+            name = info["name"].decode() if isinstance(info["name"], bytes) else info["name"]
+            if (
+                name != self._processor.consumer
+                and info["pending"] == 0
+                and info["idle"] > STALE_CONSUMER_IDLE_MS
+            ):
+                await self._redis.xgroup_delconsumer(settings.stream, settings.group, name)
+
+    async def run(self) -> None:
+        """Reclaim and trim every interval until stopped."""
+        interval = self._settings.maintenance_interval_s
+        while not self._stopping.is_set():
+            try:
+                await self.reclaim_once()
+                await self.trim_once()
+                await self.forget_stale_consumers()
+            except Stopping:
+                return
+            except RedisError as exc:
+                log.warning("recovery round failed: %s", exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), timeout=interval)
