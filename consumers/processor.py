@@ -14,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import signal
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -156,13 +158,20 @@ class BatchProcessor:
         token = batch_token(self._settings.stream, [item.entry_id for item in items])
         rows = [item.row for item in items]
         try:
+            self._failpoint("kill-before-insert")
             await self._with_backoff(items, lambda: self._sink.insert(rows, token))
+            self._failpoint("kill-after-insert")
             return []
         except RowsRejected as exc:
             if len(items) == 1:
                 return await self._retry_rejected(items[0], exc)
         middle = len(items) // 2
         return await self._write(items[:middle]) + await self._write(items[middle:])
+
+    def _failpoint(self, name: str) -> None:
+        if self._settings.failpoint == name:
+            log.warning("failpoint %s: killing this process", name)
+            os.kill(os.getpid(), signal.SIGKILL)
 
     async def _retry_rejected(self, item: Item, error: RowsRejected) -> list[DeadLetter]:
         """A single rejected row gets `max_deliveries` attempts in all, then the dead letters."""

@@ -107,7 +107,10 @@ class Recovery:
             floor = candidate if floor is None else min(floor, candidate)
         if floor is None:
             return 0
-        removed = int(await self._redis.xtrim(stream, minid=f"{floor[0]}-{floor[1]}"))
+        # Exact (not `~`): the floor is a hard bound, and trimming runs only every few seconds.
+        removed = int(
+            await self._redis.xtrim(stream, minid=f"{floor[0]}-{floor[1]}", approximate=False)
+        )
         if removed:
             log.info("trimmed %d acknowledged entries", removed)
         return removed

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
 import logging
 import signal
 import sys
@@ -10,8 +12,14 @@ import sys
 import uvicorn
 from pydantic import ValidationError
 
+from consumers.deadletter import DeadLetters
 from hitstream.app import ALL_ROLES, Role, create_app
-from hitstream.connections import clickhouse_client, close_quietly
+from hitstream.connections import (
+    clickhouse_client,
+    close_quietly,
+    embedded_redis_url,
+    redis_client,
+)
 from hitstream.errors import HitstreamError
 from hitstream.settings import Settings
 from schemas.migrate import migrate, rollback
@@ -35,7 +43,28 @@ def _parser() -> argparse.ArgumentParser:
     migrate_cmd.add_argument(
         "--to", type=int, default=None, help="roll back to this version instead (0 drops all)"
     )
+    dlq = commands.add_parser("dlq", help="inspect and re-inject dead-lettered events")
+    dlq_commands = dlq.add_subparsers(dest="dlq_command", required=True)
+    listing = dlq_commands.add_parser("list", help="print dead letters as JSON lines")
+    listing.add_argument("--count", type=int, default=100)
+    replay = dlq_commands.add_parser("replay", help="append dead letters to the stream again")
+    replay.add_argument("ids", nargs="*", help="dead-letter entry IDs (default: all)")
     return parser
+
+
+async def _dlq(settings: Settings, args: argparse.Namespace) -> None:
+    redis = redis_client(settings.redis_url or embedded_redis_url(settings))
+    dead = DeadLetters(redis, settings.stream, settings.group, settings.dead_letter_stream)
+    try:
+        if args.dlq_command == "list":
+            for entry_id, fields in await dead.list(args.count):
+                text = {k.decode(): v.decode(errors="replace") for k, v in fields.items()}
+                print(json.dumps({"id": entry_id.decode(), **text}))
+        else:
+            moved = await dead.replay([entry_id.encode() for entry_id in args.ids])
+            print(f"replayed {moved} dead letters into {settings.stream}")
+    finally:
+        await redis.aclose()
 
 
 def _run_server(settings: Settings, roles: frozenset[Role]) -> None:
@@ -88,6 +117,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         if args.command == "migrate":
             _migrate(settings, args.to)
+        elif args.command == "dlq":
+            asyncio.run(_dlq(settings, args))
         else:
             _run_server(settings, ROLE_COMMANDS[args.command][0])
     except HitstreamError as exc:

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
+import redis.asyncio as aioredis
 from anyio import to_thread
+from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from hitstream.http import JSONResponse
+from hitstream.http import JSONResponse, error_response
+from hitstream.settings import Settings
 
 CHECK_TIMEOUT_S = 2.0
 
@@ -45,6 +50,48 @@ async def get_health(request: Request) -> Response:
     return JSONResponse(body, status_code=200 if healthy else 503)
 
 
+async def queue_state(redis: aioredis.Redis, settings: Settings) -> dict[str, Any]:
+    """Stream length, the group's pending count, lag and oldest pending age, dead letters."""
+    stream, group = settings.stream, settings.group
+    length = int(await redis.xlen(stream))
+    groups: Any = await redis.xinfo_groups(stream) if length or await redis.exists(stream) else []
+    mine = next((g for g in groups if g["name"].decode() == group), None)
+    pending, oldest_age, consumers = 0, 0.0, 0
+    lag: int | None = length
+    if mine is not None:
+        summary: Any = await redis.xpending(stream, group)
+        pending, consumers, lag = int(summary["pending"]), int(mine["consumers"]), mine["lag"]
+        if pending:
+            oldest_ms = int(summary["min"].split(b"-")[0])
+            oldest_age = max(0.0, time.time() - oldest_ms / 1000)
+    return {
+        "stream": stream,
+        "length": length,
+        "group": group,
+        "consumers": consumers,
+        "pending": pending,
+        "lag": lag,
+        "oldest_pending_age_s": round(oldest_age, 3),
+        "dead_letters": int(await redis.xlen(settings.dead_letter_stream)),
+    }
+
+
+async def get_queue_health(request: Request) -> Response:
+    """The stream as the consumer group sees it; 503 when Redis does not answer."""
+    try:
+        body = await asyncio.wait_for(
+            queue_state(request.state.redis, request.state.settings), timeout=CHECK_TIMEOUT_S
+        )
+    except (RedisError, TimeoutError) as exc:
+        return error_response(503, "redis unavailable", [{"field": "redis", "message": str(exc)}])
+    return JSONResponse(body)
+
+
 def routes() -> list[BaseRoute]:
     """Health routes, also under `/api`."""
-    return [Route(prefix + "/health", get_health, methods=["GET"]) for prefix in ("", "/api")]
+    table = [("/health", get_health), ("/health/queue", get_queue_health)]
+    return [
+        Route(prefix + path, endpoint, methods=["GET"])
+        for path, endpoint in table
+        for prefix in ("", "/api")
+    ]

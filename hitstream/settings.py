@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     )
     shutdown_timeout_s: float = Field(default=30.0, gt=0)
 
+    # Fault injection for the test suite only: the consumer SIGKILLs itself at this point.
+    failpoint: Literal["", "kill-before-insert", "kill-after-insert"] = ""
+
     # Embedded Valkey persistence.
     redis_appendfsync: Literal["always", "everysec", "no"] = "everysec"
 

@@ -7,6 +7,7 @@ in-process tests share one path; subprocess tests get their own data dirs.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,7 +23,7 @@ from hitstream.app import ALL_ROLES, Role, create_app
 from hitstream.connections import clickhouse_client
 from hitstream.settings import Settings
 from schemas.migrate import migrate
-from tests.helpers import wait_for
+from tests.helpers import poll_stats
 
 
 @pytest.fixture(scope="session")
@@ -49,6 +50,7 @@ def make_settings(valkey: ValkeyServer, chdb_dsn: str, tmp_path: Path) -> Callab
         "clickhouse_url": chdb_dsn,
         "clickhouse_database": f"test_{suffix}",
         "stream": f"test:{suffix}",
+        "dead_letter_stream": f"test:{suffix}:dead",
         "group": f"group_{suffix}",
         "consumer_name": f"consumer_{suffix}",
         "data_dir": tmp_path,
@@ -113,17 +115,5 @@ def schema(ch: Client, settings: Settings) -> Client:
 
 @pytest.fixture
 def stats(client: TestClient) -> Callable[..., dict[str, Any]]:
-    """Poll GET /stats until `until` holds for the answer, or fail at the deadline."""
-
-    def fetch(
-        until: Callable[[dict[str, Any]], bool], timeout: float = 20.0, **params: str
-    ) -> dict[str, Any]:
-        def attempt() -> dict[str, Any] | None:
-            response = client.get("/stats", params=params)
-            assert response.status_code == 200, response.text
-            body: dict[str, Any] = response.json()
-            return body if until(body) else None
-
-        return wait_for(attempt, timeout=timeout, what=f"/stats {params}")
-
-    return fetch
+    """Poll the all-in-one app's GET /stats until a condition holds."""
+    return functools.partial(poll_stats, client)

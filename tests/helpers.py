@@ -2,13 +2,33 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
+
+from starlette.testclient import TestClient
 
 from hitstream.testing import HitstreamProcess, free_port, wait_for
 
-__all__ = ["HitstreamProcess", "event", "free_port", "wait_for"]
+__all__ = ["HitstreamProcess", "event", "free_port", "poll_stats", "wait_for"]
 
 
 def event(site_id: str, path: str = "/", **fields: Any) -> dict[str, Any]:
     """A valid page-view event with overridable fields."""
     return {"site_id": site_id, "event_type": "page_view", "path": path, **fields}
+
+
+def poll_stats(
+    client: TestClient,
+    until: Callable[[dict[str, Any]], bool],
+    timeout: float = 20.0,
+    **params: str,
+) -> dict[str, Any]:
+    """Poll GET /stats until `until` holds for the answer, or fail at the deadline."""
+
+    def attempt() -> dict[str, Any] | None:
+        response = client.get("/stats", params=params)
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body if until(body) else None
+
+    return wait_for(attempt, timeout=timeout, what=f"/stats {params}")

@@ -1,0 +1,295 @@
+"""Counted once: redelivered batches, client retries, poison entries, trimming, backpressure."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import redis
+from clickhouse_connect.driver.client import Client
+from starlette.testclient import TestClient
+
+from consumers.deadletter import DeadLetters
+from consumers.processor import BatchProcessor
+from consumers.recovery import Recovery
+from consumers.sink import ClickHouseSink
+from consumers.worker import ensure_group
+from hitstream.app import Role
+from hitstream.connections import redis_client
+from hitstream.settings import Settings
+from ingest.stream import DEDUP_KEY_PREFIX
+from tests.helpers import event, poll_stats, wait_for
+
+Stats = Callable[..., dict[str, Any]]
+
+
+def raw_count(ch: Client, site: str) -> tuple[int, int]:
+    """Rows and distinct event_ids of a site in the raw table."""
+    rows, distinct = ch.query(
+        "SELECT count(), uniqExact(event_id) FROM events WHERE site_id = {s:String}",
+        parameters={"s": site},
+    ).result_rows[0]
+    return int(rows), int(distinct)
+
+
+def pending(conn: redis.Redis, settings: Settings) -> int:
+    return int(conn.xpending(settings.stream, settings.group)["pending"])
+
+
+def drained(conn: redis.Redis, settings: Settings) -> None:
+    wait_for(lambda: True if pending(conn, settings) == 0 else None, what="pending list to empty")
+
+
+@pytest.mark.anyio
+async def test_same_batch_redelivered_on_purpose_counts_once(
+    schema: Client, settings: Settings, redis_conn: redis.Redis
+) -> None:
+    """Process one batch, then hand the same entries in again, both ways they can come back."""
+    ingest = [to_entry(event("again", f"/{i}")) for i in range(30)]
+    for fields in ingest:
+        redis_conn.xadd(settings.stream, fields)
+    redis = redis_client(settings.redis_url or "")
+    try:
+        await ensure_group(redis, settings.stream, settings.group)
+        reply: Any = await redis.xreadgroup(settings.group, "c1", {settings.stream: ">"})
+        ids = [entry_id for entry_id, _ in reply[0][1]]
+        entries = [fields for _, fields in reply[0][1]]
+        dead = DeadLetters(redis, settings.stream, settings.group, settings.dead_letter_stream)
+        processor = BatchProcessor(settings, "c1", redis, ClickHouseSink(schema), dead)
+        await processor.process(ids, entries)
+        await processor.process(ids, entries)  # same composition: the insert token dedups
+        await processor.process(ids, entries, redelivered=True)  # stored-ID check skips all
+        await processor.process(ids[:7] + ids[20:], entries[:7] + entries[20:], redelivered=True)
+    finally:
+        await redis.aclose()
+    assert raw_count(schema, "again") == (30, 30)
+    totals = schema.query("SELECT sum(views) FROM daily_totals WHERE site_id = 'again'")
+    paths = schema.query("SELECT sum(views) FROM daily_paths WHERE site_id = 'again'")
+    assert totals.result_rows[0][0] == paths.result_rows[0][0] == 30
+
+
+def to_entry(body: dict[str, Any]) -> dict[bytes, bytes]:
+    from datetime import UTC, datetime
+
+    from schemas.event import EventIn, to_row
+
+    return {b"e": to_row(EventIn.model_validate(body), datetime.now(UTC)).row}
+
+
+def test_client_retrying_one_event_id_ten_times_counts_once(
+    client: TestClient, ch: Client, stats: Stats, settings: Settings, redis_conn: redis.Redis
+) -> None:
+    body = event("retry", "/buy", user_id="u1", event_id=str(uuid.uuid4()))
+    answers = [client.post("/event", json=body) for _ in range(7)]
+    answers += [client.post("/events", json=[body, body]) for _ in range(3)]
+    assert all(a.status_code == 202 for a in answers)
+    assert {a.json().get("event_id") for a in answers[:7]} == {body["event_id"]}
+    client.post("/event", json=event("retry", "/other"))  # a different event still counts
+    stats(lambda b: b["total_views"] == 2, site_id="retry")
+    drained(redis_conn, settings)
+    assert raw_count(ch, "retry") == (2, 2)
+    final = client.get("/stats", params={"site_id": "retry"}).json()
+    assert final["total_views"] == 2 and final["unique_users"] == 1
+
+
+def test_client_retry_after_the_dedup_window_still_counts_once(
+    make_settings: Callable[..., Settings],
+    make_client: Callable[..., TestClient],
+    ch: Client,
+    redis_conn: redis.Redis,
+) -> None:
+    settings = make_settings(dedup_window_s=1)
+    client = make_client(settings)
+    body = event("late-retry", "/", event_id=str(uuid.uuid4()))
+    assert client.post("/event", json=body).status_code == 202
+    key = DEDUP_KEY_PREFIX + body["event_id"]
+    wait_for(lambda: True if not redis_conn.exists(key) else None, what="dedup key to expire")
+    assert client.post("/event", json=body).status_code == 202
+    wait_for(
+        lambda: True if redis_conn.xinfo_groups(settings.stream)[0]["entries-read"] == 2 else None,
+        what="both copies to be read",
+    )
+    drained(redis_conn, settings)
+    assert raw_count(ch, "late-retry") == (1, 1)
+    totals = ch.query("SELECT sum(views) FROM daily_totals WHERE site_id = 'late-retry'")
+    assert totals.result_rows[0][0] == 1
+
+
+def test_poison_entries_are_dead_lettered_and_good_ones_count(
+    make_settings: Callable[..., Settings],
+    make_client: Callable[..., TestClient],
+    redis_conn: redis.Redis,
+) -> None:
+    settings = make_settings(max_deliveries=3, insert_backoff_initial_s=0.01)
+    client = make_client(settings)
+    good = [event("poison", f"/{i}", timestamp="2025-04-04T04:04:04Z") for i in range(20)]
+    bad_uuid = b'{"event_id":"zzzzzzzz-zzzz-zzzz-zzzz-zzzzzzzzzzzz","site_id":"poison"}'
+    client.post("/events", json=good[:10])
+    redis_conn.xadd(settings.stream, {b"e": bad_uuid})
+    redis_conn.xadd(settings.stream, {b"something": b"else"})
+    client.post("/events", json=good[10:])
+    dead = wait_for(
+        lambda: (
+            redis_conn.xrange(settings.dead_letter_stream) or None
+            if redis_conn.xlen(settings.dead_letter_stream) == 2
+            else None
+        ),
+        what="two dead letters",
+    )
+    body = client.get("/stats", params={"site_id": "poison", "date": "2025-04-04"}).json()
+    assert body["total_views"] == 20
+    drained(redis_conn, settings)
+    by_source = {fields[b"error"]: fields for _, fields in dead}
+    rejected = next(f for e, f in by_source.items() if b"UUID" in e)
+    assert rejected[b"e"] == bad_uuid and b"after 3 attempts" in rejected[b"error"]
+    assert int(rejected[b"deliveries"]) >= 1
+    foreign = next(f for e, f in by_source.items() if b"not a hitstream event" in e)
+    assert foreign[b"something"] == b"else"
+
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("HITSTREAM_")},
+        "HITSTREAM_REDIS_URL": settings.redis_url or "",
+        "HITSTREAM_STREAM": settings.stream,
+        "HITSTREAM_GROUP": settings.group,
+        "HITSTREAM_DEAD_LETTER_STREAM": settings.dead_letter_stream,
+    }
+    cli = [sys.executable, "-m", "hitstream.cli", "dlq"]
+    listed = subprocess.run([*cli, "list"], env=env, capture_output=True, check=True, text=True)
+    lines = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert len(lines) == 2 and all(
+        {"id", "error", "deliveries", "source_id"} <= set(x) for x in lines
+    )
+    replayed = subprocess.run([*cli, "replay"], env=env, capture_output=True, check=True, text=True)
+    assert "replayed 2" in replayed.stdout
+    # Still poison: they come back to the dead letters; the good events are not doubled.
+    wait_for(
+        lambda: (
+            True
+            if redis_conn.xlen(settings.dead_letter_stream) == 2
+            and pending(redis_conn, settings) == 0
+            else None
+        ),
+        what="replayed poison to be dead-lettered again",
+    )
+    assert (
+        client.get("/stats", params={"site_id": "poison", "date": "2025-04-04"}).json()[
+            "total_views"
+        ]
+        == 20
+    )
+
+
+@pytest.mark.anyio
+async def test_backlog_over_trim_threshold_keeps_every_pending_entry(
+    make_settings: Callable[..., Settings],
+    make_client: Callable[..., TestClient],
+    ch: Client,
+    redis_conn: redis.Redis,
+) -> None:
+    settings = make_settings(
+        trim_threshold=10, maintenance_interval_s=0.05, insert_backoff_max_s=0.2
+    )
+    client = make_client(settings)
+    ch.command("DETACH TABLE events")
+    try:
+        for _ in range(4):
+            assert (
+                client.post(
+                    "/events", json=[event("trim", timestamp="2025-04-05T00:00:00Z")] * 25
+                ).status_code
+                == 202
+            )
+        # The consumer holds its first batch (retrying); the rest waits unread behind it.
+        wait_for(
+            lambda: True if pending(redis_conn, settings) > 0 else None, what="a pending batch"
+        )
+        redis = redis_client(settings.redis_url or "")
+        try:
+            recovery = Recovery(settings, redis, processor=None)  # type: ignore[arg-type]
+            assert await recovery.trim_once() == 0
+        finally:
+            await redis.aclose()
+        assert redis_conn.xlen(settings.stream) == 100
+    finally:
+        ch.command("ATTACH TABLE events")
+    poll_stats(client, lambda b: b["total_views"] == 100, site_id="trim", date="2025-04-05")
+    # Once acknowledged, the entries over the threshold are trimmed away.
+    wait_for(lambda: True if redis_conn.xlen(settings.stream) <= 10 else None, what="trim")
+
+
+@pytest.mark.anyio
+async def test_trim_waits_for_every_group(settings: Settings, redis_conn: redis.Redis) -> None:
+    for i in range(30):
+        redis_conn.xadd(settings.stream, {b"e": b"x" + str(i).encode()})
+    redis_conn.xgroup_create(settings.stream, settings.group, id="0")
+    redis_conn.xgroup_create(settings.stream, "slow-reader", id="0")
+    entries = redis_conn.xreadgroup(settings.group, "c", {settings.stream: ">"})[0][1]
+    redis_conn.xack(settings.stream, settings.group, *[i for i, _ in entries])
+    redis = redis_client(settings.redis_url or "")
+    try:
+        recovery = Recovery(settings.model_copy(update={"trim_threshold": 5}), redis, None)  # type: ignore[arg-type]
+        assert await recovery.trim_once() == 0  # slow-reader has read nothing
+        redis_conn.xreadgroup("slow-reader", "c", {settings.stream: ">"}, count=20)
+        assert await recovery.trim_once() == 0  # read but not acknowledged: still pending
+        slow = redis_conn.xpending_range(settings.stream, "slow-reader", "-", "+", 100)
+        redis_conn.xack(settings.stream, "slow-reader", *[p["message_id"] for p in slow[:12]])
+        assert await recovery.trim_once() == 12
+    finally:
+        await redis.aclose()
+    assert redis_conn.xlen(settings.stream) == 18
+
+
+def test_backpressure_answers_503_and_drops_nothing_accepted(
+    make_settings: Callable[..., Settings],
+    make_client: Callable[..., TestClient],
+    redis_conn: redis.Redis,
+) -> None:
+    settings = make_settings(backlog_high_water=20, trim_threshold=10)
+    ingest = make_client(settings, frozenset({Role.INGEST}))
+    accepted = 0
+
+    def until_refused() -> bool | None:
+        nonlocal accepted
+        response = ingest.post("/event", json=event("pressure", timestamp="2025-04-06T00:00:00Z"))
+        if response.status_code == 202:
+            accepted += 1
+            return None
+        assert response.status_code == 503
+        assert response.headers["retry-after"] == "1"
+        assert "backlog" in response.json()["error"]
+        return True
+
+    wait_for(until_refused, what="a 503 from ingest")
+    assert accepted >= 20
+    assert redis_conn.xlen(settings.stream) == accepted
+    client = make_client(settings)
+    poll_stats(
+        client, lambda b: b["total_views"] == accepted, site_id="pressure", date="2025-04-06"
+    )
+
+
+def test_queue_health_reports_backlog_and_dead_letters(
+    client: TestClient, ch: Client, settings: Settings, redis_conn: redis.Redis
+) -> None:
+    ch.command("DETACH TABLE events")
+    try:
+        client.post("/events", json=[event("q")] * 5)
+
+        def five_pending() -> dict[str, Any] | None:
+            state: dict[str, Any] = client.get("/health/queue").json()
+            return state if state["pending"] == 5 else None
+
+        state = wait_for(five_pending, what="5 pending")
+        assert state["stream"] == settings.stream and state["group"] == settings.group
+        assert state["length"] == 5 and state["consumers"] == 1 and state["dead_letters"] == 0
+        assert state["lag"] == 0 and state["oldest_pending_age_s"] >= 0
+    finally:
+        ch.command("ATTACH TABLE events")
+    drained(redis_conn, settings)
+    assert client.get("/api/health/queue").json()["pending"] == 0
