@@ -53,12 +53,14 @@ class HitstreamProcess:
         self._command = [str(Path(sys.executable).with_name("hitstream")), command]
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 60.0) -> HitstreamProcess:
-        """Start the process and wait until its /health answers 200."""
+    def start(self, timeout: float = 60.0, wait: bool = True) -> HitstreamProcess:
+        """Start the process and (with `wait`) wait until its /health answers 200."""
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 self._command, env=self._env, stdout=log, stderr=subprocess.STDOUT
             )
+        if not wait:
+            return self
 
         def healthy() -> bool | None:
             assert self.proc is not None
@@ -77,6 +79,11 @@ class HitstreamProcess:
         """Send `sig` and wait for the exit code."""
         assert self.proc is not None
         self.proc.send_signal(sig)
+        return self.proc.wait(timeout=timeout)
+
+    def wait(self, timeout: float = 60.0) -> int:
+        """Wait for the process to exit by itself; return its exit code."""
+        assert self.proc is not None
         return self.proc.wait(timeout=timeout)
 
     def log(self) -> str:
