@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import os
 
-from bench import freshness
+from bench import drain, freshness
 
 
 def main() -> None:
-    figures = {"machine": {"cores": os.cpu_count()}, **freshness.run()}
+    figures = {"machine": {"cores": os.cpu_count()}, **freshness.run(), **drain.run()}
     print(json.dumps(figures, indent=2))
 
 
