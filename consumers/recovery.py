@@ -40,11 +40,15 @@ class Recovery:
         """Finish the batch in hand, then return from the loops."""
         self._stopping.set()
 
-    async def drain_own_pending(self) -> int:
-        """Process entries delivered to this consumer name before a restart; return count."""
+    async def drain_own_pending(self, at_shutdown: bool = False) -> int:
+        """Process entries already delivered to this consumer name; return how many.
+
+        At start-up that is what a previous run left; at shutdown, what a read cancelled
+        mid-flight delivered (FastStream cancels its reader once the handler is done).
+        """
         settings = self._settings
         done, cursor = 0, "0"
-        while not self._stopping.is_set():
+        while at_shutdown or not self._stopping.is_set():
             reply: Any = await self._redis.xreadgroup(
                 settings.group,
                 self._processor.consumer,
@@ -54,14 +58,16 @@ class Recovery:
             entries = reply[0][1] if reply else []
             if not entries:
                 break
-            await self._processor.process(
-                [entry_id for entry_id, _ in entries], [fields for _, fields in entries], True
-            )
+            await self._redeliver(entries)
             done += len(entries)
             cursor = entries[-1][0].decode()
         if done:
             log.info("finished %d entries left pending by this consumer", done)
         return done
+
+    async def _redeliver(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
+        ids = [entry_id for entry_id, _ in entries]
+        await self._processor.process(ids, [fields for _, fields in entries], redelivered=True)
 
     async def reclaim_once(self) -> int:
         """Claim and process entries idle longer than `claim_idle_ms`; return how many."""
@@ -82,9 +88,7 @@ class Recovery:
                 await self._redis.xack(settings.stream, settings.group, *deleted)
             if entries:
                 log.info("reclaimed %d idle pending entries", len(entries))
-                await self._processor.process(
-                    [entry_id for entry_id, _ in entries], [fields for _, fields in entries], True
-                )
+                await self._redeliver(entries)
                 claimed += len(entries)
             start = next_start.decode() if isinstance(next_start, bytes) else str(next_start)
             if start == "0-0":

@@ -106,14 +106,19 @@ class Consumer:
         await self.recovery.run()
 
     async def stop(self) -> None:
-        """Stop reading, finish and acknowledge the batch in hand, within shutdown_timeout_s."""
+        """Stop reading, finish and acknowledge the batch in hand, within shutdown_timeout_s.
+
+        Retries stop first: a batch ClickHouse cannot take now stays pending.
+        """
         self.recovery.stop()
         self.processor.stop()
         await self._broker.stop()
-        if self._task is not None:
-            try:
-                await asyncio.wait_for(self._task, timeout=self._settings.shutdown_timeout_s)
-            except TimeoutError:
-                log.warning("consumer did not stop in time; its batch stays pending")
-            except Exception:
-                log.exception("consumer task failed")
+        try:
+            async with asyncio.timeout(self._settings.shutdown_timeout_s):
+                if self._task is not None:
+                    await self._task
+                await self.recovery.drain_own_pending(at_shutdown=True)
+        except (TimeoutError, Stopping):
+            log.warning("stopping with entries still pending; they will be redelivered")
+        except Exception:
+            log.exception("consumer failed while stopping")

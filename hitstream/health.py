@@ -12,9 +12,9 @@ from anyio import to_thread
 from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
-from hitstream.http import JSONResponse, error_response
+from hitstream.http import JSONResponse, api_routes, error_response
 from hitstream.settings import Settings
 
 CHECK_TIMEOUT_S = 2.0
@@ -89,9 +89,4 @@ async def get_queue_health(request: Request) -> Response:
 
 def routes() -> list[BaseRoute]:
     """Health routes, also under `/api`."""
-    table = [("/health", get_health), ("/health/queue", get_queue_health)]
-    return [
-        Route(prefix + path, endpoint, methods=["GET"])
-        for path, endpoint in table
-        for prefix in ("", "/api")
-    ]
+    return api_routes("GET", [("/health", get_health), ("/health/queue", get_queue_health)])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 import orjson
@@ -11,6 +11,9 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+Endpoint = Callable[[Request], Awaitable[Response]]
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +85,15 @@ async def on_unexpected(request: Request, exc: Exception) -> Response:
     """Last resort: log the traceback, answer JSON without it."""
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return error_response(500, "internal error")
+
+
+def api_routes(method: str, table: Iterable[tuple[str, Endpoint]]) -> list[BaseRoute]:
+    """Each `(path, endpoint)` at its path and under `/api` (the seeds used both)."""
+    return [
+        Route(prefix + path, endpoint, methods=[method])
+        for path, endpoint in table
+        for prefix in ("", "/api")
+    ]
 
 
 EXCEPTION_HANDLERS: dict[Any, Any] = {

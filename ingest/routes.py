@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
 from hitstream.errors import StreamUnavailable
-from hitstream.http import APIError, JSONResponse, validation_details
+from hitstream.http import APIError, JSONResponse, api_routes, validation_details
 from ingest.stream import StreamWriter
 from schemas.event import Encoded, EventBatch, EventIn, to_row
 
@@ -84,9 +84,4 @@ async def post_events(request: Request) -> Response:
 
 def routes() -> list[BaseRoute]:
     """Ingest routes, each also under `/api`."""
-    table = [("/event", post_event), ("/events", post_events)]
-    return [
-        Route(prefix + path, endpoint, methods=["POST"])
-        for path, endpoint in table
-        for prefix in ("", "/api")
-    ]
+    return api_routes("POST", [("/event", post_event), ("/events", post_events)])

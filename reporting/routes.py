@@ -6,9 +6,9 @@ from anyio import to_thread
 from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
-from hitstream.http import APIError, JSONResponse, validation_details
+from hitstream.http import APIError, JSONResponse, api_routes, validation_details
 from reporting.queries import StatsReader
 from schemas.stats import StatsQuery
 
@@ -44,4 +44,4 @@ async def get_stats(request: Request) -> Response:
 
 def routes() -> list[BaseRoute]:
     """Reporting routes, each also under `/api`."""
-    return [Route(prefix + "/stats", get_stats, methods=["GET"]) for prefix in ("", "/api")]
+    return api_routes("GET", [("/stats", get_stats)])
