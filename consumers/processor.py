@@ -81,7 +81,6 @@ class BatchProcessor:
         self._sink = sink
         self._dead = dead
         self._stopping = asyncio.Event()
-        self.events_written = 0
 
     def stop(self) -> None:
         """Stop retrying: a batch that cannot be written now stays pending for redelivery."""
@@ -107,7 +106,6 @@ class BatchProcessor:
         done = [i for i in ids if i not in buried]
         if done:
             await self._redis.xack(self._settings.stream, self._settings.group, *done)
-        self.events_written += len(fresh) - sum(1 for x in letters if x.fields.get(ROW_FIELD))
 
     async def _split_exhausted(self, items: list[Item]) -> tuple[list[Item], list[DeadLetter]]:
         """Entries delivered more than `max_deliveries` times (crash loops) are given up."""
