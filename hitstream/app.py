@@ -71,7 +71,6 @@ async def _open(
     """Open what the roles need, registering each close on the stack; return request state."""
     checks: dict[str, health.Check] = {}
     state: dict[str, Any] = {
-        "max_batch_events": settings.max_batch_events,
         "health_checks": checks,
         "settings": settings,
     }

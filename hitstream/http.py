@@ -13,6 +13,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from schemas import jsonbody
+
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 log = logging.getLogger(__name__)
@@ -85,6 +87,47 @@ async def on_unexpected(request: Request, exc: Exception) -> Response:
     """Last resort: log the traceback, answer JSON without it."""
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return error_response(500, "internal error")
+
+
+JSON_TYPES = frozenset({"application/json"})
+# navigator.sendBeacon cannot send application/json without a CORS preflight.
+BEACON_TYPES = frozenset({"application/json", "text/plain"})
+
+
+async def read_json(request: Request, max_bytes: int, accepted: frozenset[str] = JSON_TYPES) -> Any:
+    """The request's JSON body, read up to `max_bytes` and parsed strictly.
+
+    413 when the declared or actual size is over the cap (an oversized declared
+    Content-Length is refused without reading), 415 for other media types, 400 for
+    anything that is not acceptable JSON.
+    """
+    media_type = request.headers.get("content-type", "application/json").split(";")[0]
+    if media_type.strip().lower() not in accepted:
+        raise APIError(
+            415,
+            f"unsupported media type {media_type.strip()[:100]!r}",
+            [{"field": "content-type", "message": f"use one of {', '.join(sorted(accepted))}"}],
+        )
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > max_bytes):
+        raise _too_large(max_bytes)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > max_bytes:
+            raise _too_large(max_bytes)
+    try:
+        return jsonbody.parse(bytes(body))
+    except jsonbody.MalformedJSON as exc:
+        raise APIError(
+            400, "malformed JSON body", [{"field": "body", "message": str(exc)}]
+        ) from None
+
+
+def _too_large(max_bytes: int) -> APIError:
+    return APIError(
+        413, "request body too large", [{"field": "body", "message": f"at most {max_bytes} bytes"}]
+    )
 
 
 def api_routes(method: str, table: Iterable[tuple[str, Endpoint]]) -> list[BaseRoute]:

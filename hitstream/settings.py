@@ -35,6 +35,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     max_batch_events: int = Field(default=500, ge=1, le=10_000)
+    max_body_bytes: int = Field(default=1_048_576, ge=1024, description="request body cap")
 
     # Stream and consumer group.
     stream: str = Field(default="hitstream:events", pattern=_KEY_NAME)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from pydantic import ValidationError
 from starlette.requests import Request
@@ -10,9 +11,17 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 
 from hitstream.errors import StreamUnavailable
-from hitstream.http import APIError, JSONResponse, api_routes, validation_details
+from hitstream.http import (
+    BEACON_TYPES,
+    APIError,
+    JSONResponse,
+    api_routes,
+    read_json,
+    validation_details,
+)
+from hitstream.settings import Settings
 from ingest.stream import StreamWriter
-from schemas.event import Encoded, EventBatch, EventIn, to_row
+from schemas.event import Encoded, EventBatch, EventIn, TimeWindow, to_row
 
 RETRY_AFTER_S = "1"
 
@@ -38,13 +47,38 @@ async def _append(request: Request, events: list[Encoded]) -> None:
         ) from exc
 
 
+def _window(request: Request) -> dict[str, TimeWindow]:
+    settings: Settings = request.state.settings
+    return {"window": TimeWindow(datetime.now(UTC), settings.raw_ttl_days)}
+
+
+async def _body(request: Request) -> Any:
+    settings: Settings = request.state.settings
+    return await read_json(request, settings.max_body_bytes, BEACON_TYPES)
+
+
+def _require_site(events: list[EventIn], batch: bool) -> None:
+    """Without an API key naming the site, each event must name it."""
+    missing = [i for i, event in enumerate(events) if event.site_id is None]
+    if not missing:
+        return
+    detail: dict[str, Any] = {"field": "site_id", "message": "Field required"}
+    if batch:
+        detail["index"] = missing[0]
+        raise APIError(
+            400, f"invalid batch: event {missing[0]} is invalid; nothing was accepted", [detail]
+        )
+    raise APIError(400, "invalid event", [detail])
+
+
 async def post_event(request: Request) -> Response:
     """Accept one event; 202 once it is stored in the stream."""
-    body = await request.body()
+    body = await _body(request)
     try:
-        event = EventIn.model_validate_json(body)
+        event = EventIn.model_validate(body, context=_window(request))
     except ValidationError as exc:
         raise APIError(400, "invalid event", validation_details(exc)) from None
+    _require_site([event], batch=False)
     encoded = to_row(event, datetime.now(UTC))
     await _append(request, [encoded])
     return JSONResponse({"status": "accepted", "event_id": encoded.event_id}, status_code=202)
@@ -52,32 +86,30 @@ async def post_event(request: Request) -> Response:
 
 async def post_events(request: Request) -> Response:
     """Accept a JSON array of events, all or nothing; 202 once all are in the stream."""
-    body = await request.body()
+    body = await _body(request)
+    limit: int = request.state.settings.max_batch_events
+    if isinstance(body, list) and not body:
+        raise APIError(400, "empty batch", [{"field": "body", "message": "at least one event"}])
+    if isinstance(body, list) and len(body) > limit:
+        raise APIError(
+            400,
+            f"batch too large: {len(body)} events, at most {limit}",
+            [{"field": "body", "message": f"at most {limit} events per request"}],
+        )
     try:
-        events = EventBatch.validate_json(body)
+        events = EventBatch.validate_python(body, context=_window(request))
     except ValidationError as exc:
         details = validation_details(exc)
         first = details[0].get("index") if details else None
         where = f": event {first} is invalid" if first is not None else ""
         raise APIError(400, f"invalid batch{where}; nothing was accepted", details) from None
-    limit: int = request.state.max_batch_events
-    if not events:
-        raise APIError(400, "empty batch", [{"field": "body", "message": "at least one event"}])
-    if len(events) > limit:
-        raise APIError(
-            400,
-            f"batch too large: {len(events)} events, at most {limit}",
-            [{"field": "body", "message": f"at most {limit} events per request"}],
-        )
+    _require_site(events, batch=True)
     received_at = datetime.now(UTC)
     encoded = [to_row(event, received_at) for event in events]
     await _append(request, encoded)
+    event_ids = [item.event_id for item in encoded]
     return JSONResponse(
-        {
-            "status": "accepted",
-            "accepted": len(encoded),
-            "event_ids": [e.event_id for e in encoded],
-        },
+        {"status": "accepted", "accepted": len(event_ids), "event_ids": event_ids},
         status_code=202,
     )
 

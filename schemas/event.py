@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 import orjson
 from pydantic import (
     AliasChoices,
-    AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictStr,
     TypeAdapter,
+    ValidationInfo,
     field_validator,
 )
 from pydantic_core import PydanticCustomError
@@ -24,11 +26,30 @@ from pydantic_core import PydanticCustomError
 # ClickHouse's Date covers 1970..2149; refuse what would be clamped there silently.
 MIN_TIMESTAMP = datetime(1970, 1, 2, tzinfo=UTC)
 MAX_TIMESTAMP = datetime(2100, 1, 1, tzinfo=UTC)
+MAX_FUTURE = timedelta(minutes=5)
+
+# Identifiers that end up in keys, URLs and logs: a safe charset.
+SAFE_ID = r"^[A-Za-z0-9][A-Za-z0-9._:\-]*$"
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
 
 
-def _no_control_chars(value: str) -> str:
-    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
-        raise PydanticCustomError("control_chars", "must not contain control characters")
+@dataclass(frozen=True)
+class TimeWindow:
+    """The accepted range of event timestamps: raw retention back, MAX_FUTURE ahead."""
+
+    now: datetime
+    retention_days: int
+
+    @property
+    def oldest(self) -> datetime:
+        return self.now - timedelta(days=self.retention_days)
+
+
+def _printable(value: str) -> str:
+    if _UNSAFE.search(value):
+        raise PydanticCustomError(
+            "unsafe_chars", "must not contain control characters or lone surrogates"
+        )
     return value
 
 
@@ -44,51 +65,96 @@ def normalize_path(raw: str) -> str:
     return path
 
 
+def _iso_timestamp(value: Any) -> Any:
+    if value is None or isinstance(value, datetime):
+        return value
+    if not isinstance(value, str):
+        raise PydanticCustomError("timestamp_type", "must be an ISO 8601 string")
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise PydanticCustomError("timestamp_format", "is not an ISO 8601 date-time") from None
+    if moment.tzinfo is None:
+        raise PydanticCustomError("timestamp_offset", "needs a UTC offset, e.g. Z or +02:00")
+    return moment.astimezone(UTC)
+
+
+def _uuid(value: Any) -> Any:
+    if value is None or isinstance(value, uuid.UUID):
+        return value
+    if not isinstance(value, str):
+        raise PydanticCustomError("uuid_type", "must be a UUID string")
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise PydanticCustomError("uuid_format", "is not a UUID") from None
+
+
+Timestamp = Annotated[datetime | None, BeforeValidator(_iso_timestamp)]
+EventId = Annotated[uuid.UUID | None, BeforeValidator(_uuid)]
+
+
 class EventIn(BaseModel):
-    """One analytics event as accepted by `POST /event` (snake_case or camelCase keys)."""
+    """One analytics event as accepted by `POST /event` (snake_case or camelCase keys).
+
+    `site_id` may be left out when the API key names the site (`HITSTREAM_INGEST_AUTH=key`).
+    """
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    site_id: StrictStr = Field(
-        min_length=1, max_length=128, validation_alias=AliasChoices("site_id", "siteId")
+    site_id: StrictStr | None = Field(
+        default=None,
+        min_length=1,
+        max_length=128,
+        pattern=SAFE_ID,
+        validation_alias=AliasChoices("site_id", "siteId"),
     )
     event_type: StrictStr = Field(
-        min_length=1, max_length=128, validation_alias=AliasChoices("event_type", "eventType")
+        min_length=1,
+        max_length=128,
+        pattern=SAFE_ID,
+        validation_alias=AliasChoices("event_type", "eventType"),
     )
     path: StrictStr = Field(min_length=1, max_length=2048)
     user_id: StrictStr | None = Field(
         default=None, max_length=256, validation_alias=AliasChoices("user_id", "userId")
     )
-    timestamp: AwareDatetime | None = Field(default=None, strict=True)
-    event_id: uuid.UUID | None = Field(
-        default=None, strict=True, validation_alias=AliasChoices("event_id", "eventId")
-    )
+    timestamp: Timestamp = Field(default=None, description="ISO 8601 with a UTC offset")
+    event_id: EventId = Field(default=None, validation_alias=AliasChoices("event_id", "eventId"))
 
-    @field_validator("site_id", "event_type", "user_id")
+    @field_validator("user_id")
     @classmethod
-    def _printable(cls, value: str | None) -> str | None:
-        return None if value is None else _no_control_chars(value)
+    def _printable_user(cls, value: str | None) -> str | None:
+        return None if value is None else _printable(value)
 
     @field_validator("path")
     @classmethod
     def _normalized_path(cls, value: str) -> str:
-        return normalize_path(_no_control_chars(value))
+        return normalize_path(_printable(value))
 
     @field_validator("timestamp")
     @classmethod
-    def _in_range(cls, value: datetime | None) -> datetime | None:
-        if value is not None and not MIN_TIMESTAMP <= value < MAX_TIMESTAMP:
+    def _in_window(cls, value: datetime | None, info: ValidationInfo) -> datetime | None:
+        if value is None:
+            return None
+        if not MIN_TIMESTAMP <= value < MAX_TIMESTAMP:
             raise PydanticCustomError("timestamp_range", "must be between 1970-01-02 and 2100")
+        window = info.context.get("window") if isinstance(info.context, dict) else None
+        if isinstance(window, TimeWindow):
+            if value > window.now + MAX_FUTURE:
+                raise PydanticCustomError(
+                    "timestamp_future", "is more than 5 minutes in the future"
+                )
+            if value < window.oldest:
+                raise PydanticCustomError(
+                    "timestamp_too_old",
+                    "is older than the raw retention ({days} days)",
+                    {"days": window.retention_days},
+                )
         return value
 
 
 EventBatch = TypeAdapter(list[EventIn])
-
-
-def _clickhouse_time(moment: datetime) -> str:
-    """UTC wall time in the form ClickHouse's DateTime64 parses by default."""
-    naive = moment.astimezone(UTC).replace(tzinfo=None)
-    return naive.isoformat(sep=" ", timespec="milliseconds")
 
 
 @dataclass(frozen=True)
@@ -100,15 +166,22 @@ class Encoded:
     client_id: bool
 
 
-def to_row(event: EventIn, received_at: datetime) -> Encoded:
+def _clickhouse_time(moment: datetime) -> str:
+    """UTC wall time in the form ClickHouse's DateTime64 parses by default."""
+    naive = moment.astimezone(UTC).replace(tzinfo=None)
+    return naive.isoformat(sep=" ", timespec="milliseconds")
+
+
+def to_row(event: EventIn, received_at: datetime, site_id: str | None = None) -> Encoded:
     """Fill defaults and encode the event as the JSONEachRow line the consumers insert.
 
-    The key order is fixed (event_id first): consumers recognise rows by that prefix.
+    `site_id` (from the API key) overrides the body's. The key order is fixed
+    (event_id first): consumers recognise rows by that prefix.
     """
     event_id = str(event.event_id or uuid.uuid4())
     row: dict[str, Any] = {
         "event_id": event_id,
-        "site_id": event.site_id,
+        "site_id": site_id or event.site_id,
         "event_type": event.event_type,
         "path": event.path,
         "user_id": event.user_id or "",

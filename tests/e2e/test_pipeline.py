@@ -9,7 +9,7 @@ import pytest
 from clickhouse_connect.driver.client import Client
 from starlette.testclient import TestClient
 
-from tests.helpers import event, wait_for
+from tests.helpers import D0, D1, event, wait_for
 
 Stats = Callable[..., dict[str, Any]]
 
@@ -25,17 +25,17 @@ def test_seed_scenario_five_events_three_users(client: TestClient, stats: Stats)
     post_all(
         client,
         [
-            event("demo-site", "/home", user_id="user-001", timestamp="2025-11-14T12:00:00Z"),
-            event("demo-site", "/products", user_id="user-002", timestamp="2025-11-14T12:05:00Z"),
-            event("demo-site", "/products", user_id="user-001", timestamp="2025-11-14T12:10:00Z"),
-            event("demo-site", "/home", timestamp="2025-11-14T12:15:00Z"),
-            event("demo-site", "/about", user_id="user-003", timestamp="2025-11-14T12:20:00Z"),
+            event("demo-site", "/home", user_id="user-001", timestamp=f"{D0}T12:00:00Z"),
+            event("demo-site", "/products", user_id="user-002", timestamp=f"{D0}T12:05:00Z"),
+            event("demo-site", "/products", user_id="user-001", timestamp=f"{D0}T12:10:00Z"),
+            event("demo-site", "/home", timestamp=f"{D0}T12:15:00Z"),
+            event("demo-site", "/about", user_id="user-003", timestamp=f"{D0}T12:20:00Z"),
         ],
     )
-    body = stats(lambda b: b["total_views"] == 5, site_id="demo-site", date="2025-11-14")
+    body = stats(lambda b: b["total_views"] == 5, site_id="demo-site", date=D0)
     assert body == {
         "site_id": "demo-site",
-        "date": "2025-11-14",
+        "date": D0,
         "total_views": 5,
         "unique_users": 3,
         "top_paths": [
@@ -50,20 +50,20 @@ def test_utc_day_boundaries_and_offsets(client: TestClient, stats: Stats) -> Non
     post_all(
         client,
         [
-            # 2025-11-14 23:59:59.999 UTC: last instant of the 14th.
-            event("tz", "/late", timestamp="2025-11-14T23:59:59.999Z"),
-            # 2025-11-15 00:00:00 UTC: first instant of the 15th.
-            event("tz", "/early", timestamp="2025-11-15T00:00:00Z"),
-            # 2025-11-15 01:30 at +05:30 is 2025-11-14 20:00 UTC: counts on the 14th.
-            event("tz", "/india", timestamp="2025-11-15T01:30:00+05:30"),
-            # 2025-11-14 22:00 at -03:00 is 2025-11-15 01:00 UTC: counts on the 15th.
-            event("tz", "/brazil", timestamp="2025-11-14T22:00:00-03:00"),
+            # D0 23:59:59.999 UTC: the last instant of D0.
+            event("tz", "/late", timestamp=f"{D0}T23:59:59.999Z"),
+            # D1 00:00:00 UTC: the first instant of D1.
+            event("tz", "/early", timestamp=f"{D1}T00:00:00Z"),
+            # D1 01:30 at +05:30 is D0 20:00 UTC: counts on D0.
+            event("tz", "/india", timestamp=f"{D1}T01:30:00+05:30"),
+            # D0 22:00 at -03:00 is D1 01:00 UTC: counts on D1.
+            event("tz", "/brazil", timestamp=f"{D0}T22:00:00-03:00"),
         ],
     )
-    day14 = stats(lambda b: b["total_views"] == 2, site_id="tz", date="2025-11-14")
-    assert {p["path"] for p in day14["top_paths"]} == {"/late", "/india"}
-    day15 = stats(lambda b: b["total_views"] == 2, site_id="tz", date="2025-11-15")
-    assert {p["path"] for p in day15["top_paths"]} == {"/early", "/brazil"}
+    first = stats(lambda b: b["total_views"] == 2, site_id="tz", date=D0)
+    assert {p["path"] for p in first["top_paths"]} == {"/late", "/india"}
+    second = stats(lambda b: b["total_views"] == 2, site_id="tz", date=D1)
+    assert {p["path"] for p in second["top_paths"]} == {"/early", "/brazil"}
 
 
 def test_batch_ingestion_with_and_without_users(client: TestClient, stats: Stats) -> None:
@@ -71,14 +71,14 @@ def test_batch_ingestion_with_and_without_users(client: TestClient, stats: Stats
         event(
             "batch",
             f"/p{i % 3}",
-            timestamp="2025-06-01T10:00:00Z",
+            timestamp=f"{D0}T10:00:00Z",
             **({"user_id": f"u{i % 4}"} if i % 2 else {}),
         )
         for i in range(300)
     ]
     response = client.post("/events", json=events)
     assert response.status_code == 202
-    body = stats(lambda b: b["total_views"] == 300, site_id="batch", date="2025-06-01")
+    body = stats(lambda b: b["total_views"] == 300, site_id="batch", date=D0)
     # Odd i only: i % 4 is 1 or 3, so two distinct users; even events are anonymous.
     assert body["unique_users"] == 2
     assert body["top_paths"] == [
@@ -116,13 +116,13 @@ def test_group_reads_events_appended_before_it_existed(
     for i in range(3):
         assert (
             ingest_only.post(
-                "/event", json=event("early", f"/{i}", timestamp="2025-05-05T05:05:05Z")
+                "/event", json=event("early", f"/{i}", timestamp=f"{D0}T05:05:05Z")
             ).status_code
             == 202
         )
     # Now start the consumer (the all-in-one app): it must pick up the backlog.
     make_client(settings)
-    body = stats(lambda b: b["total_views"] == 3, site_id="early", date="2025-05-05")
+    body = stats(lambda b: b["total_views"] == 3, site_id="early", date=D0)
     assert len(body["top_paths"]) == 3
 
 
@@ -141,8 +141,8 @@ def test_stats_aliases(client: TestClient, route: str) -> None:
 def test_stream_entries_are_acknowledged(
     client: TestClient, settings: Any, redis_conn: Any, stats: Stats
 ) -> None:
-    client.post("/events", json=[event("ack", timestamp="2025-08-08T08:08:08Z")] * 50)
-    stats(lambda b: b["total_views"] == 50, site_id="ack", date="2025-08-08")
+    client.post("/events", json=[event("ack", timestamp=f"{D0}T08:08:08Z")] * 50)
+    stats(lambda b: b["total_views"] == 50, site_id="ack", date=D0)
     wait_for(
         lambda: (
             True if redis_conn.xpending(settings.stream, settings.group)["pending"] == 0 else None

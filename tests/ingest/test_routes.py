@@ -13,7 +13,7 @@ from starlette.testclient import TestClient
 from hitstream.app import Role
 from hitstream.settings import Settings
 from ingest.stream import ROW_FIELD
-from tests.helpers import event, free_port
+from tests.helpers import D0, D1, event, free_port
 
 
 def stream_rows(redis_conn: redis.Redis, settings: Settings) -> list[dict[str, object]]:
@@ -36,7 +36,7 @@ def test_event_is_accepted_and_stored_normalised(
             "s1",
             "https://example.com/pricing?x=1",
             user_id="u1",
-            timestamp="2025-11-14T23:30:00-02:00",
+            timestamp=f"{D0}T23:30:00-02:00",
         ),
     )
     assert response.status_code == 202
@@ -45,7 +45,7 @@ def test_event_is_accepted_and_stored_normalised(
     [row] = stream_rows(redis_conn, settings)
     assert row["event_id"] == body["event_id"]
     assert row["path"] == "/pricing"
-    assert row["ts"] == "2025-11-15 01:30:00.000"
+    assert row["ts"] == f"{D1} 01:30:00.000"
     assert (row["site_id"], row["user_id"]) == ("s1", "u1")
 
 
