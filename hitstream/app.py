@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import enum
 import logging
+import secrets
 from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator
 from typing import Any
 
@@ -15,6 +16,7 @@ from starlette.routing import BaseRoute
 
 import ingest.routes
 import reporting.routes
+import reporting.sites
 from consumers.sink import ClickHouseSink
 from consumers.worker import Consumer
 from hitstream import health
@@ -26,7 +28,9 @@ from hitstream.connections import (
 )
 from hitstream.errors import ConfigError
 from hitstream.http import EXCEPTION_HANDLERS
+from hitstream.registry import Registry, RegistryCache
 from hitstream.settings import Settings
+from ingest.ratelimit import RateLimiter
 from ingest.stream import StreamWriter
 from reporting.queries import StatsReader
 from schemas.migrate import migrate
@@ -44,6 +48,8 @@ class Role(enum.Enum):
 
 ALL_ROLES = frozenset(Role)
 
+ADMIN_TOKEN_FILE = "admin_token"
+
 # How stale ingest's view of the stream length (for backpressure) may be.
 BACKLOG_REFRESH_S = 0.25
 
@@ -55,7 +61,7 @@ def create_app(settings: Settings, roles: Iterable[Role] = ALL_ROLES) -> Starlet
     if Role.INGEST in wanted:
         routes += ingest.routes.routes()
     if Role.REPORT in wanted:
-        routes += reporting.routes.routes()
+        routes += reporting.routes.routes() + reporting.sites.routes()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
@@ -90,6 +96,10 @@ async def _open(
     stack.push_async_callback(redis.aclose)
     checks["redis"] = redis.ping
     state["redis"] = redis
+    cache = RegistryCache(redis, settings.stream)
+    state["registry_cache"] = cache
+    state["rate_limiter"] = RateLimiter(redis, settings.stream)
+    state["admin_token"] = _admin_token(settings, all_in_one=roles == ALL_ROLES)
 
     if Role.INGEST in roles:
         writer = StreamWriter(
@@ -105,6 +115,10 @@ async def _open(
         if applied:
             log.info("ClickHouse migrations applied: %s", applied)
         checks["clickhouse"] = health.blocking_check(ClickHouseSink(admin).ping)
+        registry = Registry(admin, cache)
+        await registry.ensure_cached()
+        stack.enter_context(_background(_keep_cached(registry, settings.maintenance_interval_s)))
+        state["registry"] = registry
 
     if Role.REPORT in roles:
         reader_client = await to_thread.run_sync(clickhouse_client, settings)
@@ -120,6 +134,33 @@ async def _open(
         stack.push_async_callback(consumer.stop)
         state["consumer"] = consumer
     return state
+
+
+def _admin_token(settings: Settings, all_in_one: bool) -> str | None:
+    """The configured admin token; `serve` makes one (kept in the data dir) if none is set."""
+    if settings.admin_token is not None:
+        return settings.admin_token.get_secret_value()
+    if not all_in_one:
+        return None
+    path = settings.data_dir / ADMIN_TOKEN_FILE
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(32), encoding="utf-8")
+    token = path.read_text(encoding="utf-8").strip()
+    log.warning("admin token (for /api/sites, kept in %s): %s", path, token)
+    return token
+
+
+async def _keep_cached(registry: Registry, interval_s: float) -> None:
+    """Rebuild the registry cache whenever Redis lost it (flushed, or a new server)."""
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            if await registry.ensure_cached():
+                log.warning("site registry cache was missing in Redis; rebuilt from ClickHouse")
+        except Exception as exc:
+            log.warning("site registry cache check failed: %s", exc)
 
 
 @contextlib.contextmanager

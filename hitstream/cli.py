@@ -79,6 +79,8 @@ def _run_server(settings: Settings, roles: frozenset[Role]) -> None:
         access_log=False,
         log_level="info",
         timeout_graceful_shutdown=30,
+        proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
     )
     server = uvicorn.Server(config)
     # uvicorn re-raises the stop signal once it has shut down cleanly; these handlers

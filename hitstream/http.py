@@ -7,7 +7,9 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 import orjson
+from clickhouse_connect.driver.exceptions import Error as ClickHouseError
 from pydantic import ValidationError
+from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -83,6 +85,18 @@ async def on_http_exception(request: Request, exc: Exception) -> Response:
     return error_response(exc.status_code, str(exc.detail), headers=exc.headers)
 
 
+async def on_engine_error(request: Request, exc: Exception) -> Response:
+    """Redis or ClickHouse did not answer: the client may retry; nothing was half-done."""
+    engine = "redis" if isinstance(exc, RedisError) else "clickhouse"
+    log.warning("%s error on %s %s: %s", engine, request.method, request.url.path, exc)
+    return error_response(
+        503,
+        f"{engine} unavailable, retry later",
+        [{"field": engine, "message": str(exc).splitlines()[0][:300] if str(exc) else engine}],
+        headers={"Retry-After": "1"},
+    )
+
+
 async def on_unexpected(request: Request, exc: Exception) -> Response:
     """Last resort: log the traceback, answer JSON without it."""
     log.exception("unhandled error on %s %s", request.method, request.url.path)
@@ -142,5 +156,7 @@ def api_routes(method: str, table: Iterable[tuple[str, Endpoint]]) -> list[BaseR
 EXCEPTION_HANDLERS: dict[Any, Any] = {
     APIError: on_api_error,
     HTTPException: on_http_exception,
+    RedisError: on_engine_error,
+    ClickHouseError: on_engine_error,
     Exception: on_unexpected,
 }

@@ -7,7 +7,7 @@ import socket
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # ClickHouse database names and Redis key names end up in DDL and commands;
@@ -70,6 +70,24 @@ class Settings(BaseSettings):
 
     # Fault injection for the test suite only: the consumer SIGKILLs itself at this point.
     failpoint: Literal["", "kill-before-insert", "kill-after-insert"] = ""
+
+    # Security (see README, "Security").
+    ingest_auth: Literal["open", "key"] = Field(
+        default="open", description="open: any site_id; key: x-api-key required (or public site)"
+    )
+    admin_token: SecretStr | None = Field(
+        default=None, description="bearer token for /api/sites; serve generates one if unset"
+    )
+    key_grace_s: int = Field(default=86_400, ge=0, description="old keys live on after rotation")
+    rate_limit_ip_per_s: float = Field(default=1000, ge=0, description="0 disables")
+    rate_limit_ip_burst: int = Field(default=2000, ge=0)
+    rate_limit_key_per_s: float = Field(
+        default=1000, ge=0, description="per API key, or per public site; 0 disables"
+    )
+    rate_limit_key_burst: int = Field(default=2000, ge=0)
+    forwarded_allow_ips: str = Field(
+        default="127.0.0.1", description="proxies trusted for X-Forwarded-For (client IPs)"
+    )
 
     # Embedded Valkey persistence.
     redis_appendfsync: Literal["always", "everysec", "no"] = "everysec"

@@ -20,6 +20,7 @@ from hitstream.http import (
     validation_details,
 )
 from hitstream.settings import Settings
+from ingest.auth import KEY_HEADER, authorize, cors_headers, preflight
 from ingest.stream import StreamWriter
 from schemas.event import Encoded, EventBatch, EventIn, TimeWindow, to_row
 
@@ -54,6 +55,13 @@ def _window(request: Request) -> dict[str, TimeWindow]:
 
 async def _body(request: Request) -> Any:
     settings: Settings = request.state.settings
+    if (
+        settings.ingest_auth == "key"
+        and KEY_HEADER not in request.headers
+        and "origin" not in request.headers
+    ):
+        # Neither a key nor a browser origin: refuse before reading the body.
+        await authorize(request, [])
     return await read_json(request, settings.max_body_bytes, BEACON_TYPES)
 
 
@@ -78,10 +86,16 @@ async def post_event(request: Request) -> Response:
         event = EventIn.model_validate(body, context=_window(request))
     except ValidationError as exc:
         raise APIError(400, "invalid event", validation_details(exc)) from None
-    _require_site([event], batch=False)
-    encoded = to_row(event, datetime.now(UTC))
+    caller = await authorize(request, [event])
+    if caller.site_id is None:
+        _require_site([event], batch=False)
+    encoded = to_row(event, datetime.now(UTC), site_id=caller.site_id)
     await _append(request, [encoded])
-    return JSONResponse({"status": "accepted", "event_id": encoded.event_id}, status_code=202)
+    return JSONResponse(
+        {"status": "accepted", "event_id": encoded.event_id},
+        status_code=202,
+        headers=cors_headers(caller.cors_origin),
+    )
 
 
 async def post_events(request: Request) -> Response:
@@ -103,17 +117,24 @@ async def post_events(request: Request) -> Response:
         first = details[0].get("index") if details else None
         where = f": event {first} is invalid" if first is not None else ""
         raise APIError(400, f"invalid batch{where}; nothing was accepted", details) from None
-    _require_site(events, batch=True)
+    caller = await authorize(request, events)
+    if caller.site_id is None:
+        _require_site(events, batch=True)
     received_at = datetime.now(UTC)
-    encoded = [to_row(event, received_at) for event in events]
+    encoded = [to_row(event, received_at, site_id=caller.site_id) for event in events]
     await _append(request, encoded)
     event_ids = [item.event_id for item in encoded]
     return JSONResponse(
         {"status": "accepted", "accepted": len(event_ids), "event_ids": event_ids},
         status_code=202,
+        headers=cors_headers(caller.cors_origin),
     )
 
 
 def routes() -> list[BaseRoute]:
     """Ingest routes, each also under `/api`."""
-    return api_routes("POST", [("/event", post_event), ("/events", post_events)])
+    paths = ("/event", "/events")
+    return [
+        *api_routes("POST", zip(paths, (post_event, post_events), strict=True)),
+        *api_routes("OPTIONS", [(path, preflight) for path in paths]),
+    ]

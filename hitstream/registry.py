@@ -1,0 +1,299 @@
+"""Sites and API keys: durable in ClickHouse, cached in Redis for the ingest hot path.
+
+An API key reads `hs_<key_id>_<secret>`; only SHA-256(secret) is stored. Ingest and
+the reporting auth check keys against the Redis cache alone, so they keep working
+while ClickHouse is away; any process that holds a ClickHouse client rebuilds the
+cache from ClickHouse when it is missing (Redis lost or flushed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+from anyio import to_thread
+from clickhouse_connect.driver.client import Client
+
+KEY_PATTERN = re.compile(r"^hs_([0-9a-f]{12})_([A-Za-z0-9_\-]{43})$")
+
+SITE_COLUMNS = ["site_id", "name", "public", "allowed_origins", "created_at", "updated_at"]
+KEY_COLUMNS = [
+    "key_id", "site_id", "key_hash", "created_at", "expires_at", "revoked", "updated_at",
+]  # fmt: skip
+# Current state of every site and key (latest row of each, by updated_at).
+ALL_SITES = "SELECT site_id, name, public, allowed_origins, created_at FROM sites FINAL"
+ALL_KEYS = "SELECT key_id, site_id, key_hash, created_at, expires_at, revoked FROM api_keys FINAL"
+
+
+def _ms(moment: datetime | None) -> int | None:
+    return None if moment is None else int(moment.timestamp() * 1000)
+
+
+@dataclass(frozen=True)
+class Site:
+    """A site; `public` sites accept events without a key from `allowed_origins`."""
+
+    site_id: str
+    name: str
+    public: bool = False
+    allowed_origins: tuple[str, ...] = ()
+    created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    def row(self) -> list[object]:
+        now = datetime.now(UTC)
+        return [
+            self.site_id,
+            self.name,
+            self.public,
+            list(self.allowed_origins),
+            self.created_at,
+            now,
+        ]
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """One key of a site: valid until revoked or, after a rotation, until `expires_at`."""
+
+    key_id: str
+    site_id: str
+    key_hash: str
+    created_at: datetime
+    expires_at: datetime | None = None
+    revoked: bool = False
+
+    def active(self, now: datetime | None = None) -> bool:
+        now = now or datetime.now(UTC)
+        return not self.revoked and (self.expires_at is None or self.expires_at > now)
+
+    def row(self) -> list[object]:
+        now = datetime.now(UTC)
+        return [
+            self.key_id, self.site_id, self.key_hash, self.created_at,
+            self.expires_at, self.revoked, now,
+        ]  # fmt: skip
+
+
+def hash_secret(secret: str) -> str:
+    """What is stored of a key: SHA-256 of its secret (keys are 256-bit random)."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def new_key(site_id: str) -> tuple[ApiKey, str]:
+    """A fresh key for `site_id` and its plaintext, which is shown once and never stored."""
+    key_id, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
+    record = ApiKey(key_id, site_id, hash_secret(secret), created_at=datetime.now(UTC))
+    return record, f"hs_{key_id}_{secret}"
+
+
+def new_site_id(name: str) -> str:
+    """A readable, unique id: the name's slug and 6 random hex digits."""
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:40] or "site"
+    return f"{slug}-{secrets.token_hex(3)}"
+
+
+class RegistryCache:
+    """The Redis copy of the registry, read on every keyed request."""
+
+    def __init__(self, redis: aioredis.Redis, prefix: str) -> None:
+        self._redis = redis
+        self._keys = f"{prefix}:registry:keys"
+        self._sites = f"{prefix}:registry:sites"
+        self._origins = f"{prefix}:registry:origins"
+        self._loaded = f"{prefix}:registry:loaded"
+
+    async def key(self, api_key: str) -> ApiKey | None:
+        """The active key record for this plaintext key, or None."""
+        match = KEY_PATTERN.match(api_key)
+        if match is None:
+            return None
+        raw = await self._redis.hget(self._keys, match.group(1))
+        if raw is None:
+            return None
+        record = _key_from_json(raw)
+        if not hmac.compare_digest(record.key_hash, hash_secret(match.group(2))):
+            return None
+        return record if record.active() else None
+
+    async def site(self, site_id: str) -> Site | None:
+        raw = await self._redis.hget(self._sites, site_id)
+        return None if raw is None else _site_from_json(raw)
+
+    async def origin_allowed_somewhere(self, origin: str) -> bool:
+        """True if some public site allows this origin (for CORS preflight)."""
+        return bool(await self._redis.sismember(self._origins, origin))
+
+    async def put(self, sites: Sequence[Site] = (), keys: Sequence[ApiKey] = ()) -> None:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            for site in sites:
+                pipe.hset(self._sites, site.site_id, _to_json(site))
+            for key in keys:
+                pipe.hset(self._keys, key.key_id, _to_json(key))
+            await pipe.execute()
+        if sites:
+            await self._refresh_origins()
+
+    async def _refresh_origins(self) -> None:
+        """The union of public sites' origins, recomputed after any site change (rare)."""
+        every: dict[Any, Any] = await self._redis.hgetall(self._sites)
+        origins = {
+            origin
+            for site in map(_site_from_json, every.values())
+            if site.public
+            for origin in site.allowed_origins
+        }
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.delete(self._origins)
+            if origins:
+                pipe.sadd(self._origins, *origins)
+            await pipe.execute()
+
+    async def loaded(self) -> bool:
+        return bool(await self._redis.exists(self._loaded))
+
+    async def replace_all(self, sites: Sequence[Site], keys: Sequence[ApiKey]) -> None:
+        """Swap in a full copy (from ClickHouse) and mark the cache as loaded."""
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.delete(self._keys, self._sites, self._origins)
+            await pipe.execute()
+        await self.put(sites, keys)
+        await self._redis.set(self._loaded, str(int(time.time())))
+
+
+class Registry:
+    """Site and key administration: ClickHouse first (durable), then the Redis cache."""
+
+    def __init__(self, client: Client, cache: RegistryCache) -> None:
+        self._client = client
+        self.cache = cache
+
+    async def create_site(self, site: Site) -> tuple[ApiKey, str]:
+        key, plaintext = new_key(site.site_id)
+        await self._write(sites=[site], keys=[key])
+        return key, plaintext
+
+    async def update_site(self, site: Site) -> None:
+        await self._write(sites=[site])
+
+    async def sites(self) -> list[tuple[Site, list[ApiKey]]]:
+        sites, keys = await to_thread.run_sync(self._load)
+        by_site: dict[str, list[ApiKey]] = {}
+        for key in keys:
+            by_site.setdefault(key.site_id, []).append(key)
+        return [
+            (site, sorted(by_site.get(site.site_id, []), key=lambda k: k.created_at))
+            for site in sites
+        ]
+
+    async def site(self, site_id: str) -> tuple[Site, list[ApiKey]] | None:
+        return next((entry for entry in await self.sites() if entry[0].site_id == site_id), None)
+
+    async def rotate(self, site_id: str, keys: list[ApiKey], grace_s: int) -> tuple[ApiKey, str]:
+        """A new key; the site's active keys keep working for `grace_s` seconds more."""
+        until = datetime.fromtimestamp(time.time() + grace_s, UTC)
+        aging = [
+            ApiKey(
+                k.key_id,
+                k.site_id,
+                k.key_hash,
+                k.created_at,
+                min(until, k.expires_at or until),
+                k.revoked,
+            )
+            for k in keys
+            if k.active()
+        ]
+        key, plaintext = new_key(site_id)
+        await self._write(keys=[*aging, key])
+        return key, plaintext
+
+    async def revoke(self, key: ApiKey) -> None:
+        """Revoked at once: the cache entry is replaced in the same request."""
+        await self._write(
+            keys=[
+                ApiKey(key.key_id, key.site_id, key.key_hash, key.created_at, key.expires_at, True)
+            ]
+        )
+
+    async def ensure_cached(self) -> bool:
+        """Rebuild the Redis cache from ClickHouse if it is missing; True if rebuilt."""
+        if await self.cache.loaded():
+            return False
+        sites, keys = await to_thread.run_sync(self._load)
+        await self.cache.replace_all(sites, keys)
+        return True
+
+    async def _write(self, sites: Sequence[Site] = (), keys: Sequence[ApiKey] = ()) -> None:
+        await to_thread.run_sync(self._insert, sites, keys)
+        await self.cache.put(sites, keys)
+
+    def _insert(self, sites: Sequence[Site], keys: Sequence[ApiKey]) -> None:
+        if sites:
+            self._client.insert("sites", [s.row() for s in sites], column_names=SITE_COLUMNS)
+        if keys:
+            self._client.insert("api_keys", [k.row() for k in keys], column_names=KEY_COLUMNS)
+
+    def _load(self) -> tuple[list[Site], list[ApiKey]]:
+        sites = [
+            Site(site_id, name, bool(public), tuple(origins), _utc(created))
+            for site_id, name, public, origins, created in self._client.query(ALL_SITES).result_rows
+        ]
+        keys = [
+            ApiKey(
+                key_id,
+                site_id,
+                key_hash,
+                _utc(created),
+                _utc(expires) if expires else None,
+                bool(revoked),
+            )
+            for key_id, site_id, key_hash, created, expires, revoked in self._client.query(
+                ALL_KEYS
+            ).result_rows
+        ]
+        return sorted(sites, key=lambda s: s.created_at), keys
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _to_json(record: Site | ApiKey) -> bytes:
+    data = asdict(record)
+    for name in ("created_at", "expires_at"):
+        if name in data:
+            data[name] = _ms(data[name])
+    return orjson.dumps(data)
+
+
+def _site_from_json(raw: bytes | str) -> Site:
+    data = orjson.loads(raw)
+    return Site(
+        data["site_id"],
+        data["name"],
+        data["public"],
+        tuple(data["allowed_origins"]),
+        datetime.fromtimestamp(data["created_at"] / 1000, UTC),
+    )
+
+
+def _key_from_json(raw: bytes | str) -> ApiKey:
+    data = orjson.loads(raw)
+    expires = data["expires_at"]
+    return ApiKey(
+        data["key_id"],
+        data["site_id"],
+        data["key_hash"],
+        datetime.fromtimestamp(data["created_at"] / 1000, UTC),
+        None if expires is None else datetime.fromtimestamp(expires / 1000, UTC),
+        data["revoked"],
+    )

@@ -1,0 +1,160 @@
+"""Site administration: create sites, list them, rotate and revoke keys (admin token)."""
+
+from __future__ import annotations
+
+import dataclasses
+import hmac
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from hitstream.http import APIError, JSONResponse, read_json, validation_details
+from hitstream.registry import ApiKey, Registry, Site, new_site_id
+from hitstream.settings import Settings
+from schemas.sites import SiteCreate, SiteUpdate
+
+ADMIN_DISABLED = (
+    "admin routes are disabled: set HITSTREAM_ADMIN_TOKEN to enable them "
+    "(hitstream serve generates one and prints it at start)"
+)
+
+
+def is_admin(request: Request) -> bool:
+    """True when the request carries `Authorization: Bearer <admin token>`."""
+    token: str | None = request.state.admin_token
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    return (
+        bool(token)
+        and scheme.lower() == "bearer"
+        and hmac.compare_digest(given.strip(), token or "")
+    )
+
+
+def _require_admin(request: Request) -> Registry:
+    if not request.state.admin_token:
+        raise APIError(403, ADMIN_DISABLED, [{"field": "authorization", "message": "disabled"}])
+    if not is_admin(request):
+        raise APIError(
+            401,
+            "admin token required",
+            [{"field": "authorization", "message": "send Authorization: Bearer <admin token>"}],
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    registry: Registry = request.state.registry
+    return registry
+
+
+async def _parse(request: Request, model: type[BaseModel]) -> Any:
+    settings: Settings = request.state.settings
+    body = await read_json(request, settings.max_body_bytes)
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        raise APIError(400, "invalid request body", validation_details(exc)) from None
+
+
+def _site_json(site: Site, keys: list[ApiKey] | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "site_id": site.site_id,
+        "name": site.name,
+        "public": site.public,
+        "allowed_origins": list(site.allowed_origins),
+        "created_at": site.created_at.isoformat(),
+    }
+    if keys is not None:
+        out["keys"] = [
+            {
+                "key_id": k.key_id,
+                "created_at": k.created_at.isoformat(),
+                "expires_at": k.expires_at.isoformat() if k.expires_at else None,
+                "revoked": k.revoked,
+                "active": k.active(),
+            }
+            for k in keys
+        ]
+    return out
+
+
+async def _known_site(registry: Registry, site_id: str) -> tuple[Site, list[ApiKey]]:
+    found = await registry.site(site_id)
+    if found is None:
+        raise APIError(404, "no such site", [{"field": "site_id", "message": site_id[:200]}])
+    return found
+
+
+async def create_site(request: Request) -> Response:
+    """Create a site and its first key; the key is in this answer only."""
+    registry = _require_admin(request)
+    body: SiteCreate = await _parse(request, SiteCreate)
+    site = Site(new_site_id(body.name), body.name, body.public, tuple(body.allowed_origins))
+    key, plaintext = await registry.create_site(site)
+    return JSONResponse(
+        {**_site_json(site), "api_key": plaintext, "key_id": key.key_id}, status_code=201
+    )
+
+
+async def list_sites(request: Request) -> Response:
+    registry = _require_admin(request)
+    return JSONResponse(
+        {"sites": [_site_json(site, keys) for site, keys in await registry.sites()]}
+    )
+
+
+async def update_site(request: Request) -> Response:
+    registry = _require_admin(request)
+    site, keys = await _known_site(registry, request.path_params["site_id"])
+    body: SiteUpdate = await _parse(request, SiteUpdate)
+    changes = {k: v for k, v in body.model_dump(exclude_none=True).items()}
+    if "allowed_origins" in changes:
+        changes["allowed_origins"] = tuple(changes["allowed_origins"])
+    updated = dataclasses.replace(site, **changes)
+    await registry.update_site(updated)
+    return JSONResponse(_site_json(updated, keys))
+
+
+async def rotate_key(request: Request) -> Response:
+    """A new key; the previous ones keep working for HITSTREAM_KEY_GRACE_S."""
+    registry = _require_admin(request)
+    site, keys = await _known_site(registry, request.path_params["site_id"])
+    settings: Settings = request.state.settings
+    key, plaintext = await registry.rotate(site.site_id, keys, settings.key_grace_s)
+    until = datetime.now(UTC) + timedelta(seconds=settings.key_grace_s)
+    return JSONResponse(
+        {
+            "site_id": site.site_id,
+            "key_id": key.key_id,
+            "api_key": plaintext,
+            "created_at": key.created_at.isoformat(),
+            "previous_keys_expire_at": until.isoformat(),
+        },
+        status_code=201,
+    )
+
+
+async def revoke_key(request: Request) -> Response:
+    """Revoke one key at once."""
+    registry = _require_admin(request)
+    _, keys = await _known_site(registry, request.path_params["site_id"])
+    key_id = request.path_params["key_id"]
+    key = next((k for k in keys if k.key_id == key_id), None)
+    if key is None:
+        raise APIError(
+            404, "no such key for this site", [{"field": "key_id", "message": key_id[:100]}]
+        )
+    await registry.revoke(key)
+    return JSONResponse({"site_id": key.site_id, "key_id": key.key_id, "revoked": True})
+
+
+def routes() -> list[BaseRoute]:
+    """Admin routes under /api/sites."""
+    return [
+        Route("/api/sites", create_site, methods=["POST"]),
+        Route("/api/sites", list_sites, methods=["GET"]),
+        Route("/api/sites/{site_id}", update_site, methods=["PATCH"]),
+        Route("/api/sites/{site_id}/keys", rotate_key, methods=["POST"]),
+        Route("/api/sites/{site_id}/keys/{key_id}", revoke_key, methods=["DELETE"]),
+    ]
