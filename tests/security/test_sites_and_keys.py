@@ -1,0 +1,241 @@
+"""Sites, keys and auth modes through the real app: no writes or reads where they don't belong."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import redis
+from clickhouse_connect.driver.client import Client
+from starlette.testclient import TestClient
+
+from hitstream.app import Role
+from hitstream.settings import Settings
+from tests.helpers import event, wait_for
+
+ADMIN = "test-admin-token"
+AUTH = {"Authorization": f"Bearer {ADMIN}"}
+
+
+@pytest.fixture
+def keyed(make_settings: Callable[..., Settings]) -> Settings:
+    return make_settings(ingest_auth="key", admin_token=ADMIN, key_grace_s=3600)
+
+
+@pytest.fixture
+def app(make_client: Callable[..., TestClient], keyed: Settings) -> TestClient:
+    return make_client(keyed)
+
+
+def create_site(app: TestClient, name: str = "My Website", **extra: Any) -> dict[str, Any]:
+    response = app.post("/api/sites", json={"name": name, **extra}, headers=AUTH)
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def test_create_site_returns_the_key_once_and_stores_only_its_hash(
+    app: TestClient, keyed: Settings, ch: Client, redis_conn: redis.Redis
+) -> None:
+    site = create_site(app)
+    assert set(site) >= {"site_id", "api_key", "name", "created_at", "key_id"}
+    assert site["site_id"].startswith("my-website-") and site["name"] == "My Website"
+    secret = site["api_key"].rsplit("_", 1)[1]
+    listed = app.get("/api/sites", headers=AUTH).json()["sites"]
+    assert [s["site_id"] for s in listed] == [site["site_id"]]
+    assert "api_key" not in str(listed) and secret not in str(listed)
+    stored = ch.query("SELECT key_hash FROM api_keys").result_rows
+    assert stored and all(secret not in row[0] for row in stored)
+    cached = redis_conn.hgetall(f"{keyed.stream}:registry:keys")
+    assert secret.encode() not in b"".join(cached.values())
+
+
+def test_admin_routes_need_the_admin_token(app: TestClient) -> None:
+    assert app.get("/api/sites").status_code == 401
+    assert app.get("/api/sites", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert app.post("/api/sites", json={"name": "x"}).status_code == 401
+
+
+def test_admin_routes_are_disabled_without_a_token(
+    make_client: Callable[..., TestClient], make_settings: Callable[..., Settings]
+) -> None:
+    report = make_client(make_settings(), frozenset({Role.REPORT}))
+    response = report.get("/api/sites", headers=AUTH)
+    assert response.status_code == 403
+    assert "HITSTREAM_ADMIN_TOKEN" in response.json()["error"]
+
+
+def test_key_mode_writes_with_the_sites_key_only(app: TestClient) -> None:
+    a, b = create_site(app, "A"), create_site(app, "B")
+    key_a = {"x-api-key": a["api_key"]}
+    no_site = {"event_type": "page_view", "path": "/"}
+    assert app.post("/event", json=no_site, headers=key_a).status_code == 202
+    assert app.post("/event", json=event(a["site_id"]), headers=key_a).status_code == 202
+    wrong_site = app.post("/event", json=event(b["site_id"]), headers=key_a)
+    assert wrong_site.status_code == 403
+    batch = app.post("/events", json=[no_site, event(b["site_id"])], headers=key_a)
+    assert batch.status_code == 403 and batch.json()["details"][0]["index"] == 1
+    assert app.post("/event", json=event(a["site_id"])).status_code == 401
+    bogus = {"x-api-key": a["api_key"][:-1] + ("A" if a["api_key"][-1] != "A" else "B")}
+    assert app.post("/event", json=event(a["site_id"]), headers=bogus).status_code == 401
+    assert (
+        app.post("/event", json=event(a["site_id"]), headers={"x-api-key": "nope"}).status_code
+        == 401
+    )
+
+    def counted() -> bool | None:
+        answer = app.get("/stats", params={"site_id": a["site_id"]}, headers=key_a).json()
+        return True if answer["total_views"] == 2 else None
+
+    wait_for(counted, what="site A's two accepted events")
+
+
+def test_reporting_needs_a_key_of_that_site_or_the_admin_token(app: TestClient) -> None:
+    a, b = create_site(app, "A"), create_site(app, "B")
+    params = {"site_id": b["site_id"]}
+    assert app.get("/stats", params=params).status_code == 401
+    assert app.get("/stats", params=params, headers={"x-api-key": a["api_key"]}).status_code == 403
+    assert app.get("/stats", params=params, headers={"x-api-key": b["api_key"]}).status_code == 200
+    assert app.get("/stats", params=params, headers=AUTH).status_code == 200
+
+
+def test_rotation_keeps_the_old_key_for_the_grace_period_and_revocation_is_immediate(
+    app: TestClient,
+) -> None:
+    site = create_site(app)
+    old = {"x-api-key": site["api_key"]}
+    rotated = app.post(f"/api/sites/{site['site_id']}/keys", headers=AUTH)
+    assert rotated.status_code == 201
+    new = {"x-api-key": rotated.json()["api_key"]}
+    body = event(site["site_id"])
+    assert app.post("/event", json=body, headers=old).status_code == 202, "grace period"
+    assert app.post("/event", json=body, headers=new).status_code == 202
+    keys = app.get("/api/sites", headers=AUTH).json()["sites"][0]["keys"]
+    assert [k["expires_at"] is not None for k in keys] == [True, False]
+    revoked = app.delete(f"/api/sites/{site['site_id']}/keys/{site['key_id']}", headers=AUTH)
+    assert revoked.status_code == 200 and revoked.json()["revoked"] is True
+    assert app.post("/event", json=body, headers=old).status_code == 401
+    assert app.post("/event", json=body, headers=new).status_code == 202
+    assert app.delete(f"/api/sites/{site['site_id']}/keys/unknown", headers=AUTH).status_code == 404
+    assert app.post("/api/sites/no-such-site/keys", headers=AUTH).status_code == 404
+
+
+def test_rotated_out_key_stops_after_the_grace_period(
+    make_client: Callable[..., TestClient], make_settings: Callable[..., Settings]
+) -> None:
+    app = make_client(make_settings(ingest_auth="key", admin_token=ADMIN, key_grace_s=0))
+    site = create_site(app)
+    app.post(f"/api/sites/{site['site_id']}/keys", headers=AUTH)
+    response = app.post(
+        "/event", json=event(site["site_id"]), headers={"x-api-key": site["api_key"]}
+    )
+    assert response.status_code == 401
+
+
+def test_public_site_accepts_beacons_from_allowed_origins_only(app: TestClient) -> None:
+    site = create_site(app, "Blog", public=True, allowed_origins=["https://blog.example"])
+    beacon = {"content-type": "text/plain;charset=UTF-8", "origin": "https://blog.example"}
+    body = json.dumps(event(site["site_id"]))
+    accepted = app.post("/event", content=body, headers=beacon)
+    assert accepted.status_code == 202, accepted.text
+    assert accepted.headers["access-control-allow-origin"] == "https://blog.example"
+    assert "set-cookie" not in accepted.headers
+    other = app.post("/event", content=body, headers={**beacon, "origin": "https://evil.example"})
+    assert other.status_code == 401
+    preflight = app.options(
+        "/event",
+        headers={"origin": "https://blog.example", "access-control-request-method": "POST"},
+    )
+    assert preflight.status_code == 204
+    assert preflight.headers["access-control-allow-origin"] == "https://blog.example"
+    assert "x-api-key" in preflight.headers["access-control-allow-headers"]
+    refused = app.options("/event", headers={"origin": "https://evil.example"})
+    assert refused.status_code == 403
+
+
+def test_private_site_is_not_writable_from_a_browser_without_a_key(app: TestClient) -> None:
+    site = create_site(app, "Private", allowed_origins=["https://x.example"])
+    response = app.post(
+        "/event", json=event(site["site_id"]), headers={"origin": "https://x.example"}
+    )
+    assert response.status_code == 401
+
+
+def test_making_a_site_public_later(app: TestClient) -> None:
+    site = create_site(app, "Later")
+    origin = {"origin": "https://later.example"}
+    assert app.post("/event", json=event(site["site_id"]), headers=origin).status_code == 401
+    patched = app.patch(
+        f"/api/sites/{site['site_id']}",
+        json={"public": True, "allowed_origins": ["https://LATER.example/"]},
+        headers=AUTH,
+    )
+    assert patched.status_code == 200 and patched.json()["allowed_origins"] == [
+        "https://later.example"
+    ]
+    assert app.post("/event", json=event(site["site_id"]), headers=origin).status_code == 202
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"name": ""},
+        {"name": 5},
+        {"name": "x", "allowed_origins": ["not a url"]},
+        {"name": "x", "allowed_origins": ["https://a.example/path"]},
+        {"name": "x", "public": "yes"},
+        {"name": "x", "unexpected": 1},
+    ],
+)
+def test_bad_site_bodies_are_400(app: TestClient, body: dict[str, Any]) -> None:
+    response = app.post("/api/sites", json=body, headers=AUTH)
+    assert response.status_code == 400
+    assert response.json()["details"]
+
+
+def test_open_mode_accepts_any_site_and_answers_cors_for_any_origin(client: TestClient) -> None:
+    response = client.post(
+        "/event", json=event("anything"), headers={"origin": "https://a.example"}
+    )
+    assert response.status_code == 202
+    assert response.headers["access-control-allow-origin"] == "*"
+    assert client.options("/events", headers={"origin": "https://b.example"}).status_code == 204
+
+
+def test_registry_survives_losing_redis(
+    app: TestClient, keyed: Settings, redis_conn: redis.Redis
+) -> None:
+    """Flush the cache as a lost Redis would; the app rebuilds it from ClickHouse."""
+    site = create_site(app)
+    for key in redis_conn.scan_iter(f"{keyed.stream}:registry:*"):
+        redis_conn.delete(key)
+    headers = {"x-api-key": site["api_key"]}
+    assert app.post("/event", json=event(site["site_id"]), headers=headers).status_code == 401
+    wait_for(
+        lambda: (
+            True
+            if app.post("/event", json=event(site["site_id"]), headers=headers).status_code == 202
+            else None
+        ),
+        what="the registry cache to be rebuilt from ClickHouse",
+    )
+
+
+def test_ingest_keeps_accepting_known_keys_while_clickhouse_is_away(
+    app: TestClient, ch: Client
+) -> None:
+    site = create_site(app)
+    ch.command("DETACH TABLE api_keys")
+    ch.command("DETACH TABLE sites")
+    try:
+        response = app.post(
+            "/event", json=event(site["site_id"]), headers={"x-api-key": site["api_key"]}
+        )
+        assert response.status_code == 202
+        assert app.get("/api/sites", headers=AUTH).status_code == 503
+    finally:
+        ch.command("ATTACH TABLE sites")
+        ch.command("ATTACH TABLE api_keys")
