@@ -1,0 +1,72 @@
+"""Token buckets in Redis: bursts are cut with 429, they refill, and one noisy site slows no other."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+import redis
+from starlette.testclient import TestClient
+
+from hitstream.settings import Settings
+from tests.helpers import event, wait_for
+
+ADMIN = {"Authorization": "Bearer t"}
+
+
+def assert_limited(response: object) -> None:
+    assert response.status_code == 429, response.text  # type: ignore[attr-defined]
+    headers = response.headers  # type: ignore[attr-defined]
+    assert int(headers["retry-after"]) >= 1
+    assert {"ratelimit-limit", "ratelimit-remaining", "ratelimit-reset"} <= set(headers)
+    assert response.json()["error"] == "rate limit exceeded, retry later"  # type: ignore[attr-defined]
+
+
+def test_noisy_key_is_cut_recovers_and_leaves_other_sites_alone(
+    make_client: Callable[..., TestClient],
+    make_settings: Callable[..., Settings],
+    redis_conn: redis.Redis,
+) -> None:
+    settings = make_settings(
+        ingest_auth="key", admin_token="t", rate_limit_key_per_s=2, rate_limit_key_burst=5
+    )
+    app = make_client(settings)
+    noisy = app.post("/api/sites", json={"name": "noisy"}, headers=ADMIN).json()
+    quiet = app.post("/api/sites", json={"name": "quiet"}, headers=ADMIN).json()
+    noisy_key, quiet_key = {"x-api-key": noisy["api_key"]}, {"x-api-key": quiet["api_key"]}
+    answers = [
+        app.post("/event", json=event(noisy["site_id"]), headers=noisy_key) for _ in range(6)
+    ]
+    assert [a.status_code for a in answers[:5]] == [202] * 5
+    assert_limited(answers[5])
+    assert answers[5].headers["ratelimit-limit"] == "5"
+    assert app.post("/event", json=event(quiet["site_id"]), headers=quiet_key).status_code == 202
+    length = redis_conn.xlen(settings.stream)
+    assert length == 6, "the refused event was not enqueued"
+    wait_for(
+        lambda: (
+            True
+            if app.post("/event", json=event(noisy["site_id"]), headers=noisy_key).status_code
+            == 202
+            else None
+        ),
+        what="the noisy key's bucket to refill",
+    )
+
+
+@pytest.mark.parametrize("route", ["/event", "/events"])
+def test_per_ip_limit_in_open_mode(
+    make_client: Callable[..., TestClient], make_settings: Callable[..., Settings], route: str
+) -> None:
+    app = make_client(make_settings(rate_limit_ip_per_s=0.5, rate_limit_ip_burst=3))
+    body = event("s") if route == "/event" else [event("s")]
+    statuses = [app.post(route, json=body).status_code for _ in range(3)]
+    assert statuses == [202, 202, 202]
+    assert_limited(app.post(route, json=body))
+
+
+def test_limits_can_be_disabled(
+    make_client: Callable[..., TestClient], make_settings: Callable[..., Settings]
+) -> None:
+    app = make_client(make_settings(rate_limit_ip_per_s=0))
+    assert all(app.post("/event", json=event("s")).status_code == 202 for _ in range(50))
