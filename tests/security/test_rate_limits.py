@@ -1,4 +1,4 @@
-"""Token buckets in Redis: bursts are cut with 429, they refill, and one noisy site slows no other."""
+"""Token buckets in Redis: bursts get 429, buckets refill, one noisy site slows no other."""
 
 from __future__ import annotations
 
