@@ -19,7 +19,7 @@ import reporting.routes
 import reporting.sites
 from consumers.sink import ClickHouseSink
 from consumers.worker import Consumer
-from hitstream import health
+from hitstream import health, openapi
 from hitstream.connections import (
     EmbeddedValkey,
     clickhouse_client,
@@ -62,6 +62,8 @@ def create_app(settings: Settings, roles: Iterable[Role] = ALL_ROLES) -> Starlet
         routes += ingest.routes.routes()
     if Role.REPORT in wanted:
         routes += reporting.routes.routes() + reporting.sites.routes()
+
+    routes += openapi.routes(routes, site_id_required=settings.ingest_auth == "open")
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:

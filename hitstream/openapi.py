@@ -1,0 +1,186 @@
+"""The OpenAPI document (/openapi.json) and Swagger UI (/docs) for the routes an app serves."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from hitstream.http import JSONResponse
+from schemas import responses as r
+from schemas.event import EventIn
+from schemas.sites import SiteCreate, SiteUpdate
+
+MODELS: list[type[BaseModel]] = [
+    EventIn, SiteCreate, SiteUpdate, r.Error, r.Accepted, r.BatchAccepted, r.Stats,
+    r.Health, r.QueueHealth, r.SiteCreated, r.SiteList, r.SiteInfo, r.KeyRotated, r.KeyRevoked,
+]  # fmt: skip
+
+ERRORS = {
+    "400": "invalid input (the details name each field)",
+    "401": "missing or invalid credentials",
+    "403": "not allowed for these credentials",
+    "404": "no such resource",
+    "413": "body over HITSTREAM_MAX_BODY_BYTES",
+    "415": "unsupported media type",
+    "429": "rate limit exceeded (Retry-After, RateLimit-* headers)",
+    "503": "an engine is unavailable or ingest is over its backlog limit (Retry-After)",
+}
+
+SWAGGER_UI = """<!doctype html>
+<html><head><title>hitstream API</title><meta charset="utf-8">
+<link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui.css">
+</head><body><div id="ui"></div>
+<script src="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.js"></script>
+<script>SwaggerUIBundle({url: "/openapi.json", dom_id: "#ui"});</script>
+</body></html>"""
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One documented route: what it takes and every status it answers with."""
+
+    method: str
+    path: str
+    summary: str
+    ok: tuple[str, str]
+    body: str | None = None
+    body_array: bool = False
+    query: tuple[tuple[str, bool, dict[str, Any]], ...] = ()
+    errors: tuple[str, ...] = ()
+    security: tuple[str, ...] = ()
+    tags: tuple[str, ...] = field(default=())
+
+
+_EVENT_ERRORS = ("400", "401", "403", "413", "415", "429", "503")
+OPERATIONS = [
+    Operation("post", "/event", "Accept one event", ("202", "Accepted"), "EventIn",
+              errors=_EVENT_ERRORS, security=("", "apiKey"), tags=("ingest",)),
+    Operation("post", "/events", "Accept a batch of events (all or nothing)",
+              ("202", "BatchAccepted"), "EventIn", body_array=True,
+              errors=_EVENT_ERRORS, security=("", "apiKey"), tags=("ingest",)),
+    Operation("get", "/stats", "Totals, unique users and top paths of a site on a UTC day",
+              ("200", "Stats"),
+              query=(("site_id", True, {"type": "string", "minLength": 1, "maxLength": 128}),
+                     ("date", False, {"type": "string", "format": "date"}),
+                     ("event_type", False, {"type": "string", "minLength": 1, "maxLength": 128})),
+              errors=("400", "401", "403", "503"), security=("", "apiKey", "admin"),
+              tags=("reporting",)),
+    Operation("get", "/health", "Engines this process uses", ("200", "Health"),
+              errors=("503",), tags=("health",)),
+    Operation("get", "/health/queue", "Stream, group lag, pending and dead letters",
+              ("200", "QueueHealth"), errors=("503",), tags=("health",)),
+    Operation("post", "/api/sites", "Create a site and its first key", ("201", "SiteCreated"),
+              "SiteCreate", errors=("400", "401", "403", "413", "415", "503"),
+              security=("admin",), tags=("sites",)),
+    Operation("get", "/api/sites", "List sites and their keys", ("200", "SiteList"),
+              errors=("401", "403", "503"), security=("admin",), tags=("sites",)),
+    Operation("patch", "/api/sites/{site_id}", "Change a site's name, public flag or origins",
+              ("200", "SiteInfo"), "SiteUpdate",
+              errors=("400", "401", "403", "404", "413", "415", "503"),
+              security=("admin",), tags=("sites",)),
+    Operation("post", "/api/sites/{site_id}/keys", "Rotate: a new key, old ones expire later",
+              ("201", "KeyRotated"), errors=("401", "403", "404", "503"),
+              security=("admin",), tags=("sites",)),
+    Operation("delete", "/api/sites/{site_id}/keys/{key_id}", "Revoke a key at once",
+              ("200", "KeyRevoked"), errors=("401", "403", "404", "503"),
+              security=("admin",), tags=("sites",)),
+]  # fmt: skip
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _operation(op: Operation) -> dict[str, Any]:
+    spec: dict[str, Any] = {"summary": op.summary, "tags": list(op.tags)}
+    params = [
+        {"name": name, "in": "query", "required": required, "schema": schema}
+        for name, required, schema in op.query
+    ]
+    params += [
+        {"name": part[1:-1], "in": "path", "required": True, "schema": {"type": "string"}}
+        for part in op.path.split("/")
+        if part.startswith("{")
+    ]
+    if params:
+        spec["parameters"] = params
+    if op.body:
+        schema = {"type": "array", "items": _ref(op.body)} if op.body_array else _ref(op.body)
+        content = {"application/json": {"schema": schema}}
+        if op.tags == ("ingest",):
+            content["text/plain"] = {"schema": schema}  # navigator.sendBeacon
+        spec["requestBody"] = {"required": True, "content": content}
+    status, model = op.ok
+    answers: dict[str, Any] = {
+        status: {"description": "success", "content": {"application/json": {"schema": _ref(model)}}}
+    }
+    for code in op.errors:
+        answers[code] = {
+            "description": ERRORS[code],
+            "content": {"application/json": {"schema": _ref("Error")}},
+        }
+    spec["responses"] = answers
+    if op.security:
+        spec["security"] = [{} if name == "" else {name: []} for name in op.security]
+    return spec
+
+
+def document(served: set[tuple[str, str]], site_id_required: bool) -> dict[str, Any]:
+    """The OpenAPI 3.1 document for the (METHOD, path) pairs this app serves.
+
+    Without API keys (open mode) each event must name its site.
+    """
+    _, schemas = models_json_schema(
+        [(model, "validation") for model in MODELS], ref_template="#/components/schemas/{model}"
+    )
+    if site_id_required:
+        event = schemas["$defs"]["EventIn"]
+        event["required"] = ["site_id", *event["required"]]
+        event["properties"]["site_id"] = event["properties"]["site_id"]["anyOf"][0]
+    paths: dict[str, dict[str, Any]] = {}
+    for op in OPERATIONS:
+        for path in (op.path, "/api" + op.path) if not op.path.startswith("/api") else (op.path,):
+            if (op.method.upper(), path) in served:
+                paths.setdefault(path, {})[op.method] = _operation(op)
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "hitstream", "version": "0.1.0", "description": __doc__},
+        "paths": paths,
+        "components": {
+            "schemas": schemas.get("$defs", {}),
+            "securitySchemes": {
+                "apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"},
+                "admin": {"type": "http", "scheme": "bearer"},
+            },
+        },
+    }
+
+
+def document_for(app_routes: list[BaseRoute], site_id_required: bool) -> dict[str, Any]:
+    """The document describing exactly these routes."""
+    served = {
+        (method, route.path)
+        for route in app_routes
+        if isinstance(route, Route)
+        for method in (route.methods or ())
+    }
+    return document(served, site_id_required)
+
+
+def routes(app_routes: list[BaseRoute], site_id_required: bool) -> list[BaseRoute]:
+    """/openapi.json and /docs for the routes given."""
+    spec = document_for(app_routes, site_id_required)
+
+    async def openapi(request: Request) -> Response:
+        return JSONResponse(spec)
+
+    async def docs(request: Request) -> Response:
+        return HTMLResponse(SWAGGER_UI)
+
+    return [Route("/openapi.json", openapi, methods=["GET"]), Route("/docs", docs, methods=["GET"])]

@@ -1,0 +1,98 @@
+"""Response bodies, as documented in /openapi.json (the fuzz test checks answers against them)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class ErrorDetail(BaseModel):
+    field: str
+    message: str
+    index: int | None = Field(default=None, description="batch item the detail is about")
+
+
+class Error(BaseModel):
+    """Every 4xx and 5xx answer."""
+
+    error: str
+    details: list[ErrorDetail]
+
+
+class Accepted(BaseModel):
+    status: str = Field(examples=["accepted"])
+    event_id: str
+
+
+class BatchAccepted(BaseModel):
+    status: str = Field(examples=["accepted"])
+    accepted: int
+    event_ids: list[str]
+
+
+class TopPath(BaseModel):
+    path: str
+    views: int
+
+
+class Stats(BaseModel):
+    site_id: str
+    date: str = Field(description="YYYY-MM-DD, a UTC day")
+    total_views: int
+    unique_users: int
+    top_paths: list[TopPath] = Field(max_length=10)
+
+
+class Health(BaseModel):
+    status: str
+    engines: dict[str, str]
+
+
+class QueueHealth(BaseModel):
+    stream: str
+    length: int
+    group: str
+    consumers: int
+    pending: int
+    lag: int | None
+    oldest_pending_age_s: float
+    dead_letters: int
+
+
+class KeyInfo(BaseModel):
+    key_id: str
+    created_at: str
+    expires_at: str | None
+    revoked: bool
+    active: bool
+
+
+class SiteInfo(BaseModel):
+    site_id: str
+    name: str
+    public: bool
+    allowed_origins: list[str]
+    created_at: str
+    keys: list[KeyInfo] | None = None
+
+
+class SiteCreated(SiteInfo):
+    api_key: str = Field(description="shown once; only its hash is stored")
+    key_id: str
+
+
+class SiteList(BaseModel):
+    sites: list[SiteInfo]
+
+
+class KeyRotated(BaseModel):
+    site_id: str
+    key_id: str
+    api_key: str
+    created_at: str
+    previous_keys_expire_at: str
+
+
+class KeyRevoked(BaseModel):
+    site_id: str
+    key_id: str
+    revoked: bool
