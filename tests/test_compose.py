@@ -74,6 +74,13 @@ def test_consume_is_scalable(services: dict[str, Any]) -> None:
     assert consume["deploy"]["replicas"] >= 2
 
 
+def test_servers_require_keys(services: dict[str, Any]) -> None:
+    for name in ("ingest", "report"):
+        env = services[name]["environment"]
+        assert env["HITSTREAM_INGEST_AUTH"] == "key"
+        assert env["HITSTREAM_ADMIN_TOKEN"].startswith("${HITSTREAM_ADMIN_TOKEN:?")
+
+
 def test_redis_server_persists_and_never_evicts(services: dict[str, Any]) -> None:
     command = services["valkey"]["command"]
     assert command[command.index("--appendonly") + 1] == "yes"
