@@ -1,16 +1,260 @@
-"""Run every benchmark and print the figures (each a median over several runs)."""
+"""`make bench`: start what is measured, run every scenario (3 runs, medians), write results.
+
+Results go to bench/results/<timestamp>.json and .md; the table is printed too.
+Every headline figure is a ratio against a ceiling measured in the same run, or
+an absolute figure reported beside one. `HITSTREAM_BENCH_QUICK=1` shortens runs.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
-from bench import drain, freshness
+import httpx2 as httpx
+
+from bench import drain, k6run, seed
+from hitstream.testing import HitstreamProcess, free_port, wait_for
+
+QUICK = os.environ.get("HITSTREAM_BENCH_QUICK") == "1"
+RUNS = 1 if QUICK else 3
+DURATION = "5s" if QUICK else "10s"
+RESULTS = Path(__file__).parent / "results"
+STATS_VUS = "4"
+NO_LIMITS = {"HITSTREAM_RATE_LIMIT_IP_PER_S": "0", "HITSTREAM_RATE_LIMIT_KEY_PER_S": "0"}
+ERRORS = {"failed": 0, "total": 0}
+
+
+def machine() -> dict[str, Any]:
+    meminfo = Path("/proc/meminfo").read_text().split()
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+         if line.startswith("model name")),
+        platform.processor(),
+    )  # fmt: skip
+    return {
+        "cores": os.cpu_count(),
+        "memory_gib": round(int(meminfo[meminfo.index("MemTotal:") + 1]) / 2**20, 1),
+        "cpu": cpu,
+        "python": platform.python_version(),
+    }
+
+
+@contextlib.contextmanager
+def serve(env: dict[str, str] | None = None, data_dir: Path | None = None) -> Iterator[str]:
+    """`hitstream serve` on a free port in a temporary data dir; yields its base URL."""
+    with tempfile.TemporaryDirectory() as tmp:
+        data = data_dir or Path(tmp) / "data"
+        server = HitstreamProcess(
+            "serve", {"HITSTREAM_DATA_DIR": str(data), **(env or {})}, Path(tmp) / "serve.log"
+        ).start()
+        try:
+            yield server.base_url
+        finally:
+            server.stop()
+
+
+@contextlib.contextmanager
+def ceiling_server() -> Iterator[str]:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "bench.ceiling", str(port)])
+    base = f"http://127.0.0.1:{port}"
+
+    def up() -> bool | None:
+        try:
+            return True if httpx.post(base + "/event", content=b"{}").status_code == 202 else None
+        except httpx.TransportError:
+            return None
+
+    wait_for(up, timeout=30, what="ceiling server")
+    try:
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def k6(script: str, base: str, count_errors: bool = True, **env: str) -> dict[str, Any]:
+    metrics = k6run.run(script, {"BASE": base, "DURATION": DURATION, **env})
+    if count_errors:
+        failed, total = k6run.failed_checks(metrics)
+        ERRORS["failed"] += failed
+        ERRORS["total"] += total
+    return metrics
+
+
+def site_key(base: str, token: str) -> str:
+    created = httpx.post(
+        base + "/api/sites", json={"name": "bench"}, headers={"Authorization": f"Bearer {token}"}
+    )
+    created.raise_for_status()
+    key: str = created.json()["api_key"]
+    return key
+
+
+def ingest_figures() -> dict[str, Any]:
+    """Single events at 64 VUs: ceiling, hitstream, and hitstream with keys + rate limits."""
+    ceiling, plain, keyed, p50, p99 = [], [], [], [], []
+    for _ in range(RUNS):
+        with ceiling_server() as base:
+            ceiling.append(k6run.rate(k6("single.js", base, count_errors=False, VUS="64")))
+        with serve(NO_LIMITS) as base:
+            metrics = k6("single.js", base, VUS="64")
+            plain.append(k6run.rate(metrics))
+            p50.append(k6run.latency(metrics, "med"))
+            p99.append(k6run.latency(metrics, "p(99)"))
+        auth = {"HITSTREAM_INGEST_AUTH": "key", "HITSTREAM_ADMIN_TOKEN": "bench",
+                "HITSTREAM_RATE_LIMIT_IP_PER_S": "1000000000",
+                "HITSTREAM_RATE_LIMIT_KEY_PER_S": "1000000000"}  # fmt: skip
+        with serve(auth) as base:
+            key = site_key(base, "bench")
+            keyed.append(k6run.rate(k6("single.js", base, VUS="64", API_KEY=key)))
+    ratios = [p / c for p, c in zip(plain, ceiling, strict=True)]
+    return {
+        "ingest_ratio": round(statistics.median(ratios), 3),
+        "ingest_events_per_s": round(statistics.median(plain)),
+        "ingest_ceiling_requests_per_s": round(statistics.median(ceiling)),
+        "ingest_p50_ms": round(statistics.median(p50), 2),
+        "ingest_p99_ms": round(statistics.median(p99), 2),
+        "ingest_keyed_rate_limited_events_per_s": round(statistics.median(keyed)),
+        "auth_rate_limit_cost": round(1 - statistics.median(keyed) / statistics.median(plain), 3),
+    }
+
+
+def batch_figures() -> dict[str, Any]:
+    rates, p99 = [], []
+    for _ in range(RUNS):
+        with serve(NO_LIMITS) as base:
+            metrics = k6("batch.js", base, VUS="16", BATCH="100")
+            rates.append(k6run.rate(metrics) * 100)
+            p99.append(k6run.latency(metrics, "p(99)"))
+    return {
+        "batch_events_per_s": round(statistics.median(rates)),
+        "batch_p99_ms": round(statistics.median(p99), 2),
+    }
+
+
+def stats_figures(events: int) -> dict[str, Any]:
+    """GET /stats over `events` in 100 sites and 30 days; alone, then with 2,000 writes/s."""
+    alone, mixed, mixed_write_p99 = [], [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "data"
+        load_s = seed.seed(data, events)
+        for _ in range(RUNS):
+            with serve(NO_LIMITS, data_dir=data) as base:
+                alone.append(k6run.latency(k6("stats.js", base, VUS=STATS_VUS), "p(99)"))
+                metrics = k6("stats.js", base, VUS=STATS_VUS, WRITE_RATE="2000")
+                mixed.append(k6run.latency(metrics, "p(99)", "http_req_duration{kind:stats}"))
+                mixed_write_p99.append(
+                    k6run.latency(metrics, "p(99)", "http_req_duration{kind:write}")
+                )
+    return {
+        "stats_events_loaded": events,
+        "stats_load_s": round(load_s, 1),
+        "stats_p99_ms": round(statistics.median(alone), 2),
+        "stats_p99_ms_while_ingesting_2000_per_s": round(statistics.median(mixed), 2),
+        "write_p99_ms_while_reading": round(statistics.median(mixed_write_p99), 2),
+    }
+
+
+def _probe_freshness(base: str, stop: threading.Event, out: list[float]) -> None:
+    with httpx.Client(base_url=base, timeout=10) as http:
+        while not stop.is_set():
+            site = f"probe-{uuid.uuid4().hex[:10]}"
+            started = time.perf_counter()
+            posted = http.post("/event", json={"site_id": site, "event_type": "probe", "path": "/"})
+            if posted.status_code != 202:
+                continue
+            while http.get("/stats", params={"site_id": site}).json()["total_views"] != 1:
+                time.sleep(0.005)
+            out.append((time.perf_counter() - started) * 1000)
+            time.sleep(0.05)
+
+
+def freshness_figures() -> dict[str, Any]:
+    """Accepted → visible in /stats while a steady 2,000 events/s arrive."""
+    p50, p99 = [], []
+    for _ in range(RUNS):
+        with serve(NO_LIMITS) as base:
+            samples: list[float] = []
+            stop = threading.Event()
+            prober = threading.Thread(target=_probe_freshness, args=(base, stop, samples))
+            prober.start()
+            k6("stats.js", base, VUS="0", WRITE_RATE="2000")
+            stop.set()
+            prober.join()
+            samples.sort()
+            p50.append(statistics.median(samples))
+            p99.append(samples[min(len(samples) - 1, int(len(samples) * 0.99))])
+    return {
+        "freshness_p50_ms": round(statistics.median(p50), 1),
+        "freshness_p99_ms": round(statistics.median(p99), 1),
+    }
+
+
+TABLE = [
+    ("ingest ratio, single events, 64 VUs (÷ bare Starlette)", "ingest_ratio", "≥ 0.80"),
+    ("single-event ingest, events/s", "ingest_events_per_s", ""),
+    ("same with API keys + rate limiting, events/s", "ingest_keyed_rate_limited_events_per_s", ""),
+    ("batch ingest, 100 per request, events/s", "batch_events_per_s", "≥ 100,000"),
+    ("drain ratio (÷ bare XREADGROUP+INSERT+XACK loop)", "drain_ratio", "≥ 0.70"),
+    ("drain, one consumer process, events/s", "drain_events_per_s", "≥ 100,000"),
+    ("GET /stats p99, 10M events / 100 sites / 30 days, 4 VUs, ms", "stats_p99_ms", "≤ 20"),
+    ("same while ingesting 2,000 events/s, ms", "stats_p99_ms_while_ingesting_2000_per_s", ""),
+    ("accepted → visible in /stats at 2,000 events/s, p99 ms", "freshness_p99_ms", "≤ 1000"),
+    ("consumer peak RSS draining 10M events, MB", "consumer_peak_rss_mb", "≤ 500"),
+    ("ingest non-2xx rate, all runs", "error_rate", "0"),
+]
+
+
+def markdown(results: dict[str, Any]) -> str:
+    info = results["machine"]
+    lines = [
+        f"Machine: {info['cores']} cores, {info['memory_gib']} GiB, {info['cpu']}; "
+        f"k6 on the same cores; medians of {results['runs']} runs.",
+        "",
+        "| figure | measured | target |",
+        "|---|---|---|",
+    ]
+    for label, key, target in TABLE:
+        value = results.get(key)
+        shown = f"{value:,}" if isinstance(value, int) else str(value)
+        lines.append(f"| {label} | {shown} | {target} |")
+    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
-    figures = {"machine": {"cores": os.cpu_count()}, **freshness.run(), **drain.run()}
-    print(json.dumps(figures, indent=2))
+    results: dict[str, Any] = {"machine": machine(), "runs": RUNS, "quick": QUICK}
+    results |= ingest_figures()
+    results |= batch_figures()
+    results |= freshness_figures()
+    results |= stats_figures(1_000_000 if QUICK else 10_000_000)
+    results |= drain.run(
+        events=100_000 if QUICK else 500_000,
+        runs=RUNS,
+        rss_events=1_000_000 if QUICK else 10_000_000,
+    )
+    results["error_rate"] = ERRORS["failed"] / max(1, ERRORS["total"])
+    results["ingest_requests_checked"] = ERRORS["total"]
+    RESULTS.mkdir(exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    (RESULTS / f"{stamp}.json").write_text(json.dumps(results, indent=2) + "\n")
+    table = markdown(results)
+    (RESULTS / f"{stamp}.md").write_text(table)
+    print(table)
+    print(f"written: bench/results/{stamp}.json and .md")
 
 
 if __name__ == "__main__":

