@@ -101,32 +101,47 @@ def new_site_id(name: str) -> str:
     return f"{slug}-{secrets.token_hex(3)}"
 
 
+def key_id_of(api_key: str) -> str | None:
+    """The key's id, if the string has the shape of one of our keys."""
+    match = KEY_PATTERN.match(api_key)
+    return match.group(1) if match else None
+
+
+def verify_key(api_key: str, raw: bytes | str | None) -> ApiKey | None:
+    """The cached record `raw`, if `api_key` is its key and it is still active."""
+    match = KEY_PATTERN.match(api_key)
+    if match is None or raw is None:
+        return None
+    record = _key_from_json(raw)
+    if not hmac.compare_digest(record.key_hash, hash_secret(match.group(2))):
+        return None
+    return record if record.active() else None
+
+
+def decode_site(raw: bytes | str | None) -> Site | None:
+    """A cached site record."""
+    return None if raw is None else _site_from_json(raw)
+
+
 class RegistryCache:
     """The Redis copy of the registry, read on every keyed request."""
 
     def __init__(self, redis: aioredis.Redis, prefix: str) -> None:
         self._redis = redis
-        self._keys = f"{prefix}:registry:keys"
-        self._sites = f"{prefix}:registry:sites"
+        self.keys_hash = f"{prefix}:registry:keys"
+        self.sites_hash = f"{prefix}:registry:sites"
         self._origins = f"{prefix}:registry:origins"
         self._loaded = f"{prefix}:registry:loaded"
 
     async def key(self, api_key: str) -> ApiKey | None:
         """The active key record for this plaintext key, or None."""
-        match = KEY_PATTERN.match(api_key)
-        if match is None:
+        key_id = key_id_of(api_key)
+        if key_id is None:
             return None
-        raw = await self._redis.hget(self._keys, match.group(1))
-        if raw is None:
-            return None
-        record = _key_from_json(raw)
-        if not hmac.compare_digest(record.key_hash, hash_secret(match.group(2))):
-            return None
-        return record if record.active() else None
+        return verify_key(api_key, await self._redis.hget(self.keys_hash, key_id))
 
     async def site(self, site_id: str) -> Site | None:
-        raw = await self._redis.hget(self._sites, site_id)
-        return None if raw is None else _site_from_json(raw)
+        return decode_site(await self._redis.hget(self.sites_hash, site_id))
 
     async def origin_allowed_somewhere(self, origin: str) -> bool:
         """True if some public site allows this origin (for CORS preflight)."""
@@ -135,16 +150,16 @@ class RegistryCache:
     async def put(self, sites: Sequence[Site] = (), keys: Sequence[ApiKey] = ()) -> None:
         async with self._redis.pipeline(transaction=True) as pipe:
             for site in sites:
-                pipe.hset(self._sites, site.site_id, _to_json(site))
+                pipe.hset(self.sites_hash, site.site_id, _to_json(site))
             for key in keys:
-                pipe.hset(self._keys, key.key_id, _to_json(key))
+                pipe.hset(self.keys_hash, key.key_id, _to_json(key))
             await pipe.execute()
         if sites:
             await self._refresh_origins()
 
     async def _refresh_origins(self) -> None:
         """The union of public sites' origins, recomputed after any site change (rare)."""
-        every: dict[Any, Any] = await self._redis.hgetall(self._sites)
+        every: dict[Any, Any] = await self._redis.hgetall(self.sites_hash)
         origins = {
             origin
             for site in map(_site_from_json, every.values())
@@ -163,7 +178,7 @@ class RegistryCache:
     async def replace_all(self, sites: Sequence[Site], keys: Sequence[ApiKey]) -> None:
         """Swap in a full copy (from ClickHouse) and mark the cache as loaded."""
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.delete(self._keys, self._sites, self._origins)
+            pipe.delete(self.keys_hash, self.sites_hash, self._origins)
             await pipe.execute()
         await self.put(sites, keys)
         await self._redis.set(self._loaded, str(int(time.time())))

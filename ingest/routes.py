@@ -20,7 +20,7 @@ from hitstream.http import (
     validation_details,
 )
 from hitstream.settings import Settings
-from ingest.auth import KEY_HEADER, authorize, cors_headers, preflight
+from ingest.auth import authorize, cors_headers, has_credentials, key_required, preflight
 from ingest.stream import StreamWriter
 from schemas.event import Encoded, EventBatch, EventIn, TimeWindow, to_row
 
@@ -49,19 +49,16 @@ async def _append(request: Request, events: list[Encoded]) -> None:
 
 
 def _window(request: Request) -> dict[str, TimeWindow]:
+    """Validation context: timestamps must fall in the raw retention, not in the future."""
     settings: Settings = request.state.settings
     return {"window": TimeWindow(datetime.now(UTC), settings.raw_ttl_days)}
 
 
 async def _body(request: Request) -> Any:
     settings: Settings = request.state.settings
-    if (
-        settings.ingest_auth == "key"
-        and KEY_HEADER not in request.headers
-        and "origin" not in request.headers
-    ):
+    if settings.ingest_auth == "key" and not has_credentials(request):
         # Neither a key nor a browser origin: refuse before reading the body.
-        await authorize(request, [])
+        raise key_required()
     return await read_json(request, settings.max_body_bytes, BEACON_TYPES)
 
 
@@ -79,6 +76,19 @@ def _require_site(events: list[EventIn], batch: bool) -> None:
     raise APIError(400, "invalid event", [detail])
 
 
+async def _accept(
+    request: Request, events: list[EventIn], batch: bool
+) -> tuple[list[Encoded], dict[str, str]]:
+    """Authorise, fix each event's site, store them; return them and the CORS headers."""
+    caller = await authorize(request, events)
+    if caller.site_id is None:
+        _require_site(events, batch)
+    received_at = datetime.now(UTC)
+    encoded = [to_row(event, received_at, site_id=caller.site_id) for event in events]
+    await _append(request, encoded)
+    return encoded, cors_headers(caller.cors_origin)
+
+
 async def post_event(request: Request) -> Response:
     """Accept one event; 202 once it is stored in the stream."""
     body = await _body(request)
@@ -86,15 +96,9 @@ async def post_event(request: Request) -> Response:
         event = EventIn.model_validate(body, context=_window(request))
     except ValidationError as exc:
         raise APIError(400, "invalid event", validation_details(exc)) from None
-    caller = await authorize(request, [event])
-    if caller.site_id is None:
-        _require_site([event], batch=False)
-    encoded = to_row(event, datetime.now(UTC), site_id=caller.site_id)
-    await _append(request, [encoded])
+    [encoded], headers = await _accept(request, [event], batch=False)
     return JSONResponse(
-        {"status": "accepted", "event_id": encoded.event_id},
-        status_code=202,
-        headers=cors_headers(caller.cors_origin),
+        {"status": "accepted", "event_id": encoded.event_id}, status_code=202, headers=headers
     )
 
 
@@ -117,17 +121,12 @@ async def post_events(request: Request) -> Response:
         first = details[0].get("index") if details else None
         where = f": event {first} is invalid" if first is not None else ""
         raise APIError(400, f"invalid batch{where}; nothing was accepted", details) from None
-    caller = await authorize(request, events)
-    if caller.site_id is None:
-        _require_site(events, batch=True)
-    received_at = datetime.now(UTC)
-    encoded = [to_row(event, received_at, site_id=caller.site_id) for event in events]
-    await _append(request, encoded)
+    encoded, headers = await _accept(request, events, batch=True)
     event_ids = [item.event_id for item in encoded]
     return JSONResponse(
         {"status": "accepted", "accepted": len(event_ids), "event_ids": event_ids},
         status_code=202,
-        headers=cors_headers(caller.cors_origin),
+        headers=headers,
     )
 
 
