@@ -22,7 +22,7 @@ from hitstream.http import (
 from hitstream.settings import Settings
 from ingest.auth import authorize, cors_headers, has_credentials, key_required, preflight
 from ingest.stream import StreamWriter
-from schemas.event import Encoded, EventBatch, EventIn, TimeWindow, to_row
+from schemas.event import Encoded, EventBatch, EventIn, TimeWindow, encode
 
 RETRY_AFTER_S = "1"
 
@@ -83,8 +83,7 @@ async def _accept(
     caller = await authorize(request, events)
     if caller.site_id is None:
         _require_site(events, batch)
-    received_at = datetime.now(UTC)
-    encoded = [to_row(event, received_at, site_id=caller.site_id) for event in events]
+    encoded = encode(events, datetime.now(UTC), site_id=caller.site_id)
     await _append(request, encoded)
     return encoded, cors_headers(caller.cors_origin)
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
@@ -172,20 +174,45 @@ def _clickhouse_time(moment: datetime) -> str:
     return naive.isoformat(sep=" ", timespec="milliseconds")
 
 
-def to_row(event: EventIn, received_at: datetime, site_id: str | None = None) -> Encoded:
-    """Fill defaults and encode the event as the JSONEachRow line the consumers insert.
+def _random_uuids(count: int) -> list[str]:
+    """`count` random (version 4) UUIDs from one read of the OS's random source."""
+    raw = bytearray(os.urandom(16 * count))
+    ids = []
+    for start in range(0, len(raw), 16):
+        raw[start + 6] = (raw[start + 6] & 0x0F) | 0x40  # version 4
+        raw[start + 8] = (raw[start + 8] & 0x3F) | 0x80  # RFC 4122 variant
+        h = raw[start : start + 16].hex()
+        ids.append(f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}")
+    return ids
+
+
+def encode(
+    events: Sequence[EventIn], received_at: datetime, site_id: str | None = None
+) -> list[Encoded]:
+    """Fill defaults and encode each event as the JSONEachRow line the consumers insert.
 
     `site_id` (from the API key) overrides the body's. The key order is fixed
-    (event_id first): consumers recognise rows by that prefix.
+    (event_id first): consumers recognise rows by that prefix. What is the same for
+    the whole request (time received, fresh IDs) is computed once.
     """
-    event_id = str(event.event_id or uuid.uuid4())
-    row: dict[str, Any] = {
-        "event_id": event_id,
-        "site_id": site_id or event.site_id,
-        "event_type": event.event_type,
-        "path": event.path,
-        "user_id": event.user_id or "",
-        "ts": _clickhouse_time(event.timestamp or received_at),
-        "received_at": _clickhouse_time(received_at),
-    }
-    return Encoded(event_id, orjson.dumps(row), client_id=event.event_id is not None)
+    received = _clickhouse_time(received_at)
+    fresh = iter(_random_uuids(sum(1 for e in events if e.event_id is None)))
+    encoded = []
+    for event in events:
+        event_id = str(event.event_id) if event.event_id else next(fresh)
+        row: dict[str, Any] = {
+            "event_id": event_id,
+            "site_id": site_id or event.site_id,
+            "event_type": event.event_type,
+            "path": event.path,
+            "user_id": event.user_id or "",
+            "ts": _clickhouse_time(event.timestamp) if event.timestamp else received,
+            "received_at": received,
+        }
+        encoded.append(Encoded(event_id, orjson.dumps(row), event.event_id is not None))
+    return encoded
+
+
+def to_row(event: EventIn, received_at: datetime, site_id: str | None = None) -> Encoded:
+    """One event's row (see `encode`)."""
+    return encode([event], received_at, site_id)[0]

@@ -11,7 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 from schemas import jsonbody
-from schemas.event import EventBatch, EventIn, TimeWindow, normalize_path, to_row
+from schemas.event import EventBatch, EventIn, TimeWindow, encode, normalize_path, to_row
 
 RECEIVED = datetime(2025, 11, 14, 12, 0, 0, 123000, tzinfo=UTC)
 WINDOW = {"window": TimeWindow(now=RECEIVED, retention_days=90)}
@@ -126,6 +126,13 @@ def test_defaults_fill_event_id_time_and_anonymous_user() -> None:
     assert not encoded.client_id
     assert row["ts"] == row["received_at"] == "2025-11-14 12:00:00.123"
     assert row["user_id"] == ""
+
+
+def test_generated_event_ids_are_distinct_version_4_uuids() -> None:
+    encoded = encode([parse()] * 1000, RECEIVED)
+    ids = {uuid.UUID(item.event_id) for item in encoded}
+    assert len(ids) == 1000
+    assert {(i.version, i.variant) for i in ids} == {(4, uuid.RFC_4122)}
 
 
 def test_client_event_id_is_kept() -> None:
