@@ -117,16 +117,19 @@ def redis_client(url: str, **kwargs: Any) -> aioredis.Redis:
     return aioredis.Redis.from_url(url, **kwargs)
 
 
-def clickhouse_client(settings: Settings, **kwargs: Any) -> Client:
-    """A ClickHouse client bound to the configured database, creating the database if needed."""
+def clickhouse_client(settings: Settings, session_settings: dict[str, Any] | None = None) -> Client:
+    """A ClickHouse client bound to the configured database, creating the database if needed.
+
+    `session_settings` apply to every query of this client (e.g. max_threads).
+    """
     dsn = settings.clickhouse_dsn
     try:
-        bootstrap = clickhouse_connect.get_client(dsn=dsn, **kwargs)
+        bootstrap = clickhouse_connect.get_client(dsn=dsn)
         # The name is validated against an identifier pattern in Settings.
         bootstrap.command(f"CREATE DATABASE IF NOT EXISTS `{settings.clickhouse_database}`")
         bootstrap.close()
         return clickhouse_connect.get_client(
-            dsn=dsn, database=settings.clickhouse_database, **kwargs
+            dsn=dsn, database=settings.clickhouse_database, settings=session_settings or {}
         )
     except Exception as exc:
         raise ConfigError(f"cannot open ClickHouse at {_redact(dsn)}: {exc}") from exc

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import queue
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -41,18 +43,27 @@ class DayStats:
 
 
 class StatsReader:
-    """Runs the stats queries on one ClickHouse client (blocking; call from a thread)."""
+    """Runs the stats queries (blocking; call from threads) on a pool of ClickHouse clients.
 
-    def __init__(self, client: Client) -> None:
-        self._client = client
+    A client runs one query at a time; several let concurrent requests overlap.
+    """
+
+    def __init__(self, clients: Sequence[Client]) -> None:
+        self._idle: queue.SimpleQueue[Client] = queue.SimpleQueue()
+        for client in clients:
+            self._idle.put(client)
 
     def day_stats(self, site_id: str, day: date, event_type: str | None = None) -> DayStats:
         """Totals and top paths of one site on one UTC day."""
         params = {"site_id": site_id, "day": day, "event_type": event_type or ""}
-        views, users = self._client.query(TOTALS, parameters=params).result_rows[0]
-        paths = self._client.query(
-            TOP_PATHS, parameters={**params, "limit": TOP_PATHS_LIMIT}
-        ).result_rows
+        client = self._idle.get()
+        try:
+            views, users = client.query(TOTALS, parameters=params).result_rows[0]
+            paths = client.query(
+                TOP_PATHS, parameters={**params, "limit": TOP_PATHS_LIMIT}
+            ).result_rows
+        finally:
+            self._idle.put(client)
         return DayStats(
             site_id=site_id,
             day=day,
