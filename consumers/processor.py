@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# Rows written by ingest start with this (orjson keeps the key order of to_row).
+# Rows written by ingest start with this (orjson keeps the key order of `encode`).
 ROW_PREFIX = b'{"event_id":"'
 _ID_END = len(ROW_PREFIX) + 36
 

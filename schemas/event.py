@@ -211,8 +211,3 @@ def encode(
         }
         encoded.append(Encoded(event_id, orjson.dumps(row), event.event_id is not None))
     return encoded
-
-
-def to_row(event: EventIn, received_at: datetime, site_id: str | None = None) -> Encoded:
-    """One event's row (see `encode`)."""
-    return encode([event], received_at, site_id)[0]

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -24,6 +25,7 @@ from hitstream.app import Role
 from hitstream.connections import redis_client
 from hitstream.settings import Settings
 from ingest.stream import DEDUP_KEY_PREFIX
+from schemas.event import EventIn, encode
 from tests.helpers import D0, event, poll_stats, post_batches, wait_for
 
 Stats = Callable[..., dict[str, Any]]
@@ -75,11 +77,8 @@ async def test_same_batch_redelivered_on_purpose_counts_once(
 
 
 def to_entry(body: dict[str, Any]) -> dict[bytes, bytes]:
-    from datetime import UTC, datetime
-
-    from schemas.event import EventIn, to_row
-
-    return {b"e": to_row(EventIn.model_validate(body), datetime.now(UTC)).row}
+    """A stream entry exactly as ingest writes it."""
+    return {b"e": encode([EventIn.model_validate(body)], datetime.now(UTC))[0].row}
 
 
 def test_client_retrying_one_event_id_ten_times_counts_once(

@@ -11,7 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 from schemas import jsonbody
-from schemas.event import EventBatch, EventIn, TimeWindow, encode, normalize_path, to_row
+from schemas.event import EventBatch, EventIn, TimeWindow, encode, normalize_path
 
 RECEIVED = datetime(2025, 11, 14, 12, 0, 0, 123000, tzinfo=UTC)
 WINDOW = {"window": TimeWindow(now=RECEIVED, retention_days=90)}
@@ -74,7 +74,9 @@ def test_site_id_may_come_from_the_api_key() -> None:
     """The model leaves site_id optional; ingest requires it unless a key names the site."""
     event = validate({"event_type": "page_view", "path": "/"})
     assert event.site_id is None
-    assert orjson.loads(to_row(event, RECEIVED, site_id="from-key").row)["site_id"] == "from-key"
+    assert (
+        orjson.loads(encode([event], RECEIVED, site_id="from-key")[0].row)["site_id"] == "from-key"
+    )
 
 
 @pytest.mark.parametrize(
@@ -115,12 +117,12 @@ def test_bad_values_are_rejected_with_their_field(field: str, value: object) -> 
 
 
 def test_timestamp_offset_is_converted_to_utc() -> None:
-    row = orjson.loads(to_row(parse(timestamp="2025-11-14T15:30:00+05:30"), RECEIVED).row)
+    row = orjson.loads(encode([parse(timestamp="2025-11-14T15:30:00+05:30")], RECEIVED)[0].row)
     assert row["ts"] == "2025-11-14 10:00:00.000"
 
 
 def test_defaults_fill_event_id_time_and_anonymous_user() -> None:
-    encoded = to_row(parse(), RECEIVED)
+    encoded = encode([parse()], RECEIVED)[0]
     row = orjson.loads(encoded.row)
     assert uuid.UUID(encoded.event_id) and row["event_id"] == encoded.event_id
     assert not encoded.client_id
@@ -137,13 +139,13 @@ def test_generated_event_ids_are_distinct_version_4_uuids() -> None:
 
 def test_client_event_id_is_kept() -> None:
     eid = uuid.uuid4()
-    encoded = to_row(parse(event_id=str(eid)), RECEIVED)
+    [encoded] = encode([parse(event_id=str(eid))], RECEIVED)
     assert (encoded.event_id, encoded.client_id) == (str(eid), True)
 
 
 def test_row_starts_with_the_event_id() -> None:
     """Consumers recognise rows by this prefix without parsing them."""
-    encoded = to_row(parse(), RECEIVED)
+    encoded = encode([parse()], RECEIVED)[0]
     assert encoded.row.startswith(b'{"event_id":"' + encoded.event_id.encode() + b'",')
 
 
