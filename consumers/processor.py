@@ -90,12 +90,13 @@ class BatchProcessor:
         self, ids: Sequence[bytes], entries: Sequence[dict[bytes, bytes]], redelivered: bool = False
     ) -> None:
         """Write what is new in the batch, dead-letter what cannot be written, then XACK."""
-        items = [Item(i, f) for i, f in zip(ids, entries, strict=True) if _is_ours(f)]
-        letters = [
-            DeadLetter(i, f, "not a hitstream event entry", 1)
-            for i, f in zip(ids, entries, strict=True)
-            if not _is_ours(f)
-        ]
+        items: list[Item] = []
+        letters: list[DeadLetter] = []
+        for entry_id, fields in zip(ids, entries, strict=True):
+            if _is_ours(fields):
+                items.append(Item(entry_id, fields))
+            else:
+                letters.append(DeadLetter(entry_id, fields, "not a hitstream event entry", 1))
         if redelivered and items:
             items, exhausted = await self._split_exhausted(items)
             letters += exhausted
@@ -219,8 +220,7 @@ class BatchProcessor:
 
     async def _keep_claim(self, ids: list[bytes]) -> None:
         """Reset the idle time of entries still ours, so no live consumer reclaims them."""
-        owned = await self._pending(ids)
-        mine = [entry_id for entry_id, (owner, _) in owned.items() if owner == self.consumer]
+        mine = list(await self._delivery_counts(ids))
         if len(mine) < len(ids):
             log.warning("%d entries of this batch were reclaimed elsewhere", len(ids) - len(mine))
         if mine:
@@ -234,10 +234,7 @@ class BatchProcessor:
             )
 
     async def _delivery_counts(self, ids: list[bytes]) -> dict[bytes, int]:
-        return {entry_id: count for entry_id, (_, count) in (await self._pending(ids)).items()}
-
-    async def _pending(self, ids: list[bytes]) -> dict[bytes, tuple[str, int]]:
-        """Owner and delivery count of each of `ids` still pending for this consumer."""
+        """Delivery count of each of `ids` still pending for (owned by) this consumer."""
         wanted = set(ids)
         rows: Any = await self._redis.xpending_range(
             self._settings.stream,
@@ -249,7 +246,7 @@ class BatchProcessor:
             consumername=self.consumer,
         )
         return {
-            row["message_id"]: (row["consumer"].decode(), int(row["times_delivered"]))
+            row["message_id"]: int(row["times_delivered"])
             for row in rows
             if row["message_id"] in wanted
         }

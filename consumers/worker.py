@@ -88,10 +88,10 @@ class Consumer:
     ) -> None:
         self._settings = settings
         self._redis = redis
-        self.dead_letters = DeadLetters(
+        dead_letters = DeadLetters(
             redis, settings.stream, settings.group, settings.dead_letter_stream
         )
-        self.processor = BatchProcessor(settings, name, redis, sink, self.dead_letters)
+        self.processor = BatchProcessor(settings, name, redis, sink, dead_letters)
         self.recovery = Recovery(settings, redis, self.processor)
         self._broker = create_broker(settings, redis_url, self.processor)
         self._task: asyncio.Task[None] | None = None

@@ -145,7 +145,6 @@ async def _open(
         consumer = Consumer(settings, name, redis_url, redis, ClickHouseSink(writer_client))
         await consumer.start()
         stack.push_async_callback(consumer.stop)
-        state["consumer"] = consumer
     return state
 
 

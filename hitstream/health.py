@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
+from consumers.processor import stream_id_key
 from hitstream.http import JSONResponse, api_routes, error_response
 from hitstream.settings import Settings
 
@@ -62,7 +63,7 @@ async def queue_state(redis: aioredis.Redis, settings: Settings) -> dict[str, An
         summary: Any = await redis.xpending(stream, group)
         pending, consumers, lag = int(summary["pending"]), int(mine["consumers"]), mine["lag"]
         if pending:
-            oldest_ms = int(summary["min"].split(b"-")[0])
+            oldest_ms, _ = stream_id_key(summary["min"])
             oldest_age = max(0.0, time.time() - oldest_ms / 1000)
     return {
         "stream": stream,

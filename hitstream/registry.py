@@ -14,7 +14,7 @@ import re
 import secrets
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,8 +30,15 @@ KEY_COLUMNS = [
     "key_id", "site_id", "key_hash", "created_at", "expires_at", "revoked", "updated_at",
 ]  # fmt: skip
 # Current state of every site and key (latest row of each, by updated_at).
-ALL_SITES = "SELECT site_id, name, public, allowed_origins, created_at FROM sites FINAL"
-ALL_KEYS = "SELECT key_id, site_id, key_hash, created_at, expires_at, revoked FROM api_keys FINAL"
+# One site's, or (site_id '') every site's.
+SITES = (
+    "SELECT site_id, name, public, allowed_origins, created_at FROM sites FINAL"
+    " WHERE {site_id:String} = '' OR site_id = {site_id:String}"
+)
+KEYS = (
+    "SELECT key_id, site_id, key_hash, created_at, expires_at, revoked FROM api_keys FINAL"
+    " WHERE {site_id:String} = '' OR site_id = {site_id:String}"
+)
 
 
 def _ms(moment: datetime | None) -> int | None:
@@ -199,8 +206,9 @@ class Registry:
     async def update_site(self, site: Site) -> None:
         await self._write(sites=[site])
 
-    async def sites(self) -> list[tuple[Site, list[ApiKey]]]:
-        sites, keys = await to_thread.run_sync(self._load)
+    async def sites(self, site_id: str = "") -> list[tuple[Site, list[ApiKey]]]:
+        """Every site (or only `site_id`) with its keys, oldest first."""
+        sites, keys = await to_thread.run_sync(self._load, site_id)
         by_site: dict[str, list[ApiKey]] = {}
         for key in keys:
             by_site.setdefault(key.site_id, []).append(key)
@@ -210,22 +218,13 @@ class Registry:
         ]
 
     async def site(self, site_id: str) -> tuple[Site, list[ApiKey]] | None:
-        return next((entry for entry in await self.sites() if entry[0].site_id == site_id), None)
+        return next(iter(await self.sites(site_id)), None) if site_id else None
 
     async def rotate(self, site_id: str, keys: list[ApiKey], grace_s: int) -> tuple[ApiKey, str]:
         """A new key; the site's active keys keep working for `grace_s` seconds more."""
         until = datetime.fromtimestamp(time.time() + grace_s, UTC)
         aging = [
-            ApiKey(
-                k.key_id,
-                k.site_id,
-                k.key_hash,
-                k.created_at,
-                min(until, k.expires_at or until),
-                k.revoked,
-            )
-            for k in keys
-            if k.active()
+            replace(k, expires_at=min(until, k.expires_at or until)) for k in keys if k.active()
         ]
         key, plaintext = new_key(site_id)
         await self._write(keys=[*aging, key])
@@ -233,17 +232,13 @@ class Registry:
 
     async def revoke(self, key: ApiKey) -> None:
         """Revoked at once: the cache entry is replaced in the same request."""
-        await self._write(
-            keys=[
-                ApiKey(key.key_id, key.site_id, key.key_hash, key.created_at, key.expires_at, True)
-            ]
-        )
+        await self._write(keys=[replace(key, revoked=True)])
 
     async def ensure_cached(self) -> bool:
         """Rebuild the Redis cache from ClickHouse if it is missing; True if rebuilt."""
         if await self.cache.loaded():
             return False
-        sites, keys = await to_thread.run_sync(self._load)
+        sites, keys = await to_thread.run_sync(self._load, "")
         await self.cache.replace_all(sites, keys)
         return True
 
@@ -257,22 +252,25 @@ class Registry:
         if keys:
             self._client.insert("api_keys", [k.row() for k in keys], column_names=KEY_COLUMNS)
 
-    def _load(self) -> tuple[list[Site], list[ApiKey]]:
+    def _load(self, site_id: str) -> tuple[list[Site], list[ApiKey]]:
+        only = {"site_id": site_id}
         sites = [
-            Site(site_id, name, bool(public), tuple(origins), _utc(created))
-            for site_id, name, public, origins, created in self._client.query(ALL_SITES).result_rows
+            Site(site, name, bool(public), tuple(origins), _utc(created))
+            for site, name, public, origins, created in self._client.query(
+                SITES, parameters=only
+            ).result_rows
         ]
         keys = [
             ApiKey(
                 key_id,
-                site_id,
+                site,
                 key_hash,
                 _utc(created),
                 _utc(expires) if expires else None,
                 bool(revoked),
             )
-            for key_id, site_id, key_hash, created, expires, revoked in self._client.query(
-                ALL_KEYS
+            for key_id, site, key_hash, created, expires, revoked in self._client.query(
+                KEYS, parameters=only
             ).result_rows
         ]
         return sorted(sites, key=lambda s: s.created_at), keys

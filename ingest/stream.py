@@ -58,7 +58,7 @@ class StreamWriter:
         self._high_water = high_water
         self._append_once = redis.register_script(APPEND_ONCE)
         self.backlog = 0
-        # Group commit of single events: requests that arrive while a pipeline is in
+        # Group commit of single events: requests that arrive while a script call is in
         # flight go together in the next one; each is answered once its entry is stored.
         self._waiting: list[tuple[bytes, asyncio.Future[None]]] = []
         self._committer: asyncio.Task[None] | None = None
