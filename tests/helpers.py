@@ -45,7 +45,9 @@ def poll_stats(
         response = client.get("/stats", params=params)
         assert response.status_code == 200, response.text
         body: dict[str, Any] = response.json()
-        return body if until(body) else None
+        if until(body):
+            return body
+        raise AssertionError(f"last answer: {body}")
 
     return wait_for(attempt, timeout=timeout, what=f"/stats {params}")
 
