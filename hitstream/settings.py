@@ -43,7 +43,7 @@ class Settings(BaseSettings):
     consumer_name: str | None = Field(
         default=None, pattern=_KEY_NAME, description="default: serve-<host>-<port> or <host>-<pid>"
     )
-    batch_size: int = Field(default=5000, ge=1, le=100_000)
+    batch_size: int = Field(default=10_000, ge=1, le=100_000)
     poll_interval_ms: int = Field(default=100, ge=1, le=60_000)
     batch_linger_ms: int = Field(
         default=200,
