@@ -15,6 +15,7 @@ from pathlib import Path
 
 from anyio import to_thread
 
+from consumers.sink import WRITER_SESSION
 from hitstream.connections import clickhouse_client, redis_client
 from hitstream.settings import Settings
 from schemas.migrate import migrate
@@ -25,7 +26,7 @@ GROUP = "ceiling"
 async def drain(redis_url: str, chdb_path: Path, stream: str, events: int, batch: int) -> float:
     """Events per second from the first batch read to the last acknowledged."""
     settings = Settings(redis_url=redis_url, clickhouse_url=f"chdb://{chdb_path}")
-    client = clickhouse_client(settings)
+    client = clickhouse_client(settings, WRITER_SESSION)  # as the consumer's
     migrate(client, settings.raw_ttl_days)
     redis = redis_client(redis_url)
     await redis.xgroup_create(stream, GROUP, id="0")

@@ -19,6 +19,15 @@ INSERT_SETTINGS = {
     "input_format_skip_unknown_fields": 0,
 }
 
+# Session settings of the client that inserts: no LLVM JIT for the views' aggregation.
+# Draining ran as fast without it (bench, 3M events: 117k/111k with, 122k/110k without)
+# and the consuming process keeps about 15 MB less resident code (10M: 512 -> 496 MB).
+WRITER_SESSION = {
+    "compile_expressions": 0,
+    "compile_aggregate_expressions": 0,
+    "compile_sort_description": 0,
+}
+
 # ClickHouse error codes meaning the rows themselves are bad: retrying cannot help.
 DATA_ERROR_CODES = frozenset(
     {

@@ -18,7 +18,7 @@ from starlette.routing import BaseRoute
 import ingest.routes
 import reporting.routes
 import reporting.sites
-from consumers.sink import ClickHouseSink
+from consumers.sink import WRITER_SESSION, ClickHouseSink
 from consumers.worker import Consumer
 from hitstream import health, openapi
 from hitstream.connections import (
@@ -139,7 +139,7 @@ async def _open(
         state["stats_reader"] = StatsReader(readers)
 
     if Role.CONSUME in roles:
-        writer_client = await to_thread.run_sync(clickhouse_client, settings)
+        writer_client = await to_thread.run_sync(clickhouse_client, settings, WRITER_SESSION)
         stack.callback(close_quietly, writer_client)
         name = settings.consumer_for(all_in_one=roles == ALL_ROLES)
         consumer = Consumer(settings, name, redis_url, redis, ClickHouseSink(writer_client))
