@@ -44,6 +44,8 @@ def _constant(name: str) -> Any:
 
 def _depth(value: Any) -> int:
     """Nesting depth, counted iteratively (no recursion on hostile input)."""
+    if isinstance(value, dict) and not any(isinstance(v, dict | list) for v in value.values()):
+        return 1  # the common case, one flat event: no walk
     deepest, stack = 0, [(value, 1)]
     while stack:
         item, level = stack.pop()
@@ -56,6 +58,12 @@ def _depth(value: Any) -> int:
     return deepest
 
 
+# One decoder for every request: json.loads would build a new one per call for the hooks.
+_DECODER = json.JSONDecoder(
+    object_pairs_hook=_object, parse_float=_finite, parse_constant=_constant
+)
+
+
 def parse(body: bytes) -> Any:
     """Decode a UTF-8 JSON body under the limits above, or raise MalformedJSON."""
     try:
@@ -63,9 +71,7 @@ def parse(body: bytes) -> Any:
     except UnicodeDecodeError as exc:
         raise MalformedJSON(f"body is not valid UTF-8 (byte {exc.start})") from None
     try:
-        value = json.loads(
-            text, object_pairs_hook=_object, parse_float=_finite, parse_constant=_constant
-        )
+        value = _DECODER.decode(text)
     except MalformedJSON:
         raise
     except RecursionError:
