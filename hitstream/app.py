@@ -62,11 +62,13 @@ BACKLOG_REFRESH_S = 0.25
 def create_app(settings: Settings, roles: Iterable[Role] = ALL_ROLES) -> Starlette:
     """Build the app for `roles`; its lifespan opens engines, migrates and starts consumers."""
     wanted = frozenset(roles)
-    routes: list[BaseRoute] = [*health.routes()]
+    # Starlette tries routes in order: the ingest routes, the hot path, come first.
+    routes: list[BaseRoute] = []
     if Role.INGEST in wanted:
         routes += ingest.routes.routes()
     if Role.REPORT in wanted:
         routes += reporting.routes.routes() + reporting.sites.routes()
+    routes += health.routes()
 
     routes += openapi.routes(routes, site_id_required=settings.ingest_auth == "open")
 
