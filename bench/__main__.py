@@ -273,6 +273,7 @@ TABLE = [
     ("same while ingesting 2,000 events/s, ms", "stats_p99_ms_while_ingesting_2000_per_s", ""),
     ("accepted → visible in /stats at 2,000 events/s, p99 ms", "freshness_p99_ms", "≤ 1000"),
     ("consumer peak RSS draining {rss_drain_events:,} events, MB", "consumer_peak_rss_mb", "≤ 500"),
+    ("same, private (anonymous) memory only, sampled, MB", "consumer_peak_anon_mb", ""),
     ("ingest non-2xx rate, all runs", "error_rate", "0"),
 ]
 
