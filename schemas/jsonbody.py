@@ -43,18 +43,20 @@ def _constant(name: str) -> Any:
 
 
 def _depth(value: Any) -> int:
-    """Nesting depth, counted iteratively (no recursion on hostile input)."""
-    if isinstance(value, dict) and not any(isinstance(v, dict | list) for v in value.values()):
-        return 1  # the common case, one flat event: no walk
+    """Nesting depth, counted iteratively (no recursion on hostile input).
+
+    Only containers go on the stack: a flat event is one step, a batch one per event.
+    """
+    if not isinstance(value, dict | list):
+        return 0
     deepest, stack = 0, [(value, 1)]
     while stack:
         item, level = stack.pop()
-        if isinstance(item, dict | list):
-            deepest = max(deepest, level)
-            if level > MAX_DEPTH:
-                return level
-            children = item.values() if isinstance(item, dict) else item
-            stack.extend((child, level + 1) for child in children)
+        deepest = max(deepest, level)
+        if level > MAX_DEPTH:
+            return level
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((child, level + 1) for child in children if isinstance(child, dict | list))
     return deepest
 
 
