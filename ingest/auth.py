@@ -73,11 +73,11 @@ async def authorize(request: Request, events: Sequence[EventIn]) -> Caller:
 async def _limit(request: Request, bucket: str | None = None, lookup: Lookup | None = None) -> Any:
     """Take a token from the client IP's bucket (and `bucket`'s), or raise 429."""
     settings: Settings = request.state.settings
-    if bucket is None and lookup is None and not settings.rate_limit_ip_per_s:
-        return None  # open mode without an IP limit: nothing to take or look up
-    limiter: RateLimiter = request.state.rate_limiter
     ip = request.client.host if request.client else "unknown"
     buckets = [Bucket(f"ip:{ip}", settings.rate_limit_ip_per_s, settings.rate_limit_ip_burst)]
+    if bucket is None and lookup is None and not buckets[0].live:
+        return None  # open mode without an IP limit: nothing to take or look up
+    limiter: RateLimiter = request.state.rate_limiter
     if bucket:
         rate, burst = settings.rate_limit_key_per_s, settings.rate_limit_key_burst
         buckets.append(Bucket(bucket, rate, burst))

@@ -54,6 +54,11 @@ class Bucket:
     rate: float
     burst: int
 
+    @property
+    def live(self) -> bool:
+        """False when the limit is turned off (a rate or burst of 0)."""
+        return self.rate > 0 and self.burst > 0
+
 
 @dataclass(frozen=True)
 class Verdict:
@@ -93,7 +98,7 @@ class RateLimiter:
         self, buckets: Sequence[Bucket], lookup: Lookup | None = None
     ) -> tuple[Verdict, bytes | None]:
         """The verdict, and the looked-up record (None if absent or not asked for)."""
-        live = [b for b in buckets if b.rate > 0 and b.burst > 0]
+        live = [b for b in buckets if b.live]
         if not live:
             record = await self._redis.hget(lookup.key, lookup.field) if lookup else None
             return Verdict(True, 0, 0, 0), record  # type: ignore[return-value]
