@@ -26,6 +26,8 @@ from hitstream.connections import (
     clickhouse_client,
     close_quietly,
     redis_client,
+    secure_data_dir,
+    write_private,
 )
 from hitstream.errors import ConfigError
 from hitstream.http import EXCEPTION_HANDLERS
@@ -90,6 +92,8 @@ async def _open(
         "settings": settings,
     }
 
+    if settings.redis_url is None or settings.clickhouse_url is None:
+        await to_thread.run_sync(secure_data_dir, settings.data_dir)
     redis_url = settings.redis_url
     if redis_url is None:
         if roles != ALL_ROLES:
@@ -97,7 +101,9 @@ async def _open(
                 "HITSTREAM_REDIS_URL is required for separate roles; "
                 "the embedded Valkey is started only by `hitstream serve`"
             )
-        valkey = EmbeddedValkey(settings.data_dir, settings.redis_appendfsync)
+        valkey = EmbeddedValkey(
+            settings.data_dir, settings.redis_appendfsync, settings.redis_maxmemory
+        )
         redis_url = await to_thread.run_sync(valkey.start)
         stack.callback(valkey.stop)
         stack.enter_context(_background(valkey.supervise()))
@@ -158,9 +164,8 @@ def _admin_token(settings: Settings, all_in_one: bool) -> str | None:
         return None
     path = settings.data_dir / ADMIN_TOKEN_FILE
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.touch(mode=0o600)
-        path.write_text(secrets.token_urlsafe(32), encoding="utf-8")
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        write_private(path, secrets.token_urlsafe(32))
     token = path.read_text(encoding="utf-8").strip()
     log.warning("admin token (for /api/sites, kept in %s): %s", path, token)
     return token

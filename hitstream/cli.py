@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import signal
 import sys
 
@@ -109,6 +110,8 @@ def _migrate(settings: Settings, to_version: int | None) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `hitstream` console script."""
     args = _parser().parse_args(argv)
+    # Every file hitstream (and the Valkey it starts) creates is readable by its owner only.
+    os.umask(0o077)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

