@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.client import Pipeline
 
 from ingest.stream import ROW_FIELD
 
-# What bury() adds to an entry's own fields; replay() strips them again.
+# What add() puts beside an entry's own fields; replay() strips them again.
 METADATA_FIELDS = frozenset({b"source_id", b"error", b"deliveries", b"failed_at_ms"})
 
 
@@ -34,25 +35,23 @@ class DeadLetters:
         self._group = group
         self._dead = dead_stream
 
-    async def bury(self, letters: Sequence[DeadLetter]) -> None:
-        """Append each to the dead-letter stream and acknowledge it, in one transaction."""
-        if not letters:
-            return
-        async with self._redis.pipeline(transaction=True) as pipe:
-            for letter in letters:
-                fields: dict[Any, Any] = dict(letter.fields)
-                pipe.xadd(
-                    self._dead,
-                    {
-                        **fields,
-                        b"source_id": letter.source_id,
-                        b"error": letter.error.encode(),
-                        b"deliveries": str(letter.deliveries).encode(),
-                        b"failed_at_ms": str(int(time.time() * 1000)).encode(),
-                    },
-                )
-            pipe.xack(self._stream, self._group, *[letter.source_id for letter in letters])
-            await pipe.execute()
+    def add(self, pipe: Pipeline, letters: Sequence[DeadLetter]) -> None:
+        """Queue each letter's append to the dead-letter stream in the caller's transaction.
+
+        The caller acknowledges their source entries in the same transaction.
+        """
+        for letter in letters:
+            fields: dict[Any, Any] = dict(letter.fields)
+            pipe.xadd(
+                self._dead,
+                {
+                    **fields,
+                    b"source_id": letter.source_id,
+                    b"error": letter.error.encode(),
+                    b"deliveries": str(letter.deliveries).encode(),
+                    b"failed_at_ms": str(int(time.time() * 1000)).encode(),
+                },
+            )
 
     async def list(self, count: int = 100) -> list[tuple[bytes, dict[bytes, bytes]]]:
         """The oldest `count` dead letters with their fields."""

@@ -1,9 +1,13 @@
 """One batch of stream entries: skip what is already stored, insert, isolate poison, XACK.
 
 This is the consumers' hot path and the place the counted-once promise is kept:
-- every insert carries a token made of its entries' IDs (a replayed batch is a no-op);
-- a redelivered batch, and any row whose event_id the client chose, is first checked
-  against `events`, so rows already stored are acknowledged without a second insert;
+- every insert carries a token made of its entries' IDs, and its entries are recorded
+  (consumers/plans.py) before it is sent: a redelivered entry that belongs to a recorded
+  insert is replayed as that insert, with its token, so ClickHouse completes whichever
+  tables a crash left without it and skips the rest;
+- other redelivered entries, and any row whose event_id the client chose, are first
+  checked against `events` by (site, event_id), so rows already stored are acknowledged
+  without a second insert;
 - rows ClickHouse rejects are isolated by bisection, retried up to `max_deliveries`
   times, then dead-lettered; the rest of the batch is written and acknowledged;
 - entries are acknowledged only after ClickHouse took them.
@@ -18,7 +22,7 @@ import os
 import signal
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import orjson
@@ -26,6 +30,7 @@ import redis.asyncio as aioredis
 from anyio import to_thread
 
 from consumers.deadletter import DeadLetter, DeadLetters
+from consumers.plans import Plan, Plans
 from consumers.sink import ClickHouseSink, RowsRejected, batch_token
 from hitstream.errors import SinkUnavailable
 from hitstream.settings import Settings
@@ -64,6 +69,15 @@ class Stopping(SinkUnavailable):
     """Shutdown began while the batch could not be written: it stays pending."""
 
 
+@dataclass
+class _Outcome:
+    """What one call of `process` commits at its end, in one transaction."""
+
+    acks: list[bytes] = field(default_factory=list)
+    letters: list[DeadLetter] = field(default_factory=list)
+    tokens: list[str] = field(default_factory=list)
+
+
 class BatchProcessor:
     """Writes batches for one consumer of the group."""
 
@@ -80,6 +94,7 @@ class BatchProcessor:
         self._redis = redis
         self._sink = sink
         self._dead = dead
+        self._plans = Plans(redis, settings.stream, settings.group)
         self._stopping = asyncio.Event()
 
     def stop(self) -> None:
@@ -89,92 +104,175 @@ class BatchProcessor:
     async def process(
         self, ids: Sequence[bytes], entries: Sequence[dict[bytes, bytes]], redelivered: bool = False
     ) -> None:
-        """Write what is new in the batch, dead-letter what cannot be written, then XACK."""
+        """Write what is new in the batch, dead-letter what cannot be written, then XACK.
+
+        Redelivered entries that belong to a recorded plan are replayed as that plan,
+        whatever else came with them; the rest are checked against what is stored.
+        """
+        outcome = _Outcome(acks=list(ids))
         items: list[Item] = []
-        letters: list[DeadLetter] = []
         for entry_id, fields in zip(ids, entries, strict=True):
             if _is_ours(fields):
                 items.append(Item(entry_id, fields))
             else:
-                letters.append(DeadLetter(entry_id, fields, "not a hitstream event entry", 1))
+                outcome.letters.append(
+                    DeadLetter(entry_id, fields, "not a hitstream event entry", 1)
+                )
         if redelivered and items:
-            items, exhausted = await self._split_exhausted(items)
-            letters += exhausted
+            items = await self._replay_plans(items, outcome)
+            items = await self._without_exhausted(items, outcome)
         fresh = await self._without_stored(items, check_all=redelivered)
-        letters += await self._write(fresh)
-        await self._dead.bury(letters)
-        buried = {letter.source_id for letter in letters}
-        done = [i for i in ids if i not in buried]
-        if done:
-            await self._redis.xack(self._settings.stream, self._settings.group, *done)
+        await self._write(fresh, outcome)
+        await self._commit(outcome)
 
-    async def _split_exhausted(self, items: list[Item]) -> tuple[list[Item], list[DeadLetter]]:
+    async def _commit(self, outcome: _Outcome) -> None:
+        """Dead letters, acknowledgements and the end of their plans, all or nothing."""
+        async with self._redis.pipeline(transaction=True) as pipe:
+            self._dead.add(pipe, outcome.letters)
+            if outcome.acks:
+                pipe.xack(self._settings.stream, self._settings.group, *outcome.acks)
+            self._plans.forget(pipe, outcome.tokens)
+            await pipe.execute()
+
+    async def _replay_plans(self, items: list[Item], outcome: _Outcome) -> list[Item]:
+        """Re-send every recorded insert these entries were part of, cut as the first time.
+
+        The same token makes ClickHouse skip the tables that already took the insert and
+        write the ones a crash left without it. Returns the entries no plan holds.
+        """
+        plans = await self._plans.touching(item.entry_id for item in items)
+        if not plans:
+            return items
+        in_hand = {item.entry_id: item for item in items}
+        elsewhere = [i for plan in plans for i in plan.ids if i not in in_hand]
+        fetched = await self._fetch(elsewhere)
+        counts = await self._delivery_counts(list(in_hand))
+        for plan in plans:
+            plan_items = [
+                in_hand.get(i) or fetched[i] for i in plan.ids if i in in_hand or i in fetched
+            ]
+            outcome.acks += [i for i in plan.ids if i not in in_hand]
+            deliveries = max((counts.get(i, 1) for i in plan.ids if i in in_hand), default=1)
+            if deliveries > self._settings.max_deliveries:
+                # A crash loop on this insert: give it up, whole, rather than forever.
+                outcome.tokens.append(plan.token)
+                outcome.letters += [
+                    DeadLetter(
+                        item.entry_id,
+                        item.fields,
+                        f"delivered {deliveries} times without being written "
+                        "(an interrupted insert: it may be partly stored)",
+                        deliveries,
+                    )
+                    for item in plan_items
+                ]
+                continue
+            log.info("replaying an interrupted insert of %d entries as first cut", len(plan_items))
+            await self._write(plan_items, outcome, plan)
+        held = {i for plan in plans for i in plan.ids}
+        return [item for item in items if item.entry_id not in held]
+
+    async def _fetch(self, ids: list[bytes]) -> dict[bytes, Item]:
+        """Entries of a plan that were not redelivered with it (still pending elsewhere)."""
+        if not ids:
+            return {}
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for entry_id in ids:
+                pipe.xrange(self._settings.stream, entry_id, entry_id)
+            replies: list[Any] = await pipe.execute()
+        found = {}
+        for reply in replies:
+            for entry_id, fields in reply:
+                if _is_ours(fields):
+                    found[entry_id] = Item(entry_id, fields)
+        if len(found) < len(ids):
+            log.warning("%d entries of an interrupted insert are gone", len(ids) - len(found))
+        return found
+
+    async def _without_exhausted(self, items: list[Item], outcome: _Outcome) -> list[Item]:
         """Entries delivered more than `max_deliveries` times (crash loops) are given up."""
+        if not items:
+            return items
         counts = await self._delivery_counts([item.entry_id for item in items])
         limit = self._settings.max_deliveries
-        keep = [item for item in items if counts.get(item.entry_id, 1) <= limit]
-        dead = [
-            DeadLetter(
-                item.entry_id,
-                item.fields,
-                f"delivered {counts[item.entry_id]} times without being written",
-                counts[item.entry_id],
-            )
-            for item in items
-            if counts.get(item.entry_id, 1) > limit
-        ]
-        return keep, dead
+        keep = []
+        for item in items:
+            deliveries = counts.get(item.entry_id, 1)
+            if deliveries <= limit:
+                keep.append(item)
+                continue
+            message = f"delivered {deliveries} times without being written"
+            outcome.letters.append(DeadLetter(item.entry_id, item.fields, message, deliveries))
+        return keep
 
     async def _without_stored(self, items: list[Item], check_all: bool) -> list[Item]:
-        """Drop rows whose event_id is already in ClickHouse (or earlier in this batch)."""
-        checked = [item for item in items if check_all or item.client_id]
+        """Drop rows whose (site, event_id) is already in ClickHouse or earlier in this batch.
+
+        Event IDs are per site: one site's ID never hides another site's event.
+        """
+        checked: dict[bytes, tuple[str, str]] = {}
+        for item in items:
+            if not (check_all or item.client_id):
+                continue
+            with contextlib.suppress(ValueError, KeyError, TypeError):
+                site_id = orjson.loads(item.row)["site_id"]
+                checked[item.entry_id] = (str(site_id), _valid_uuid(item.event_id))
         if not checked:
             return items
-        sites, event_ids = set(), set()
-        for item in checked:
-            with contextlib.suppress(ValueError, KeyError):
-                row = orjson.loads(item.row)
-                sites.add(row["site_id"])
-                event_ids.add(_valid_uuid(item.event_id))
+        sites = {site for site, _ in checked.values()}
+        event_ids = {event_id for _, event_id in checked.values()}
         stored = await self._with_backoff(items, lambda: self._sink.existing(sites, event_ids))
-        seen: set[str] = set()
+        seen: set[tuple[str, str]] = set()
         fresh = []
-        checked_ids = {item.entry_id for item in checked}
         for item in items:
-            if item.entry_id in checked_ids:
-                if item.event_id in stored or item.event_id in seen:
+            key = checked.get(item.entry_id)
+            if key is not None:
+                if key in stored or key in seen:
                     continue
-                seen.add(item.event_id)
+                seen.add(key)
             fresh.append(item)
         if len(fresh) < len(items):
             log.info("skipped %d events already stored", len(items) - len(fresh))
         return fresh
 
-    async def _write(self, items: list[Item]) -> list[DeadLetter]:
-        """Insert; on rejected rows, bisect until each bad row is alone, then retry it."""
+    async def _write(self, items: list[Item], outcome: _Outcome, plan: Plan | None = None) -> None:
+        """Record the plan, insert; on rejected rows, bisect until each bad row is alone."""
         if not items:
-            return []
-        token = batch_token(self._settings.stream, [item.entry_id for item in items])
+            return
+        if plan is None:
+            plan = self._plan_of(items)
+            await self._plans.record(plan)
+        outcome.tokens.append(plan.token)
         rows = [item.row for item in items]
         try:
             self._failpoint("kill-before-insert")
-            await self._with_backoff(items, lambda: self._sink.insert(rows, token))
+            await self._with_backoff(items, lambda: self._sink.insert(rows, plan.token))
             self._failpoint("kill-after-insert")
-            return []
+            return
         except RowsRejected as exc:
             if len(items) == 1:
-                return await self._retry_rejected(items[0], exc)
+                outcome.letters += await self._retry_rejected(items[0], exc, plan.token)
+                return
         middle = len(items) // 2
-        return await self._write(items[:middle]) + await self._write(items[middle:])
+        halves = [items[:middle], items[middle:]]
+        plans = [self._plan_of(half) for half in halves]
+        await self._plans.split(plan, plans)
+        for half, half_plan in zip(halves, plans, strict=True):
+            await self._write(half, outcome, half_plan)
+
+    def _plan_of(self, items: Sequence[Item]) -> Plan:
+        ids = tuple(item.entry_id for item in items)
+        return Plan(batch_token(self._settings.stream, ids), ids)
 
     def _failpoint(self, name: str) -> None:
         if self._settings.failpoint == name:
             log.warning("failpoint %s: killing this process", name)
             os.kill(os.getpid(), signal.SIGKILL)
 
-    async def _retry_rejected(self, item: Item, error: RowsRejected) -> list[DeadLetter]:
+    async def _retry_rejected(
+        self, item: Item, error: RowsRejected, token: str
+    ) -> list[DeadLetter]:
         """A single rejected row gets `max_deliveries` attempts in all, then the dead letters."""
-        token = batch_token(self._settings.stream, [item.entry_id])
         delay = self._settings.insert_backoff_initial_s
         for _ in range(self._settings.max_deliveries - 1):
             await self._pause(delay)

@@ -48,10 +48,11 @@ DATA_ERROR_CODES = frozenset(
 )
 _CODE = re.compile(r"Code: (\d+)")
 
-# Which of these event IDs are already stored. The site filter keeps the read on the
-# primary key's prefix; the bloom-filter index on event_id skips most granules.
+# Which of these (site, event ID) pairs are already stored. The site filter keeps the
+# read on the primary key's prefix; the bloom-filter index on event_id skips most
+# granules; the caller matches whole pairs, so IDs never collide across sites.
 EXISTING_IDS = """
-SELECT DISTINCT toString(event_id)
+SELECT DISTINCT site_id, toString(event_id)
 FROM events
 WHERE site_id IN {sites:Array(String)} AND event_id IN {ids:Array(UUID)}
 """
@@ -94,8 +95,8 @@ class ClickHouseSink:
                 raise RowsRejected(_first_line(exc)) from exc
             raise SinkUnavailable(_first_line(exc)) from exc
 
-    def existing(self, sites: Collection[str], event_ids: Collection[str]) -> set[str]:
-        """The subset of `event_ids` already in `events`."""
+    def existing(self, sites: Collection[str], event_ids: Collection[str]) -> set[tuple[str, str]]:
+        """The (site_id, event_id) pairs among these sites and IDs already in `events`."""
         if not event_ids:
             return set()
         try:
@@ -104,7 +105,7 @@ class ClickHouseSink:
             )
         except Exception as exc:
             raise SinkUnavailable(_first_line(exc)) from exc
-        return {row[0] for row in result.result_rows}
+        return {(str(row[0]), str(row[1])) for row in result.result_rows}
 
     def ping(self) -> bool:
         """True when the engine answers a trivial query."""

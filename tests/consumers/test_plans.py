@@ -1,0 +1,193 @@
+"""An insert interrupted between the raw part and the views is completed, never skipped.
+
+ClickHouse writes `events`' part first and the materialized views' parts after it; a
+crash in between leaves the raw rows stored and the aggregates without them. The
+interruption is made deterministic here with an extra materialized view that throws
+while a flag row exists: the insert then fails after `events` (and `daily_totals`)
+took it, and before `daily_paths` did, exactly as a SIGKILL at that point would leave it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import redis
+from clickhouse_connect.driver.client import Client
+
+from consumers.deadletter import DeadLetters
+from consumers.plans import Plans
+from consumers.processor import BatchProcessor, Stopping
+from consumers.sink import ClickHouseSink, SinkUnavailable, batch_token
+from consumers.worker import ensure_group
+from hitstream.connections import redis_client
+from hitstream.settings import Settings
+from tests.consumers.test_guarantees import to_entry
+from tests.helpers import event
+
+INTERRUPT = [
+    "CREATE TABLE interrupt_flag (x UInt8) ENGINE = MergeTree ORDER BY x",
+    "CREATE TABLE interrupt_sink (n UInt8) ENGINE = Null",
+    "CREATE MATERIALIZED VIEW interrupt_mv TO interrupt_sink AS"
+    " SELECT throwIf((SELECT count() FROM interrupt_flag) > 0, 'interrupted') AS n FROM events",
+    "INSERT INTO interrupt_flag VALUES (1)",
+]
+
+
+def interrupt_inserts(ch: Client) -> None:
+    for statement in INTERRUPT:
+        ch.command(statement)
+
+
+def resume_inserts(ch: Client) -> None:
+    ch.command("DROP VIEW interrupt_mv")
+
+
+def table_counts(ch: Client, site: str) -> dict[str, int]:
+    def one(sql: str) -> int:
+        return int(ch.query(sql, parameters={"s": site}).result_rows[0][0] or 0)
+
+    return {
+        "rows": one("SELECT count() FROM events WHERE site_id = {s:String}"),
+        "distinct": one("SELECT uniqExact(event_id) FROM events WHERE site_id = {s:String}"),
+        "total_views": one("SELECT sum(views) FROM daily_totals WHERE site_id = {s:String}"),
+        "users": one("SELECT uniqExactMerge(users) FROM daily_totals WHERE site_id = {s:String}"),
+        "path_views": one("SELECT sum(views) FROM daily_paths WHERE site_id = {s:String}"),
+    }
+
+
+def exact(n: int, users: int) -> dict[str, int]:
+    return {"rows": n, "distinct": n, "total_views": n, "users": users, "path_views": n}
+
+
+def test_replaying_a_partial_insert_with_its_token_completes_every_table(schema: Client) -> None:
+    """The ClickHouse behaviour the mechanism relies on, checked on chdb itself."""
+    rows = [to_entry(event("partial", f"/{i % 4}", user_id=f"u{i % 5}"))[b"e"] for i in range(40)]
+    sink = ClickHouseSink(schema)
+    interrupt_inserts(schema)
+    with pytest.raises(SinkUnavailable, match="interrupted"):
+        sink.insert(rows, "token-1")
+    partial = table_counts(schema, "partial")
+    assert partial["rows"] == 40 and partial["path_views"] < 40, partial
+    resume_inserts(schema)
+    sink.insert(rows, "token-1")
+    assert table_counts(schema, "partial") == exact(40, 5)
+    sink.insert(rows, "token-1")  # and once complete, the same token is a no-op
+    assert table_counts(schema, "partial") == exact(40, 5)
+
+
+@pytest.fixture
+async def aredis(settings: Settings) -> AsyncIterator[Any]:
+    conn = redis_client(settings.redis_url or "")
+    await ensure_group(conn, settings.stream, settings.group)
+    yield conn
+    await conn.aclose()
+
+
+def processor(settings: Settings, name: str, conn: Any, ch: Client) -> BatchProcessor:
+    dead = DeadLetters(conn, settings.stream, settings.group, settings.dead_letter_stream)
+    return BatchProcessor(settings, name, conn, ClickHouseSink(ch), dead)
+
+
+async def interrupted_batch(
+    settings: Settings, conn: Any, ch: Client, n: int, site: str
+) -> list[tuple[bytes, dict[bytes, bytes]]]:
+    """Read `n` new entries as consumer c1 and leave their insert half written."""
+    for i in range(n):
+        await conn.xadd(settings.stream, to_entry(event(site, f"/{i % 7}", user_id=f"u{i % 9}")))
+    reply: Any = await conn.xreadgroup(settings.group, "c1", {settings.stream: ">"}, count=n)
+    entries = list(reply[0][1])
+    first = processor(settings, "c1", conn, ch)
+    interrupt_inserts(ch)
+
+    async def stop_once_raw_rows_are_in() -> None:
+        # The insert fails after the raw part; the processor retries until it is stopped,
+        # which leaves the batch pending, as a SIGKILL at that moment would.
+        while table_counts(ch, site)["rows"] < n:
+            await asyncio.sleep(0.02)
+        first.stop()
+
+    outcome, _ = await asyncio.gather(
+        first.process([i for i, _ in entries], [f for _, f in entries]),
+        stop_once_raw_rows_are_in(),
+        return_exceptions=True,
+    )
+    assert isinstance(outcome, Stopping), outcome
+    partial = table_counts(ch, site)
+    assert partial["rows"] == n and partial["path_views"] < n, partial
+    resume_inserts(ch)
+    return entries
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("recut", ["same batch", "re-cut and reordered", "split between two"])
+async def test_insert_interrupted_between_raw_part_and_views_counts_once(
+    recut: str, schema: Client, settings: Settings, aredis: Any, redis_conn: redis.Redis
+) -> None:
+    site = f"cut-{uuid.uuid4().hex[:6]}"
+    entries = await interrupted_batch(settings, aredis, schema, 60, site)
+    ids = [i for i, _ in entries]
+    fields = [f for _, f in entries]
+    if recut == "same batch":
+        await processor(settings, "c1", aredis, schema).process(ids, fields, redelivered=True)
+    elif recut == "re-cut and reordered":
+        # A restart reads its pending entries in pieces: the tail first, then the rest.
+        again = processor(settings, "c1", aredis, schema)
+        await again.process(ids[45:], fields[45:], redelivered=True)
+        await again.process(ids[:45], fields[:45], redelivered=True)
+    else:
+        # Another consumer reclaims a part; the replay fetches the rest of the insert.
+        claimed = redis_conn.xclaim(settings.stream, settings.group, "c2", 0, ids[:20])
+        assert len(claimed) == 20
+        await processor(settings, "c2", aredis, schema).process(
+            ids[:20], fields[:20], redelivered=True
+        )
+    assert redis_conn.xpending(settings.stream, settings.group)["pending"] == 0
+    assert redis_conn.hlen(Plans(aredis, settings.stream, settings.group).key) == 0
+    assert table_counts(schema, site) == exact(60, 9)
+
+
+@pytest.mark.anyio
+async def test_plans_are_recorded_before_the_insert_and_forgotten_with_the_ack(
+    schema: Client, settings: Settings, aredis: Any, redis_conn: redis.Redis
+) -> None:
+    site = f"plan-{uuid.uuid4().hex[:6]}"
+    entries = await interrupted_batch(settings, aredis, schema, 10, site)
+    ids = [i for i, _ in entries]
+    plans_key = Plans(aredis, settings.stream, settings.group).key
+    recorded = redis_conn.hgetall(plans_key)
+    assert list(recorded) == [batch_token(settings.stream, ids).encode()]
+    assert recorded[next(iter(recorded))].split(b",") == ids
+    await processor(settings, "c1", aredis, schema).process(
+        ids, [f for _, f in entries], redelivered=True
+    )
+    assert redis_conn.hlen(plans_key) == 0
+
+
+@pytest.mark.anyio
+async def test_same_event_id_in_two_sites_is_two_events(
+    schema: Client, settings: Settings, aredis: Any, redis_conn: redis.Redis
+) -> None:
+    """The stored-ID check matches (site, event_id): site A's ID never hides site B's event."""
+    shared = str(uuid.uuid4())
+    batches = [
+        [event("tenant-a", "/", event_id=shared)],
+        # Site A's next event is checked in the same query as site B's copy of the ID.
+        [
+            event("tenant-a", "/next", event_id=str(uuid.uuid4())),
+            event("tenant-b", "/", event_id=shared),
+        ],
+    ]
+    for batch in batches:
+        for body in batch:
+            await aredis.xadd(settings.stream, {**to_entry(body), b"c": b"1"})
+        reply: Any = await aredis.xreadgroup(settings.group, "c1", {settings.stream: ">"})
+        entries = reply[0][1]
+        await processor(settings, "c1", aredis, schema).process(
+            [i for i, _ in entries], [f for _, f in entries]
+        )
+    assert table_counts(schema, "tenant-a")["rows"] == 2
+    assert table_counts(schema, "tenant-b")["rows"] == 1
