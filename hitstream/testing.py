@@ -44,13 +44,16 @@ def free_port() -> int:
 class HitstreamProcess:
     """A `hitstream <command>` subprocess with its own environment, log file and port."""
 
-    def __init__(self, command: str, env: dict[str, str], log_path: Path) -> None:
+    def __init__(
+        self, command: str, env: dict[str, str], log_path: Path, wrapper: tuple[str, ...] = ()
+    ) -> None:
         self.port = int(env.get("HITSTREAM_PORT") or free_port())
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         clean = {k: v for k, v in os.environ.items() if not k.startswith("HITSTREAM_")}
         self._env = {**clean, **env, "HITSTREAM_PORT": str(self.port)}
-        self._command = [str(Path(sys.executable).with_name("hitstream")), command]
+        # `wrapper` runs first and ends with `exec "$@"` (e.g. to set up a mount namespace).
+        self._command = [*wrapper, str(Path(sys.executable).with_name("hitstream")), command]
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 60.0, wait: bool = True) -> HitstreamProcess:
@@ -72,7 +75,7 @@ class HitstreamProcess:
             except OSError:  # refused, reset, or an HTTP error status (URLError is an OSError)
                 return None
 
-        wait_for(healthy, timeout=timeout, interval=0.1, what=f"{self._command[1]} /health")
+        wait_for(healthy, timeout=timeout, interval=0.1, what=f"{self._command[-1]} /health")
         return self
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> int:
