@@ -228,9 +228,14 @@ def embedded_redis_url(settings: Settings) -> str:
         ) from exc
 
 
+# A Redis that stops answering (stopped, or a network partition) must turn into errors,
+# not requests that hang for ever holding a connection each.
+REDIS_TIMEOUTS = {"socket_timeout": 5.0, "socket_connect_timeout": 2.0}
+
+
 def redis_client(url: str, **kwargs: Any) -> aioredis.Redis:
-    """An asyncio Redis client (hiredis parser when installed)."""
-    return aioredis.Redis.from_url(url, **kwargs)
+    """An asyncio Redis client (hiredis parser when installed), with timeouts."""
+    return aioredis.Redis.from_url(url, **{**REDIS_TIMEOUTS, **kwargs})
 
 
 def clickhouse_client(settings: Settings, session_settings: dict[str, Any] | None = None) -> Client:

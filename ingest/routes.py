@@ -30,11 +30,12 @@ RETRY_AFTER_S = "1"
 async def _append(request: Request, events: list[Encoded]) -> None:
     """Append to the stream, or answer 503 + Retry-After when it cannot take them now."""
     writer: StreamWriter = request.state.writer
-    if writer.overloaded:
+    refusal = writer.refusal()
+    if refusal is not None:
         raise APIError(
             503,
             "ingest is over its backlog limit, retry later",
-            [{"field": "stream", "message": f"backlog of {writer.backlog} entries"}],
+            [{"field": "stream", "message": refusal}],
             headers={"Retry-After": RETRY_AFTER_S},
         )
     try:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+import time
 from collections.abc import Sequence
 
 import redis.asyncio as aioredis
@@ -19,33 +19,65 @@ log = logging.getLogger(__name__)
 # event_id came from the client (so a retry of it must be recognised).
 ROW_FIELD = b"e"
 CLIENT_ID_FIELD = b"c"
-DEDUP_KEY_PREFIX = "hitstream:eid:"
 
-# Atomically: for each (row, key) pair, append the row unless the key (a client's
-# event_id) was already seen within the window. '' as key means "no client id".
-# Claiming the key and appending happen together or not at all, so a failed append
-# never leaves a key that would make the client's retry look like a duplicate.
+# Client-chosen event IDs are remembered per site, in one Redis set per slice of the
+# dedup window (16-byte members: about 38 bytes of Redis memory per ID, against ~133
+# for a key per ID). An ID is found if it is in the current slice or any of the
+# DEDUP_SLICES before it, so it is remembered for at least the window and at most one
+# slice longer; each slice's set expires as a whole.
+DEDUP_SLICES = 6
+
+# Ingest answers 503 once Redis uses this share of its maxmemory (if it has one), so
+# the stream never reaches the point where Redis refuses the consumers' acknowledgements.
+MEMORY_HIGH_WATER = 0.9
+# If the backlog could not be read for this long, ingest refuses (it cannot tell).
+STALE_AFTER_S = 2.0
+
+# Atomically: for each (row, site, id) triple, append the row unless `id` (a client's
+# event_id, 16 bytes; '' for none) was already seen for that site within the window.
+# Remembering the ID and appending happen together or not at all, so a failed append
+# never leaves an ID that would make the client's retry look like a duplicate.
+# Redis's clock decides the slice, so every ingest replica agrees.
 APPEND_ONCE = """
-local window = tonumber(ARGV[1])
+local prefix, window, slices = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local width = math.ceil(window / slices)
+local current = math.floor(tonumber(redis.call('TIME')[1]) / width)
 local added = 0
-for i = 2, #ARGV, 2 do
-  local key = ARGV[i + 1]
-  if key == '' then
-    redis.call('XADD', KEYS[1], '*', 'e', ARGV[i])
+for i = 4, #ARGV, 3 do
+  local row, site, id = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  if id == '' then
+    redis.call('XADD', KEYS[1], '*', 'e', row)
     added = added + 1
-  elseif redis.call('SET', key, '1', 'NX', 'EX', window) then
-    redis.call('XADD', KEYS[1], '*', 'e', ARGV[i], 'c', '1')
-    added = added + 1
+  else
+    local seen = false
+    for slice = current - slices, current do
+      if redis.call('SISMEMBER', prefix .. site .. ':' .. slice, id) == 1 then
+        seen = true
+        break
+      end
+    end
+    if not seen then
+      local key = prefix .. site .. ':' .. current
+      redis.call('SADD', key, id)
+      redis.call('EXPIREAT', key, (current + 1) * width + window)
+      redis.call('XADD', KEYS[1], '*', 'e', row, 'c', '1')
+      added = added + 1
+    end
   end
 end
 return added
 """
 
 
+def dedup_prefix(stream: str) -> str:
+    """Where a stream's remembered client event IDs live: `<prefix><site>:<slice>`."""
+    return f"{stream}:dedup:"
+
+
 class StreamWriter:
     """Appends encoded events to one stream; a batch is appended atomically.
 
-    Events whose event_id came from the client are appended at most once per
+    Events whose event_id came from the client are appended at most once per site and
     dedup window (a client retry inside the window is acknowledged, not re-added).
     """
 
@@ -54,19 +86,31 @@ class StreamWriter:
     ) -> None:
         self._redis = redis
         self._stream = stream
-        self._window = dedup_window_s
+        self._dedup_args: list[str | bytes | int] = [
+            dedup_prefix(stream),
+            dedup_window_s,
+            DEDUP_SLICES,
+        ]
         self._high_water = high_water
         self._append_once = redis.register_script(APPEND_ONCE)
         self.backlog = 0
+        self.memory_share = 0.0
+        self._read_at = time.monotonic()
         # Group commit of single events: requests that arrive while a script call is in
         # flight go together in the next one; each is answered once its entry is stored.
         self._waiting: list[tuple[bytes, asyncio.Future[None]]] = []
         self._committer: asyncio.Task[None] | None = None
 
-    @property
-    def overloaded(self) -> bool:
-        """True when the stream holds more entries than the high-water mark."""
-        return self.backlog >= self._high_water
+    def refusal(self) -> str | None:
+        """Why ingest must refuse now (503), or None: a long backlog, Redis nearly full,
+        or no reading of either for STALE_AFTER_S (Redis not answering)."""
+        if time.monotonic() - self._read_at > STALE_AFTER_S:
+            return "the backlog could not be read; Redis is not answering"
+        if self.backlog >= self._high_water:
+            return f"backlog of {self.backlog} entries"
+        if self.memory_share >= MEMORY_HIGH_WATER:
+            return f"Redis memory {self.memory_share:.0%} full"
+        return None
 
     async def append(self, events: Sequence[Encoded]) -> None:
         """Store all events or none of them; returns only once Redis has them."""
@@ -75,16 +119,16 @@ class StreamWriter:
             return
         try:
             await self._run_script(
-                [(e.row, DEDUP_KEY_PREFIX + e.event_id if e.client_id else "") for e in events]
+                [(e.row, e.site_id, e.id_bytes if e.client_id else b"") for e in events]
             )
         except RedisError as exc:
             raise StreamUnavailable(str(exc)) from exc
 
-    async def _run_script(self, rows: Sequence[tuple[bytes, str]]) -> None:
+    async def _run_script(self, rows: Sequence[tuple[bytes, str, bytes]]) -> None:
         """One EVALSHA appends them all, atomically (far cheaper than one XADD each)."""
-        args: list[str | bytes | int] = [self._window]
-        for row, key in rows:
-            args += [row, key]
+        args = list(self._dedup_args)
+        for row, site, event_id in rows:
+            args += [row, site, event_id]
         await self._append_once(keys=[self._stream], args=args)
 
     async def _group_commit(self, row: bytes) -> None:
@@ -101,7 +145,7 @@ class StreamWriter:
             group, self._waiting = self._waiting, []
             failure: Exception | None = None
             try:
-                await self._run_script([(row, "") for row, _ in group])
+                await self._run_script([(row, "", b"") for row, _ in group])
             except RedisError as exc:
                 failure = StreamUnavailable(str(exc))
             for _, done in group:
@@ -113,8 +157,25 @@ class StreamWriter:
                     done.set_result(None)
 
     async def watch_backlog(self, interval_s: float) -> None:
-        """Keep `backlog` (the stream's length) current; run as a background task."""
+        """Keep `backlog` and `memory_share` current; run as a background task.
+
+        A failed reading is not ignored: once the last good one is STALE_AFTER_S old,
+        `refusal()` says so and ingest answers 503.
+        """
+        failing = False
         while True:
-            with contextlib.suppress(RedisError):
-                self.backlog = int(await self._redis.xlen(self._stream))
+            try:
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    pipe.xlen(self._stream)
+                    pipe.info("memory")
+                    length, memory = await pipe.execute()
+                self.backlog = int(length)
+                limit = int(memory.get("maxmemory") or 0)
+                self.memory_share = int(memory["used_memory"]) / limit if limit else 0.0
+                self._read_at = time.monotonic()
+                failing = False
+            except (RedisError, OSError) as exc:
+                if not failing:
+                    log.warning("cannot read the backlog (ingest refuses meanwhile): %s", exc)
+                failing = True
             await asyncio.sleep(interval_s)

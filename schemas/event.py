@@ -161,11 +161,18 @@ EventBatch = TypeAdapter(list[EventIn])
 
 @dataclass(frozen=True)
 class Encoded:
-    """One event ready for the stream: its id, its row, and whether the client chose the id."""
+    """One event ready for the stream: its id, site and row, and whether the client chose
+    the id (then ingest remembers it, per site, to recognise a retry)."""
 
     event_id: str
+    site_id: str
     row: bytes
     client_id: bool
+
+    @property
+    def id_bytes(self) -> bytes:
+        """The event ID as 16 bytes (the compact form ingest remembers)."""
+        return uuid.UUID(self.event_id).bytes
 
 
 def _clickhouse_time(moment: datetime) -> str:
@@ -200,14 +207,15 @@ def encode(
     encoded = []
     for event in events:
         event_id = str(event.event_id) if event.event_id else next(fresh)
+        site = site_id or event.site_id or ""
         row: dict[str, Any] = {
             "event_id": event_id,
-            "site_id": site_id or event.site_id,
+            "site_id": site,
             "event_type": event.event_type,
             "path": event.path,
             "user_id": event.user_id or "",
             "ts": _clickhouse_time(event.timestamp) if event.timestamp else received,
             "received_at": received,
         }
-        encoded.append(Encoded(event_id, orjson.dumps(row), event.event_id is not None))
+        encoded.append(Encoded(event_id, site, orjson.dumps(row), event.event_id is not None))
     return encoded
