@@ -137,7 +137,7 @@ class RegistryCache:
         self._redis = redis
         self.keys_hash = f"{prefix}:registry:keys"
         self.sites_hash = f"{prefix}:registry:sites"
-        self._origins = f"{prefix}:registry:origins"
+        self.origins_set = f"{prefix}:registry:origins"
         self._loaded = f"{prefix}:registry:loaded"
 
     async def key(self, api_key: str) -> ApiKey | None:
@@ -152,7 +152,7 @@ class RegistryCache:
 
     async def origin_allowed_somewhere(self, origin: str) -> bool:
         """True if some public site allows this origin (for CORS preflight)."""
-        return bool(await self._redis.sismember(self._origins, origin))
+        return bool(await self._redis.sismember(self.origins_set, origin))
 
     async def put(self, sites: Sequence[Site] = (), keys: Sequence[ApiKey] = ()) -> None:
         async with self._redis.pipeline(transaction=True) as pipe:
@@ -174,9 +174,9 @@ class RegistryCache:
             for origin in site.allowed_origins
         }
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.delete(self._origins)
+            pipe.delete(self.origins_set)
             if origins:
-                pipe.sadd(self._origins, *origins)
+                pipe.sadd(self.origins_set, *origins)
             await pipe.execute()
 
     async def loaded(self) -> bool:
@@ -185,7 +185,7 @@ class RegistryCache:
     async def replace_all(self, sites: Sequence[Site], keys: Sequence[ApiKey]) -> None:
         """Swap in a full copy (from ClickHouse) and mark the cache as loaded."""
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.delete(self.keys_hash, self.sites_hash, self._origins)
+            pipe.delete(self.keys_hash, self.sites_hash, self.origins_set)
             await pipe.execute()
         await self.put(sites, keys)
         await self._redis.set(self._loaded, str(int(time.time())))

@@ -1,104 +1,155 @@
-"""Who may write where: API keys, public sites from allowed origins, or open mode."""
+"""Who may write where: API keys, public sites from allowed origins, or open mode.
+
+A request is admitted before its body is read (its key verified, or in key mode at
+least an Origin that some public site allows) and charged to its client IP; the
+buckets of a key or a public site are charged only once that key or origin is
+verified, so nobody can drain another caller's bucket.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from hitstream.http import APIError
-from hitstream.registry import RegistryCache, decode_site, key_id_of, verify_key
+from hitstream.registry import (
+    KEY_PATTERN,
+    ApiKey,
+    RegistryCache,
+    decode_site,
+    hash_secret,
+    verify_key,
+)
 from hitstream.settings import Settings
-from ingest.ratelimit import Bucket, Lookup, RateLimiter
+from ingest.ratelimit import Bucket, Check, Outcome, RateLimiter, Verdict
 from schemas.event import EventIn
 
 KEY_HEADER = "x-api-key"
 PREFLIGHT_MAX_AGE_S = "86400"
+_UNLIMITED = Verdict(allowed=True, limit=0, remaining=0, retry_after_s=0)
 
 
 @dataclass(frozen=True)
 class Caller:
-    """An authorised writer: the site its key or origin fixes (None: any, in open mode)."""
+    """An admitted writer.
+
+    `site_id` is the site its key fixes (None: any site, in open mode, or the one its
+    events name, for a browser on a public site's origin: `public` is True then).
+    """
 
     site_id: str | None
     cors_origin: str | None
+    public: bool = False
 
 
-async def authorize(request: Request, events: Sequence[EventIn]) -> Caller:
-    """Resolve the caller (401/403) and apply its rate limits (429) in one round trip.
+async def admit(request: Request) -> Caller:
+    """Before the body is read: verify the key (401), charge the IP and the key (429).
 
-    With a key: the key's record and the buckets of the client IP and the key.
-    Open mode: the IP bucket. A public site from an allowed origin: its record and
-    the buckets of the IP and the site.
+    In key mode without a key, only an Origin allowed by some public site gets past.
     """
     settings: Settings = request.state.settings
     cache: RegistryCache = request.state.registry_cache
     origin = request.headers.get("origin")
     api_key = request.headers.get(KEY_HEADER)
     if api_key is not None:
-        key_id = key_id_of(api_key)
-        if key_id is None:
-            raise APIError(401, "invalid, expired or revoked API key", [_key_detail()])
-        raw = await _limit(request, f"key:{key_id}", Lookup(cache.keys_hash, key_id))
-        key = verify_key(api_key, raw)
-        if key is None:
-            raise APIError(401, "invalid, expired or revoked API key", [_key_detail()])
-        wrong = [i for i, e in enumerate(events) if e.site_id not in (None, key.site_id)]
+        return await _admit_key(request, cache, api_key, origin)
+    if settings.ingest_auth == "open":
+        await _charge(request)
+        return Caller(None, "*")
+    if origin is None:
+        await _charge(request)
+        raise key_required()
+    outcome = await _charge(request, check=Check("origin", cache.origins_set, origin))
+    if not outcome.verified:
+        raise key_required()
+    return Caller(None, origin, public=True)
+
+
+async def _admit_key(
+    request: Request, cache: RegistryCache, api_key: str, origin: str | None
+) -> Caller:
+    shape = KEY_PATTERN.match(api_key)
+    if shape is None:
+        await _charge(request)
+        raise _invalid_key()
+    key_id, proof = shape.group(1), hash_secret(shape.group(2))
+    settings: Settings = request.state.settings
+    bucket = Bucket(
+        f"key:{key_id}", settings.rate_limit_key_per_s, settings.rate_limit_key_burst, gated=True
+    )
+    outcome = await _charge(request, bucket, Check("key", cache.keys_hash, key_id, proof))
+    key: ApiKey | None = verify_key(api_key, outcome.record) if outcome.verified else None
+    if key is None:
+        raise _invalid_key()
+    site = await cache.site(key.site_id) if origin else None
+    allowed = origin if site and origin in site.allowed_origins else None
+    return Caller(key.site_id, allowed)
+
+
+async def authorize(request: Request, caller: Caller, events: Sequence[EventIn]) -> Caller:
+    """After the body is read: each event's site must be the caller's (403), and a
+    browser's events must name one public site that allows its origin (401)."""
+    if caller.site_id is not None:
+        wrong = [i for i, e in enumerate(events) if e.site_id not in (None, caller.site_id)]
         if wrong:
-            detail = {"field": "site_id", "message": f"this key writes to {key.site_id}"}
+            detail = {"field": "site_id", "message": f"this key writes to {caller.site_id}"}
             raise APIError(
                 403, "site_id does not match the API key's site", [{**detail, "index": wrong[0]}]
             )
-        site = await cache.site(key.site_id) if origin else None
-        allowed = origin if site and origin in site.allowed_origins else None
-        return Caller(key.site_id, allowed)
-    if settings.ingest_auth == "open":
-        await _limit(request)
-        return Caller(None, "*")
+        return caller
+    if not caller.public:
+        return caller
     site_ids = {event.site_id for event in events}
-    if len(site_ids) == 1 and origin:
-        (site_id,) = site_ids
-        if site_id:
-            site = decode_site(
-                await _limit(request, f"site:{site_id}", Lookup(cache.sites_hash, site_id))
-            )
-            if site and site.public and origin in site.allowed_origins:
-                return Caller(site.site_id, origin)
-    raise key_required()
-
-
-async def _limit(request: Request, bucket: str | None = None, lookup: Lookup | None = None) -> Any:
-    """Take a token from the client IP's bucket (and `bucket`'s), or raise 429."""
+    site_id = next(iter(site_ids)) if len(site_ids) == 1 else None
+    if site_id is None or caller.cors_origin is None:
+        raise key_required()
+    cache: RegistryCache = request.state.registry_cache
     settings: Settings = request.state.settings
-    ip = request.client.host if request.client else "unknown"
-    buckets = [Bucket(f"ip:{ip}", settings.rate_limit_ip_per_s, settings.rate_limit_ip_burst)]
-    if bucket is None and lookup is None and not buckets[0].live:
-        return None  # open mode without an IP limit: nothing to take or look up
+    bucket = Bucket(
+        f"site:{site_id}", settings.rate_limit_key_per_s, settings.rate_limit_key_burst, gated=True
+    )
+    outcome = await _charge(
+        request, bucket, Check("site", cache.sites_hash, site_id, caller.cors_origin), ip=False
+    )
+    site = decode_site(outcome.record) if outcome.verified else None
+    if site is None:
+        raise key_required()
+    return Caller(site.site_id, caller.cors_origin)
+
+
+async def _charge(
+    request: Request, bucket: Bucket | None = None, check: Check | None = None, ip: bool = True
+) -> Outcome:
+    """Charge the client IP (unless `ip` is False) and, once verified, `bucket`; 429."""
+    settings: Settings = request.state.settings
+    address = request.client.host if request.client else "unknown"
+    buckets = [bucket] if bucket else []
+    if ip:
+        ip_rate, ip_burst = settings.rate_limit_ip_per_s, settings.rate_limit_ip_burst
+        buckets.insert(0, Bucket(f"ip:{address}", ip_rate, ip_burst))
+    if check is None and not any(b.live for b in buckets):
+        return Outcome(True, _UNLIMITED, None)  # nothing to verify or take: no round trip
     limiter: RateLimiter = request.state.rate_limiter
-    if bucket:
-        rate, burst = settings.rate_limit_key_per_s, settings.rate_limit_key_burst
-        buckets.append(Bucket(bucket, rate, burst))
-    verdict, record = await limiter.check(buckets, lookup)
-    if not verdict.allowed:
+    outcome = await limiter.check(buckets, check)
+    if not outcome.verdict.allowed:
         raise APIError(
             429,
             "rate limit exceeded, retry later",
-            [{"field": "rate", "message": f"retry after {verdict.retry_after_s}s"}],
-            headers=verdict.headers(),
+            [{"field": "rate", "message": f"retry after {outcome.verdict.retry_after_s}s"}],
+            headers=outcome.verdict.headers(),
         )
-    return record
-
-
-def has_credentials(request: Request) -> bool:
-    """A key, or at least a browser origin that a public site might allow."""
-    return KEY_HEADER in request.headers or "origin" in request.headers
+    return outcome
 
 
 def key_required() -> APIError:
     return APIError(401, "an API key is required", [_key_detail()])
+
+
+def _invalid_key() -> APIError:
+    return APIError(401, "invalid, expired or revoked API key", [_key_detail()])
 
 
 def _key_detail() -> dict[str, str]:

@@ -8,41 +8,67 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
-# KEYS[1]: a hash to look the caller up in (registry keys or sites); KEYS[2..]: the
-# buckets. ARGV[1]: the field to look up ('' for none); then rate (tokens/s) and burst
-# of each bucket, in order. The request passes only if every bucket holds a token;
-# then one is taken from each. One round trip authenticates and limits a request.
-# Redis's own clock is used, so every ingest replica sees the same time.
-TOKEN_BUCKETS = """
-local record = false
-if ARGV[1] ~= '' then record = redis.call('HGET', KEYS[1], ARGV[1]) end
+# One round trip checks who the caller is and charges its buckets: a bucket of the
+# caller itself (its API key, its public site) is charged only once the caller is
+# verified, so a wrong secret or a disallowed origin cannot drain a victim's bucket;
+# every request, verified or not, is charged to its client IP.
+#
+# KEYS[1]: where the check looks (the registry's keys or sites hash, or the set of
+# allowed origins); KEYS[2..]: the buckets. ARGV[1]: the check ('' none, 'key', 'site',
+# 'origin'), ARGV[2]: the field to look up, ARGV[3]: the proof (SHA-256 of the key's
+# secret, or the request's Origin); then per bucket: rate, burst, gated (1: charged
+# only when verified). The request passes if every charged bucket holds a token; then
+# one is taken from each. Redis's own clock is used, so every replica sees one time.
+GATED_BUCKETS = """
+local kind, field, proof = ARGV[1], ARGV[2], ARGV[3]
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local verified, record = 1, false
+if kind == 'key' or kind == 'site' then
+  record = redis.call('HGET', KEYS[1], field)
+  verified = 0
+  if record then
+    local r = cjson.decode(record)
+    if kind == 'key' then
+      if r.key_hash == proof and not r.revoked
+          and (r.expires_at == cjson.null or r.expires_at > now) then
+        verified = 1
+      end
+    elseif r.public then
+      for _, origin in ipairs(r.allowed_origins) do
+        if origin == proof then verified = 1 end
+      end
+    end
+  end
+elseif kind == 'origin' then
+  verified = redis.call('SISMEMBER', KEYS[1], field)
+end
 local allowed, retry_ms, remaining, limiting = 1, 0, -1, 1
-local tokens = {}
+local charged, tokens = {}, {}
 for i = 2, #KEYS do
-  local key = KEYS[i]
-  local rate, burst = tonumber(ARGV[2 * i - 2]), tonumber(ARGV[2 * i - 1])
-  local state = redis.call('HMGET', key, 'tokens', 'ts')
-  local level = tonumber(state[1]) or burst
-  local since = now - (tonumber(state[2]) or now)
-  level = math.min(burst, level + since * rate / 1000)
-  tokens[i] = level
-  if level < 1 then
-    allowed = 0
-    local wait = math.ceil((1 - level) * 1000 / rate)
-    if wait > retry_ms then retry_ms, limiting = wait, i - 1 end
+  local rate, burst = tonumber(ARGV[3 * i - 2]), tonumber(ARGV[3 * i - 1])
+  if ARGV[3 * i] == '0' or verified == 1 then
+    local state = redis.call('HMGET', KEYS[i], 'tokens', 'ts')
+    local level = tonumber(state[1]) or burst
+    local since = now - (tonumber(state[2]) or now)
+    level = math.min(burst, level + since * rate / 1000)
+    tokens[i] = level
+    charged[#charged + 1] = i
+    if level < 1 then
+      allowed = 0
+      local wait = math.ceil((1 - level) * 1000 / rate)
+      if wait > retry_ms then retry_ms, limiting = wait, i - 1 end
+    end
   end
 end
-for i = 2, #KEYS do
-  local key = KEYS[i]
-  local rate, burst = tonumber(ARGV[2 * i - 2]), tonumber(ARGV[2 * i - 1])
+for _, i in ipairs(charged) do
+  local rate, burst = tonumber(ARGV[3 * i - 2]), tonumber(ARGV[3 * i - 1])
   local level = tokens[i] - allowed
-  redis.call('HSET', key, 'tokens', tostring(level), 'ts', now)
-  redis.call('PEXPIRE', key, math.ceil(burst * 1000 / rate) + 1000)
+  redis.call('HSET', KEYS[i], 'tokens', tostring(level), 'ts', now)
+  redis.call('PEXPIRE', KEYS[i], math.ceil(burst * 1000 / rate) + 1000)
   if remaining < 0 or math.floor(level) < remaining then remaining = math.floor(level) end
 end
-return {allowed, retry_ms, remaining, limiting, record}
+return {verified, allowed, retry_ms, remaining, limiting, record}
 """
 
 
@@ -53,6 +79,7 @@ class Bucket:
     name: str
     rate: float
     burst: int
+    gated: bool = False  # charged only once the caller is verified
 
     @property
     def live(self) -> bool:
@@ -79,11 +106,27 @@ class Verdict:
 
 
 @dataclass(frozen=True)
-class Lookup:
-    """A registry record to fetch in the same round trip: `field` of hash `key`."""
+class Check:
+    """Who the caller claims to be, verified in the same round trip as the charge.
 
+    kind 'key': `field` (a key id) of hash `key` must hold a record whose key_hash is
+    `proof` and that is active; 'site': `field` (a site id) must be a public site whose
+    allowed origins include `proof`; 'origin': `field` must be in the set `key`.
+    """
+
+    kind: str
     key: str
     field: str
+    proof: str = ""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Whether the caller was verified, the rate verdict, and the record looked up."""
+
+    verified: bool
+    verdict: Verdict
+    record: bytes | None
 
 
 class RateLimiter:
@@ -92,27 +135,24 @@ class RateLimiter:
     def __init__(self, redis: aioredis.Redis, prefix: str) -> None:
         self._redis = redis
         self._prefix = f"{prefix}:ratelimit:"
-        self._script = redis.register_script(TOKEN_BUCKETS)
+        self._script = redis.register_script(GATED_BUCKETS)
 
-    async def check(
-        self, buckets: Sequence[Bucket], lookup: Lookup | None = None
-    ) -> tuple[Verdict, bytes | None]:
-        """The verdict, and the looked-up record (None if absent or not asked for)."""
+    async def check(self, buckets: Sequence[Bucket], check: Check | None = None) -> Outcome:
+        """Verify `check` (if any) and charge the buckets it allows, atomically."""
         live = [b for b in buckets if b.live]
-        if not live:
-            record = await self._redis.hget(lookup.key, lookup.field) if lookup else None
-            return Verdict(True, 0, 0, 0), record  # type: ignore[return-value]
-        args: list[str | float | int] = [lookup.field if lookup else ""]
+        args: list[str | float | int] = (
+            [check.kind, check.field, check.proof] if check else ["", "", ""]
+        )
         for bucket in live:
-            args += [bucket.rate, bucket.burst]
-        hash_key = lookup.key if lookup else self._prefix + "none"
-        allowed, retry_ms, remaining, limiting, record = await self._script(
+            args += [bucket.rate, bucket.burst, int(bucket.gated)]
+        hash_key = check.key if check else self._prefix + "none"
+        verified, allowed, retry_ms, remaining, limiting, record = await self._script(
             keys=[hash_key, *[self._prefix + b.name for b in live]], args=args
         )
         verdict = Verdict(
             allowed=bool(allowed),
-            limit=live[int(limiting) - 1].burst,
+            limit=live[int(limiting) - 1].burst if live else 0,
             remaining=int(remaining),
             retry_after_s=max(1, math.ceil(int(retry_ms) / 1000)) if not allowed else 0,
         )
-        return verdict, record or None
+        return Outcome(bool(verified), verdict, record or None)

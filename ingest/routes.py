@@ -20,7 +20,7 @@ from hitstream.http import (
     validation_details,
 )
 from hitstream.settings import Settings
-from ingest.auth import authorize, cors_headers, has_credentials, key_required, preflight
+from ingest.auth import Caller, admit, authorize, cors_headers, preflight
 from ingest.stream import StreamWriter
 from schemas.event import Encoded, EventBatch, EventIn, TimeWindow, encode
 
@@ -55,12 +55,11 @@ def _window(request: Request) -> dict[str, TimeWindow]:
     return {"window": TimeWindow(datetime.now(UTC), settings.raw_ttl_days)}
 
 
-async def _body(request: Request) -> Any:
+async def _body(request: Request) -> tuple[Caller, Any]:
+    """Admit the caller (key, or allowed origin; IP charged), then read the body."""
+    caller = await admit(request)
     settings: Settings = request.state.settings
-    if settings.ingest_auth == "key" and not has_credentials(request):
-        # Neither a key nor a browser origin: refuse before reading the body.
-        raise key_required()
-    return await read_json(request, settings.max_body_bytes, BEACON_TYPES)
+    return caller, await read_json(request, settings.max_body_bytes, BEACON_TYPES)
 
 
 def _require_site(events: list[EventIn], batch: bool) -> None:
@@ -78,10 +77,10 @@ def _require_site(events: list[EventIn], batch: bool) -> None:
 
 
 async def _accept(
-    request: Request, events: list[EventIn], batch: bool
+    request: Request, caller: Caller, events: list[EventIn], batch: bool
 ) -> tuple[list[Encoded], dict[str, str]]:
     """Authorise, fix each event's site, store them; return them and the CORS headers."""
-    caller = await authorize(request, events)
+    caller = await authorize(request, caller, events)
     if caller.site_id is None:
         _require_site(events, batch)
     encoded = encode(events, datetime.now(UTC), site_id=caller.site_id)
@@ -91,12 +90,12 @@ async def _accept(
 
 async def post_event(request: Request) -> Response:
     """Accept one event; 202 once it is stored in the stream."""
-    body = await _body(request)
+    caller, body = await _body(request)
     try:
         event = EventIn.model_validate(body, context=_window(request))
     except ValidationError as exc:
         raise APIError(400, "invalid event", validation_details(exc)) from None
-    [encoded], headers = await _accept(request, [event], batch=False)
+    [encoded], headers = await _accept(request, caller, [event], batch=False)
     return JSONResponse(
         {"status": "accepted", "event_id": encoded.event_id}, status_code=202, headers=headers
     )
@@ -104,7 +103,7 @@ async def post_event(request: Request) -> Response:
 
 async def post_events(request: Request) -> Response:
     """Accept a JSON array of events, all or nothing; 202 once all are in the stream."""
-    body = await _body(request)
+    caller, body = await _body(request)
     limit: int = request.state.settings.max_batch_events
     if isinstance(body, list) and not body:
         raise APIError(400, "empty batch", [{"field": "body", "message": "at least one event"}])
@@ -121,7 +120,7 @@ async def post_events(request: Request) -> Response:
         first = details[0].get("index") if details else None
         where = f": event {first} is invalid" if first is not None else ""
         raise APIError(400, f"invalid batch{where}; nothing was accepted", details) from None
-    encoded, headers = await _accept(request, events, batch=True)
+    encoded, headers = await _accept(request, caller, events, batch=True)
     event_ids = [item.event_id for item in encoded]
     return JSONResponse(
         {"status": "accepted", "accepted": len(event_ids), "event_ids": event_ids},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 import redis
@@ -70,3 +71,67 @@ def test_limits_can_be_disabled(
 ) -> None:
     app = make_client(make_settings(rate_limit_ip_per_s=0))
     assert all(app.post("/event", json=event("s")).status_code == 202 for _ in range(50))
+
+
+@pytest.fixture
+def tight(make_client: Callable[..., TestClient], make_settings: Callable[..., Settings]) -> Any:
+    """Key mode, buckets of 3 for keys and sites, a roomy IP bucket."""
+    settings = make_settings(
+        ingest_auth="key",
+        admin_token="t",
+        rate_limit_key_per_s=0.01,
+        rate_limit_key_burst=3,
+        rate_limit_ip_per_s=0.01,
+        rate_limit_ip_burst=50,
+    )
+    return make_client(settings)
+
+
+def test_a_wrong_secret_does_not_drain_the_keys_bucket(tight: TestClient) -> None:
+    site = tight.post("/api/sites", json={"name": "victim"}, headers=ADMIN).json()
+    key_id = site["key_id"]
+    forged = {"x-api-key": f"hs_{key_id}_{'A' * 43}"}  # the key id is public, the secret not
+    for _ in range(5):
+        assert tight.post("/event", json=event(site["site_id"]), headers=forged).status_code == 401
+    real = {"x-api-key": site["api_key"]}
+    statuses = [
+        tight.post("/event", json=event(site["site_id"]), headers=real).status_code
+        for _ in range(3)
+    ]
+    assert statuses == [202, 202, 202], "the victim's bucket is whole"
+
+
+def test_a_disallowed_origin_does_not_drain_a_public_sites_bucket(tight: TestClient) -> None:
+    good, bad = "https://shop.example", "https://evil.example"
+    body = {"name": "shop", "public": True, "allowed_origins": [good]}
+    site = tight.post("/api/sites", json=body, headers=ADMIN).json()
+    # The attacker also knows an allowed origin of another public site.
+    other = {"name": "blog", "public": True, "allowed_origins": [bad]}
+    assert tight.post("/api/sites", json=other, headers=ADMIN).status_code == 201
+    for _ in range(5):
+        answer = tight.post("/event", json=event(site["site_id"]), headers={"origin": bad})
+        assert answer.status_code == 401
+    statuses = [
+        tight.post("/event", json=event(site["site_id"]), headers={"origin": good}).status_code
+        for _ in range(3)
+    ]
+    assert statuses == [202, 202, 202], "the public site's bucket is whole"
+
+
+def test_unauthenticated_bodies_are_refused_unread_and_charged_to_the_ip(
+    make_client: Callable[..., TestClient], make_settings: Callable[..., Settings]
+) -> None:
+    app = make_client(
+        make_settings(ingest_auth="key", rate_limit_ip_per_s=0.01, rate_limit_ip_burst=4)
+    )
+    # Not JSON at all: a 401 (not a 400) shows the refusal came before any parsing.
+    junk = b"{" * 800_000
+    for origin in ("https://nobody.example", None):
+        headers = {"content-type": "application/json"} | ({"origin": origin} if origin else {})
+        answer = app.post("/events", content=junk, headers=headers)
+        assert answer.status_code == 401, answer.text
+    forged = {"x-api-key": "hs_000000000000_" + "B" * 43}
+    assert app.post("/event", content=junk, headers=forged).status_code == 401
+    assert app.post("/event", content=junk, headers={"x-api-key": "nonsense"}).status_code == 401
+    # Every failure was charged to the client IP: its bucket of 4 is now empty.
+    assert_limited(app.post("/event", json=event("s"), headers={"origin": "https://x.example"}))
