@@ -35,10 +35,35 @@ SITES = (
     "SELECT site_id, name, public, allowed_origins, created_at FROM sites FINAL"
     " WHERE {site_id:String} = '' OR site_id = {site_id:String}"
 )
+KEYS_TABLE = "api_key_states"
+# Keys merge rather than replace: revocation is for good and an expiry only ever moves
+# earlier, so concurrent writes (a rotation that read the key before a revocation) can
+# never bring a revoked key back, whatever the order their rows land in.
 KEYS = (
-    "SELECT key_id, site_id, key_hash, created_at, expires_at, revoked FROM api_keys FINAL"
-    " WHERE {site_id:String} = '' OR site_id = {site_id:String}"
+    "SELECT key_id, any(site_id), any(key_hash), min(created_at), min(expires_at),"
+    f" max(revoked) FROM {KEYS_TABLE}"
+    " WHERE {site_id:String} = '' OR site_id = {site_id:String} GROUP BY key_id"
 )
+
+# The same merge for the Redis copy, in one script: each new key record keeps the
+# cached record's revocation and earlier expiry.
+MERGE_KEYS = """
+for i = 1, #ARGV, 2 do
+  local field, record = ARGV[i], ARGV[i + 1]
+  local cached = redis.call('HGET', KEYS[1], field)
+  if cached then
+    local old, new = cjson.decode(cached), cjson.decode(record)
+    if old.revoked then new.revoked = true end
+    if old.expires_at ~= cjson.null
+        and (new.expires_at == cjson.null or old.expires_at < new.expires_at) then
+      new.expires_at = old.expires_at
+    end
+    record = cjson.encode(new)
+  end
+  redis.call('HSET', KEYS[1], field, record)
+end
+return #ARGV / 2
+"""
 
 
 def _ms(moment: datetime | None) -> int | None:
@@ -135,6 +160,7 @@ class RegistryCache:
 
     def __init__(self, redis: aioredis.Redis, prefix: str) -> None:
         self._redis = redis
+        self._merge_keys = redis.register_script(MERGE_KEYS)
         self.keys_hash = f"{prefix}:registry:keys"
         self.sites_hash = f"{prefix}:registry:sites"
         self.origins_set = f"{prefix}:registry:origins"
@@ -155,12 +181,15 @@ class RegistryCache:
         return bool(await self._redis.sismember(self.origins_set, origin))
 
     async def put(self, sites: Sequence[Site] = (), keys: Sequence[ApiKey] = ()) -> None:
-        async with self._redis.pipeline(transaction=True) as pipe:
-            for site in sites:
-                pipe.hset(self.sites_hash, site.site_id, _to_json(site))
+        """Write records; keys merge with what is cached (see MERGE_KEYS)."""
+        if sites:
+            mapping: dict[Any, Any] = {site.site_id: _to_json(site) for site in sites}
+            await self._redis.hset(self.sites_hash, mapping=mapping)
+        if keys:
+            args: list[Any] = []
             for key in keys:
-                pipe.hset(self.keys_hash, key.key_id, _to_json(key))
-            await pipe.execute()
+                args += [key.key_id, _to_json(key)]
+            await self._merge_keys(keys=[self.keys_hash], args=args)
         if sites:
             await self._refresh_origins()
 
@@ -183,10 +212,11 @@ class RegistryCache:
         return bool(await self._redis.exists(self._loaded))
 
     async def replace_all(self, sites: Sequence[Site], keys: Sequence[ApiKey]) -> None:
-        """Swap in a full copy (from ClickHouse) and mark the cache as loaded."""
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.delete(self.keys_hash, self.sites_hash, self.origins_set)
-            await pipe.execute()
+        """Load a full copy (from ClickHouse) and mark the cache as loaded.
+
+        Records are merged in, not swapped: a revocation cached while the copy was read
+        from ClickHouse stays. Sites and keys are never deleted, only revoked.
+        """
         await self.put(sites, keys)
         await self._redis.set(self._loaded, str(int(time.time())))
 
@@ -250,7 +280,7 @@ class Registry:
         if sites:
             self._client.insert("sites", [s.row() for s in sites], column_names=SITE_COLUMNS)
         if keys:
-            self._client.insert("api_keys", [k.row() for k in keys], column_names=KEY_COLUMNS)
+            self._client.insert(KEYS_TABLE, [k.row() for k in keys], column_names=KEY_COLUMNS)
 
     def _load(self, site_id: str) -> tuple[list[Site], list[ApiKey]]:
         only = {"site_id": site_id}

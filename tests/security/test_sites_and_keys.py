@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -12,6 +13,8 @@ from clickhouse_connect.driver.client import Client
 from starlette.testclient import TestClient
 
 from hitstream.app import Role
+from hitstream.connections import redis_client
+from hitstream.registry import Registry, RegistryCache, Site
 from hitstream.settings import Settings
 from tests.helpers import event, wait_for
 
@@ -46,7 +49,7 @@ def test_create_site_returns_the_key_once_and_stores_only_its_hash(
     listed = app.get("/api/sites", headers=AUTH).json()["sites"]
     assert [s["site_id"] for s in listed] == [site["site_id"]]
     assert "api_key" not in str(listed) and secret not in str(listed)
-    stored = ch.query("SELECT key_hash FROM api_keys").result_rows
+    stored = ch.query("SELECT key_hash FROM api_key_states").result_rows
     assert stored and all(secret not in row[0] for row in stored)
     cached = redis_conn.hgetall(f"{keyed.stream}:registry:keys")
     assert secret.encode() not in b"".join(cached.values())
@@ -228,7 +231,7 @@ def test_ingest_keeps_accepting_known_keys_while_clickhouse_is_away(
     app: TestClient, ch: Client
 ) -> None:
     site = create_site(app)
-    ch.command("DETACH TABLE api_keys")
+    ch.command("DETACH TABLE api_key_states")
     ch.command("DETACH TABLE sites")
     try:
         response = app.post(
@@ -238,4 +241,55 @@ def test_ingest_keeps_accepting_known_keys_while_clickhouse_is_away(
         assert app.get("/api/sites", headers=AUTH).status_code == 503
     finally:
         ch.command("ATTACH TABLE sites")
-        ch.command("ATTACH TABLE api_keys")
+        ch.command("ATTACH TABLE api_key_states")
+
+
+@pytest.mark.anyio
+async def test_revocation_wins_over_a_rotation_that_read_the_key_before_it(
+    schema: Client, keyed: Settings
+) -> None:
+    """The worst interleaving, made on purpose: rotate's read, revoke, rotate's write."""
+    conn = redis_client(keyed.redis_url or "")
+    try:
+        cache = RegistryCache(conn, keyed.stream)
+        registry = Registry(schema, cache)
+        site = Site("race-site", "Race")
+        _, plaintext = await registry.create_site(site)
+        found = await registry.site(site.site_id)
+        assert found is not None
+        stale_keys = found[1]
+        await registry.revoke(stale_keys[0])
+        await registry.rotate(site.site_id, stale_keys, grace_s=3600)
+        again = await registry.site(site.site_id)
+        assert again is not None
+        old = next(k for k in again[1] if k.key_id == stale_keys[0].key_id)
+        assert old.revoked and not old.active()
+        assert await cache.key(plaintext) is None, "the cache must not bring it back"
+        # A rebuild of the cache from ClickHouse keeps it revoked too.
+        await conn.delete(f"{keyed.stream}:registry:loaded")
+        assert await registry.ensure_cached()
+        assert await cache.key(plaintext) is None
+    finally:
+        await conn.aclose()
+
+
+def test_revoking_while_rotating_never_brings_the_key_back(app: TestClient) -> None:
+    """Both requests at once, eight times: the revoked key stays revoked every time."""
+    for trial in range(8):
+        site = create_site(app, f"race {trial}")
+        path = f"/api/sites/{site['site_id']}"
+        with ThreadPoolExecutor(2) as pool:
+            rotating = pool.submit(app.post, f"{path}/keys", headers=AUTH)
+            revoking = pool.submit(app.delete, f"{path}/keys/{site['key_id']}", headers=AUTH)
+            assert rotating.result().status_code == 201
+            assert revoking.result().status_code == 200
+        listed = app.get("/api/sites", headers=AUTH).json()["sites"]
+        keys = next(s for s in listed if s["site_id"] == site["site_id"])["keys"]
+        first = next(k for k in keys if k["key_id"] == site["key_id"])
+        assert first["revoked"] and not first["active"], (
+            f"trial {trial}: {first} {rotating.result().text} {revoking.result().text}"
+        )
+        answer = app.post(
+            "/event", json=event(site["site_id"]), headers={"x-api-key": site["api_key"]}
+        )
+        assert answer.status_code == 401, f"trial {trial}"
