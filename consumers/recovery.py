@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -131,11 +132,14 @@ class Recovery:
             ):
                 await self._redis.xgroup_delconsumer(settings.stream, settings.group, name)
 
-    async def run(self) -> None:
-        """Reclaim and trim every interval until stopped."""
+    async def run(self, keep_reading: Callable[[], Awaitable[None]] | None = None) -> None:
+        """Reclaim and trim every interval until stopped; `keep_reading` runs first in
+        each round (the consumer's check that its group and subscriber still exist)."""
         interval = self._settings.maintenance_interval_s
         while not self._stopping.is_set():
             try:
+                if keep_reading is not None:
+                    await keep_reading()
                 await self.reclaim_once()
                 await self.trim_once()
                 await self.forget_stale_consumers()

@@ -10,6 +10,7 @@ import redis.asyncio as aioredis
 from faststream import AckPolicy, Context
 from faststream.message import StreamMessage
 from faststream.redis import RedisBroker, StreamSub
+from faststream.redis.subscriber.usecases.stream_subscriber import StreamBatchSubscriber
 from redis.exceptions import ResponseError
 
 from consumers.deadletter import DeadLetters
@@ -21,8 +22,9 @@ from hitstream.settings import Settings
 log = logging.getLogger(__name__)
 
 
-async def ensure_group(redis: aioredis.Redis, stream: str, group: str) -> None:
-    """Create the group at the stream's start (id 0), so entries added before it are read.
+async def ensure_group(redis: aioredis.Redis, stream: str, group: str) -> bool:
+    """Create the group at the stream's start (id 0), so entries added before it are read;
+    True if it had to be created.
 
     FastStream would create it at `$`, skipping everything already in the stream.
     """
@@ -31,6 +33,8 @@ async def ensure_group(redis: aioredis.Redis, stream: str, group: str) -> None:
     except ResponseError as exc:
         if "BUSYGROUP" not in str(exc):
             raise
+        return False
+    return True
 
 
 async def _raw_batch(message: Any) -> StreamMessage[Any]:
@@ -38,7 +42,9 @@ async def _raw_batch(message: Any) -> StreamMessage[Any]:
     return StreamMessage(raw_message=message, body=b"")
 
 
-def create_broker(settings: Settings, redis_url: str, processor: BatchProcessor) -> RedisBroker:
+def create_broker(
+    settings: Settings, redis_url: str, processor: BatchProcessor
+) -> tuple[RedisBroker, StreamBatchSubscriber]:
     """A FastStream broker with one batch subscriber reading new entries for the group."""
     broker = RedisBroker(
         redis_url, logger=log, log_level=logging.DEBUG, graceful_timeout=settings.shutdown_timeout_s
@@ -72,7 +78,7 @@ def create_broker(settings: Settings, redis_url: str, processor: BatchProcessor)
             # the next batch fill a little instead of inserting each trickle on its own.
             await processor.pause(linger_s)
 
-    return broker
+    return broker, subscriber
 
 
 class Consumer:
@@ -93,8 +99,9 @@ class Consumer:
         )
         self.processor = BatchProcessor(settings, name, redis, sink, dead_letters)
         self.recovery = Recovery(settings, redis, self.processor)
-        self._broker = create_broker(settings, redis_url, self.processor)
+        self._broker, self._subscriber = create_broker(settings, redis_url, self.processor)
         self._task: asyncio.Task[None] | None = None
+        self._recovering = True
 
     async def start(self) -> None:
         """Create the group, then run in the background: own pending first, then new entries.
@@ -110,7 +117,28 @@ class Consumer:
         except Stopping:
             return
         await self._broker.start()
-        await self.recovery.run()
+        self._recovering = False
+        await self.recovery.run(self._keep_reading)
+
+    async def _keep_reading(self) -> None:
+        """Each maintenance round: recreate a lost group, restart a stopped subscriber.
+
+        A FLUSHALL or a fresh Redis loses the stream and its group; FastStream's
+        subscriber then stops for good on NOGROUP. The group comes back at the stream's
+        start, so events accepted since are all read.
+        """
+        if await ensure_group(self._redis, self._settings.stream, self._settings.group):
+            log.warning("the consumer group was missing (Redis flushed or new); recreated it")
+        if not self._subscriber.running:
+            log.warning("the stream subscriber had stopped; restarting it")
+            await self._subscriber.start()
+
+    async def check(self) -> bool:
+        """For /health: True while this consumer can do its work (recovering at start,
+        or its subscriber reading)."""
+        if self._task is None or self._task.done():
+            return False
+        return self._recovering or bool(self._subscriber.running)
 
     async def stop(self) -> None:
         """Stop reading, finish and acknowledge the batch in hand, within shutdown_timeout_s.

@@ -122,6 +122,7 @@ async def _open(
         )
         stack.enter_context(_background(writer.watch_backlog(BACKLOG_REFRESH_S)))
         state["writer"] = writer
+        checks["ingest"] = writer.can_append
 
     if roles & {Role.REPORT, Role.CONSUME}:
         admin = await to_thread.run_sync(clickhouse_client, settings)
@@ -153,6 +154,7 @@ async def _open(
         consumer = Consumer(settings, name, redis_url, redis, ClickHouseSink(writer_client))
         await consumer.start()
         stack.push_async_callback(consumer.stop)
+        checks["consumer"] = consumer.check
     return state
 
 

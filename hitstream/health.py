@@ -1,8 +1,10 @@
-"""GET /health: 200 when every engine this process uses answers, 503 otherwise."""
+"""GET /health: 200 when every engine this process uses answers and every role it runs
+can do its work (ingest can append, the consumer is reading), 503 otherwise."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -15,10 +17,12 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 
 from consumers.processor import stream_id_key
-from hitstream.http import JSONResponse, api_routes, error_response
+from hitstream.http import RETRY_AFTER_S, JSONResponse, api_routes, unavailable
 from hitstream.settings import Settings
 
 CHECK_TIMEOUT_S = 2.0
+
+log = logging.getLogger(__name__)
 
 Check = Callable[[], Awaitable[bool]]
 
@@ -40,15 +44,22 @@ def blocking_check(ping: Callable[[], bool]) -> Check:
     return check
 
 
+ROLE_CHECKS = frozenset({"ingest", "consumer"})
+
+
 async def get_health(request: Request) -> Response:
-    """Report each engine's state; 503 if any is unreachable."""
+    """Report each engine's and role's state; 503 (with Retry-After) if any is not ok."""
     checks: dict[str, Check] = request.state.health_checks
     names = list(checks)
-    results = await asyncio.gather(*(_run(checks[name]) for name in names))
-    engines = dict(zip(names, results, strict=True))
-    healthy = all(state == "ok" for state in engines.values())
-    body = {"status": "ok" if healthy else "unavailable", "engines": engines}
-    return JSONResponse(body, status_code=200 if healthy else 503)
+    results = dict(zip(names, await asyncio.gather(*(_run(checks[n]) for n in names)), strict=True))
+    healthy = all(state == "ok" for state in results.values())
+    body = {
+        "status": "ok" if healthy else "unavailable",
+        "engines": {n: r for n, r in results.items() if n not in ROLE_CHECKS},
+        "roles": {n: r for n, r in results.items() if n in ROLE_CHECKS},
+    }
+    headers = {} if healthy else {"Retry-After": RETRY_AFTER_S}
+    return JSONResponse(body, status_code=200 if healthy else 503, headers=headers)
 
 
 async def queue_state(redis: aioredis.Redis, settings: Settings) -> dict[str, Any]:
@@ -84,7 +95,8 @@ async def get_queue_health(request: Request) -> Response:
             queue_state(request.state.redis, request.state.settings), timeout=CHECK_TIMEOUT_S
         )
     except (RedisError, TimeoutError) as exc:
-        return error_response(503, "redis unavailable", [{"field": "redis", "message": str(exc)}])
+        log.warning("queue state unavailable: %s", exc)
+        raise unavailable("redis unavailable, retry later", "redis") from exc
     return JSONResponse(body)
 
 

@@ -85,16 +85,26 @@ async def on_http_exception(request: Request, exc: Exception) -> Response:
     return error_response(exc.status_code, str(exc.detail), headers=exc.headers)
 
 
+# Seconds a client should wait before retrying after a 503.
+RETRY_AFTER_S = "1"
+
+
+def unavailable(error: str, field: str, reason: str = "temporarily unavailable") -> APIError:
+    """The one 503 answer: a plain message and Retry-After.
+
+    `reason` is ours to word; an engine's own text (file paths, ports, AOF errors) goes
+    to the log, never to the client.
+    """
+    return APIError(
+        503, error, [{"field": field, "message": reason}], headers={"Retry-After": RETRY_AFTER_S}
+    )
+
+
 async def on_engine_error(request: Request, exc: Exception) -> Response:
     """Redis or ClickHouse did not answer: the client may retry; nothing was half-done."""
     engine = "redis" if isinstance(exc, RedisError) else "clickhouse"
     log.warning("%s error on %s %s: %s", engine, request.method, request.url.path, exc)
-    return error_response(
-        503,
-        f"{engine} unavailable, retry later",
-        [{"field": engine, "message": str(exc).splitlines()[0][:300] if str(exc) else engine}],
-        headers={"Retry-After": "1"},
-    )
+    return await on_api_error(request, unavailable(f"{engine} unavailable, retry later", engine))
 
 
 async def on_unexpected(request: Request, exc: Exception) -> Response:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,6 +18,7 @@ from hitstream.http import (
     JSONResponse,
     api_routes,
     read_json,
+    unavailable,
     validation_details,
 )
 from hitstream.settings import Settings
@@ -24,7 +26,7 @@ from ingest.auth import Caller, admit, authorize, cors_headers, preflight
 from ingest.stream import StreamWriter
 from schemas.event import Encoded, EventBatch, EventIn, TimeWindow, encode
 
-RETRY_AFTER_S = "1"
+log = logging.getLogger(__name__)
 
 
 async def _append(request: Request, events: list[Encoded]) -> None:
@@ -32,21 +34,12 @@ async def _append(request: Request, events: list[Encoded]) -> None:
     writer: StreamWriter = request.state.writer
     refusal = writer.refusal()
     if refusal is not None:
-        raise APIError(
-            503,
-            "ingest is over its backlog limit, retry later",
-            [{"field": "stream", "message": refusal}],
-            headers={"Retry-After": RETRY_AFTER_S},
-        )
+        raise unavailable("ingest is over its backlog limit, retry later", "stream", refusal)
     try:
         await writer.append(events)
     except StreamUnavailable as exc:
-        raise APIError(
-            503,
-            "event stream unavailable, retry later",
-            [{"field": "stream", "message": str(exc)}],
-            headers={"Retry-After": RETRY_AFTER_S},
-        ) from exc
+        log.warning("append refused by Redis: %s", exc)
+        raise unavailable("event stream unavailable, retry later", "stream") from exc
 
 
 def _window(request: Request) -> dict[str, TimeWindow]:

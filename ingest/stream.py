@@ -112,6 +112,17 @@ class StreamWriter:
             return f"Redis memory {self.memory_share:.0%} full"
         return None
 
+    async def can_append(self) -> bool:
+        """For /health: True when ingest would take an event now.
+
+        Redis must also take a write (a full disk makes it refuse them with MISCONF, a
+        full memory with OOM, while it still answers reads).
+        """
+        if self.refusal() is not None:
+            return False
+        await self._redis.set(f"{self._stream}:health", b"1", px=10_000)
+        return True
+
     async def append(self, events: Sequence[Encoded]) -> None:
         """Store all events or none of them; returns only once Redis has them."""
         if len(events) == 1 and not events[0].client_id:

@@ -43,8 +43,12 @@ class Stats(BaseModel):
 
 
 class Health(BaseModel):
+    """`ok` or `unavailable` for each engine this process uses and each role it runs
+    (ingest: can append to the stream; consumer: reading the stream)."""
+
     status: str
     engines: dict[str, str]
+    roles: dict[str, str]
 
 
 class QueueHealth(BaseModel):

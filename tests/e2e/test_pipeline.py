@@ -133,10 +133,14 @@ def test_group_reads_events_appended_before_it_existed(
     stats(lambda b: b["total_views"] == 3 and len(b["top_paths"]) == 3, site_id="early", date=D0)
 
 
-def test_health_reports_both_engines(client: TestClient) -> None:
+def test_health_reports_both_engines_and_each_role(client: TestClient) -> None:
     response = client.get("/health")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "engines": {"redis": "ok", "clickhouse": "ok"}}
+    assert response.json() == {
+        "status": "ok",
+        "engines": {"redis": "ok", "clickhouse": "ok"},
+        "roles": {"ingest": "ok", "consumer": "ok"},
+    }
     assert client.get("/api/health").status_code == 200
 
 

@@ -80,10 +80,12 @@ def test_ingest_refuses_before_redis_is_full_and_resumes(
             accepted += len(batch)
             return None
         assert answer.status_code == 503 and answer.headers["retry-after"] == "1"
-        return str(answer.json())
+        # Redis itself may refuse first (OOM) if its last reading is a moment old; then
+        # the next reading makes ingest refuse before trying.
+        reason = str(answer.json())
+        return reason if "memory" in reason else None
 
-    reason = wait_for(refused, timeout=30, interval=0, what="a 503 as Redis fills")
-    assert "memory" in reason
+    wait_for(refused, timeout=30, interval=0, what="a 503 naming Redis memory")
     assert redis_conn.xlen(settings.stream) == accepted, "every 202 is in the stream"
     redis_conn.delete(settings.stream)  # the consumers drained it
     wait_for(

