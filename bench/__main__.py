@@ -76,7 +76,8 @@ def ingest_server(env: dict[str, str] | None = None) -> Iterator[str]:
     No consumer runs, so the backlog limit is raised to hold what a run appends.
     """
     with tempfile.TemporaryDirectory() as tmp:
-        valkey = EmbeddedValkey(Path(tmp), Settings.model_fields["redis_appendfsync"].default)
+        defaults = Settings(redis_url="redis://unused")
+        valkey = EmbeddedValkey(Path(tmp), defaults.redis_appendfsync, 4 * defaults.redis_maxmemory)
         url = valkey.start()
         env = {
             "HITSTREAM_REDIS_URL": url,

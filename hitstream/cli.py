@@ -22,6 +22,7 @@ from hitstream.connections import (
     redis_client,
 )
 from hitstream.errors import HitstreamError
+from hitstream.server import connection_cap, guarded_protocol, raise_fd_limit
 from hitstream.settings import Settings
 from schemas.migrate import migrate, rollback
 
@@ -70,12 +71,15 @@ async def _dlq(settings: Settings, args: argparse.Namespace) -> None:
 
 def _run_server(settings: Settings, roles: frozenset[Role]) -> None:
     app = create_app(settings, roles)
+    fd_limit = raise_fd_limit()
+    cap = connection_cap(settings.max_connections, fd_limit)
+    log.info("descriptor limit %d; at most %d client connections", fd_limit, cap)
     config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
         loop="uvloop",
-        http="httptools",
+        http=guarded_protocol(settings.header_timeout_s, settings.body_timeout_s, cap),
         lifespan="on",
         access_log=False,
         log_level="info",

@@ -11,7 +11,7 @@ from clickhouse_connect.driver.exceptions import Error as ClickHouseError
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
@@ -118,12 +118,16 @@ JSON_TYPES = frozenset({"application/json"})
 BEACON_TYPES = frozenset({"application/json", "text/plain"})
 
 
+_BODY_DEADLINE = {"field": "body", "message": "the connection closed before the whole body"}
+
+
 async def read_json(request: Request, max_bytes: int, accepted: frozenset[str] = JSON_TYPES) -> Any:
     """The request's JSON body, read up to `max_bytes` and parsed strictly.
 
     413 when the declared or actual size is over the cap (an oversized declared
     Content-Length is refused without reading), 415 for other media types, 400 for
-    anything that is not acceptable JSON.
+    anything that is not acceptable JSON. A body that stops coming is cut off by the
+    server (408, hitstream/server.py).
     """
     media_type = request.headers.get("content-type", "application/json").split(";")[0]
     if media_type.strip().lower() not in accepted:
@@ -136,10 +140,15 @@ async def read_json(request: Request, max_bytes: int, accepted: frozenset[str] =
     if declared is not None and (not declared.isdigit() or int(declared) > max_bytes):
         raise _too_large(max_bytes)
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > max_bytes:
-            raise _too_large(max_bytes)
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > max_bytes:
+                raise _too_large(max_bytes)
+    except ClientDisconnect:
+        # Gone, or cut off by the server's body deadline (hitstream/server.py), which
+        # has answered 408 already; this answer goes nowhere.
+        raise APIError(408, "request body incomplete", [_BODY_DEADLINE]) from None
     try:
         return jsonbody.parse(bytes(body))
     except jsonbody.MalformedJSON as exc:

@@ -36,6 +36,15 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=0, le=65535)
     max_batch_events: int = Field(default=500, ge=1, le=10_000)
     max_body_bytes: int = Field(default=1_048_576, ge=1024, description="request body cap")
+    max_connections: int = Field(
+        default=4096, ge=1, description="client connections held at once; more are closed"
+    )
+    header_timeout_s: float = Field(
+        default=10.0, gt=0, le=300, description="a request's headers must arrive within this"
+    )
+    body_timeout_s: float = Field(
+        default=30.0, gt=0, le=3600, description="a request's body must arrive within this"
+    )
 
     # Stream and consumer group.
     stream: str = Field(default="hitstream:events", pattern=_KEY_NAME)

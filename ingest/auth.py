@@ -45,20 +45,25 @@ class Caller:
     public: bool = False
 
 
+# Open mode: any site, from any origin.
+_ANYONE = Caller(None, "*")
+
+
 async def admit(request: Request) -> Caller:
     """Before the body is read: verify the key (401), charge the IP and the key (429).
 
     In key mode without a key, only an Origin allowed by some public site gets past.
     """
     settings: Settings = request.state.settings
+    api_key = request.headers.get(KEY_HEADER)
+    if api_key is None and settings.ingest_auth == "open":
+        if settings.rate_limit_ip_per_s > 0 and settings.rate_limit_ip_burst > 0:
+            await _charge(request)
+        return _ANYONE
     cache: RegistryCache = request.state.registry_cache
     origin = request.headers.get("origin")
-    api_key = request.headers.get(KEY_HEADER)
     if api_key is not None:
         return await _admit_key(request, cache, api_key, origin)
-    if settings.ingest_auth == "open":
-        await _charge(request)
-        return Caller(None, "*")
     if origin is None:
         await _charge(request)
         raise key_required()
