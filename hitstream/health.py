@@ -17,6 +17,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 
 from consumers.processor import stream_id_key
+from hitstream.access import require_admin
 from hitstream.http import RETRY_AFTER_S, JSONResponse, api_routes, unavailable
 from hitstream.settings import Settings
 
@@ -89,7 +90,13 @@ async def queue_state(redis: aioredis.Redis, settings: Settings) -> dict[str, An
 
 
 async def get_queue_health(request: Request) -> Response:
-    """The stream as the consumer group sees it; 503 when Redis does not answer."""
+    """The stream as the consumer group sees it; 503 when Redis does not answer.
+
+    With HITSTREAM_INGEST_AUTH=key it is operators' information: admin token only.
+    """
+    settings: Settings = request.state.settings
+    if settings.ingest_auth == "key":
+        require_admin(request)
     try:
         body = await asyncio.wait_for(
             queue_state(request.state.redis, request.state.settings), timeout=CHECK_TIMEOUT_S

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -172,6 +173,23 @@ def cors_headers(origin: str | None) -> dict[str, str]:
     if origin != "*":
         headers["Vary"] = "Origin"
     return headers
+
+
+async def error_cors_headers(request: Request) -> dict[str, str]:
+    """CORS headers for a refusal: any origin in open mode; in key mode an origin some
+    public site allows (a refusal tells it nothing about which)."""
+    origin = request.headers.get("origin")
+    if origin is None:
+        return {}
+    settings: Settings = request.state.settings
+    if settings.ingest_auth == "open":
+        return cors_headers("*")
+    cache: RegistryCache = request.state.registry_cache
+    try:
+        allowed = await cache.origin_allowed_somewhere(origin)
+    except RedisError:
+        return {}
+    return cors_headers(origin) if allowed else {}
 
 
 async def preflight(request: Request) -> Response:

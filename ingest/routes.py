@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
+from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
@@ -15,6 +17,7 @@ from hitstream.errors import StreamUnavailable
 from hitstream.http import (
     BEACON_TYPES,
     APIError,
+    Endpoint,
     JSONResponse,
     api_routes,
     read_json,
@@ -22,7 +25,7 @@ from hitstream.http import (
     validation_details,
 )
 from hitstream.settings import Settings
-from ingest.auth import Caller, admit, authorize, cors_headers, preflight
+from ingest.auth import Caller, admit, authorize, cors_headers, error_cors_headers, preflight
 from ingest.stream import StreamWriter
 from schemas.event import Encoded, EventBatch, EventIn, TimeWindow, encode
 
@@ -122,10 +125,31 @@ async def post_events(request: Request) -> Response:
     )
 
 
+def _with_cors(endpoint: Endpoint) -> Endpoint:
+    """Refusals carry the CORS headers too, so a browser tracker reads the 400 or 429 it
+    was sent instead of an opaque network error it cannot tell from an outage."""
+
+    @functools.wraps(endpoint)
+    async def answer(request: Request) -> Response:
+        try:
+            return await endpoint(request)
+        except APIError as exc:
+            exc.headers.update(await error_cors_headers(request))
+            raise
+        except RedisError as exc:
+            log.warning("redis error on %s: %s", request.url.path, exc)
+            refusal = unavailable("redis unavailable, retry later", "redis")
+            refusal.headers.update(await error_cors_headers(request))
+            raise refusal from exc
+
+    return answer
+
+
 def routes() -> list[BaseRoute]:
     """Ingest routes, each also under `/api`."""
     paths = ("/event", "/events")
+    endpoints = (_with_cors(post_event), _with_cors(post_events))
     return [
-        *api_routes("POST", zip(paths, (post_event, post_events), strict=True)),
+        *api_routes("POST", zip(paths, endpoints, strict=True)),
         *api_routes("OPTIONS", [(path, preflight) for path in paths]),
     ]

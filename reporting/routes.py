@@ -8,12 +8,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
+from hitstream.access import is_admin
 from hitstream.http import APIError, JSONResponse, api_routes, validation_details
 from hitstream.registry import RegistryCache
 from hitstream.settings import Settings
 from ingest.auth import KEY_HEADER
 from reporting.queries import StatsReader
-from reporting.sites import is_admin
 from schemas.stats import StatsQuery
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import hmac
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,38 +11,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from hitstream.access import require_admin
 from hitstream.http import APIError, JSONResponse, read_json, validation_details
 from hitstream.registry import ApiKey, Registry, Site, new_site_id
 from hitstream.settings import Settings
 from schemas.sites import SiteCreate, SiteUpdate
 
-ADMIN_DISABLED = (
-    "admin routes are disabled: set HITSTREAM_ADMIN_TOKEN to enable them "
-    "(hitstream serve generates one and prints it at start)"
-)
-
-
-def is_admin(request: Request) -> bool:
-    """True when the request carries `Authorization: Bearer <admin token>`."""
-    token: str | None = request.state.admin_token
-    scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    return (
-        bool(token)
-        and scheme.lower() == "bearer"
-        and hmac.compare_digest(given.strip(), token or "")
-    )
-
 
 def _require_admin(request: Request) -> Registry:
-    if not request.state.admin_token:
-        raise APIError(403, ADMIN_DISABLED, [{"field": "authorization", "message": "disabled"}])
-    if not is_admin(request):
-        raise APIError(
-            401,
-            "admin token required",
-            [{"field": "authorization", "message": "send Authorization: Bearer <admin token>"}],
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+    require_admin(request)
     registry: Registry = request.state.registry
     return registry
 

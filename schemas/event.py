@@ -29,10 +29,15 @@ from pydantic_core import PydanticCustomError
 MIN_TIMESTAMP = datetime(1970, 1, 2, tzinfo=UTC)
 MAX_TIMESTAMP = datetime(2100, 1, 1, tzinfo=UTC)
 MAX_FUTURE = timedelta(minutes=5)
+_RANGE_MESSAGE = "must be between 1970-01-02 and 2100"
 
 # Identifiers that end up in keys, URLs and logs: a safe charset.
 SAFE_ID = r"^[A-Za-z0-9][A-Za-z0-9._:\-]*$"
-_UNSAFE = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
+# Control characters (C0, DEL, C1), bidirectional overrides and isolates (they make a
+# path or user ID display as something else), line separators, lone surrogates.
+_UNSAFE = re.compile(
+    r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]"
+)
 
 
 @dataclass(frozen=True)
@@ -50,18 +55,26 @@ class TimeWindow:
 def _printable(value: str) -> str:
     if _UNSAFE.search(value):
         raise PydanticCustomError(
-            "unsafe_chars", "must not contain control characters or lone surrogates"
+            "unsafe_chars",
+            "must not contain control characters, bidirectional overrides or lone surrogates",
         )
     return value
 
 
 def normalize_path(raw: str) -> str:
-    """Reduce a URL or path to its path: scheme, host, query string and fragment are dropped."""
+    """Reduce a URL or path to its path: scheme, host (with any user:password), query
+    string and fragment are dropped, also from scheme-less forms (`//user:pw@host/p`,
+    `user:pw@host/p`), so no credential sent in a URL is stored."""
     candidate = raw.strip()
     if "://" in candidate:
         path = urlsplit(candidate).path
+    elif candidate.startswith("//"):
+        path = urlsplit("http:" + candidate).path
     else:
         path = candidate.split("#", 1)[0].split("?", 1)[0]
+        first, slash, rest = path.partition("/")
+        if "@" in first:  # an authority without its scheme: user[:password]@host
+            path = slash + rest
     if not path.startswith("/"):
         path = "/" + path
     return path
@@ -78,7 +91,12 @@ def _iso_timestamp(value: Any) -> Any:
         raise PydanticCustomError("timestamp_format", "is not an ISO 8601 date-time") from None
     if moment.tzinfo is None:
         raise PydanticCustomError("timestamp_offset", "needs a UTC offset, e.g. Z or +02:00")
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+01:00 is before year 1 in UTC
+        raise PydanticCustomError(
+            "timestamp_range", "must be between 1970-01-02 and 2100"
+        ) from None
 
 
 def _uuid(value: Any) -> Any:
@@ -140,7 +158,7 @@ class EventIn(BaseModel):
         if value is None:
             return None
         if not MIN_TIMESTAMP <= value < MAX_TIMESTAMP:
-            raise PydanticCustomError("timestamp_range", "must be between 1970-01-02 and 2100")
+            raise PydanticCustomError("timestamp_range", _RANGE_MESSAGE)
         window = info.context.get("window") if isinstance(info.context, dict) else None
         if isinstance(window, TimeWindow):
             if value > window.now + MAX_FUTURE:

@@ -146,6 +146,40 @@ def test_redis_down_is_503_with_retry_after(
     assert response.status_code == 503
     assert response.headers["retry-after"] == "1"
     assert "unavailable" in response.json()["error"]
+    # The engine's own words (addresses, errors) are logged, not told to the client.
+    assert "127.0.0.1" not in response.text and "Error" not in response.text
     health = client.get("/health")
     assert health.status_code == 503
     assert health.json()["engines"]["redis"] == "unavailable"
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ({"site_id": "s1"}, 400),  # invalid event
+        ([], 400),  # empty batch
+        ("x" * 2_000_000, 413),
+    ],
+)
+def test_refusals_to_a_browser_carry_cors_headers_in_open_mode(
+    ingest_client: TestClient, body: object, status: int
+) -> None:
+    route = "/events" if isinstance(body, list) else "/event"
+    headers = {"origin": "https://blog.example", "content-type": "text/plain"}
+    content = body if isinstance(body, str) else orjson.dumps(body)
+    response = ingest_client.post(route, content=content, headers=headers)
+    assert response.status_code == status
+    assert response.headers["access-control-allow-origin"] == "*"
+
+
+def test_a_rate_limited_browser_can_read_its_429(
+    make_client: Callable[..., TestClient], make_settings: Callable[..., Settings]
+) -> None:
+    settings = make_settings(rate_limit_ip_per_s=0.01, rate_limit_ip_burst=1)
+    client = make_client(settings, frozenset({Role.INGEST}))
+    headers = {"origin": "https://blog.example"}
+    assert client.post("/event", json=event("s1"), headers=headers).status_code == 202
+    limited = client.post("/event", json=event("s1"), headers=headers)
+    assert limited.status_code == 429
+    assert limited.headers["access-control-allow-origin"] == "*"
+    assert "retry-after" in limited.headers

@@ -41,6 +41,12 @@ def error_fields(exc: ValidationError) -> set[str]:
         ("http://example.com", "/"),
         ("pricing", "/pricing"),
         ("/?q=1", "/"),
+        # Credentials in a URL are never kept, with or without its scheme.
+        ("https://user:secret@example.com/p?q=1", "/p"),
+        ("//user:secret@example.com/p", "/p"),
+        ("user:secret@example.com/p", "/p"),
+        ("user@example.com", "/"),
+        ("/@handle/posts", "/@handle/posts"),
     ],
 )
 def test_path_is_reduced_to_its_path(raw: str, expected: str) -> None:
@@ -106,6 +112,12 @@ def test_site_id_may_come_from_the_api_key() -> None:
         ("user_id", "u" * 257),
         ("user_id", "bad\ud800surrogate"),
         ("path", "/a\x00b"),
+        ("path", "/next\u0085line"),  # C1 control (NEL)
+        ("path", "/admin\u202egnp.exe"),  # right-to-left override
+        ("user_id", "u\u2066isolate"),
+        ("user_id", "u\x9b[31m"),  # C1 CSI, a terminal escape
+        ("timestamp", "0001-01-01T00:00:00+01:00"),  # before year 1 once in UTC
+        ("timestamp", "9999-12-31T23:59:59-01:00"),  # after year 9999 once in UTC
         ("event_id", "not-a-uuid"),
         ("event_id", 7),
     ],

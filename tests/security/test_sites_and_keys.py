@@ -293,3 +293,33 @@ def test_revoking_while_rotating_never_brings_the_key_back(app: TestClient) -> N
             "/event", json=event(site["site_id"]), headers={"x-api-key": site["api_key"]}
         )
         assert answer.status_code == 401, f"trial {trial}"
+
+
+def test_a_non_ascii_authorization_header_is_a_401_not_a_500(app: TestClient) -> None:
+    headers = [(b"authorization", "Bearer t\u00e9st".encode("latin-1"))]
+    assert app.get("/api/sites", headers=headers).status_code == 401
+    stats = app.get("/stats", params={"site_id": "x"}, headers=headers)
+    assert stats.status_code == 401
+
+
+def test_queue_health_needs_the_admin_token_in_key_mode(app: TestClient) -> None:
+    site = create_site(app)
+    assert app.get("/health/queue").status_code == 401
+    with_key = app.get("/health/queue", headers={"x-api-key": site["api_key"]})
+    assert with_key.status_code == 401
+    assert app.get("/health/queue", headers=AUTH).status_code == 200
+    assert app.get("/health").status_code == 200  # liveness stays open
+
+
+def test_refusals_carry_cors_headers_for_an_origin_some_public_site_allows(
+    app: TestClient,
+) -> None:
+    shop = "https://shop.example"
+    create_site(app, "shop", public=True, allowed_origins=[shop])
+    # A batch naming no site, from an allowed origin: refused, and readable by the page.
+    refused = app.post("/events", json=[{"event_type": "x", "path": "/"}], headers={"origin": shop})
+    assert refused.status_code == 401
+    assert refused.headers["access-control-allow-origin"] == shop
+    stranger = app.post("/event", json=event("x"), headers={"origin": "https://evil.example"})
+    assert stranger.status_code == 401
+    assert "access-control-allow-origin" not in stranger.headers
