@@ -7,7 +7,7 @@ import contextlib
 import enum
 import logging
 import secrets
-from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator
+from collections.abc import AsyncIterator, Coroutine, Iterable
 from functools import partial
 from typing import Any
 
@@ -106,7 +106,7 @@ async def _open(
         )
         redis_url = await to_thread.run_sync(valkey.start)
         stack.callback(valkey.stop)
-        stack.enter_context(_background(valkey.supervise()))
+        await stack.enter_async_context(_background(valkey.supervise()))
     redis = redis_client(redis_url)
     stack.push_async_callback(redis.aclose)
     checks["redis"] = redis.ping
@@ -120,7 +120,7 @@ async def _open(
         writer = StreamWriter(
             redis, settings.stream, settings.dedup_window_s, settings.backlog_high_water
         )
-        stack.enter_context(_background(writer.watch_backlog(BACKLOG_REFRESH_S)))
+        await stack.enter_async_context(_background(writer.watch_backlog(BACKLOG_REFRESH_S)))
         state["writer"] = writer
         checks["ingest"] = writer.can_append
 
@@ -133,7 +133,9 @@ async def _open(
         checks["clickhouse"] = health.blocking_check(ClickHouseSink(admin).ping)
         registry = Registry(admin, cache)
         await registry.ensure_cached()
-        stack.enter_context(_background(_keep_cached(registry, settings.maintenance_interval_s)))
+        await stack.enter_async_context(
+            _background(_keep_cached(registry, settings.maintenance_interval_s))
+        )
         state["registry"] = registry
 
     if Role.REPORT in roles:
@@ -184,11 +186,14 @@ async def _keep_cached(registry: Registry, interval_s: float) -> None:
             log.warning("site registry cache check failed: %s", exc)
 
 
-@contextlib.contextmanager
-def _background(coroutine: Coroutine[Any, Any, None]) -> Iterator[asyncio.Task[None]]:
-    """Run a coroutine as a task for the app's lifetime; cancel it at shutdown."""
+@contextlib.asynccontextmanager
+async def _background(coroutine: Coroutine[Any, Any, None]) -> AsyncIterator[asyncio.Task[None]]:
+    """Run a coroutine as a task for the app's lifetime; at shutdown cancel it and wait
+    for it to end, so it lets go of its connections before they are closed."""
     task = asyncio.create_task(coroutine)
     try:
         yield task
     finally:
         task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
