@@ -84,6 +84,11 @@ class HitstreamProcess:
         self.proc.send_signal(sig)
         return self.proc.wait(timeout=timeout)
 
+    def stop_if_running(self) -> None:
+        """For a test's `finally`: stop the process if a failure left it running."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.stop()
+
     def wait(self, timeout: float = 60.0) -> int:
         """Wait for the process to exit by itself; return its exit code."""
         assert self.proc is not None

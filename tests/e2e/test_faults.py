@@ -172,32 +172,37 @@ def test_serve_sigkilled_five_times_while_draining_counts_exactly(tmp_path: Path
     }
     total, users = 60_000, 97
     server = HitstreamProcess("serve", env, tmp_path / "serve.log").start()
-    with httpx.Client(base_url=server.base_url, timeout=30) as http:
-        for start in range(0, total, 500):
-            batch = [
-                event("soak", f"/{i % 31}", user_id=f"u{i % users}", timestamp=f"{D0}T12:00:00Z")
-                for i in range(start, start + 500)
-            ]
-            assert http.post("/events", json=batch).status_code == 202
+    try:
+        with httpx.Client(base_url=server.base_url, timeout=30) as http:
+            for start in range(0, total, 500):
+                batch = [
+                    event(
+                        "soak", f"/{i % 31}", user_id=f"u{i % users}", timestamp=f"{D0}T12:00:00Z"
+                    )
+                    for i in range(start, start + 500)
+                ]
+                assert http.post("/events", json=batch).status_code == 202
 
-    def entries_read() -> int:
-        conn = redis.Redis.from_url((data / "valkey.url").read_text().strip())
-        try:
-            return int(conn.xinfo_groups("hitstream:events")[0]["entries-read"] or 0)
-        finally:
-            conn.close()
+        def entries_read() -> int:
+            conn = redis.Redis.from_url((data / "valkey.url").read_text().strip())
+            try:
+                return int(conn.xinfo_groups("hitstream:events")[0]["entries-read"] or 0)
+            finally:
+                conn.close()
 
-    for _ in range(5):
-        before = entries_read()
-        wait_for(
-            lambda before=before: True if entries_read() >= before + 2_000 else None,  # type: ignore[misc]
-            timeout=60,
-            what="serve to drain some more",
-        )
-        server.stop(signal.SIGKILL)
-        server = HitstreamProcess("serve", env, tmp_path / "serve.log").start()
-    stats_when(server.base_url, total, site_id="soak", date=D0)
-    assert server.stop() == 0, server.log()
+        for _ in range(5):
+            before = entries_read()
+            wait_for(
+                lambda before=before: True if entries_read() >= before + 2_000 else None,  # type: ignore[misc]
+                timeout=60,
+                what="serve to drain some more",
+            )
+            server.stop(signal.SIGKILL)
+            server = HitstreamProcess("serve", env, tmp_path / "serve.log").start()
+        stats_when(server.base_url, total, site_id="soak", date=D0)
+        assert server.stop() == 0, server.log()
+    finally:
+        server.stop_if_running()
     log = server.log_path.read_text()
     assert log.count("stopping stale embedded valkey") == 5
     assert counts(data / "clickhouse") == {

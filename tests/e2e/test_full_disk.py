@@ -44,38 +44,41 @@ def test_full_disk_answers_503_loses_nothing_and_resumes(tmp_path: Path) -> None
     env = {"HITSTREAM_DATA_DIR": str(data), "HITSTREAM_RATE_LIMIT_IP_PER_S": "0"}
     server = HitstreamProcess("serve", env, tmp_path / "serve.log", namespace(data, trigger))
     server.start()
-    accepted, refused = 0, []
-    batch = [event("disk", f"/{i % 9}", timestamp=f"{D0}T08:00:00Z") for i in range(500)]
-    with httpx.Client(base_url=server.base_url, timeout=30) as http:
+    try:
+        accepted, refused = 0, []
+        batch = [event("disk", f"/{i % 9}", timestamp=f"{D0}T08:00:00Z") for i in range(500)]
+        with httpx.Client(base_url=server.base_url, timeout=30) as http:
 
-        def until_refused() -> bool | None:
-            nonlocal accepted
-            answer = http.post("/events", json=batch)
-            if answer.status_code == 202:
-                accepted += 500
-                return None
-            refused.append(answer)
-            return True
+            def until_refused() -> bool | None:
+                nonlocal accepted
+                answer = http.post("/events", json=batch)
+                if answer.status_code == 202:
+                    accepted += 500
+                    return None
+                refused.append(answer)
+                return True
 
-        wait_for(until_refused, timeout=120, interval=0, what="the disk to fill")
-        answer = refused[0]
-        assert answer.status_code == 503 and answer.headers["retry-after"], answer.text
-        # Still refusing, and still alive: nothing restarted Valkey under the full disk.
-        assert http.post("/events", json=batch).status_code == 503
-        assert http.get("/health").status_code == 503
-        trigger.touch()
+            wait_for(until_refused, timeout=120, interval=0, what="the disk to fill")
+            answer = refused[0]
+            assert answer.status_code == 503 and answer.headers["retry-after"], answer.text
+            # Still refusing, and still alive: nothing restarted Valkey under the full disk.
+            assert http.post("/events", json=batch).status_code == 503
+            assert http.get("/health").status_code == 503
+            trigger.touch()
 
-        def resumed() -> bool | None:
-            nonlocal accepted
-            answer = http.post("/event", json=batch[0])
-            if answer.status_code != 202:
-                return None
-            accepted += 1
-            return True
+            def resumed() -> bool | None:
+                nonlocal accepted
+                answer = http.post("/event", json=batch[0])
+                if answer.status_code != 202:
+                    return None
+                accepted += 1
+                return True
 
-        wait_for(resumed, timeout=60, interval=0.2, what="writes to resume once space is free")
-    assert accepted > 10_000
-    stats_when(server.base_url, accepted, site_id="disk", date=D0)
-    assert server.stop(signal.SIGTERM) == 0, server.log()
+            wait_for(resumed, timeout=60, interval=0.2, what="writes to resume once space is free")
+        assert accepted > 10_000
+        stats_when(server.base_url, accepted, site_id="disk", date=D0)
+        assert server.stop(signal.SIGTERM) == 0, server.log()
+    finally:
+        server.stop_if_running()
     log = server.log_path.read_text()
     assert "embedded valkey exited" not in log
