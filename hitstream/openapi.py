@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
 
 from hitstream.http import JSONResponse
 from schemas import responses as r
@@ -32,12 +34,16 @@ ERRORS = {
     "503": "an engine is unavailable or ingest is over its backlog limit (Retry-After)",
 }
 
-SWAGGER_UI = """<!doctype html>
+# Swagger UI is shipped in the package (static/swagger-ui, Apache-2.0, see its README)
+# and served from here: /docs works offline and loads nothing from elsewhere.
+SWAGGER_UI_DIR = Path(__file__).parent / "static" / "swagger-ui"
+SWAGGER_UI_PATH = "/docs/assets"
+SWAGGER_UI = f"""<!doctype html>
 <html><head><title>hitstream API</title><meta charset="utf-8">
-<link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui.css">
+<link rel="stylesheet" href="{SWAGGER_UI_PATH}/swagger-ui.css">
 </head><body><div id="ui"></div>
-<script src="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.js"></script>
-<script>SwaggerUIBundle({url: "/openapi.json", dom_id: "#ui"});</script>
+<script src="{SWAGGER_UI_PATH}/swagger-ui-bundle.js"></script>
+<script>SwaggerUIBundle({{url: "/openapi.json", dom_id: "#ui"}});</script>
 </body></html>"""
 
 
@@ -185,4 +191,8 @@ def routes(app_routes: list[BaseRoute], site_id_required: bool) -> list[BaseRout
     async def docs(request: Request) -> Response:
         return HTMLResponse(SWAGGER_UI)
 
-    return [Route("/openapi.json", openapi, methods=["GET"]), Route("/docs", docs, methods=["GET"])]
+    return [
+        Route("/openapi.json", openapi, methods=["GET"]),
+        Route("/docs", docs, methods=["GET"]),
+        Mount(SWAGGER_UI_PATH, StaticFiles(directory=SWAGGER_UI_DIR), name="swagger-ui"),
+    ]
