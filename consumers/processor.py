@@ -119,8 +119,9 @@ class BatchProcessor:
                     DeadLetter(entry_id, fields, "not a hitstream event entry", 1)
                 )
         if redelivered and items:
-            items = await self._replay_plans(items, outcome)
-            items = await self._without_exhausted(items, outcome)
+            counts = await self._delivery_counts([item.entry_id for item in items])
+            items = await self._replay_plans(items, counts, outcome)
+            items = self._without_exhausted(items, counts, outcome)
         fresh = await self._without_stored(items, check_all=redelivered)
         await self._write(fresh, outcome)
         await self._commit(outcome)
@@ -134,7 +135,9 @@ class BatchProcessor:
             self._plans.forget(pipe, outcome.tokens)
             await pipe.execute()
 
-    async def _replay_plans(self, items: list[Item], outcome: _Outcome) -> list[Item]:
+    async def _replay_plans(
+        self, items: list[Item], counts: dict[bytes, int], outcome: _Outcome
+    ) -> list[Item]:
         """Re-send every recorded insert these entries were part of, cut as the first time.
 
         The same token makes ClickHouse skip the tables that already took the insert and
@@ -146,7 +149,6 @@ class BatchProcessor:
         in_hand = {item.entry_id: item for item in items}
         elsewhere = [i for plan in plans for i in plan.ids if i not in in_hand]
         fetched = await self._fetch(elsewhere)
-        counts = await self._delivery_counts(list(in_hand))
         for plan in plans:
             plan_items = [
                 in_hand.get(i) or fetched[i] for i in plan.ids if i in in_hand or i in fetched
@@ -189,11 +191,12 @@ class BatchProcessor:
             log.warning("%d entries of an interrupted insert are gone", len(ids) - len(found))
         return found
 
-    async def _without_exhausted(self, items: list[Item], outcome: _Outcome) -> list[Item]:
+    def _without_exhausted(
+        self, items: list[Item], counts: dict[bytes, int], outcome: _Outcome
+    ) -> list[Item]:
         """Entries delivered more than `max_deliveries` times (crash loops) are given up."""
         if not items:
             return items
-        counts = await self._delivery_counts([item.entry_id for item in items])
         limit = self._settings.max_deliveries
         keep = []
         for item in items:

@@ -100,11 +100,16 @@ def unavailable(error: str, field: str, reason: str = "temporarily unavailable")
     )
 
 
-async def on_engine_error(request: Request, exc: Exception) -> Response:
-    """Redis or ClickHouse did not answer: the client may retry; nothing was half-done."""
+def engine_unavailable(request: Request, exc: Exception) -> APIError:
+    """The 503 for a Redis or ClickHouse error, which is logged (not told to the client)."""
     engine = "redis" if isinstance(exc, RedisError) else "clickhouse"
     log.warning("%s error on %s %s: %s", engine, request.method, request.url.path, exc)
-    return await on_api_error(request, unavailable(f"{engine} unavailable, retry later", engine))
+    return unavailable(f"{engine} unavailable, retry later", engine)
+
+
+async def on_engine_error(request: Request, exc: Exception) -> Response:
+    """Redis or ClickHouse did not answer: the client may retry; nothing was half-done."""
+    return await on_api_error(request, engine_unavailable(request, exc))
 
 
 async def on_unexpected(request: Request, exc: Exception) -> Response:

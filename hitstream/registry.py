@@ -150,6 +150,11 @@ def verify_key(api_key: str, raw: bytes | str | None) -> ApiKey | None:
     return record if record.active() else None
 
 
+def decode_key(raw: bytes | str | None) -> ApiKey | None:
+    """A cached key record (already verified against the secret by its reader)."""
+    return None if raw is None else _key_from_json(raw)
+
+
 def decode_site(raw: bytes | str | None) -> Site | None:
     """A cached site record."""
     return None if raw is None else _site_from_json(raw)

@@ -34,6 +34,14 @@ def wait_for(
         time.sleep(interval)
 
 
+def memory_mb(pid: int, field: str) -> float:
+    """A /proc/<pid>/status figure in MB: VmRSS, VmHWM (peak RSS) or RssAnon (private)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -18,11 +18,10 @@ from starlette.responses import Response
 from hitstream.http import APIError
 from hitstream.registry import (
     KEY_PATTERN,
-    ApiKey,
     RegistryCache,
+    decode_key,
     decode_site,
     hash_secret,
-    verify_key,
 )
 from hitstream.settings import Settings
 from ingest.ratelimit import Bucket, Check, Outcome, RateLimiter, Verdict
@@ -82,12 +81,10 @@ async def _admit_key(
         await _charge(request)
         raise _invalid_key()
     key_id, proof = shape.group(1), hash_secret(shape.group(2))
-    settings: Settings = request.state.settings
-    bucket = Bucket(
-        f"key:{key_id}", settings.rate_limit_key_per_s, settings.rate_limit_key_burst, gated=True
-    )
+    bucket = _caller_bucket(request, f"key:{key_id}")
     outcome = await _charge(request, bucket, Check("key", cache.keys_hash, key_id, proof))
-    key: ApiKey | None = verify_key(api_key, outcome.record) if outcome.verified else None
+    # The script compared the secret's hash and checked revocation and expiry.
+    key = decode_key(outcome.record) if outcome.verified else None
     if key is None:
         raise _invalid_key()
     site = await cache.site(key.site_id) if origin else None
@@ -113,10 +110,7 @@ async def authorize(request: Request, caller: Caller, events: Sequence[EventIn])
     if site_id is None or caller.cors_origin is None:
         raise key_required()
     cache: RegistryCache = request.state.registry_cache
-    settings: Settings = request.state.settings
-    bucket = Bucket(
-        f"site:{site_id}", settings.rate_limit_key_per_s, settings.rate_limit_key_burst, gated=True
-    )
+    bucket = _caller_bucket(request, f"site:{site_id}")
     outcome = await _charge(
         request, bucket, Check("site", cache.sites_hash, site_id, caller.cors_origin), ip=False
     )
@@ -124,6 +118,12 @@ async def authorize(request: Request, caller: Caller, events: Sequence[EventIn])
     if site is None:
         raise key_required()
     return Caller(site.site_id, caller.cors_origin)
+
+
+def _caller_bucket(request: Request, name: str) -> Bucket:
+    """The bucket of an API key or public site, charged only once it is verified."""
+    settings: Settings = request.state.settings
+    return Bucket(name, settings.rate_limit_key_per_s, settings.rate_limit_key_burst, gated=True)
 
 
 async def _charge(

