@@ -102,6 +102,7 @@ class Consumer:
         self._broker, self._subscriber = create_broker(settings, redis_url, self.processor)
         self._task: asyncio.Task[None] | None = None
         self._recovering = True
+        self._stopping = False
 
     async def start(self) -> None:
         """Create the group, then run in the background: own pending first, then new entries.
@@ -129,7 +130,8 @@ class Consumer:
         """
         if await ensure_group(self._redis, self._settings.stream, self._settings.group):
             log.warning("the consumer group was missing (Redis flushed or new); recreated it")
-        if not self._subscriber.running:
+        # Stopping also stops the subscriber: that one must not be brought back.
+        if not self._subscriber.running and not self._stopping:
             log.warning("the stream subscriber had stopped; restarting it")
             await self._subscriber.start()
 
@@ -145,6 +147,7 @@ class Consumer:
 
         Retries stop first: a batch ClickHouse cannot take now stays pending.
         """
+        self._stopping = True
         self.recovery.stop()
         self.processor.stop()
         await self._broker.stop()

