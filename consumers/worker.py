@@ -117,6 +117,8 @@ class Consumer:
             await self.recovery.drain_own_pending()
         except Stopping:
             return
+        if self._stopping:  # stopped during start-up: never start reading
+            return
         await self._broker.start()
         self._recovering = False
         await self.recovery.run(self._keep_reading)
@@ -155,6 +157,9 @@ class Consumer:
             async with asyncio.timeout(self._settings.shutdown_timeout_s):
                 if self._task is not None:
                     await self._task
+                # A start-up that was already starting the broker when stop() began
+                # has finished by now: stop what it started.
+                await self._broker.stop()
                 await self.recovery.drain_own_pending(at_shutdown=True)
         except (TimeoutError, Stopping):
             log.warning("stopping with entries still pending; they will be redelivered")

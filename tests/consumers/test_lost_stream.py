@@ -109,3 +109,23 @@ async def test_a_maintenance_round_during_shutdown_does_not_restart_the_subscrib
         assert not consumer._subscriber.running
     finally:
         await conn.aclose()
+
+
+@pytest.mark.anyio
+async def test_a_consumer_stopped_during_its_start_stops_reading(
+    schema: Any, settings: Settings
+) -> None:
+    """An app that stops right after it started (as a short test or a failed start-up
+    does) must not leave a subscriber reading: that kept the app from ever exiting."""
+    conn = redis_client(settings.redis_url or "")
+    try:
+        for pause_ms in range(0, 60, 4):
+            consumer = Consumer(
+                settings, f"c{pause_ms}", settings.redis_url or "", conn, ClickHouseSink(schema)
+            )
+            await consumer.start()
+            await asyncio.sleep(pause_ms / 1000)  # the moment stop() arrives: the fault
+            await consumer.stop()
+            assert not consumer._subscriber.running, f"still reading after stop ({pause_ms} ms)"
+    finally:
+        await conn.aclose()

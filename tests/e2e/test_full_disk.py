@@ -41,7 +41,14 @@ def namespace(data: Path, trigger: Path) -> tuple[str, ...]:
 def test_full_disk_answers_503_loses_nothing_and_resumes(tmp_path: Path) -> None:
     data, trigger = tmp_path / "data", tmp_path / "free-the-disk"
     data.mkdir()
-    env = {"HITSTREAM_DATA_DIR": str(data), "HITSTREAM_RATE_LIMIT_IP_PER_S": "0"}
+    env = {
+        "HITSTREAM_DATA_DIR": str(data),
+        "HITSTREAM_RATE_LIMIT_IP_PER_S": "0",
+        # A batch whose plan or XACK Redis refused (MISCONF) stays pending until it is
+        # reclaimed after this idle time; the default minute would outlast the wait below.
+        "HITSTREAM_CLAIM_IDLE_MS": "2000",
+        "HITSTREAM_MAINTENANCE_INTERVAL_S": "0.5",
+    }
     server = HitstreamProcess("serve", env, tmp_path / "serve.log", namespace(data, trigger))
     server.start()
     try:
