@@ -57,6 +57,10 @@ ADMIN_TOKEN_FILE = "admin_token"
 # 2 readers 216, 4 readers 247 (chdb runs queries of separate handles in parallel).
 STATS_READERS = 4
 
+# Stopping a background task: cancelled up to this many times, waiting this long each.
+BACKGROUND_STOP_TRIES = 5
+BACKGROUND_STOP_WAIT_S = 1.0
+
 # How stale ingest's view of the stream length (for backpressure) may be.
 BACKLOG_REFRESH_S = 0.25
 
@@ -194,6 +198,12 @@ async def _background(coroutine: Coroutine[Any, Any, None]) -> AsyncIterator[asy
     try:
         yield task
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        # A cancellation can be swallowed where a loop catches a client's error (redis-py
+        # may turn one into a TimeoutError): cancel again until it ends, within a bound.
+        for _ in range(BACKGROUND_STOP_TRIES):
+            task.cancel()
+            done, _ = await asyncio.wait({task}, timeout=BACKGROUND_STOP_WAIT_S)
+            if done:
+                break
+        else:
+            log.warning("background task %s did not stop; leaving it", task.get_coro())
