@@ -157,9 +157,8 @@ class Consumer:
             async with asyncio.timeout(self._settings.shutdown_timeout_s):
                 if self._task is not None:
                     await self._task
-                # A start-up that was already starting the broker when stop() began
-                # has finished by now: stop what it started.
-                await self._broker.stop()
+                if self._subscriber.running:  # started while stop() was stopping the broker
+                    await self._subscriber.stop()
                 await self.recovery.drain_own_pending(at_shutdown=True)
         except (TimeoutError, Stopping):
             log.warning("stopping with entries still pending; they will be redelivered")
