@@ -26,7 +26,7 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy hitstream ingest consumers reporting schemas
+	$(BIN)/mypy hitstream ingest consumers reporting schemas sites
 
 clean:
 	rm -rf $(VENV) .hitstream .pytest_cache .mypy_cache .ruff_cache

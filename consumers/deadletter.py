@@ -10,7 +10,8 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.asyncio.client import Pipeline
 
-from ingest.stream import ROW_FIELD
+from hitstream.keys import RedisKeys
+from schemas.entry import ROW_FIELD
 
 # What add() puts beside an entry's own fields; replay() strips them again.
 METADATA_FIELDS = frozenset({b"source_id", b"error", b"deliveries", b"failed_at_ms"})
@@ -29,11 +30,10 @@ class DeadLetter:
 class DeadLetters:
     """Moves entries to the dead-letter stream, lists them, and re-injects them."""
 
-    def __init__(self, redis: aioredis.Redis, stream: str, group: str, dead_stream: str) -> None:
+    def __init__(self, redis: aioredis.Redis, keys: RedisKeys) -> None:
         self._redis = redis
-        self._stream = stream
-        self._group = group
-        self._dead = dead_stream
+        self._stream = keys.stream
+        self._dead = keys.dead_letters
 
     def add(self, pipe: Pipeline, letters: Sequence[DeadLetter]) -> None:
         """Queue each letter's append to the dead-letter stream in the caller's transaction.

@@ -33,17 +33,12 @@ class Plan:
     ids: tuple[bytes, ...]
 
 
-def plans_key(stream: str, group: str) -> str:
-    """The hash holding a group's in-flight plans (token -> entry IDs)."""
-    return f"{stream}:plans:{group}"
-
-
 class Plans:
-    """The in-flight plans of one consumer group, in one Redis hash."""
+    """The in-flight plans of one consumer group, in one Redis hash (RedisKeys.plans)."""
 
-    def __init__(self, redis: aioredis.Redis, stream: str, group: str) -> None:
+    def __init__(self, redis: aioredis.Redis, key: str) -> None:
         self._redis = redis
-        self.key = plans_key(stream, group)
+        self.key = key
 
     async def record(self, plan: Plan) -> None:
         """Remember `plan` before its insert is sent."""

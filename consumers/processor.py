@@ -25,48 +25,20 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-import orjson
 import redis.asyncio as aioredis
 from anyio import to_thread
 
 from consumers.deadletter import DeadLetter, DeadLetters
 from consumers.plans import Plan, Plans
-from consumers.sink import ClickHouseSink, RowsRejected, batch_token
-from hitstream.errors import SinkUnavailable
+from consumers.queue import stream_id_key
+from consumers.sink import ClickHouseSink, batch_token
+from hitstream.errors import RowsRejected, SinkUnavailable, Stopping
 from hitstream.settings import Settings
-from ingest.stream import CLIENT_ID_FIELD, ROW_FIELD
+from schemas.entry import Entry, decode
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-# Rows written by ingest start with this (orjson keeps the key order of `encode`).
-ROW_PREFIX = b'{"event_id":"'
-_ID_END = len(ROW_PREFIX) + 36
-
-
-@dataclass(frozen=True, slots=True)
-class Item:
-    """A stream entry that carries one of our event rows."""
-
-    entry_id: bytes
-    fields: dict[bytes, bytes]
-
-    @property
-    def row(self) -> bytes:
-        return self.fields[ROW_FIELD]
-
-    @property
-    def event_id(self) -> str:
-        return self.row[len(ROW_PREFIX) : _ID_END].decode()
-
-    @property
-    def client_id(self) -> bool:
-        return CLIENT_ID_FIELD in self.fields
-
-
-class Stopping(SinkUnavailable):
-    """Shutdown began while the batch could not be written: it stays pending."""
 
 
 @dataclass
@@ -94,7 +66,8 @@ class BatchProcessor:
         self._redis = redis
         self._sink = sink
         self._dead = dead
-        self._plans = Plans(redis, settings.stream, settings.group)
+        self._stream = settings.keys.stream
+        self._plans = Plans(redis, settings.keys.plans(settings.group))
         self._stopping = asyncio.Event()
 
     def stop(self) -> None:
@@ -110,10 +83,11 @@ class BatchProcessor:
         whatever else came with them; the rest are checked against what is stored.
         """
         outcome = _Outcome(acks=list(ids))
-        items: list[Item] = []
+        items: list[Entry] = []
         for entry_id, fields in zip(ids, entries, strict=True):
-            if _is_ours(fields):
-                items.append(Item(entry_id, fields))
+            item = decode(entry_id, fields)
+            if item is not None:
+                items.append(item)
             else:
                 outcome.letters.append(
                     DeadLetter(entry_id, fields, "not a hitstream event entry", 1)
@@ -131,13 +105,13 @@ class BatchProcessor:
         async with self._redis.pipeline(transaction=True) as pipe:
             self._dead.add(pipe, outcome.letters)
             if outcome.acks:
-                pipe.xack(self._settings.stream, self._settings.group, *outcome.acks)
+                pipe.xack(self._stream, self._settings.group, *outcome.acks)
             self._plans.forget(pipe, outcome.tokens)
             await pipe.execute()
 
     async def _replay_plans(
-        self, items: list[Item], counts: dict[bytes, int], outcome: _Outcome
-    ) -> list[Item]:
+        self, items: list[Entry], counts: dict[bytes, int], outcome: _Outcome
+    ) -> list[Entry]:
         """Re-send every recorded insert these entries were part of, cut as the first time.
 
         The same token makes ClickHouse skip the tables that already took the insert and
@@ -174,26 +148,27 @@ class BatchProcessor:
         held = {i for plan in plans for i in plan.ids}
         return [item for item in items if item.entry_id not in held]
 
-    async def _fetch(self, ids: list[bytes]) -> dict[bytes, Item]:
+    async def _fetch(self, ids: list[bytes]) -> dict[bytes, Entry]:
         """Entries of a plan that were not redelivered with it (still pending elsewhere)."""
         if not ids:
             return {}
         async with self._redis.pipeline(transaction=False) as pipe:
             for entry_id in ids:
-                pipe.xrange(self._settings.stream, entry_id, entry_id)
+                pipe.xrange(self._stream, entry_id, entry_id)
             replies: list[Any] = await pipe.execute()
         found = {}
         for reply in replies:
             for entry_id, fields in reply:
-                if _is_ours(fields):
-                    found[entry_id] = Item(entry_id, fields)
+                item = decode(entry_id, fields)
+                if item is not None:
+                    found[entry_id] = item
         if len(found) < len(ids):
             log.warning("%d entries of an interrupted insert are gone", len(ids) - len(found))
         return found
 
     def _without_exhausted(
-        self, items: list[Item], counts: dict[bytes, int], outcome: _Outcome
-    ) -> list[Item]:
+        self, items: list[Entry], counts: dict[bytes, int], outcome: _Outcome
+    ) -> list[Entry]:
         """Entries delivered more than `max_deliveries` times (crash loops) are given up."""
         if not items:
             return items
@@ -208,7 +183,7 @@ class BatchProcessor:
             outcome.letters.append(DeadLetter(item.entry_id, item.fields, message, deliveries))
         return keep
 
-    async def _without_stored(self, items: list[Item], check_all: bool) -> list[Item]:
+    async def _without_stored(self, items: list[Entry], check_all: bool) -> list[Entry]:
         """Drop rows whose (site, event_id) is already in ClickHouse or earlier in this batch.
 
         Event IDs are per site: one site's ID never hides another site's event.
@@ -218,8 +193,7 @@ class BatchProcessor:
             if not (check_all or item.client_id):
                 continue
             with contextlib.suppress(ValueError, KeyError, TypeError):
-                site_id = orjson.loads(item.row)["site_id"]
-                checked[item.entry_id] = (str(site_id), _valid_uuid(item.event_id))
+                checked[item.entry_id] = (item.site_id(), _valid_uuid(item.event_id))
         if not checked:
             return items
         sites = {site for site, _ in checked.values()}
@@ -238,7 +212,7 @@ class BatchProcessor:
             log.info("skipped %d events already stored", len(items) - len(fresh))
         return fresh
 
-    async def _write(self, items: list[Item], outcome: _Outcome, plan: Plan | None = None) -> None:
+    async def _write(self, items: list[Entry], outcome: _Outcome, plan: Plan | None = None) -> None:
         """Record the plan, insert; on rejected rows, bisect until each bad row is alone."""
         if not items:
             return
@@ -263,9 +237,9 @@ class BatchProcessor:
         for half, half_plan in zip(halves, plans, strict=True):
             await self._write(half, outcome, half_plan)
 
-    def _plan_of(self, items: Sequence[Item]) -> Plan:
+    def _plan_of(self, items: Sequence[Entry]) -> Plan:
         ids = tuple(item.entry_id for item in items)
-        return Plan(batch_token(self._settings.stream, ids), ids)
+        return Plan(batch_token(self._stream, ids), ids)
 
     def _failpoint(self, name: str) -> None:
         if self._settings.failpoint == name:
@@ -273,7 +247,7 @@ class BatchProcessor:
             os.kill(os.getpid(), signal.SIGKILL)
 
     async def _retry_rejected(
-        self, item: Item, error: RowsRejected, token: str
+        self, item: Entry, error: RowsRejected, token: str
     ) -> list[DeadLetter]:
         """A single rejected row gets `max_deliveries` attempts in all, then the dead letters."""
         delay = self._settings.insert_backoff_initial_s
@@ -290,15 +264,13 @@ class BatchProcessor:
         message = f"{error} (after {self._settings.max_deliveries} attempts)"
         return [DeadLetter(item.entry_id, item.fields, message, counts.get(item.entry_id, 1))]
 
-    async def _with_backoff(self, items: Sequence[Item], call: Callable[[], T]) -> T:
+    async def _with_backoff(self, items: Sequence[Entry], call: Callable[[], T]) -> T:
         """Run a blocking sink call until it succeeds; RowsRejected and shutdown end it."""
         delay = self._settings.insert_backoff_initial_s
         touched = time.monotonic()
         while True:
             try:
                 return await to_thread.run_sync(call)
-            except RowsRejected:
-                raise
             except SinkUnavailable as exc:
                 if self._stopping.is_set():
                     raise Stopping(str(exc)) from exc
@@ -326,7 +298,7 @@ class BatchProcessor:
             log.warning("%d entries of this batch were reclaimed elsewhere", len(ids) - len(mine))
         if mine:
             await self._redis.xclaim(
-                self._settings.stream,
+                self._stream,
                 self._settings.group,
                 self.consumer,
                 min_idle_time=0,
@@ -338,7 +310,7 @@ class BatchProcessor:
         """Delivery count of each of `ids` still pending for (owned by) this consumer."""
         wanted = set(ids)
         rows: Any = await self._redis.xpending_range(
-            self._settings.stream,
+            self._stream,
             self._settings.group,
             min=min(ids, key=stream_id_key),
             max=max(ids, key=stream_id_key),
@@ -351,17 +323,6 @@ class BatchProcessor:
             for row in rows
             if row["message_id"] in wanted
         }
-
-
-def stream_id_key(entry_id: bytes) -> tuple[int, int]:
-    """Stream IDs ("ms-seq") in their numeric order."""
-    ms, _, seq = entry_id.partition(b"-")
-    return int(ms), int(seq or 0)
-
-
-def _is_ours(fields: dict[bytes, bytes]) -> bool:
-    row = fields.get(ROW_FIELD, b"")
-    return row.startswith(ROW_PREFIX) and row[_ID_END : _ID_END + 2] == b'",'
 
 
 def _valid_uuid(text: str) -> str:

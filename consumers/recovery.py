@@ -17,7 +17,9 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from consumers.processor import BatchProcessor, Stopping, stream_id_key
+from consumers.processor import BatchProcessor
+from consumers.queue import stream_id_key
+from hitstream.errors import Stopping
 from hitstream.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -53,7 +55,7 @@ class Recovery:
             reply: Any = await self._redis.xreadgroup(
                 settings.group,
                 self._processor.consumer,
-                {settings.stream: cursor},
+                {settings.keys.stream: cursor},
                 count=settings.batch_size,
             )
             entries = reply[0][1] if reply else []
@@ -76,7 +78,7 @@ class Recovery:
         claimed, start = 0, "0-0"
         while not self._stopping.is_set():
             claim: Any = await self._redis.xautoclaim(
-                settings.stream,
+                settings.keys.stream,
                 settings.group,
                 self._processor.consumer,
                 min_idle_time=settings.claim_idle_ms,
@@ -86,7 +88,7 @@ class Recovery:
             next_start, entries, deleted = claim
             if deleted:
                 # Gone from the stream (deleted by hand): nothing left to write.
-                await self._redis.xack(settings.stream, settings.group, *deleted)
+                await self._redis.xack(settings.keys.stream, settings.group, *deleted)
             if entries:
                 log.info("reclaimed %d idle pending entries", len(entries))
                 await self._redeliver(entries)
@@ -98,7 +100,7 @@ class Recovery:
 
     async def trim_once(self) -> int:
         """Drop entries every group has acknowledged, once the stream passes the threshold."""
-        stream = self._settings.stream
+        stream = self._settings.keys.stream
         if await self._redis.xlen(stream) <= self._settings.trim_threshold:
             return 0
         floor: tuple[int, int] | None = None
@@ -123,14 +125,14 @@ class Recovery:
     async def forget_stale_consumers(self) -> None:
         """Remove long-idle consumers with nothing pending (dead replicas, old pids)."""
         settings = self._settings
-        for info in await self._redis.xinfo_consumers(settings.stream, settings.group):
+        for info in await self._redis.xinfo_consumers(settings.keys.stream, settings.group):
             name = info["name"].decode() if isinstance(info["name"], bytes) else info["name"]
             if (
                 name != self._processor.consumer
                 and info["pending"] == 0
                 and info["idle"] > STALE_CONSUMER_IDLE_MS
             ):
-                await self._redis.xgroup_delconsumer(settings.stream, settings.group, name)
+                await self._redis.xgroup_delconsumer(settings.keys.stream, settings.group, name)
 
     async def run(self, keep_reading: Callable[[], Awaitable[None]] | None = None) -> None:
         """Reclaim and trim every interval until stopped; `keep_reading` runs first in

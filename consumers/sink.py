@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Collection, Sequence
 
 from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import Error as ClickHouseError
 
-from hitstream.errors import SinkUnavailable
+from hitstream.errors import RowsRejected, SinkUnavailable
 
 EVENTS_TABLE = "events"
 
@@ -46,7 +46,6 @@ DATA_ERROR_CODES = frozenset(
         376,  # CANNOT_PARSE_UUID
     }
 )
-_CODE = re.compile(r"Code: (\d+)")
 
 # Which of these (site, event ID) pairs are already stored. The site filter keeps the
 # read on the primary key's prefix; the bloom-filter index on event_id skips most
@@ -58,13 +57,14 @@ WHERE site_id IN {sites:Array(String)} AND event_id IN {ids:Array(UUID)}
 """
 
 
-class RowsRejected(SinkUnavailable):
-    """ClickHouse refused the rows themselves (parse or type error): a poison batch."""
-
-
 def batch_token(stream: str, ids: Sequence[bytes]) -> str:
     """Deterministic insert-deduplication token for a batch of stream entry IDs."""
     return f"{stream}/{ids[0].decode()}/{ids[-1].decode()}/{len(ids)}"
+
+
+def _code(exc: BaseException) -> int | None:
+    """ClickHouse's error code, which clickhouse-connect carries on its errors."""
+    return exc.code if isinstance(exc, ClickHouseError) else None
 
 
 def _first_line(exc: BaseException) -> str:
@@ -90,10 +90,12 @@ class ClickHouseSink:
                 settings={**INSERT_SETTINGS, "insert_deduplication_token": token},
             )
         except Exception as exc:
-            match = _CODE.search(str(exc))
-            if match and int(match.group(1)) in DATA_ERROR_CODES:
-                raise RowsRejected(_first_line(exc)) from exc
-            raise SinkUnavailable(_first_line(exc)) from exc
+            # Anything but bad rows is retried: a batch is never given up for an error
+            # that is not the rows' own (a transport error, a full disk, a crash).
+            code = _code(exc)
+            if code in DATA_ERROR_CODES:
+                raise RowsRejected(_first_line(exc), code) from exc
+            raise SinkUnavailable(_first_line(exc), code) from exc
 
     def existing(self, sites: Collection[str], event_ids: Collection[str]) -> set[tuple[str, str]]:
         """The (site_id, event_id) pairs among these sites and IDs already in `events`."""
@@ -104,7 +106,7 @@ class ClickHouseSink:
                 EXISTING_IDS, parameters={"sites": list(sites), "ids": list(event_ids)}
             )
         except Exception as exc:
-            raise SinkUnavailable(_first_line(exc)) from exc
+            raise SinkUnavailable(_first_line(exc), _code(exc)) from exc
         return {(str(row[0]), str(row[1])) for row in result.result_rows}
 
     def ping(self) -> bool:

@@ -14,9 +14,10 @@ from faststream.redis.subscriber.usecases.stream_subscriber import StreamBatchSu
 from redis.exceptions import ResponseError
 
 from consumers.deadletter import DeadLetters
-from consumers.processor import BatchProcessor, Stopping
+from consumers.processor import BatchProcessor
 from consumers.recovery import Recovery
 from consumers.sink import ClickHouseSink
+from hitstream.errors import Stopping
 from hitstream.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ def create_broker(
     )
     subscriber = broker.subscriber(
         stream=StreamSub(
-            settings.stream,
+            settings.keys.stream,
             group=settings.group,
             consumer=processor.consumer,
             batch=True,
@@ -94,9 +95,7 @@ class Consumer:
     ) -> None:
         self._settings = settings
         self._redis = redis
-        dead_letters = DeadLetters(
-            redis, settings.stream, settings.group, settings.dead_letter_stream
-        )
+        dead_letters = DeadLetters(redis, settings.keys)
         self.processor = BatchProcessor(settings, name, redis, sink, dead_letters)
         self.recovery = Recovery(settings, redis, self.processor)
         self._broker, self._subscriber = create_broker(settings, redis_url, self.processor)
@@ -109,7 +108,7 @@ class Consumer:
 
         Start-up does not wait for ClickHouse: ingest keeps accepting while it is away.
         """
-        await ensure_group(self._redis, self._settings.stream, self._settings.group)
+        await ensure_group(self._redis, self._settings.keys.stream, self._settings.group)
         self._task = asyncio.create_task(self._run(), name="hitstream-consumer")
 
     async def _run(self) -> None:
@@ -130,7 +129,7 @@ class Consumer:
         subscriber then stops for good on NOGROUP. The group comes back at the stream's
         start, so events accepted since are all read.
         """
-        if await ensure_group(self._redis, self._settings.stream, self._settings.group):
+        if await ensure_group(self._redis, self._settings.keys.stream, self._settings.group):
             log.warning("the consumer group was missing (Redis flushed or new); recreated it")
         # Stopping also stops the subscriber: that one must not be brought back.
         if not self._subscriber.running and not self._stopping:

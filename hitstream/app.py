@@ -9,15 +9,17 @@ import logging
 import secrets
 from collections.abc import AsyncIterator, Coroutine, Iterable
 from functools import partial
-from typing import Any
+from typing import Any, TypedDict
 
+import redis.asyncio as aioredis
 from anyio import to_thread
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
+import consumers.queue
 import ingest.routes
 import reporting.routes
-import reporting.sites
+import sites.routes
 from consumers.sink import WRITER_SESSION, ClickHouseSink
 from consumers.worker import Consumer
 from hitstream import health, openapi
@@ -31,12 +33,14 @@ from hitstream.connections import (
 )
 from hitstream.errors import ConfigError
 from hitstream.http import EXCEPTION_HANDLERS
-from hitstream.registry import Registry, RegistryCache
 from hitstream.settings import Settings
 from ingest.ratelimit import RateLimiter
 from ingest.stream import StreamWriter
 from reporting.queries import StatsReader
 from schemas.migrate import migrate
+from sites.cache import SiteCache
+from sites.registry import Registry
+from sites.store import SiteStore
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +54,24 @@ class Role(enum.Enum):
 
 
 ALL_ROLES = frozenset(Role)
+
+
+class AppState(TypedDict, total=False):
+    """The services the lifespan opens, handed to every request (Starlette's lifespan
+    state). Each room's routes declare the part they read (IngestState, ReportingState,
+    AdminState, QueueState, HealthState); a role set provides the parts of its routes."""
+
+    settings: Settings
+    admin_token: str | None
+    redis: aioredis.Redis
+    site_cache: SiteCache
+    rate_limiter: RateLimiter
+    engine_checks: dict[str, health.Check]
+    role_checks: dict[str, health.Check]
+    writer: StreamWriter
+    registry: Registry
+    stats_reader: StatsReader
+
 
 ADMIN_TOKEN_FILE = "admin_token"
 # ClickHouse clients serving GET /stats concurrently (each runs one query at a time).
@@ -73,13 +95,13 @@ def create_app(settings: Settings, roles: Iterable[Role] = ALL_ROLES) -> Starlet
     if Role.INGEST in wanted:
         routes += ingest.routes.routes()
     if Role.REPORT in wanted:
-        routes += reporting.routes.routes() + reporting.sites.routes()
-    routes += health.routes()
+        routes += reporting.routes.routes() + sites.routes.routes()
+    routes += health.routes() + consumers.queue.routes()
 
     routes += openapi.routes(routes, site_id_required=settings.ingest_auth == "open")
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+    async def lifespan(app: Starlette) -> AsyncIterator[AppState]:
         async with contextlib.AsyncExitStack() as stack:
             yield await _open(settings, wanted, stack)
 
@@ -88,12 +110,14 @@ def create_app(settings: Settings, roles: Iterable[Role] = ALL_ROLES) -> Starlet
 
 async def _open(
     settings: Settings, roles: frozenset[Role], stack: contextlib.AsyncExitStack
-) -> dict[str, Any]:
+) -> AppState:
     """Open what the roles need, registering each close on the stack; return request state."""
     checks: dict[str, health.Check] = {}
-    state: dict[str, Any] = {
-        "health_checks": checks,
+    role_checks: dict[str, health.Check] = {}
+    state: AppState = {
         "settings": settings,
+        "engine_checks": checks,
+        "role_checks": role_checks,
     }
 
     if settings.redis_url is None or settings.clickhouse_url is None:
@@ -115,18 +139,18 @@ async def _open(
     stack.push_async_callback(redis.aclose)
     checks["redis"] = redis.ping
     state["redis"] = redis
-    cache = RegistryCache(redis, settings.stream)
-    state["registry_cache"] = cache
-    state["rate_limiter"] = RateLimiter(redis, settings.stream)
+    cache = SiteCache(redis, settings.keys)
+    state["site_cache"] = cache
+    state["rate_limiter"] = RateLimiter(redis, settings.keys)
     state["admin_token"] = _admin_token(settings, all_in_one=roles == ALL_ROLES)
 
     if Role.INGEST in roles:
         writer = StreamWriter(
-            redis, settings.stream, settings.dedup_window_s, settings.backlog_high_water
+            redis, settings.keys, settings.dedup_window_s, settings.backlog_high_water
         )
         await stack.enter_async_context(_background(writer.watch_backlog(BACKLOG_REFRESH_S)))
         state["writer"] = writer
-        checks["ingest"] = writer.can_append
+        role_checks["ingest"] = writer.can_append
 
     if roles & {Role.REPORT, Role.CONSUME}:
         admin = await to_thread.run_sync(clickhouse_client, settings)
@@ -135,10 +159,10 @@ async def _open(
         if applied:
             log.info("ClickHouse migrations applied: %s", applied)
         checks["clickhouse"] = health.blocking_check(ClickHouseSink(admin).ping)
-        registry = Registry(admin, cache)
+        registry = Registry(SiteStore(admin), cache)
         await registry.ensure_cached()
         await stack.enter_async_context(
-            _background(_keep_cached(registry, settings.maintenance_interval_s))
+            _background(registry.keep_cached(settings.maintenance_interval_s))
         )
         state["registry"] = registry
 
@@ -160,7 +184,7 @@ async def _open(
         consumer = Consumer(settings, name, redis_url, redis, ClickHouseSink(writer_client))
         await consumer.start()
         stack.push_async_callback(consumer.stop)
-        checks["consumer"] = consumer.check
+        role_checks["consumer"] = consumer.check
     return state
 
 
@@ -177,17 +201,6 @@ def _admin_token(settings: Settings, all_in_one: bool) -> str | None:
     token = path.read_text(encoding="utf-8").strip()
     log.warning("admin token (for /api/sites, kept in %s): %s", path, token)
     return token
-
-
-async def _keep_cached(registry: Registry, interval_s: float) -> None:
-    """Rebuild the registry cache whenever Redis lost it (flushed, or a new server)."""
-    while True:
-        await asyncio.sleep(interval_s)
-        try:
-            if await registry.ensure_cached():
-                log.warning("site registry cache was missing in Redis; rebuilt from ClickHouse")
-        except Exception as exc:
-            log.warning("site registry cache check failed: %s", exc)
 
 
 @contextlib.asynccontextmanager

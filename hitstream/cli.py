@@ -56,7 +56,7 @@ def _parser() -> argparse.ArgumentParser:
 
 async def _dlq(settings: Settings, args: argparse.Namespace) -> None:
     redis = redis_client(settings.redis_url or embedded_redis_url(settings))
-    dead = DeadLetters(redis, settings.stream, settings.group, settings.dead_letter_stream)
+    dead = DeadLetters(redis, settings.keys)
     try:
         if args.dlq_command == "list":
             for entry_id, fields in await dead.list(args.count):
@@ -64,7 +64,7 @@ async def _dlq(settings: Settings, args: argparse.Namespace) -> None:
                 print(json.dumps({"id": entry_id.decode(), **text}))
         else:
             moved = await dead.replay([entry_id.encode() for entry_id in args.ids])
-            print(f"replayed {moved} dead letters into {settings.stream}")
+            print(f"replayed {moved} dead letters into {settings.keys.stream}")
     finally:
         await redis.aclose()
 

@@ -1,6 +1,13 @@
-"""The project's exception hierarchy: one root, a subclass for each thing callers handle."""
+"""The project's exception hierarchy: one root, a subclass for each thing callers handle.
+
+Each outcome has its own branch, so the order of `except` clauses never decides it:
+an engine that is away (retry later), rows the engine refuses (poison: retrying the
+same rows cannot help), and shutdown (stop retrying, leave the work pending).
+"""
 
 from __future__ import annotations
+
+from typing import ClassVar
 
 
 class HitstreamError(Exception):
@@ -11,9 +18,38 @@ class ConfigError(HitstreamError):
     """Settings or environment that cannot work (bad URL, engine that will not start)."""
 
 
-class StreamUnavailable(HitstreamError):
-    """The Redis stream could not take an event; the client should retry later."""
+class EngineUnavailable(HitstreamError):
+    """An engine did not take or answer a call; the same call may work later.
+
+    `code` is the engine's own error code when it gave one (ClickHouse's numeric code).
+    """
+
+    engine: ClassVar[str] = "engine"
+
+    def __init__(self, message: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
 
 
-class SinkUnavailable(HitstreamError):
-    """ClickHouse rejected or could not take a batch; the batch stays pending."""
+class StreamUnavailable(EngineUnavailable):
+    """Redis could not take an event or an acknowledgement."""
+
+    engine = "redis"
+
+
+class SinkUnavailable(EngineUnavailable):
+    """ClickHouse could not take or answer a call; the batch stays pending."""
+
+    engine = "clickhouse"
+
+
+class RowsRejected(HitstreamError):
+    """ClickHouse refused the rows themselves (a parse or type error, by `code`)."""
+
+    def __init__(self, message: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class Stopping(HitstreamError):
+    """Shutdown began while work could not be finished: it stays pending for redelivery."""

@@ -15,9 +15,10 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from schemas import jsonbody
+from hitstream import jsonbody
+from hitstream.errors import EngineUnavailable
 
-Endpoint = Callable[[Request], Awaitable[Response]]
+Endpoint = Callable[..., Awaitable[Response]]
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,12 @@ async def on_http_exception(request: Request, exc: Exception) -> Response:
 
 
 # Seconds a client should wait before retrying after a 503.
-RETRY_AFTER_S = "1"
+RETRY_AFTER_S = 1
+
+
+def retry_later() -> dict[str, str]:
+    """The headers of every 503: when to try again."""
+    return {"Retry-After": str(RETRY_AFTER_S)}
 
 
 def unavailable(error: str, field: str, reason: str = "temporarily unavailable") -> APIError:
@@ -95,20 +101,21 @@ def unavailable(error: str, field: str, reason: str = "temporarily unavailable")
     `reason` is ours to word; an engine's own text (file paths, ports, AOF errors) goes
     to the log, never to the client.
     """
-    return APIError(
-        503, error, [{"field": field, "message": reason}], headers={"Retry-After": RETRY_AFTER_S}
-    )
+    return APIError(503, error, [{"field": field, "message": reason}], headers=retry_later())
 
 
-def engine_unavailable(request: Request, exc: Exception) -> APIError:
-    """The 503 for a Redis or ClickHouse error, which is logged (not told to the client)."""
-    engine = "redis" if isinstance(exc, RedisError) else "clickhouse"
+def engine_unavailable(request: Request[Any], exc: Exception) -> APIError:
+    """The 503 for a Redis or ClickHouse failure, which is logged (not told to the client)."""
+    if isinstance(exc, EngineUnavailable):
+        engine = exc.engine
+    else:
+        engine = "redis" if isinstance(exc, RedisError) else "clickhouse"
     log.warning("%s error on %s %s: %s", engine, request.method, request.url.path, exc)
     return unavailable(f"{engine} unavailable, retry later", engine)
 
 
 async def on_engine_error(request: Request, exc: Exception) -> Response:
-    """Redis or ClickHouse did not answer: the client may retry; nothing was half-done."""
+    """An engine did not answer: the client may retry; nothing was half-done."""
     return await on_api_error(request, engine_unavailable(request, exc))
 
 
@@ -126,7 +133,9 @@ BEACON_TYPES = frozenset({"application/json", "text/plain"})
 _BODY_DEADLINE = {"field": "body", "message": "the connection closed before the whole body"}
 
 
-async def read_json(request: Request, max_bytes: int, accepted: frozenset[str] = JSON_TYPES) -> Any:
+async def read_json(
+    request: Request[Any], max_bytes: int, accepted: frozenset[str] = JSON_TYPES
+) -> Any:
     """The request's JSON body, read up to `max_bytes` and parsed strictly.
 
     413 when the declared or actual size is over the cap (an oversized declared
@@ -182,5 +191,6 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     HTTPException: on_http_exception,
     RedisError: on_engine_error,
     ClickHouseError: on_engine_error,
+    EngineUnavailable: on_engine_error,
     Exception: on_unexpected,
 }

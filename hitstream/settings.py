@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 import socket
+from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
 from pydantic import ByteSize, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from hitstream.keys import RedisKeys
 
 # ClickHouse database names and Redis key names end up in DDL and commands;
 # they are checked here once, at start, so nothing later has to quote them.
@@ -46,8 +49,10 @@ class Settings(BaseSettings):
         default=30.0, gt=0, le=3600, description="a request's body must arrive within this"
     )
 
-    # Stream and consumer group.
-    stream: str = Field(default="hitstream:events", pattern=_KEY_NAME)
+    # Redis keys (all derived from the prefix: hitstream/keys.py) and the consumer group.
+    redis_prefix: str = Field(
+        default="hitstream:", pattern=_KEY_NAME, description="prefix of every Redis key"
+    )
     group: str = Field(default="hitstream", pattern=_KEY_NAME)
     consumer_name: str | None = Field(
         default=None, pattern=_KEY_NAME, description="default: serve-<host>-<port> or <host>-<pid>"
@@ -71,7 +76,6 @@ class Settings(BaseSettings):
         default=5.0, gt=0, description="how often consumers reclaim and trim"
     )
     max_deliveries: int = Field(default=5, ge=1, description="attempts before dead-lettering")
-    dead_letter_stream: str = Field(default="hitstream:events:dead", pattern=_KEY_NAME)
     trim_threshold: int = Field(
         default=100_000, ge=1, description="stream length above which acknowledged entries go"
     )
@@ -119,8 +123,6 @@ class Settings(BaseSettings):
     def _consistent(self) -> Settings:
         if self.backlog_high_water <= self.trim_threshold:
             raise ValueError("backlog_high_water must be above trim_threshold")
-        if self.dead_letter_stream == self.stream:
-            raise ValueError("dead_letter_stream must differ from stream")
         return self
 
     @field_validator("data_dir")
@@ -152,6 +154,11 @@ class Settings(BaseSettings):
             return self.consumer_name
         host = socket.gethostname()
         return f"serve-{host}-{self.port}" if all_in_one else f"{host}-{os.getpid()}"
+
+    @cached_property
+    def keys(self) -> RedisKeys:
+        """The Redis key names of this deployment."""
+        return RedisKeys(self.redis_prefix)
 
     @property
     def clickhouse_dsn(self) -> str:

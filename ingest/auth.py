@@ -10,24 +10,27 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import Response
 
 from hitstream.http import APIError
-from hitstream.registry import (
-    KEY_PATTERN,
-    RegistryCache,
-    decode_key,
-    decode_site,
-    hash_secret,
-)
-from hitstream.settings import Settings
 from ingest.ratelimit import Bucket, Check, Outcome, RateLimiter, Verdict
 from schemas.event import EventIn
+from sites.access import KEY_HEADER, AccessState
+from sites.cache import SiteCache
+from sites.model import claim_of, key_from_json, site_from_json
 
-KEY_HEADER = "x-api-key"
+
+class AdmissionState(AccessState):
+    """What admission reads from the app's lifespan state."""
+
+    rate_limiter: RateLimiter
+
+
+AdmissionT = TypeVar("AdmissionT", bound=AdmissionState)
 PREFLIGHT_MAX_AGE_S = "86400"
 _UNLIMITED = Verdict(allowed=True, limit=0, remaining=0, retry_after_s=0)
 
@@ -49,18 +52,18 @@ class Caller:
 _ANYONE = Caller(None, "*")
 
 
-async def admit(request: Request) -> Caller:
+async def admit(request: Request[AdmissionT]) -> Caller:
     """Before the body is read: verify the key (401), charge the IP and the key (429).
 
     In key mode without a key, only an Origin allowed by some public site gets past.
     """
-    settings: Settings = request.state.settings
+    settings = request.state["settings"]
     api_key = request.headers.get(KEY_HEADER)
     if api_key is None and settings.ingest_auth == "open":
         if settings.rate_limit_ip_per_s > 0 and settings.rate_limit_ip_burst > 0:
             await _charge(request)
         return _ANYONE
-    cache: RegistryCache = request.state.registry_cache
+    cache = request.state["site_cache"]
     origin = request.headers.get("origin")
     if api_key is not None:
         return await _admit_key(request, cache, api_key, origin)
@@ -74,17 +77,18 @@ async def admit(request: Request) -> Caller:
 
 
 async def _admit_key(
-    request: Request, cache: RegistryCache, api_key: str, origin: str | None
+    request: Request[AdmissionT], cache: SiteCache, api_key: str, origin: str | None
 ) -> Caller:
-    shape = KEY_PATTERN.match(api_key)
-    if shape is None:
+    claim = claim_of(api_key)
+    if claim is None:
         await _charge(request)
         raise _invalid_key()
-    key_id, proof = shape.group(1), hash_secret(shape.group(2))
-    bucket = _caller_bucket(request, f"key:{key_id}")
-    outcome = await _charge(request, bucket, Check("key", cache.keys_hash, key_id, proof))
-    # The script compared the secret's hash and checked revocation and expiry.
-    key = decode_key(outcome.record) if outcome.verified else None
+    bucket = _caller_bucket(request, f"key:{claim.key_id}")
+    outcome = await _charge(
+        request, bucket, Check("key", cache.keys_hash, claim.key_id, claim.proof)
+    )
+    # The script checked the key by the registry's rules (sites/cache.py).
+    key = key_from_json(outcome.record) if outcome.verified and outcome.record else None
     if key is None:
         raise _invalid_key()
     site = await cache.site(key.site_id) if origin else None
@@ -92,7 +96,9 @@ async def _admit_key(
     return Caller(key.site_id, allowed)
 
 
-async def authorize(request: Request, caller: Caller, events: Sequence[EventIn]) -> Caller:
+async def authorize(
+    request: Request[AdmissionT], caller: Caller, events: Sequence[EventIn]
+) -> Caller:
     """After the body is read: each event's site must be the caller's (403), and a
     browser's events must name one public site that allows its origin (401)."""
     if caller.site_id is not None:
@@ -109,28 +115,31 @@ async def authorize(request: Request, caller: Caller, events: Sequence[EventIn])
     site_id = next(iter(site_ids)) if len(site_ids) == 1 else None
     if site_id is None or caller.cors_origin is None:
         raise key_required()
-    cache: RegistryCache = request.state.registry_cache
+    cache = request.state["site_cache"]
     bucket = _caller_bucket(request, f"site:{site_id}")
     outcome = await _charge(
         request, bucket, Check("site", cache.sites_hash, site_id, caller.cors_origin), ip=False
     )
-    site = decode_site(outcome.record) if outcome.verified else None
+    site = site_from_json(outcome.record) if outcome.verified and outcome.record else None
     if site is None:
         raise key_required()
     return Caller(site.site_id, caller.cors_origin)
 
 
-def _caller_bucket(request: Request, name: str) -> Bucket:
+def _caller_bucket(request: Request[AdmissionT], name: str) -> Bucket:
     """The bucket of an API key or public site, charged only once it is verified."""
-    settings: Settings = request.state.settings
+    settings = request.state["settings"]
     return Bucket(name, settings.rate_limit_key_per_s, settings.rate_limit_key_burst, gated=True)
 
 
 async def _charge(
-    request: Request, bucket: Bucket | None = None, check: Check | None = None, ip: bool = True
+    request: Request[AdmissionT],
+    bucket: Bucket | None = None,
+    check: Check | None = None,
+    ip: bool = True,
 ) -> Outcome:
     """Charge the client IP (unless `ip` is False) and, once verified, `bucket`; 429."""
-    settings: Settings = request.state.settings
+    settings = request.state["settings"]
     address = request.client.host if request.client else "unknown"
     buckets = [bucket] if bucket else []
     if ip:
@@ -138,8 +147,7 @@ async def _charge(
         buckets.insert(0, Bucket(f"ip:{address}", ip_rate, ip_burst))
     if check is None and not any(b.live for b in buckets):
         return Outcome(True, _UNLIMITED, None)  # nothing to verify or take: no round trip
-    limiter: RateLimiter = request.state.rate_limiter
-    outcome = await limiter.check(buckets, check)
+    outcome: Outcome = await request.state["rate_limiter"].check(buckets, check)
     if not outcome.verdict.allowed:
         raise APIError(
             429,
@@ -175,31 +183,27 @@ def cors_headers(origin: str | None) -> dict[str, str]:
     return headers
 
 
-async def error_cors_headers(request: Request) -> dict[str, str]:
+async def error_cors_headers(request: Request[AdmissionT]) -> dict[str, str]:
     """CORS headers for a refusal: any origin in open mode; in key mode an origin some
     public site allows (a refusal tells it nothing about which)."""
     origin = request.headers.get("origin")
     if origin is None:
         return {}
-    settings: Settings = request.state.settings
-    if settings.ingest_auth == "open":
+    if request.state["settings"].ingest_auth == "open":
         return cors_headers("*")
-    cache: RegistryCache = request.state.registry_cache
     try:
-        allowed = await cache.origin_allowed_somewhere(origin)
+        allowed = await request.state["site_cache"].origin_allowed_somewhere(origin)
     except RedisError:
         return {}
     return cors_headers(origin) if allowed else {}
 
 
-async def preflight(request: Request) -> Response:
+async def preflight(request: Request[AdmissionT]) -> Response:
     """CORS preflight for POST /event(s): any origin in open mode, allowed ones otherwise."""
-    settings: Settings = request.state.settings
-    cache: RegistryCache = request.state.registry_cache
     origin = request.headers.get("origin")
-    if settings.ingest_auth == "open":
+    if request.state["settings"].ingest_auth == "open":
         allowed: str | None = "*"
-    elif origin and await cache.origin_allowed_somewhere(origin):
+    elif origin and await request.state["site_cache"].origin_allowed_somewhere(origin):
         allowed = origin
     else:
         raise APIError(403, "origin not allowed", [{"field": "origin", "message": str(origin)}])

@@ -8,9 +8,13 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
+from hitstream.keys import RedisKeys
+from sites.cache import RULES
+
 # One round trip checks who the caller is and charges its buckets: a bucket of the
 # caller itself (its API key, its public site) is charged only once the caller is
-# verified, so a wrong secret or a disallowed origin cannot drain a victim's bucket;
+# verified (by the registry's rules, sites/cache.py), so a wrong secret or a disallowed
+# origin cannot drain a victim's bucket;
 # every request, verified or not, is charged to its client IP.
 #
 # KEYS[1]: where the check looks (the registry's keys or sites hash, or the set of
@@ -19,26 +23,20 @@ import redis.asyncio as aioredis
 # secret, or the request's Origin); then per bucket: rate, burst, gated (1: charged
 # only when verified). The request passes if every charged bucket holds a token; then
 # one is taken from each. Redis's own clock is used, so every replica sees one time.
-GATED_BUCKETS = """
+GATED_BUCKETS = (
+    RULES
+    + """
 local kind, field, proof = ARGV[1], ARGV[2], ARGV[3]
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = now_ms()
 local verified, record = 1, false
 if kind == 'key' or kind == 'site' then
   record = redis.call('HGET', KEYS[1], field)
   verified = 0
   if record then
-    local r = cjson.decode(record)
-    if kind == 'key' then
-      if r.key_hash == proof and not r.revoked
-          and (r.expires_at == cjson.null or r.expires_at > now) then
-        verified = 1
-      end
-    elseif r.public then
-      for _, origin in ipairs(r.allowed_origins) do
-        if origin == proof then verified = 1 end
-      end
-    end
+    local valid
+    if kind == 'key' then valid = key_is_valid(record, proof, now)
+    else valid = site_admits(record, proof) end
+    if valid then verified = 1 end
   end
 elseif kind == 'origin' then
   verified = redis.call('SISMEMBER', KEYS[1], field)
@@ -70,6 +68,7 @@ for _, i in ipairs(charged) do
 end
 return {verified, allowed, retry_ms, remaining, limiting, record}
 """
+)
 
 
 @dataclass(frozen=True)
@@ -132,9 +131,9 @@ class Outcome:
 class RateLimiter:
     """Checks a request against its buckets (per client IP, per API key or public site)."""
 
-    def __init__(self, redis: aioredis.Redis, prefix: str) -> None:
+    def __init__(self, redis: aioredis.Redis, keys: RedisKeys) -> None:
         self._redis = redis
-        self._prefix = f"{prefix}:ratelimit:"
+        self._keys = keys
         self._script = redis.register_script(GATED_BUCKETS)
 
     async def check(self, buckets: Sequence[Bucket], check: Check | None = None) -> Outcome:
@@ -145,9 +144,9 @@ class RateLimiter:
         )
         for bucket in live:
             args += [bucket.rate, bucket.burst, int(bucket.gated)]
-        hash_key = check.key if check else self._prefix + "none"
+        hash_key = check.key if check else self._keys.rate_limit("none")
         verified, allowed, retry_ms, remaining, limiting, record = await self._script(
-            keys=[hash_key, *[self._prefix + b.name for b in live]], args=args
+            keys=[hash_key, *[self._keys.rate_limit(b.name) for b in live]], args=args
         )
         verdict = Verdict(
             allowed=bool(allowed),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeAlias
 
 from pydantic import ValidationError
 from redis.exceptions import RedisError
@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
-from hitstream.errors import StreamUnavailable
+from hitstream.errors import EngineUnavailable, StreamUnavailable
 from hitstream.http import (
     BEACON_TYPES,
     APIError,
@@ -25,17 +25,33 @@ from hitstream.http import (
     unavailable,
     validation_details,
 )
-from hitstream.settings import Settings
-from ingest.auth import Caller, admit, authorize, cors_headers, error_cors_headers, preflight
+from ingest.auth import (
+    AdmissionState,
+    Caller,
+    admit,
+    authorize,
+    cors_headers,
+    error_cors_headers,
+    preflight,
+)
 from ingest.stream import StreamWriter
 from schemas.event import Encoded, EventBatch, EventIn, TimeWindow, encode
 
 log = logging.getLogger(__name__)
 
 
-async def _append(request: Request, events: list[Encoded]) -> None:
+class IngestState(AdmissionState):
+    """What the ingest routes read from the app's lifespan state."""
+
+    writer: StreamWriter
+
+
+IngestRequest: TypeAlias = Request[IngestState]
+
+
+async def _append(request: IngestRequest, events: list[Encoded]) -> None:
     """Append to the stream, or answer 503 + Retry-After when it cannot take them now."""
-    writer: StreamWriter = request.state.writer
+    writer = request.state["writer"]
     refusal = writer.refusal()
     if refusal is not None:
         raise unavailable("ingest is over its backlog limit, retry later", "stream", refusal)
@@ -46,17 +62,16 @@ async def _append(request: Request, events: list[Encoded]) -> None:
         raise unavailable("event stream unavailable, retry later", "stream") from exc
 
 
-def _window(request: Request) -> dict[str, TimeWindow]:
+def _window(request: IngestRequest) -> dict[str, TimeWindow]:
     """Validation context: timestamps must fall in the raw retention, not in the future."""
-    settings: Settings = request.state.settings
-    return {"window": TimeWindow(datetime.now(UTC), settings.raw_ttl_days)}
+    return {"window": TimeWindow(datetime.now(UTC), request.state["settings"].raw_ttl_days)}
 
 
-async def _body(request: Request) -> tuple[Caller, Any]:
+async def _body(request: IngestRequest) -> tuple[Caller, Any]:
     """Admit the caller (key, or allowed origin; IP charged), then read the body."""
     caller = await admit(request)
-    settings: Settings = request.state.settings
-    return caller, await read_json(request, settings.max_body_bytes, BEACON_TYPES)
+    max_bytes = request.state["settings"].max_body_bytes
+    return caller, await read_json(request, max_bytes, BEACON_TYPES)
 
 
 def _require_site(events: list[EventIn], batch: bool) -> None:
@@ -74,7 +89,7 @@ def _require_site(events: list[EventIn], batch: bool) -> None:
 
 
 async def _accept(
-    request: Request, caller: Caller, events: list[EventIn], batch: bool
+    request: IngestRequest, caller: Caller, events: list[EventIn], batch: bool
 ) -> tuple[list[Encoded], dict[str, str]]:
     """Authorise, fix each event's site, store them; return them and the CORS headers."""
     caller = await authorize(request, caller, events)
@@ -85,7 +100,7 @@ async def _accept(
     return encoded, cors_headers(caller.cors_origin)
 
 
-async def post_event(request: Request) -> Response:
+async def post_event(request: IngestRequest) -> Response:
     """Accept one event; 202 once it is stored in the stream."""
     caller, body = await _body(request)
     try:
@@ -98,10 +113,10 @@ async def post_event(request: Request) -> Response:
     )
 
 
-async def post_events(request: Request) -> Response:
+async def post_events(request: IngestRequest) -> Response:
     """Accept a JSON array of events, all or nothing; 202 once all are in the stream."""
     caller, body = await _body(request)
-    limit: int = request.state.settings.max_batch_events
+    limit = request.state["settings"].max_batch_events
     if isinstance(body, list) and not body:
         raise APIError(400, "empty batch", [{"field": "body", "message": "at least one event"}])
     if isinstance(body, list) and len(body) > limit:
@@ -131,13 +146,13 @@ def _with_cors(endpoint: Endpoint) -> Endpoint:
     was sent instead of an opaque network error it cannot tell from an outage."""
 
     @functools.wraps(endpoint)
-    async def answer(request: Request) -> Response:
+    async def answer(request: IngestRequest) -> Response:
         try:
             return await endpoint(request)
         except APIError as exc:
             exc.headers.update(await error_cors_headers(request))
             raise
-        except RedisError as exc:
+        except (RedisError, EngineUnavailable) as exc:
             refusal = engine_unavailable(request, exc)
             refusal.headers.update(await error_cors_headers(request))
             raise refusal from exc

@@ -6,19 +6,17 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
+from string import Template
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from hitstream.errors import StreamUnavailable
+from hitstream.keys import RedisKeys
+from schemas.entry import CLIENT_ID_FIELD, CLIENT_ID_MARK, ROW_FIELD
 from schemas.event import Encoded
 
 log = logging.getLogger(__name__)
-
-# Fields of a stream entry: the event's JSONEachRow line, and a marker that its
-# event_id came from the client (so a retry of it must be recognised).
-ROW_FIELD = b"e"
-CLIENT_ID_FIELD = b"c"
 
 # Client-chosen event IDs are remembered per site, in one Redis set per slice of the
 # dedup window (16-byte members: 39 bytes of Redis memory per ID, measured, against ~133
@@ -37,8 +35,9 @@ STALE_AFTER_S = 2.0
 # event_id, 16 bytes; '' for none) was already seen for that site within the window.
 # Remembering the ID and appending happen together or not at all, so a failed append
 # never leaves an ID that would make the client's retry look like a duplicate.
-# Redis's clock decides the slice, so every ingest replica agrees.
-APPEND_ONCE = """
+# Redis's clock decides the slice, so every ingest replica agrees. The entry's field
+# names come from schemas/entry.py.
+APPEND_ONCE = Template("""
 local prefix, window, slices = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local width = math.ceil(window / slices)
 local current = math.floor(tonumber(redis.call('TIME')[1]) / width)
@@ -46,7 +45,7 @@ local added = 0
 for i = 4, #ARGV, 3 do
   local row, site, id = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   if id == '' then
-    redis.call('XADD', KEYS[1], '*', 'e', row)
+    redis.call('XADD', KEYS[1], '*', '$row', row)
     added = added + 1
   else
     local seen = false
@@ -60,18 +59,15 @@ for i = 4, #ARGV, 3 do
       local key = prefix .. site .. ':' .. current
       redis.call('SADD', key, id)
       redis.call('EXPIREAT', key, (current + 1) * width + window)
-      redis.call('XADD', KEYS[1], '*', 'e', row, 'c', '1')
+      redis.call('XADD', KEYS[1], '*', '$row', row, '$client', '$mark')
       added = added + 1
     end
   end
 end
 return added
-"""
-
-
-def dedup_prefix(stream: str) -> str:
-    """Where a stream's remembered client event IDs live: `<prefix><site>:<slice>`."""
-    return f"{stream}:dedup:"
+""").substitute(
+    row=ROW_FIELD.decode(), client=CLIENT_ID_FIELD.decode(), mark=CLIENT_ID_MARK.decode()
+)
 
 
 class StreamWriter:
@@ -82,12 +78,13 @@ class StreamWriter:
     """
 
     def __init__(
-        self, redis: aioredis.Redis, stream: str, dedup_window_s: int, high_water: int
+        self, redis: aioredis.Redis, keys: RedisKeys, dedup_window_s: int, high_water: int
     ) -> None:
         self._redis = redis
-        self._stream = stream
+        self._stream = keys.stream
+        self._probe = keys.health_probe
         self._dedup_args: list[str | bytes | int] = [
-            dedup_prefix(stream),
+            keys.dedup,
             dedup_window_s,
             DEDUP_SLICES,
         ]
@@ -120,7 +117,7 @@ class StreamWriter:
         """
         if self.refusal() is not None:
             return False
-        await self._redis.set(f"{self._stream}:health", b"1", px=10_000)
+        await self._redis.set(self._probe, b"1", px=10_000)
         return True
 
     async def append(self, events: Sequence[Encoded]) -> None:

@@ -11,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-import orjson
 from pydantic import (
     AliasChoices,
     BaseModel,
@@ -24,6 +23,8 @@ from pydantic import (
     field_validator,
 )
 from pydantic_core import PydanticCustomError
+
+from schemas import entry
 
 # ClickHouse's Date covers 1970..2149; refuse what would be clamped there silently.
 MIN_TIMESTAMP = datetime(1970, 1, 2, tzinfo=UTC)
@@ -214,11 +215,10 @@ def _random_uuids(count: int) -> list[str]:
 def encode(
     events: Sequence[EventIn], received_at: datetime, site_id: str | None = None
 ) -> list[Encoded]:
-    """Fill defaults and encode each event as the JSONEachRow line the consumers insert.
+    """Fill defaults and encode each event as its stream row (schemas/entry.py).
 
-    `site_id` (from the API key) overrides the body's. The key order is fixed
-    (event_id first): consumers recognise rows by that prefix. What is the same for
-    the whole request (time received, fresh IDs) is computed once.
+    `site_id` (from the API key) overrides the body's. What is the same for the whole
+    request (time received, fresh IDs) is computed once.
     """
     received = _clickhouse_time(received_at)
     fresh = iter(_random_uuids(sum(1 for e in events if e.event_id is None)))
@@ -226,14 +226,14 @@ def encode(
     for event in events:
         event_id = str(event.event_id) if event.event_id else next(fresh)
         site = site_id or event.site_id or ""
-        row: dict[str, Any] = {
-            "event_id": event_id,
-            "site_id": site,
-            "event_type": event.event_type,
-            "path": event.path,
-            "user_id": event.user_id or "",
-            "ts": _clickhouse_time(event.timestamp) if event.timestamp else received,
-            "received_at": received,
-        }
-        encoded.append(Encoded(event_id, site, orjson.dumps(row), event.event_id is not None))
+        row = entry.encode_row(
+            event_id=event_id,
+            site_id=site,
+            event_type=event.event_type,
+            path=event.path,
+            user_id=event.user_id or "",
+            ts=_clickhouse_time(event.timestamp) if event.timestamp else received,
+            received_at=received,
+        )
+        encoded.append(Encoded(event_id, site, row, event.event_id is not None))
     return encoded

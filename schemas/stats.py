@@ -14,7 +14,7 @@ _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 class StatsQuery(BaseModel):
     """`site_id` (required), `date` (YYYY-MM-DD, default today in UTC), `event_type` filter."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     site_id: str = Field(min_length=1, max_length=128)
     date: dt.date = Field(default_factory=lambda: dt.datetime.now(dt.UTC).date())

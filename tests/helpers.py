@@ -8,18 +8,27 @@ from typing import Any
 
 from starlette.testclient import TestClient
 
+from hitstream.keys import RedisKeys
 from hitstream.testing import HitstreamProcess, free_port, wait_for
+from schemas import entry
+from schemas.event import EventIn, encode
 
 __all__ = [
     "D0",
     "D1",
+    "DEFAULT_KEYS",
     "HitstreamProcess",
     "event",
     "free_port",
     "poll_stats",
     "post_batches",
+    "row_of",
+    "stream_entry",
     "wait_for",
 ]
+
+# The keys of a deployment on the default prefix (what `hitstream serve` uses).
+DEFAULT_KEYS = RedisKeys("hitstream:")
 
 # Two consecutive recent UTC days, well inside the raw retention that ingest enforces
 # (events older than HITSTREAM_RAW_TTL_DAYS, or from the future, are refused).
@@ -57,3 +66,13 @@ def post_batches(client: TestClient, batch: list[dict[str, Any]], times: int) ->
     for _ in range(times):
         response = client.post("/events", json=batch)
         assert response.status_code == 202, response.text
+
+
+def row_of(body: dict[str, Any]) -> bytes:
+    """The stream row ingest would write for this event body."""
+    return encode([EventIn.model_validate(body)], datetime.now(UTC))[0].row
+
+
+def stream_entry(body: dict[str, Any], client_id: bool = False) -> dict[bytes, bytes]:
+    """A stream entry exactly as ingest writes it (schemas/entry.py)."""
+    return entry.fields(row_of(body), client_id)

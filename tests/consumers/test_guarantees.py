@@ -8,7 +8,6 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -24,9 +23,9 @@ from consumers.worker import ensure_group
 from hitstream.app import Role
 from hitstream.connections import redis_client
 from hitstream.settings import Settings
-from ingest.stream import dedup_prefix
-from schemas.event import EventIn, encode
-from tests.helpers import D0, event, poll_stats, post_batches, wait_for
+from schemas import entry
+from schemas.entry import ROW_FIELD
+from tests.helpers import D0, event, poll_stats, post_batches, stream_entry, wait_for
 
 Stats = Callable[..., dict[str, Any]]
 
@@ -41,7 +40,7 @@ def raw_count(ch: Client, site: str) -> tuple[int, int]:
 
 
 def pending(conn: redis.Redis, settings: Settings) -> int:
-    return int(conn.xpending(settings.stream, settings.group)["pending"])
+    return int(conn.xpending(settings.keys.stream, settings.group)["pending"])
 
 
 def drained(conn: redis.Redis, settings: Settings) -> None:
@@ -53,16 +52,16 @@ async def test_same_batch_redelivered_on_purpose_counts_once(
     schema: Client, settings: Settings, redis_conn: redis.Redis
 ) -> None:
     """Process one batch, then hand the same entries in again, both ways they can come back."""
-    ingest = [to_entry(event("again", f"/{i}")) for i in range(30)]
+    ingest = [stream_entry(event("again", f"/{i}")) for i in range(30)]
     for fields in ingest:
-        redis_conn.xadd(settings.stream, fields)
+        redis_conn.xadd(settings.keys.stream, fields)
     redis = redis_client(settings.redis_url or "")
     try:
-        await ensure_group(redis, settings.stream, settings.group)
-        reply: Any = await redis.xreadgroup(settings.group, "c1", {settings.stream: ">"})
+        await ensure_group(redis, settings.keys.stream, settings.group)
+        reply: Any = await redis.xreadgroup(settings.group, "c1", {settings.keys.stream: ">"})
         ids = [entry_id for entry_id, _ in reply[0][1]]
         entries = [fields for _, fields in reply[0][1]]
-        dead = DeadLetters(redis, settings.stream, settings.group, settings.dead_letter_stream)
+        dead = DeadLetters(redis, settings.keys)
         processor = BatchProcessor(settings, "c1", redis, ClickHouseSink(schema), dead)
         await processor.process(ids, entries)
         await processor.process(ids, entries)  # same composition: the insert token dedups
@@ -74,11 +73,6 @@ async def test_same_batch_redelivered_on_purpose_counts_once(
     totals = schema.query("SELECT sum(views) FROM daily_totals WHERE site_id = 'again'")
     paths = schema.query("SELECT sum(views) FROM daily_paths WHERE site_id = 'again'")
     assert totals.result_rows[0][0] == paths.result_rows[0][0] == 30
-
-
-def to_entry(body: dict[str, Any]) -> dict[bytes, bytes]:
-    """A stream entry exactly as ingest writes it."""
-    return {b"e": encode([EventIn.model_validate(body)], datetime.now(UTC))[0].row}
 
 
 def test_client_retrying_one_event_id_ten_times_counts_once(
@@ -107,7 +101,7 @@ def test_client_retry_after_the_dedup_window_still_counts_once(
     client = make_client(settings)
     body = event("late-retry", "/", event_id=str(uuid.uuid4()))
     assert client.post("/event", json=body).status_code == 202
-    remembered = dedup_prefix(settings.stream) + "late-retry:*"
+    remembered = settings.keys.dedup + "late-retry:*"
     wait_for(
         lambda: True if not redis_conn.keys(remembered) else None,
         timeout=10,
@@ -115,7 +109,9 @@ def test_client_retry_after_the_dedup_window_still_counts_once(
     )
     assert client.post("/event", json=body).status_code == 202
     wait_for(
-        lambda: True if redis_conn.xinfo_groups(settings.stream)[0]["entries-read"] == 2 else None,
+        lambda: (
+            True if redis_conn.xinfo_groups(settings.keys.stream)[0]["entries-read"] == 2 else None
+        ),
         what="both copies to be read",
     )
     drained(redis_conn, settings)
@@ -134,13 +130,13 @@ def test_poison_entries_are_dead_lettered_and_good_ones_count(
     good = [event("poison", f"/{i}", timestamp=f"{D0}T04:04:04Z") for i in range(20)]
     bad_uuid = b'{"event_id":"zzzzzzzz-zzzz-zzzz-zzzz-zzzzzzzzzzzz","site_id":"poison"}'
     client.post("/events", json=good[:10])
-    redis_conn.xadd(settings.stream, {b"e": bad_uuid})
-    redis_conn.xadd(settings.stream, {b"something": b"else"})
+    redis_conn.xadd(settings.keys.stream, entry.fields(bad_uuid))
+    redis_conn.xadd(settings.keys.stream, {b"something": b"else"})
     client.post("/events", json=good[10:])
     dead = wait_for(
         lambda: (
-            redis_conn.xrange(settings.dead_letter_stream) or None
-            if redis_conn.xlen(settings.dead_letter_stream) == 2
+            redis_conn.xrange(settings.keys.dead_letters) or None
+            if redis_conn.xlen(settings.keys.dead_letters) == 2
             else None
         ),
         what="two dead letters",
@@ -150,7 +146,7 @@ def test_poison_entries_are_dead_lettered_and_good_ones_count(
     drained(redis_conn, settings)
     by_source = {fields[b"error"]: fields for _, fields in dead}
     rejected = next(f for e, f in by_source.items() if b"UUID" in e)
-    assert rejected[b"e"] == bad_uuid and b"after 3 attempts" in rejected[b"error"]
+    assert rejected[ROW_FIELD] == bad_uuid and b"after 3 attempts" in rejected[b"error"]
     assert int(rejected[b"deliveries"]) >= 1
     foreign = next(f for e, f in by_source.items() if b"not a hitstream event" in e)
     assert foreign[b"something"] == b"else"
@@ -158,9 +154,8 @@ def test_poison_entries_are_dead_lettered_and_good_ones_count(
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("HITSTREAM_")},
         "HITSTREAM_REDIS_URL": settings.redis_url or "",
-        "HITSTREAM_STREAM": settings.stream,
+        "HITSTREAM_REDIS_PREFIX": settings.redis_prefix,
         "HITSTREAM_GROUP": settings.group,
-        "HITSTREAM_DEAD_LETTER_STREAM": settings.dead_letter_stream,
     }
     cli = [sys.executable, "-m", "hitstream.cli", "dlq"]
     listed = subprocess.run([*cli, "list"], env=env, capture_output=True, check=True, text=True)
@@ -174,7 +169,7 @@ def test_poison_entries_are_dead_lettered_and_good_ones_count(
     wait_for(
         lambda: (
             True
-            if redis_conn.xlen(settings.dead_letter_stream) == 2
+            if redis_conn.xlen(settings.keys.dead_letters) == 2
             and pending(redis_conn, settings) == 0
             else None
         ),
@@ -209,34 +204,34 @@ async def test_backlog_over_trim_threshold_keeps_every_pending_entry(
             assert await recovery.trim_once() == 0
         finally:
             await redis.aclose()
-        assert redis_conn.xlen(settings.stream) == 100
+        assert redis_conn.xlen(settings.keys.stream) == 100
     finally:
         ch.command("ATTACH TABLE events")
     poll_stats(client, lambda b: b["total_views"] == 100, site_id="trim", date=D0)
     # Once acknowledged, the entries over the threshold are trimmed away.
-    wait_for(lambda: True if redis_conn.xlen(settings.stream) <= 10 else None, what="trim")
+    wait_for(lambda: True if redis_conn.xlen(settings.keys.stream) <= 10 else None, what="trim")
 
 
 @pytest.mark.anyio
 async def test_trim_waits_for_every_group(settings: Settings, redis_conn: redis.Redis) -> None:
     for i in range(30):
-        redis_conn.xadd(settings.stream, {b"e": b"x" + str(i).encode()})
-    redis_conn.xgroup_create(settings.stream, settings.group, id="0")
-    redis_conn.xgroup_create(settings.stream, "slow-reader", id="0")
-    entries = redis_conn.xreadgroup(settings.group, "c", {settings.stream: ">"})[0][1]
-    redis_conn.xack(settings.stream, settings.group, *[i for i, _ in entries])
+        redis_conn.xadd(settings.keys.stream, entry.fields(b"x" + str(i).encode()))
+    redis_conn.xgroup_create(settings.keys.stream, settings.group, id="0")
+    redis_conn.xgroup_create(settings.keys.stream, "slow-reader", id="0")
+    entries = redis_conn.xreadgroup(settings.group, "c", {settings.keys.stream: ">"})[0][1]
+    redis_conn.xack(settings.keys.stream, settings.group, *[i for i, _ in entries])
     redis = redis_client(settings.redis_url or "")
     try:
         recovery = Recovery(settings.model_copy(update={"trim_threshold": 5}), redis, None)  # type: ignore[arg-type]
         assert await recovery.trim_once() == 0  # slow-reader has read nothing
-        redis_conn.xreadgroup("slow-reader", "c", {settings.stream: ">"}, count=20)
+        redis_conn.xreadgroup("slow-reader", "c", {settings.keys.stream: ">"}, count=20)
         assert await recovery.trim_once() == 0  # read but not acknowledged: still pending
-        slow = redis_conn.xpending_range(settings.stream, "slow-reader", "-", "+", 100)
-        redis_conn.xack(settings.stream, "slow-reader", *[p["message_id"] for p in slow[:12]])
+        slow = redis_conn.xpending_range(settings.keys.stream, "slow-reader", "-", "+", 100)
+        redis_conn.xack(settings.keys.stream, "slow-reader", *[p["message_id"] for p in slow[:12]])
         assert await recovery.trim_once() == 12
     finally:
         await redis.aclose()
-    assert redis_conn.xlen(settings.stream) == 18
+    assert redis_conn.xlen(settings.keys.stream) == 18
 
 
 def test_backpressure_answers_503_and_drops_nothing_accepted(
@@ -261,7 +256,7 @@ def test_backpressure_answers_503_and_drops_nothing_accepted(
 
     wait_for(until_refused, what="a 503 from ingest")
     assert accepted >= 20
-    assert redis_conn.xlen(settings.stream) == accepted
+    assert redis_conn.xlen(settings.keys.stream) == accepted
     client = make_client(settings)
     poll_stats(client, lambda b: b["total_views"] == accepted, site_id="pressure", date=D0)
 
@@ -278,7 +273,7 @@ def test_queue_health_reports_backlog_and_dead_letters(
             return state if state["pending"] == 5 else None
 
         state = wait_for(five_pending, what="5 pending")
-        assert state["stream"] == settings.stream and state["group"] == settings.group
+        assert state["stream"] == settings.keys.stream and state["group"] == settings.group
         assert state["length"] == 5 and state["consumers"] == 1 and state["dead_letters"] == 0
         assert state["lag"] == 0 and state["oldest_pending_age_s"] >= 0
     finally:

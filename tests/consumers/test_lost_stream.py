@@ -59,7 +59,9 @@ def test_consumers_recreate_a_flushed_group_and_resume(
 def _group_exists(settings: Settings, server: ValkeyServer) -> bool:
     conn = redis.Redis.from_url(server.connection_url)
     try:
-        return any(g["name"].decode() == settings.group for g in conn.xinfo_groups(settings.stream))
+        return any(
+            g["name"].decode() == settings.group for g in conn.xinfo_groups(settings.keys.stream)
+        )
     except redis.ResponseError:
         return False
     finally:

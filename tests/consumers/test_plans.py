@@ -19,14 +19,13 @@ import redis
 from clickhouse_connect.driver.client import Client
 
 from consumers.deadletter import DeadLetters
-from consumers.plans import Plans
-from consumers.processor import BatchProcessor, Stopping
+from consumers.processor import BatchProcessor
 from consumers.sink import ClickHouseSink, SinkUnavailable, batch_token
 from consumers.worker import ensure_group
 from hitstream.connections import redis_client
+from hitstream.errors import Stopping
 from hitstream.settings import Settings
-from tests.consumers.test_guarantees import to_entry
-from tests.helpers import event
+from tests.helpers import event, row_of, stream_entry
 
 INTERRUPT = [
     "CREATE TABLE interrupt_flag (x UInt8) ENGINE = MergeTree ORDER BY x",
@@ -65,7 +64,7 @@ def exact(n: int, users: int) -> dict[str, int]:
 
 def test_replaying_a_partial_insert_with_its_token_completes_every_table(schema: Client) -> None:
     """The ClickHouse behaviour the mechanism relies on, checked on chdb itself."""
-    rows = [to_entry(event("partial", f"/{i % 4}", user_id=f"u{i % 5}"))[b"e"] for i in range(40)]
+    rows = [row_of(event("partial", f"/{i % 4}", user_id=f"u{i % 5}")) for i in range(40)]
     sink = ClickHouseSink(schema)
     interrupt_inserts(schema)
     with pytest.raises(SinkUnavailable, match="interrupted"):
@@ -82,13 +81,13 @@ def test_replaying_a_partial_insert_with_its_token_completes_every_table(schema:
 @pytest.fixture
 async def aredis(settings: Settings) -> AsyncIterator[Any]:
     conn = redis_client(settings.redis_url or "")
-    await ensure_group(conn, settings.stream, settings.group)
+    await ensure_group(conn, settings.keys.stream, settings.group)
     yield conn
     await conn.aclose()
 
 
 def processor(settings: Settings, name: str, conn: Any, ch: Client) -> BatchProcessor:
-    dead = DeadLetters(conn, settings.stream, settings.group, settings.dead_letter_stream)
+    dead = DeadLetters(conn, settings.keys)
     return BatchProcessor(settings, name, conn, ClickHouseSink(ch), dead)
 
 
@@ -97,8 +96,10 @@ async def interrupted_batch(
 ) -> list[tuple[bytes, dict[bytes, bytes]]]:
     """Read `n` new entries as consumer c1 and leave their insert half written."""
     for i in range(n):
-        await conn.xadd(settings.stream, to_entry(event(site, f"/{i % 7}", user_id=f"u{i % 9}")))
-    reply: Any = await conn.xreadgroup(settings.group, "c1", {settings.stream: ">"}, count=n)
+        await conn.xadd(
+            settings.keys.stream, stream_entry(event(site, f"/{i % 7}", user_id=f"u{i % 9}"))
+        )
+    reply: Any = await conn.xreadgroup(settings.group, "c1", {settings.keys.stream: ">"}, count=n)
     entries = list(reply[0][1])
     first = processor(settings, "c1", conn, ch)
     interrupt_inserts(ch)
@@ -140,13 +141,13 @@ async def test_insert_interrupted_between_raw_part_and_views_counts_once(
         await again.process(ids[:45], fields[:45], redelivered=True)
     else:
         # Another consumer reclaims a part; the replay fetches the rest of the insert.
-        claimed = redis_conn.xclaim(settings.stream, settings.group, "c2", 0, ids[:20])
+        claimed = redis_conn.xclaim(settings.keys.stream, settings.group, "c2", 0, ids[:20])
         assert len(claimed) == 20
         await processor(settings, "c2", aredis, schema).process(
             ids[:20], fields[:20], redelivered=True
         )
-    assert redis_conn.xpending(settings.stream, settings.group)["pending"] == 0
-    assert redis_conn.hlen(Plans(aredis, settings.stream, settings.group).key) == 0
+    assert redis_conn.xpending(settings.keys.stream, settings.group)["pending"] == 0
+    assert redis_conn.hlen(settings.keys.plans(settings.group)) == 0
     assert table_counts(schema, site) == exact(60, 9)
 
 
@@ -157,9 +158,9 @@ async def test_plans_are_recorded_before_the_insert_and_forgotten_with_the_ack(
     site = f"plan-{uuid.uuid4().hex[:6]}"
     entries = await interrupted_batch(settings, aredis, schema, 10, site)
     ids = [i for i, _ in entries]
-    plans_key = Plans(aredis, settings.stream, settings.group).key
+    plans_key = settings.keys.plans(settings.group)
     recorded = redis_conn.hgetall(plans_key)
-    assert list(recorded) == [batch_token(settings.stream, ids).encode()]
+    assert list(recorded) == [batch_token(settings.keys.stream, ids).encode()]
     assert recorded[next(iter(recorded))].split(b",") == ids
     await processor(settings, "c1", aredis, schema).process(
         ids, [f for _, f in entries], redelivered=True
@@ -183,8 +184,8 @@ async def test_same_event_id_in_two_sites_is_two_events(
     ]
     for batch in batches:
         for body in batch:
-            await aredis.xadd(settings.stream, {**to_entry(body), b"c": b"1"})
-        reply: Any = await aredis.xreadgroup(settings.group, "c1", {settings.stream: ">"})
+            await aredis.xadd(settings.keys.stream, stream_entry(body, client_id=True))
+        reply: Any = await aredis.xreadgroup(settings.group, "c1", {settings.keys.stream: ">"})
         entries = reply[0][1]
         await processor(settings, "c1", aredis, schema).process(
             [i for i, _ in entries], [f for _, f in entries]

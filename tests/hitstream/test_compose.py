@@ -13,7 +13,7 @@ import yaml
 from hitstream.cli import ROLE_COMMANDS
 from hitstream.settings import Settings
 
-COMPOSE = Path(__file__).resolve().parent.parent / "docker-compose.yml"
+COMPOSE = Path(__file__).resolve().parents[2] / "docker-compose.yml"
 HITSTREAM_SERVICES = {"migrate", "ingest", "consume", "report"}
 
 

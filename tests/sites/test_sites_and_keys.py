@@ -14,8 +14,11 @@ from starlette.testclient import TestClient
 
 from hitstream.app import Role
 from hitstream.connections import redis_client
-from hitstream.registry import Registry, RegistryCache, Site
 from hitstream.settings import Settings
+from sites.cache import SiteCache
+from sites.model import Site
+from sites.registry import Registry
+from sites.store import SiteStore
 from tests.helpers import event, wait_for
 
 ADMIN = "test-admin-token"
@@ -51,7 +54,7 @@ def test_create_site_returns_the_key_once_and_stores_only_its_hash(
     assert "api_key" not in str(listed) and secret not in str(listed)
     stored = ch.query("SELECT key_hash FROM api_key_states").result_rows
     assert stored and all(secret not in row[0] for row in stored)
-    cached = redis_conn.hgetall(f"{keyed.stream}:registry:keys")
+    cached = redis_conn.hgetall(keyed.keys.api_keys)
     assert secret.encode() not in b"".join(cached.values())
 
 
@@ -213,8 +216,8 @@ def test_registry_survives_losing_redis(
 ) -> None:
     """Flush the cache as a lost Redis would; the app rebuilds it from ClickHouse."""
     site = create_site(app)
-    for key in redis_conn.scan_iter(f"{keyed.stream}:registry:*"):
-        redis_conn.delete(key)
+    k = keyed.keys
+    redis_conn.delete(k.sites, k.api_keys, k.origins, k.registry_loaded)
     headers = {"x-api-key": site["api_key"]}
     assert app.post("/event", json=event(site["site_id"]), headers=headers).status_code == 401
     wait_for(
@@ -251,8 +254,8 @@ async def test_revocation_wins_over_a_rotation_that_read_the_key_before_it(
     """The worst interleaving, made on purpose: rotate's read, revoke, rotate's write."""
     conn = redis_client(keyed.redis_url or "")
     try:
-        cache = RegistryCache(conn, keyed.stream)
-        registry = Registry(schema, cache)
+        cache = SiteCache(conn, keyed.keys)
+        registry = Registry(SiteStore(schema), cache)
         site = Site("race-site", "Race")
         _, plaintext = await registry.create_site(site)
         found = await registry.site(site.site_id)
@@ -266,7 +269,7 @@ async def test_revocation_wins_over_a_rotation_that_read_the_key_before_it(
         assert old.revoked and not old.active()
         assert await cache.key(plaintext) is None, "the cache must not bring it back"
         # A rebuild of the cache from ClickHouse keeps it revoked too.
-        await conn.delete(f"{keyed.stream}:registry:loaded")
+        await conn.delete(keyed.keys.registry_loaded)
         assert await registry.ensure_cached()
         assert await cache.key(plaintext) is None
     finally:

@@ -42,7 +42,7 @@ def test_noisy_key_is_cut_recovers_and_leaves_other_sites_alone(
     assert_limited(answers[5])
     assert answers[5].headers["ratelimit-limit"] == "5"
     assert app.post("/event", json=event(quiet["site_id"]), headers=quiet_key).status_code == 202
-    length = redis_conn.xlen(settings.stream)
+    length = redis_conn.xlen(settings.keys.stream)
     assert length == 6, "the refused event was not enqueued"
     wait_for(
         lambda: (

@@ -11,22 +11,29 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from hitstream.access import require_admin
 from hitstream.http import APIError, JSONResponse, read_json, validation_details
-from hitstream.registry import ApiKey, Registry, Site, new_site_id
-from hitstream.settings import Settings
 from schemas.sites import SiteCreate, SiteUpdate
+from sites.access import AccessState, require_admin
+from sites.model import ApiKey, Site, new_site_id
+from sites.registry import Registry
 
 
-def _require_admin(request: Request) -> Registry:
+class AdminState(AccessState):
+    """What the admin routes read from the app's lifespan state."""
+
+    registry: Registry
+
+
+AdminRequest = Request[AdminState]
+
+
+def _require_admin(request: AdminRequest) -> Registry:
     require_admin(request)
-    registry: Registry = request.state.registry
-    return registry
+    return request.state["registry"]
 
 
-async def _parse(request: Request, model: type[BaseModel]) -> Any:
-    settings: Settings = request.state.settings
-    body = await read_json(request, settings.max_body_bytes)
+async def _parse(request: AdminRequest, model: type[BaseModel]) -> Any:
+    body = await read_json(request, request.state["settings"].max_body_bytes)
     try:
         return model.model_validate(body)
     except ValidationError as exc:
@@ -62,7 +69,7 @@ async def _known_site(registry: Registry, site_id: str) -> tuple[Site, list[ApiK
     return found
 
 
-async def create_site(request: Request) -> Response:
+async def create_site(request: AdminRequest) -> Response:
     """Create a site and its first key; the key is in this answer only."""
     registry = _require_admin(request)
     body: SiteCreate = await _parse(request, SiteCreate)
@@ -73,14 +80,14 @@ async def create_site(request: Request) -> Response:
     )
 
 
-async def list_sites(request: Request) -> Response:
+async def list_sites(request: AdminRequest) -> Response:
     registry = _require_admin(request)
     return JSONResponse(
         {"sites": [_site_json(site, keys) for site, keys in await registry.sites()]}
     )
 
 
-async def update_site(request: Request) -> Response:
+async def update_site(request: AdminRequest) -> Response:
     registry = _require_admin(request)
     site, keys = await _known_site(registry, request.path_params["site_id"])
     body: SiteUpdate = await _parse(request, SiteUpdate)
@@ -92,11 +99,11 @@ async def update_site(request: Request) -> Response:
     return JSONResponse(_site_json(updated, keys))
 
 
-async def rotate_key(request: Request) -> Response:
+async def rotate_key(request: AdminRequest) -> Response:
     """A new key; the previous ones keep working for HITSTREAM_KEY_GRACE_S."""
     registry = _require_admin(request)
     site, keys = await _known_site(registry, request.path_params["site_id"])
-    settings: Settings = request.state.settings
+    settings = request.state["settings"]
     key, plaintext = await registry.rotate(site.site_id, keys, settings.key_grace_s)
     until = datetime.now(UTC) + timedelta(seconds=settings.key_grace_s)
     return JSONResponse(
@@ -111,7 +118,7 @@ async def rotate_key(request: Request) -> Response:
     )
 
 
-async def revoke_key(request: Request) -> Response:
+async def revoke_key(request: AdminRequest) -> Response:
     """Revoke one key at once."""
     registry = _require_admin(request)
     _, keys = await _known_site(registry, request.path_params["site_id"])

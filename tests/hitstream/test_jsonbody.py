@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from schemas import jsonbody
+from hitstream import jsonbody
 
 
 @pytest.mark.parametrize(

@@ -29,11 +29,13 @@ from hitstream import openapi
 from hitstream.app import create_app
 from hitstream.settings import Settings
 from hitstream.testing import HitstreamProcess
+from schemas.entry import ROW_FIELD
+from tests.helpers import DEFAULT_KEYS
 
 pytestmark = pytest.mark.e2e
 
 ADMIN = "fuzz-admin-token"
-STREAM = "hitstream:events"
+STREAM = DEFAULT_KEYS.stream
 FUZZ_EXAMPLES = int(os.environ.get("HITSTREAM_FUZZ_EXAMPLES", "60"))
 CASES: dict[str, int] = {"total": 0, "rejected": 0}
 ACCEPTED: set[str] = set()  # event IDs answered 2xx (a repeated client event_id counts once)
@@ -99,7 +101,7 @@ def test_no_5xx_and_clean_rejections(case: Any, live: Live) -> None:
 def test_fuzz_ran_and_the_stream_holds_exactly_the_accepted_events(live: Live) -> None:
     """Runs after the generated cases (file order); the counts are printed at the end."""
     assert CASES["total"] >= 100
-    rows = [orjson.loads(fields[b"e"]) for _, fields in live.redis.xrange(STREAM)]
+    rows = [orjson.loads(fields[ROW_FIELD]) for _, fields in live.redis.xrange(STREAM)]
     assert {row["event_id"] for row in rows} == ACCEPTED
     # Event IDs are per site: the same ID sent for two sites is two events.
     pairs = {(row["site_id"], row["event_id"]) for row in rows}

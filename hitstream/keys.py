@@ -1,0 +1,65 @@
+"""Every Redis key hitstream touches, named here and nowhere else.
+
+All of them derive from one prefix (HITSTREAM_REDIS_PREFIX, default `hitstream:`), so
+two deployments on one Redis with different prefixes share nothing. Putting hash tags
+on them for Redis Cluster is a change to this module only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class RedisKeys:
+    """The key names of one deployment, derived from its prefix."""
+
+    prefix: str
+
+    @property
+    def stream(self) -> str:
+        """The event stream ingest appends to and the consumer group reads."""
+        return f"{self.prefix}events"
+
+    @property
+    def dead_letters(self) -> str:
+        """The stream of entries that could not be written, with why."""
+        return f"{self.prefix}events:dead"
+
+    def plans(self, group: str) -> str:
+        """A consumer group's in-flight insert plans (token -> entry IDs)."""
+        return f"{self.prefix}plans:{group}"
+
+    @property
+    def dedup(self) -> str:
+        """Prefix of the sets of remembered client event IDs: `<dedup><site>:<slice>`."""
+        return f"{self.prefix}dedup:"
+
+    @property
+    def sites(self) -> str:
+        """Hash of cached site records (site_id -> JSON)."""
+        return f"{self.prefix}sites"
+
+    @property
+    def api_keys(self) -> str:
+        """Hash of cached API key records (key_id -> JSON)."""
+        return f"{self.prefix}keys"
+
+    @property
+    def origins(self) -> str:
+        """Set of the origins some public site allows (CORS preflight, keyless admission)."""
+        return f"{self.prefix}origins"
+
+    @property
+    def registry_loaded(self) -> str:
+        """Marker: the site and key cache holds a full copy of ClickHouse's registry."""
+        return f"{self.prefix}registry:loaded"
+
+    def rate_limit(self, bucket: str) -> str:
+        """A token bucket (`ip:<address>`, `key:<key_id>`, `site:<site_id>`)."""
+        return f"{self.prefix}ratelimit:{bucket}"
+
+    @property
+    def health_probe(self) -> str:
+        """Written by /health to prove Redis takes writes (not only reads)."""
+        return f"{self.prefix}health"

@@ -1,0 +1,89 @@
+"""The stream entry: how ingest writes an event into the Redis stream and how every
+reader (consumers, dead letters, tools) reads one back. The only owner of that format.
+
+An entry has the field ROW_FIELD, the event's JSONEachRow line (the very bytes the
+consumer inserts into ClickHouse), and CLIENT_ID_FIELD when the client chose the
+event_id (a retry of it must then be recognised). The row's keys come in ROW_KEYS
+order, event_id first, so a reader recognises one of our rows and reads its event_id
+without parsing the JSON.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+ROW_FIELD = b"e"
+CLIENT_ID_FIELD = b"c"
+CLIENT_ID_MARK = b"1"
+
+# The columns of `events` a row fills, in the order they are written.
+ROW_KEYS = ("event_id", "site_id", "event_type", "path", "user_id", "ts", "received_at")
+
+_PREFIX = b'{"event_id":"'
+_ID_END = len(_PREFIX) + 36  # a UUID's text form
+
+
+def encode_row(
+    *,
+    event_id: str,
+    site_id: str,
+    event_type: str,
+    path: str,
+    user_id: str,
+    ts: str,
+    received_at: str,
+) -> bytes:
+    """An event's row: JSON with ROW_KEYS in order (times as ClickHouse DateTime64 text)."""
+    row: dict[str, Any] = {
+        "event_id": event_id,
+        "site_id": site_id,
+        "event_type": event_type,
+        "path": path,
+        "user_id": user_id,
+        "ts": ts,
+        "received_at": received_at,
+    }
+    return orjson.dumps(row)
+
+
+def fields(row: bytes, client_id: bool = False) -> dict[bytes, bytes]:
+    """The fields of the stream entry that carries `row`."""
+    if client_id:
+        return {ROW_FIELD: row, CLIENT_ID_FIELD: CLIENT_ID_MARK}
+    return {ROW_FIELD: row}
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A stream entry that carries one of our rows."""
+
+    entry_id: bytes
+    fields: dict[bytes, bytes]
+
+    @property
+    def row(self) -> bytes:
+        return self.fields[ROW_FIELD]
+
+    @property
+    def event_id(self) -> str:
+        return self.row[len(_PREFIX) : _ID_END].decode()
+
+    @property
+    def client_id(self) -> bool:
+        """True when the client chose the event_id."""
+        return CLIENT_ID_FIELD in self.fields
+
+    def site_id(self) -> str:
+        """The row's site (parses the row: read it only where needed)."""
+        return str(orjson.loads(self.row)["site_id"])
+
+
+def decode(entry_id: bytes, entry_fields: dict[bytes, bytes]) -> Entry | None:
+    """The entry, if it carries one of our rows; None for anything else in the stream."""
+    row = entry_fields.get(ROW_FIELD, b"")
+    if row.startswith(_PREFIX) and row[_ID_END : _ID_END + 2] == b'",':
+        return Entry(entry_id, entry_fields)
+    return None

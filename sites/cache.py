@@ -1,0 +1,140 @@
+"""The Redis copy of the registry, read on every keyed request.
+
+Ingest and the reporting auth check keys against this cache alone, so they keep
+working while ClickHouse is away; any process holding a ClickHouse client rebuilds it
+from ClickHouse when it is missing (Redis lost or flushed: sites/registry.py).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from hitstream.keys import RedisKeys
+from sites.model import ApiKey, Site, claim_of, key_from_json, site_from_json, to_json
+
+# The rules of the cached records, in Lua, for every script that checks a caller
+# (the rate limiter's admission script includes them too): a key is valid when its
+# secret's hash matches and it is neither revoked nor expired (by Redis's clock, in
+# ms); a public site admits browsers from its allowed origins.
+RULES = """
+local function key_is_valid(record, proof, now)
+  local r = cjson.decode(record)
+  return r.key_hash == proof and not r.revoked
+    and (r.expires_at == cjson.null or r.expires_at > now)
+end
+local function site_admits(record, origin)
+  local r = cjson.decode(record)
+  if not r.public then return false end
+  for _, allowed in ipairs(r.allowed_origins) do
+    if allowed == origin then return true end
+  end
+  return false
+end
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+"""
+
+# KEYS[1]: the keys hash; ARGV: key id, proof. The record if the key is valid.
+VERIFY_KEY = (
+    RULES
+    + """
+local record = redis.call('HGET', KEYS[1], ARGV[1])
+if record and key_is_valid(record, ARGV[2], now_ms()) then return record end
+return false
+"""
+)
+
+# Each new key record keeps the cached record's revocation and earlier expiry (the
+# same merge as ClickHouse's, sites/store.py).
+MERGE_KEYS = """
+for i = 1, #ARGV, 2 do
+  local field, record = ARGV[i], ARGV[i + 1]
+  local cached = redis.call('HGET', KEYS[1], field)
+  if cached then
+    local old, new = cjson.decode(cached), cjson.decode(record)
+    if old.revoked then new.revoked = true end
+    if old.expires_at ~= cjson.null
+        and (new.expires_at == cjson.null or old.expires_at < new.expires_at) then
+      new.expires_at = old.expires_at
+    end
+    record = cjson.encode(new)
+  end
+  redis.call('HSET', KEYS[1], field, record)
+end
+return #ARGV / 2
+"""
+
+
+class SiteCache:
+    """Sites, keys and the allowed origins of public sites, in Redis."""
+
+    def __init__(self, redis: aioredis.Redis, keys: RedisKeys) -> None:
+        self._redis = redis
+        self._merge_keys = redis.register_script(MERGE_KEYS)
+        self._verify_key = redis.register_script(VERIFY_KEY)
+        self.keys_hash = keys.api_keys
+        self.sites_hash = keys.sites
+        self.origins_set = keys.origins
+        self._loaded = keys.registry_loaded
+
+    async def key(self, api_key: str) -> ApiKey | None:
+        """The record of this plaintext key, if it is one of ours and valid now."""
+        claim = claim_of(api_key)
+        if claim is None:
+            return None
+        record = await self._verify_key(keys=[self.keys_hash], args=[claim.key_id, claim.proof])
+        return key_from_json(record) if record else None
+
+    async def site(self, site_id: str) -> Site | None:
+        raw = await self._redis.hget(self.sites_hash, site_id)
+        return None if raw is None else site_from_json(raw)
+
+    async def origin_allowed_somewhere(self, origin: str) -> bool:
+        """True if some public site allows this origin (for CORS preflight)."""
+        return bool(await self._redis.sismember(self.origins_set, origin))
+
+    async def put(self, sites: Sequence[Site] = (), keys: Sequence[ApiKey] = ()) -> None:
+        """Write records; keys merge with what is cached (see MERGE_KEYS)."""
+        if sites:
+            mapping: dict[Any, Any] = {site.site_id: to_json(site) for site in sites}
+            await self._redis.hset(self.sites_hash, mapping=mapping)
+        if keys:
+            args: list[Any] = []
+            for key in keys:
+                args += [key.key_id, to_json(key)]
+            await self._merge_keys(keys=[self.keys_hash], args=args)
+        if sites:
+            await self._refresh_origins()
+
+    async def _refresh_origins(self) -> None:
+        """The union of public sites' origins, recomputed after any site change (rare)."""
+        every: dict[Any, Any] = await self._redis.hgetall(self.sites_hash)
+        origins = {
+            origin
+            for site in map(site_from_json, every.values())
+            if site.public
+            for origin in site.allowed_origins
+        }
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.delete(self.origins_set)
+            if origins:
+                pipe.sadd(self.origins_set, *origins)
+            await pipe.execute()
+
+    async def loaded(self) -> bool:
+        return bool(await self._redis.exists(self._loaded))
+
+    async def replace_all(self, sites: Sequence[Site], keys: Sequence[ApiKey]) -> None:
+        """Load a full copy (from ClickHouse) and mark the cache as loaded.
+
+        Records are merged in, not swapped: a revocation cached while the copy was read
+        from ClickHouse stays. Sites and keys are never deleted, only revoked.
+        """
+        await self.put(sites, keys)
+        await self._redis.set(self._loaded, str(int(time.time())))

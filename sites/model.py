@@ -1,0 +1,121 @@
+"""Sites and API keys as records: their fields, how keys are made and checked, and the
+JSON form the Redis cache holds.
+
+An API key reads `hs_<key_id>_<secret>`; only SHA-256(secret) is stored anywhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+
+import orjson
+
+KEY_PATTERN = re.compile(r"^hs_([0-9a-f]{12})_([A-Za-z0-9_\-]{43})$")
+
+
+@dataclass(frozen=True)
+class Site:
+    """A site; `public` sites accept events without a key from `allowed_origins`."""
+
+    site_id: str
+    name: str
+    public: bool = False
+    allowed_origins: tuple[str, ...] = ()
+    created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """One key of a site: valid until revoked or, after a rotation, until `expires_at`.
+
+    Requests are checked by the cache's script (sites/cache.py, KEY_IS_VALID), with
+    Redis's clock; `active` is the same rule for what the admin routes show.
+    """
+
+    key_id: str
+    site_id: str
+    key_hash: str
+    created_at: datetime
+    expires_at: datetime | None = None
+    revoked: bool = False
+
+    def active(self, now: datetime | None = None) -> bool:
+        now = now or datetime.now(UTC)
+        return not self.revoked and (self.expires_at is None or self.expires_at > now)
+
+
+@dataclass(frozen=True)
+class KeyClaim:
+    """What a presented key claims: its id, and the hash its secret must match."""
+
+    key_id: str
+    proof: str
+
+
+def hash_secret(secret: str) -> str:
+    """What is stored of a key: SHA-256 of its secret (keys are 256-bit random)."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def claim_of(api_key: str) -> KeyClaim | None:
+    """The claim a presented key makes, if it has the shape of one of our keys."""
+    match = KEY_PATTERN.match(api_key)
+    return KeyClaim(match.group(1), hash_secret(match.group(2))) if match else None
+
+
+def new_key(site_id: str) -> tuple[ApiKey, str]:
+    """A fresh key for `site_id` and its plaintext, which is shown once and never stored."""
+    key_id, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
+    record = ApiKey(key_id, site_id, hash_secret(secret), created_at=datetime.now(UTC))
+    return record, f"hs_{key_id}_{secret}"
+
+
+def new_site_id(name: str) -> str:
+    """A readable, unique id: the name's slug and 6 random hex digits."""
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:40] or "site"
+    return f"{slug}-{secrets.token_hex(3)}"
+
+
+def _ms(moment: datetime | None) -> int | None:
+    return None if moment is None else int(moment.timestamp() * 1000)
+
+
+def _moment(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+def to_json(record: Site | ApiKey) -> bytes:
+    """The cached form of a record: its fields, times as epoch milliseconds."""
+    data = asdict(record)
+    for name in ("created_at", "expires_at"):
+        if name in data:
+            data[name] = _ms(data[name])
+    return orjson.dumps(data)
+
+
+def site_from_json(raw: bytes | str) -> Site:
+    data = orjson.loads(raw)
+    return Site(
+        data["site_id"],
+        data["name"],
+        data["public"],
+        tuple(data["allowed_origins"]),
+        _moment(data["created_at"]),
+    )
+
+
+def key_from_json(raw: bytes | str) -> ApiKey:
+    data = orjson.loads(raw)
+    expires = data["expires_at"]
+    return ApiKey(
+        data["key_id"],
+        data["site_id"],
+        data["key_hash"],
+        _moment(data["created_at"]),
+        None if expires is None else _moment(expires),
+        data["revoked"],
+    )

@@ -1,0 +1,85 @@
+"""Site and key administration: ClickHouse first (durable), then the Redis cache."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+
+from anyio import to_thread
+
+from sites.cache import SiteCache
+from sites.model import ApiKey, Site, new_key
+from sites.store import SiteStore
+
+log = logging.getLogger(__name__)
+
+
+class Registry:
+    """Creates sites, rotates and revokes keys, and keeps the cache complete."""
+
+    def __init__(self, store: SiteStore, cache: SiteCache) -> None:
+        self._store = store
+        self.cache = cache
+
+    async def create_site(self, site: Site) -> tuple[ApiKey, str]:
+        key, plaintext = new_key(site.site_id)
+        await self._write(sites=[site], keys=[key])
+        return key, plaintext
+
+    async def update_site(self, site: Site) -> None:
+        await self._write(sites=[site])
+
+    async def sites(self, site_id: str = "") -> list[tuple[Site, list[ApiKey]]]:
+        """Every site (or only `site_id`) with its keys, oldest first."""
+        sites, keys = await to_thread.run_sync(self._store.load, site_id)
+        by_site: dict[str, list[ApiKey]] = {}
+        for key in keys:
+            by_site.setdefault(key.site_id, []).append(key)
+        return [
+            (site, sorted(by_site.get(site.site_id, []), key=lambda k: k.created_at))
+            for site in sites
+        ]
+
+    async def site(self, site_id: str) -> tuple[Site, list[ApiKey]] | None:
+        return next(iter(await self.sites(site_id)), None) if site_id else None
+
+    async def rotate(self, site_id: str, keys: list[ApiKey], grace_s: int) -> tuple[ApiKey, str]:
+        """A new key; the site's active keys keep working for `grace_s` seconds more."""
+        until = datetime.fromtimestamp(time.time() + grace_s, UTC)
+        aging = [
+            replace(k, expires_at=min(until, k.expires_at or until)) for k in keys if k.active()
+        ]
+        key, plaintext = new_key(site_id)
+        await self._write(keys=[*aging, key])
+        return key, plaintext
+
+    async def revoke(self, key: ApiKey) -> None:
+        """Revoked at once: the cache entry is replaced in the same request."""
+        await self._write(keys=[replace(key, revoked=True)])
+
+    async def ensure_cached(self) -> bool:
+        """Rebuild the Redis cache from ClickHouse if it is missing; True if rebuilt."""
+        if await self.cache.loaded():
+            return False
+        sites, keys = await to_thread.run_sync(self._store.load, "")
+        await self.cache.replace_all(sites, keys)
+        return True
+
+    async def keep_cached(self, interval_s: float) -> None:
+        """Rebuild the cache whenever Redis lost it (flushed, or a new server); run as a
+        background task."""
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                if await self.ensure_cached():
+                    log.warning("site registry cache was missing in Redis; rebuilt from ClickHouse")
+            except Exception as exc:
+                log.warning("site registry cache check failed: %s", exc)
+
+    async def _write(self, sites: Sequence[Site] = (), keys: Sequence[ApiKey] = ()) -> None:
+        await to_thread.run_sync(self._store.insert, sites, keys)
+        await self.cache.put(sites, keys)
