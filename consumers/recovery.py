@@ -28,6 +28,29 @@ log = logging.getLogger(__name__)
 STALE_CONSUMER_IDLE_MS = 3_600_000
 
 
+async def trim_acknowledged(redis: aioredis.Redis, stream: str, threshold: int) -> int:
+    """Drop entries every group has acknowledged, once the stream is longer than
+    `threshold`; return how many went."""
+    if await redis.xlen(stream) <= threshold:
+        return 0
+    floor: tuple[int, int] | None = None
+    for group in await redis.xinfo_groups(stream):
+        summary = await redis.xpending(stream, group["name"])
+        if summary["pending"]:
+            candidate = stream_id_key(summary["min"])
+        else:
+            ms, seq = stream_id_key(group["last-delivered-id"])
+            candidate = (ms, seq + 1)
+        floor = candidate if floor is None else min(floor, candidate)
+    if floor is None:
+        return 0
+    # Exact (not `~`): the floor is a hard bound, and trimming runs only every few seconds.
+    removed = int(await redis.xtrim(stream, minid=f"{floor[0]}-{floor[1]}", approximate=False))
+    if removed:
+        log.info("trimmed %d acknowledged entries", removed)
+    return removed
+
+
 class Recovery:
     """Own-pending drain, reclaiming and trimming for one consumer."""
 
@@ -99,28 +122,10 @@ class Recovery:
         return claimed
 
     async def trim_once(self) -> int:
-        """Drop entries every group has acknowledged, once the stream passes the threshold."""
-        stream = self._settings.keys.stream
-        if await self._redis.xlen(stream) <= self._settings.trim_threshold:
-            return 0
-        floor: tuple[int, int] | None = None
-        for group in await self._redis.xinfo_groups(stream):
-            summary = await self._redis.xpending(stream, group["name"])
-            if summary["pending"]:
-                candidate = stream_id_key(summary["min"])
-            else:
-                ms, seq = stream_id_key(group["last-delivered-id"])
-                candidate = (ms, seq + 1)
-            floor = candidate if floor is None else min(floor, candidate)
-        if floor is None:
-            return 0
-        # Exact (not `~`): the floor is a hard bound, and trimming runs only every few seconds.
-        removed = int(
-            await self._redis.xtrim(stream, minid=f"{floor[0]}-{floor[1]}", approximate=False)
+        """Drop acknowledged entries once the stream passes the threshold."""
+        return await trim_acknowledged(
+            self._redis, self._settings.keys.stream, self._settings.trim_threshold
         )
-        if removed:
-            log.info("trimmed %d acknowledged entries", removed)
-        return removed
 
     async def forget_stale_consumers(self) -> None:
         """Remove long-idle consumers with nothing pending (dead replicas, old pids)."""

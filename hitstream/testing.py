@@ -13,6 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import redis
+
 T = TypeVar("T")
 
 
@@ -32,6 +34,40 @@ def wait_for(
         if time.monotonic() >= deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}: {last}")
         time.sleep(interval)
+
+
+def wait_drained(
+    conn: redis.Redis, stream: str, group: str, entries: int | None = None, timeout: float = 60.0
+) -> None:
+    """Wait until `group` has nothing pending and, if given, has read `entries` entries."""
+
+    def done() -> bool | None:
+        groups: Any = conn.xinfo_groups(stream)
+        mine = next((g for g in groups if g["name"].decode() == group), None)
+        if mine is None or mine["pending"]:
+            return None
+        return True if entries is None or (mine["entries-read"] or 0) >= entries else None
+
+    wait_for(done, timeout=timeout, what=f"group {group} to read and acknowledge everything")
+
+
+def wait_stats(
+    get: Callable[..., Any],
+    until: Callable[[dict[str, Any]], bool],
+    timeout: float = 30.0,
+    **params: str,
+) -> dict[str, Any]:
+    """Poll GET /stats through `get` (an HTTP client's get) until `until` holds."""
+
+    def attempt() -> dict[str, Any] | None:
+        response = get("/stats", params=params)
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        if until(body):
+            return body
+        raise AssertionError(f"last answer: {body}")
+
+    return wait_for(attempt, timeout=timeout, what=f"/stats {params}")
 
 
 def memory_mb(pid: int, field: str) -> float:

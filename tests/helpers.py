@@ -9,7 +9,7 @@ from typing import Any
 from starlette.testclient import TestClient
 
 from hitstream.keys import RedisKeys
-from hitstream.testing import HitstreamProcess, free_port, wait_for
+from hitstream.testing import HitstreamProcess, free_port, wait_drained, wait_for, wait_stats
 from schemas import entry
 from schemas.event import EventIn, encode
 
@@ -24,6 +24,7 @@ __all__ = [
     "post_batches",
     "row_of",
     "stream_entry",
+    "wait_drained",
     "wait_for",
 ]
 
@@ -48,17 +49,8 @@ def poll_stats(
     timeout: float = 20.0,
     **params: str,
 ) -> dict[str, Any]:
-    """Poll GET /stats until `until` holds for the answer, or fail at the deadline."""
-
-    def attempt() -> dict[str, Any] | None:
-        response = client.get("/stats", params=params)
-        assert response.status_code == 200, response.text
-        body: dict[str, Any] = response.json()
-        if until(body):
-            return body
-        raise AssertionError(f"last answer: {body}")
-
-    return wait_for(attempt, timeout=timeout, what=f"/stats {params}")
+    """Poll the app's GET /stats until `until` holds for the answer, or fail at the deadline."""
+    return wait_stats(client.get, until, timeout, **params)
 
 
 def post_batches(client: TestClient, batch: list[dict[str, Any]], times: int) -> None:

@@ -17,7 +17,7 @@ from starlette.testclient import TestClient
 
 from consumers.deadletter import DeadLetters
 from consumers.processor import BatchProcessor
-from consumers.recovery import Recovery
+from consumers.recovery import trim_acknowledged
 from consumers.sink import ClickHouseSink
 from consumers.worker import ensure_group
 from hitstream.app import Role
@@ -25,7 +25,7 @@ from hitstream.connections import redis_client
 from hitstream.settings import Settings
 from schemas import entry
 from schemas.entry import ROW_FIELD
-from tests.helpers import D0, event, poll_stats, post_batches, stream_entry, wait_for
+from tests.helpers import D0, event, poll_stats, post_batches, stream_entry, wait_drained, wait_for
 
 Stats = Callable[..., dict[str, Any]]
 
@@ -44,7 +44,7 @@ def pending(conn: redis.Redis, settings: Settings) -> int:
 
 
 def drained(conn: redis.Redis, settings: Settings) -> None:
-    wait_for(lambda: True if pending(conn, settings) == 0 else None, what="pending list to empty")
+    wait_drained(conn, settings.keys.stream, settings.group)
 
 
 @pytest.mark.anyio
@@ -200,8 +200,9 @@ async def test_backlog_over_trim_threshold_keeps_every_pending_entry(
         )
         redis = redis_client(settings.redis_url or "")
         try:
-            recovery = Recovery(settings, redis, processor=None)  # type: ignore[arg-type]
-            assert await recovery.trim_once() == 0
+            assert (
+                await trim_acknowledged(redis, settings.keys.stream, settings.trim_threshold) == 0
+            )
         finally:
             await redis.aclose()
         assert redis_conn.xlen(settings.keys.stream) == 100
@@ -222,13 +223,16 @@ async def test_trim_waits_for_every_group(settings: Settings, redis_conn: redis.
     redis_conn.xack(settings.keys.stream, settings.group, *[i for i, _ in entries])
     redis = redis_client(settings.redis_url or "")
     try:
-        recovery = Recovery(settings.model_copy(update={"trim_threshold": 5}), redis, None)  # type: ignore[arg-type]
-        assert await recovery.trim_once() == 0  # slow-reader has read nothing
+
+        async def trim_once() -> int:
+            return await trim_acknowledged(redis, settings.keys.stream, threshold=5)
+
+        assert await trim_once() == 0  # slow-reader has read nothing
         redis_conn.xreadgroup("slow-reader", "c", {settings.keys.stream: ">"}, count=20)
-        assert await recovery.trim_once() == 0  # read but not acknowledged: still pending
+        assert await trim_once() == 0  # read but not acknowledged: still pending
         slow = redis_conn.xpending_range(settings.keys.stream, "slow-reader", "-", "+", 100)
         redis_conn.xack(settings.keys.stream, "slow-reader", *[p["message_id"] for p in slow[:12]])
-        assert await recovery.trim_once() == 12
+        assert await trim_once() == 12
     finally:
         await redis.aclose()
     assert redis_conn.xlen(settings.keys.stream) == 18

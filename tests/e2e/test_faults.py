@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -24,11 +25,13 @@ from tests.consumers.test_plans import INTERRUPT
 from tests.e2e.test_processes import stats_when
 from tests.helpers import (
     D0,
+    DEFAULT_KEYS,
     HitstreamProcess,
     event,
     free_port,
     poll_stats,
     post_batches,
+    wait_drained,
     wait_for,
 )
 
@@ -102,12 +105,8 @@ def consumer(settings: Settings, tmp_path: Path, name: str, **extra: str) -> Hit
     return HitstreamProcess("consume", env, tmp_path / f"{name}.log")
 
 
-def wait_drained(conn: redis.Redis, settings: Settings, n: int) -> None:
-    def done() -> bool | None:
-        group = conn.xinfo_groups(settings.keys.stream)[0]
-        return True if group["entries-read"] >= n and group["pending"] == 0 else None
-
-    wait_for(done, timeout=60, what="the group to read and acknowledge everything")
+def drained(conn: redis.Redis, settings: Settings, n: int) -> None:
+    wait_drained(conn, settings.keys.stream, settings.group, n)
 
 
 def assert_counted_once(tmp_path: Path, n: int, users: int = 13) -> None:
@@ -143,7 +142,7 @@ def test_sigkill_between_the_raw_part_and_the_views_counts_once(
     partial = counts(tmp_path / "ch", "DROP VIEW interrupt_mv")
     assert partial["rows"] == 100 and partial["path_views"] < 100, partial
     rescuer = consumer(settings, tmp_path, "c1", HITSTREAM_CLAIM_IDLE_MS="600000").start()
-    wait_drained(redis_conn, settings, N)
+    drained(redis_conn, settings, N)
     assert rescuer.stop() == 0, rescuer.log()
     assert "replaying an interrupted insert" in rescuer.log()
     assert_counted_once(tmp_path, N)
@@ -175,16 +174,17 @@ def test_serve_sigkilled_five_times_while_draining_counts_exactly(tmp_path: Path
         def entries_read() -> int:
             conn = redis.Redis.from_url((data / "valkey.url").read_text().strip())
             try:
-                return int(conn.xinfo_groups("hitstream:events")[0]["entries-read"] or 0)
+                return int(conn.xinfo_groups(DEFAULT_KEYS.stream)[0]["entries-read"] or 0)
             finally:
                 conn.close()
 
+        def read_at_least(target: int) -> bool | None:
+            return True if entries_read() >= target else None
+
         for _ in range(5):
-            before = entries_read()
+            target = entries_read() + 2_000
             wait_for(
-                lambda before=before: True if entries_read() >= before + 2_000 else None,  # type: ignore[misc]
-                timeout=60,
-                what="serve to drain some more",
+                functools.partial(read_at_least, target), timeout=60, what="serve to drain more"
             )
             server.stop(signal.SIGKILL)
             server = HitstreamProcess("serve", env, tmp_path / "serve.log").start()
@@ -225,7 +225,7 @@ def test_sigterm_finishes_and_acknowledges_the_batch_in_hand(
     assert stored["rows"] == stored["distinct"] == stored["total_views"] == read
     # The rest is still there for the next consumer.
     again = consumer(settings, tmp_path, "c1").start()
-    wait_drained(redis_conn, settings, len(ids))
+    drained(redis_conn, settings, len(ids))
     assert again.stop() == 0
     assert_counted_once(tmp_path, len(ids))
 

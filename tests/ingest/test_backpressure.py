@@ -7,6 +7,7 @@ import os
 import signal
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 import redis
@@ -94,16 +95,17 @@ def test_ingest_refuses_before_redis_is_full_and_resumes(
 
 
 def test_ingest_refuses_when_redis_stops_answering(
-    make_settings: Callable[..., Settings], make_client: IngestFactory, tmp_path: object
+    make_settings: Callable[..., Settings], make_client: IngestFactory, tmp_path: Path
 ) -> None:
     """A Redis that hangs (SIGSTOP) must not leave backpressure on a stale reading."""
-    valkey = ValkeyServer(data_dir=tmp_path)  # type: ignore[arg-type]
+    valkey = ValkeyServer(data_dir=str(tmp_path))
     valkey.start()
     try:
         settings = make_settings(redis_url=valkey.connection_url, rate_limit_ip_per_s=0)
         ingest = make_client(settings, frozenset({Role.INGEST}))
         assert ingest.post("/event", json=event("stale")).status_code == 202
-        pid = int(valkey._process.pid)  # type: ignore[union-attr]
+        with redis.Redis.from_url(valkey.connection_url) as probe:
+            pid = int(probe.info("server")["process_id"])
         os.kill(pid, signal.SIGSTOP)
         try:
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import httpx2 as httpx
 import pytest
 import redis
 from starlette.testclient import TestClient
@@ -15,12 +16,12 @@ from tests.helpers import event, wait_for
 ADMIN = {"Authorization": "Bearer t"}
 
 
-def assert_limited(response: object) -> None:
-    assert response.status_code == 429, response.text  # type: ignore[attr-defined]
-    headers = response.headers  # type: ignore[attr-defined]
+def assert_limited(response: httpx.Response) -> None:
+    assert response.status_code == 429, response.text
+    headers = response.headers
     assert int(headers["retry-after"]) >= 1
     assert {"ratelimit-limit", "ratelimit-remaining", "ratelimit-reset"} <= set(headers)
-    assert response.json()["error"] == "rate limit exceeded, retry later"  # type: ignore[attr-defined]
+    assert response.json()["error"] == "rate limit exceeded, retry later"
 
 
 def test_noisy_key_is_cut_recovers_and_leaves_other_sites_alone(

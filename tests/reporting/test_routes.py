@@ -6,7 +6,6 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-import orjson
 import pytest
 from clickhouse_connect.driver.client import Client
 from starlette.testclient import TestClient
@@ -14,6 +13,7 @@ from starlette.testclient import TestClient
 from consumers.sink import ClickHouseSink
 from hitstream.app import Role
 from hitstream.settings import Settings
+from schemas import entry
 
 
 @pytest.fixture
@@ -24,16 +24,14 @@ def report(make_client: Callable[..., TestClient], settings: Settings) -> TestCl
 def write(ch: Client, *events: tuple[str, str, str, str, str]) -> None:
     """Insert (site, type, path, user, 'YYYY-MM-DD HH:MM:SS') rows as one batch."""
     rows = [
-        orjson.dumps(
-            {
-                "event_id": str(uuid.uuid4()),
-                "site_id": site,
-                "event_type": etype,
-                "path": path,
-                "user_id": user,
-                "ts": ts,
-                "received_at": ts,
-            }
+        entry.encode_row(
+            event_id=str(uuid.uuid4()),
+            site_id=site,
+            event_type=etype,
+            path=path,
+            user_id=user,
+            ts=ts,
+            received_at=ts,
         )
         for site, etype, path, user, ts in events
     ]
@@ -157,3 +155,43 @@ def test_old_days_answer_after_raw_ttl(report: TestClient, ch: Client) -> None:
     assert ch.query("SELECT count() FROM events").result_rows[0][0] == 0
     body = report.get("/stats", params={"site_id": "s", "date": old.date().isoformat()}).json()
     assert body["total_views"] == 1
+
+
+@pytest.mark.parametrize("name", ["from", "to", "site", "dates"])
+def test_unknown_parameters_are_400_naming_them(report: TestClient, name: str) -> None:
+    """A misspelt or unsupported parameter must not silently answer for another day."""
+    response = report.get("/stats", params={"site_id": "s", name: "2026-01-01"})
+    assert response.status_code == 400
+    assert response.json()["details"][0]["field"] == name
+
+
+def test_an_engine_error_is_a_503_that_tells_no_engine_detail(
+    report: TestClient, ch: Client, settings: Settings
+) -> None:
+    ch.command("DETACH TABLE daily_paths")
+    try:
+        response = report.get("/stats", params={"site_id": "s"})
+    finally:
+        ch.command("ATTACH TABLE daily_paths")
+    assert response.status_code == 503 and response.headers["retry-after"] == "1"
+    assert response.json()["error"] == "clickhouse unavailable, retry later"
+    assert "daily_paths" not in response.text and settings.clickhouse_database not in response.text
+
+
+class _Broken:
+    """A reader with a bug: raises what no engine raises."""
+
+    def day_stats(self, *args: object) -> None:
+        raise ValueError("a bug, not an outage")
+
+
+def test_a_bug_is_a_logged_500_not_an_outage(
+    report: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    report.app_state["stats_reader"] = _Broken()
+    response = report.get("/stats", params={"site_id": "s"})
+    assert response.status_code == 500 and "retry-after" not in response.headers
+    assert response.json() == {"error": "internal error", "details": []}
+    assert "a bug" not in response.text
+    [record] = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert record.exc_info is not None and "a bug, not an outage" in str(record.exc_info[1])
