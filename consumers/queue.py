@@ -18,6 +18,7 @@ from starlette.routing import BaseRoute
 
 from hitstream.health import CHECK_TIMEOUT_S
 from hitstream.http import JSONResponse, api_routes, unavailable
+from hitstream.metrics import Metrics, Refresh
 from hitstream.settings import Settings
 from sites.access import AccessState, require_admin
 
@@ -61,6 +62,24 @@ async def queue_state(redis: aioredis.Redis, settings: Settings) -> dict[str, An
         "oldest_pending_age_s": round(oldest_age, 3),
         "dead_letters": int(await redis.xlen(settings.keys.dead_letters)),
     }
+
+
+def refresher(redis: aioredis.Redis, settings: Settings, metrics: Metrics) -> Refresh:
+    """Set the stream's gauges from a fresh reading, at each scrape of /metrics."""
+
+    async def refresh() -> None:
+        try:
+            state = await asyncio.wait_for(queue_state(redis, settings), CHECK_TIMEOUT_S)
+        except (RedisError, TimeoutError) as exc:
+            log.warning("queue state unavailable for /metrics: %s", exc)
+            return
+        metrics.stream_length.set(state["length"])
+        metrics.consumer_lag.set(state["lag"] or 0)
+        metrics.pending.set(state["pending"])
+        metrics.oldest_pending.set(state["oldest_pending_age_s"])
+        metrics.dead_letters.set(state["dead_letters"])
+
+    return refresh
 
 
 async def get_queue_health(request: Request[QueueState]) -> Response:

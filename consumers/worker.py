@@ -18,9 +18,14 @@ from consumers.processor import BatchProcessor
 from consumers.recovery import Recovery
 from consumers.sink import ClickHouseSink
 from hitstream.errors import Stopping
+from hitstream.metrics import Metrics
 from hitstream.settings import Settings
 
 log = logging.getLogger(__name__)
+# FastStream's own messages (subscriber start and stop, "callback ... is being executed"
+# at every shutdown) are for debugging it; warnings and errors still show.
+faststream_log = logging.getLogger(f"{__name__}.faststream")
+faststream_log.setLevel(logging.WARNING)
 
 
 async def ensure_group(redis: aioredis.Redis, stream: str, group: str) -> bool:
@@ -48,7 +53,10 @@ def create_broker(
 ) -> tuple[RedisBroker, StreamBatchSubscriber]:
     """A FastStream broker with one batch subscriber reading new entries for the group."""
     broker = RedisBroker(
-        redis_url, logger=log, log_level=logging.DEBUG, graceful_timeout=settings.shutdown_timeout_s
+        redis_url,
+        logger=faststream_log,
+        log_level=logging.DEBUG,
+        graceful_timeout=settings.shutdown_timeout_s,
     )
     subscriber = broker.subscriber(
         stream=StreamSub(
@@ -92,11 +100,12 @@ class Consumer:
         redis_url: str,
         redis: aioredis.Redis,
         sink: ClickHouseSink,
+        metrics: Metrics | None = None,
     ) -> None:
         self._settings = settings
         self._redis = redis
         dead_letters = DeadLetters(redis, settings.keys)
-        self.processor = BatchProcessor(settings, name, redis, sink, dead_letters)
+        self.processor = BatchProcessor(settings, name, redis, sink, dead_letters, metrics)
         self.recovery = Recovery(settings, redis, self.processor)
         self._broker, self._subscriber = create_broker(settings, redis_url, self.processor)
         self._task: asyncio.Task[None] | None = None

@@ -14,6 +14,7 @@ from typing import Any, TypedDict
 import redis.asyncio as aioredis
 from anyio import to_thread
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
 import consumers.queue
@@ -27,12 +28,14 @@ from hitstream.connections import (
     EmbeddedValkey,
     clickhouse_client,
     close_quietly,
+    redact,
     redis_client,
-    secure_data_dir,
-    write_private,
 )
+from hitstream.datadir import secure_data_dir, write_private
 from hitstream.errors import ConfigError
 from hitstream.http import EXCEPTION_HANDLERS
+from hitstream.metrics import Metrics, RequestMetrics
+from hitstream.metrics import routes as metrics_routes
 from hitstream.settings import Settings
 from ingest.ratelimit import RateLimiter
 from ingest.stream import StreamWriter
@@ -68,6 +71,7 @@ class AppState(TypedDict, total=False):
     rate_limiter: RateLimiter
     engine_checks: dict[str, health.Check]
     role_checks: dict[str, health.Check]
+    metrics: Metrics
     writer: StreamWriter
     registry: Registry
     stats_reader: StatsReader
@@ -96,26 +100,68 @@ def create_app(settings: Settings, roles: Iterable[Role] = ALL_ROLES) -> Starlet
         routes += ingest.routes.routes()
     if Role.REPORT in wanted:
         routes += reporting.routes.routes() + sites.routes.routes()
-    routes += health.routes() + consumers.queue.routes()
+    routes += health.routes() + consumers.queue.routes() + metrics_routes()
 
     routes += openapi.routes(routes, site_id_required=settings.ingest_auth == "open")
+    metrics = Metrics(role_name(wanted))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[AppState]:
         async with contextlib.AsyncExitStack() as stack:
-            yield await _open(settings, wanted, stack)
+            state = await _open(settings, wanted, stack, metrics)
+            log.info("%s", _summary(settings, wanted))
+            yield state
 
-    return Starlette(routes=routes, lifespan=lifespan, exception_handlers=EXCEPTION_HANDLERS)
+    return Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers=EXCEPTION_HANDLERS,
+        middleware=[Middleware(RequestMetrics, metrics=metrics)],
+    )
+
+
+def role_name(roles: frozenset[Role]) -> str:
+    """`serve` for all roles, else the roles' names."""
+    return "serve" if roles == ALL_ROLES else "+".join(sorted(r.value for r in roles))
+
+
+def _summary(settings: Settings, roles: frozenset[Role]) -> str:
+    """One start-up line: what runs, who may write, where the data lives, where the docs are."""
+    redis = (
+        redact(settings.redis_url)
+        if settings.redis_url
+        else (f"embedded Valkey (data in {settings.data_dir / 'valkey'})")
+    )
+    if settings.clickhouse_url:
+        clickhouse = redact(settings.clickhouse_url)
+    else:
+        clickhouse = f"embedded chdb (data in {settings.data_dir / 'clickhouse'})"
+    clickhouse = f"database {settings.clickhouse_database} on {clickhouse}"
+    auth = (
+        "open: any site_id, no key (HITSTREAM_INGEST_AUTH=key requires API keys)"
+        if settings.ingest_auth == "open"
+        else "key: a site's API key, or a public site's allowed origin"
+    )
+    used = [f"redis {redis}"]
+    if roles & {Role.REPORT, Role.CONSUME}:
+        used.append(f"clickhouse {clickhouse}")
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    return (
+        f"hitstream {role_name(roles)} ready: roles {', '.join(sorted(r.value for r in roles))}; "
+        f"ingest auth {auth}; {'; '.join(used)}; "
+        f"API docs http://{host}:{settings.port}/docs"
+    )
 
 
 async def _open(
-    settings: Settings, roles: frozenset[Role], stack: contextlib.AsyncExitStack
+    settings: Settings, roles: frozenset[Role], stack: contextlib.AsyncExitStack, metrics: Metrics
 ) -> AppState:
     """Open what the roles need, registering each close on the stack; return request state."""
     checks: dict[str, health.Check] = {}
     role_checks: dict[str, health.Check] = {}
     state: AppState = {
         "settings": settings,
+        "metrics": metrics,
         "engine_checks": checks,
         "role_checks": role_checks,
     }
@@ -139,6 +185,7 @@ async def _open(
     stack.push_async_callback(redis.aclose)
     checks["redis"] = redis.ping
     state["redis"] = redis
+    metrics.refreshers.append(consumers.queue.refresher(redis, settings, metrics))
     cache = SiteCache(redis, settings.keys)
     state["site_cache"] = cache
     state["rate_limiter"] = RateLimiter(redis, settings.keys)
@@ -181,7 +228,9 @@ async def _open(
         writer_client = await to_thread.run_sync(clickhouse_client, settings, WRITER_SESSION)
         stack.callback(close_quietly, writer_client)
         name = settings.consumer_for(all_in_one=roles == ALL_ROLES)
-        consumer = Consumer(settings, name, redis_url, redis, ClickHouseSink(writer_client))
+        consumer = Consumer(
+            settings, name, redis_url, redis, ClickHouseSink(writer_client), metrics
+        )
         await consumer.start()
         stack.push_async_callback(consumer.stop)
         role_checks["consumer"] = consumer.check
@@ -197,10 +246,12 @@ def _admin_token(settings: Settings, all_in_one: bool) -> str | None:
     path = settings.data_dir / ADMIN_TOKEN_FILE
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        write_private(path, secrets.token_urlsafe(32))
-    token = path.read_text(encoding="utf-8").strip()
-    log.warning("admin token (for /api/sites, kept in %s): %s", path, token)
-    return token
+        token = secrets.token_urlsafe(32)
+        write_private(path, token)
+        # Shown once, when made; later starts say where it is kept.
+        log.warning("admin token for /api/sites (kept in %s): %s", path, token)
+        return token
+    return path.read_text(encoding="utf-8").strip()
 
 
 @contextlib.asynccontextmanager

@@ -1,4 +1,9 @@
-"""The `hitstream` command: serve, the three roles as separate processes, and migrate."""
+"""The `hitstream` command: serve, the three roles as separate processes, migrate, dlq.
+
+Every mistake a user can make before anything starts (settings, data dir, port, a
+missing server URL) ends in one line on stderr and a non-zero exit, checked before
+any engine is started.
+"""
 
 from __future__ import annotations
 
@@ -7,81 +12,185 @@ import asyncio
 import json
 import logging
 import os
+import re
 import signal
+import socket
 import sys
+from importlib.metadata import version
+from typing import NoReturn
 
 import uvicorn
 from pydantic import ValidationError
+from redis.exceptions import RedisError
 
 from consumers.deadletter import DeadLetters
+from hitstream import datadir
 from hitstream.app import ALL_ROLES, Role, create_app
 from hitstream.connections import (
     clickhouse_client,
     close_quietly,
     embedded_redis_url,
     redis_client,
+    require_embedded,
 )
 from hitstream.errors import HitstreamError
 from hitstream.server import connection_cap, guarded_protocol, raise_fd_limit
-from hitstream.settings import Settings
-from schemas.migrate import migrate, rollback
+from hitstream.settings import Settings, describe, unknown_variables, variable
+from schemas.migrate import latest_version, migrate, rollback
 
 log = logging.getLogger("hitstream")
 
-ROLE_COMMANDS = {
-    "serve": (ALL_ROLES, "all-in-one: ingest + reporting routes and the consumer group"),
-    "ingest": (frozenset({Role.INGEST}), "POST /event(s) only (needs HITSTREAM_REDIS_URL)"),
-    "consume": (frozenset({Role.CONSUME}), "a consumer in the group, /health only"),
-    "report": (frozenset({Role.REPORT}), "GET /stats only"),
+STREAM_ID = re.compile(r"^\d+-\d+$")
+
+# The variables each command reads most (all of them: README, "Configuration").
+_HTTP = ["host", "port", "ingest_auth", "admin_token", "access_log"]
+_CONSUMER = ["group", "consumer_name", "batch_size", "max_deliveries"]
+ROLE_COMMANDS: dict[str, tuple[frozenset[Role], str, list[str]]] = {
+    "serve": (
+        ALL_ROLES,
+        "all-in-one: ingest, reporting and a consumer in one process, on the embedded "
+        "engines unless server URLs are set",
+        ["data_dir", *_HTTP, "redis_url", "clickhouse_url"],
+    ),
+    "ingest": (
+        frozenset({Role.INGEST}),
+        "POST /event(s) into the stream (needs HITSTREAM_REDIS_URL)",
+        ["redis_url", *_HTTP, "rate_limit_ip_per_s", "backlog_high_water"],
+    ),
+    "consume": (
+        frozenset({Role.CONSUME}),
+        "a consumer of the group: stream to ClickHouse (needs HITSTREAM_REDIS_URL)",
+        ["redis_url", "clickhouse_url", *_CONSUMER],
+    ),
+    "report": (
+        frozenset({Role.REPORT}),
+        "GET /stats and the site admin routes (needs HITSTREAM_REDIS_URL)",
+        ["redis_url", "clickhouse_url", *_HTTP],
+    ),
 }
 
 
+def _variables(fields: list[str]) -> str:
+    """Help text listing variables with their defaults."""
+    lines = ["environment variables (and defaults):"]
+    for name in fields:
+        default = Settings.model_fields[name].default
+        shown = "unset" if default is None else default
+        lines.append(f"  {variable(name)} ({shown})")
+    return "\n".join(lines)
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hitstream", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    for name, (_, help_text) in ROLE_COMMANDS.items():
-        commands.add_parser(name, help=help_text)
-    migrate_cmd = commands.add_parser("migrate", help="apply the ClickHouse schema migrations")
-    migrate_cmd.add_argument(
-        "--to", type=int, default=None, help="roll back to this version instead (0 drops all)"
+    parser = argparse.ArgumentParser(
+        prog="hitstream",
+        description="Web-analytics backend: ingest -> Redis stream -> ClickHouse.",
+        epilog="`hitstream <command> --help` lists the variables each command reads.",
     )
-    dlq = commands.add_parser("dlq", help="inspect and re-inject dead-lettered events")
-    dlq_commands = dlq.add_subparsers(dest="dlq_command", required=True)
+    parser.add_argument("--version", action="version", version=f"hitstream {version('hitstream')}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="command")
+    raw = argparse.RawDescriptionHelpFormatter
+    for name, (_, help_text, fields) in ROLE_COMMANDS.items():
+        commands.add_parser(
+            name,
+            help=help_text,
+            description=help_text,
+            epilog=_variables(fields),
+            formatter_class=raw,
+        )
+    migrate_cmd = commands.add_parser(
+        "migrate",
+        help="apply the ClickHouse schema migrations (or roll back with --to)",
+        epilog=_variables(["clickhouse_url", "clickhouse_database", "data_dir", "raw_ttl_days"]),
+        formatter_class=raw,
+    )
+    migrate_cmd.add_argument(
+        "--to", type=int, default=None, metavar="VERSION", help="roll back to this version"
+    )
+    migrate_cmd.add_argument(
+        "--yes",
+        action="store_true",
+        help="confirm a rollback: it drops the tables of the undone migrations and their data",
+    )
+    dlq = commands.add_parser(
+        "dlq",
+        help="list or re-inject dead-lettered events (`hitstream dlq list|replay`)",
+        epilog=_variables(["redis_url", "redis_prefix", "data_dir"]),
+        formatter_class=raw,
+    )
+    dlq_commands = dlq.add_subparsers(dest="dlq_command", required=True, metavar="list|replay")
     listing = dlq_commands.add_parser("list", help="print dead letters as JSON lines")
     listing.add_argument("--count", type=int, default=100)
     replay = dlq_commands.add_parser("replay", help="append dead letters to the stream again")
-    replay.add_argument("ids", nargs="*", help="dead-letter entry IDs (default: all)")
+    replay.add_argument(
+        "ids", nargs="*", help="dead-letter entry IDs, as `list` shows (default: all)"
+    )
     return parser
 
 
-async def _dlq(settings: Settings, args: argparse.Namespace) -> None:
-    redis = redis_client(settings.redis_url or embedded_redis_url(settings))
-    dead = DeadLetters(redis, settings.keys)
+def _fail(message: str) -> NoReturn:
+    sys.exit(f"hitstream: {message}")
+
+
+def _settings() -> Settings:
+    for warning in unknown_variables(os.environ):
+        log.warning(warning)
     try:
-        if args.dlq_command == "list":
-            for entry_id, fields in await dead.list(args.count):
-                text = {k.decode(): v.decode(errors="replace") for k, v in fields.items()}
-                print(json.dumps({"id": entry_id.decode(), **text}))
-        else:
-            moved = await dead.replay([entry_id.encode() for entry_id in args.ids])
-            print(f"replayed {moved} dead letters into {settings.keys.stream}")
-    finally:
-        await redis.aclose()
+        return Settings()
+    except ValidationError as exc:
+        _fail("invalid settings: " + "; ".join(describe(exc)))
 
 
-def _run_server(settings: Settings, roles: frozenset[Role]) -> None:
-    app = create_app(settings, roles)
+def _listen(settings: Settings) -> socket.socket:
+    """Bind the HTTP socket before any engine starts: a busy port is one clear line."""
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((settings.host, settings.port))
+    except OSError as exc:
+        sock.close()
+        _fail(
+            f"cannot listen on {settings.host}:{settings.port} ({exc.strerror}); "
+            f"set {variable('port')} or {variable('host')}"
+        )
+    sock.set_inheritable(True)
+    return sock
+
+
+def _run_server(settings: Settings, command: str) -> None:
+    roles = ROLE_COMMANDS[command][0]
+    if settings.redis_url is None and roles != ALL_ROLES:
+        _fail(
+            f"`hitstream {command}` needs {variable('redis_url')} (the shared Redis); "
+            "only `hitstream serve` starts an embedded Valkey"
+        )
+    if roles & {Role.REPORT, Role.CONSUME} or roles == ALL_ROLES:
+        require_embedded(settings)
+    lock = None
+    if roles == ALL_ROLES or settings.clickhouse_url is None:
+        datadir.prepare(settings.data_dir)
+    if roles == ALL_ROLES:
+        lock = datadir.DataDirLock(settings.data_dir, command).acquire()
+    sock = _listen(settings)
+    settings = settings.model_copy(update={"port": sock.getsockname()[1]})
     fd_limit = raise_fd_limit()
     cap = connection_cap(settings.max_connections, fd_limit)
-    log.info("descriptor limit %d; at most %d client connections", fd_limit, cap)
+    if cap < settings.max_connections:
+        log.warning(
+            "at most %d client connections (the descriptor limit is %d; %s asks for %d)",
+            cap,
+            fd_limit,
+            variable("max_connections"),
+            settings.max_connections,
+        )
     config = uvicorn.Config(
-        app,
+        create_app(settings, roles),
         host=settings.host,
         port=settings.port,
         loop="uvloop",
         http=guarded_protocol(settings.header_timeout_s, settings.body_timeout_s, cap),
         lifespan="on",
-        access_log=False,
+        access_log=settings.access_log,
         log_level="info",
         timeout_graceful_shutdown=30,
         proxy_headers=True,
@@ -92,13 +201,31 @@ def _run_server(settings: Settings, roles: frozenset[Role]) -> None:
     # turn that into a normal return, so a graceful SIGTERM/SIGINT exits with status 0.
     for stop_signal in (signal.SIGTERM, signal.SIGINT):
         signal.signal(stop_signal, lambda *_: None)
-    server.run()
+    try:
+        server.run(sockets=[sock])
+    finally:
+        if lock is not None:
+            lock.release()
     if not server.started:
         # Lifespan start-up failed (the reason is already logged): exit non-zero.
         raise SystemExit(3)
 
 
-def _migrate(settings: Settings, to_version: int | None) -> None:
+def _migrate(settings: Settings, to_version: int | None, confirmed: bool) -> None:
+    require_embedded(settings.model_copy(update={"redis_url": "redis://unused"}))
+    lock = None
+    if settings.clickhouse_url is None:
+        datadir.prepare(settings.data_dir)
+        lock = datadir.DataDirLock(settings.data_dir, "migrate").acquire()
+    if to_version is not None:
+        latest = latest_version()
+        if not 0 <= to_version <= latest:
+            _fail(f"--to must be between 0 and {latest} (the latest migration)")
+        if not confirmed:
+            _fail(
+                f"rolling back to version {to_version} drops the tables of every later "
+                "migration with their data; run again with --yes to do it"
+            )
     client = clickhouse_client(settings)
     try:
         if to_version is None:
@@ -106,9 +233,32 @@ def _migrate(settings: Settings, to_version: int | None) -> None:
             print(f"applied: {done or 'nothing, schema is current'}")
         else:
             undone = rollback(client, to_version, settings.raw_ttl_days)
-            print(f"rolled back: {undone or 'nothing'}")
+            print(f"rolled back: {undone or 'nothing, no later migration was applied'}")
     finally:
         close_quietly(client)
+        if lock is not None:
+            lock.release()
+
+
+async def _dlq(settings: Settings, args: argparse.Namespace) -> None:
+    bad = [entry_id for entry_id in getattr(args, "ids", []) if not STREAM_ID.match(entry_id)]
+    if bad:
+        _fail(f"not a dead-letter entry ID: {bad[0][:80]!r} (IDs look like 1732345678901-0)")
+    redis = redis_client(settings.redis_url or embedded_redis_url(settings))
+    dead = DeadLetters(redis, settings.keys)
+    try:
+        if args.dlq_command == "list":
+            for entry_id, fields in await dead.list(args.count):
+                text = {k.decode(): v.decode(errors="replace") for k, v in fields.items()}
+                print(json.dumps({"id": entry_id.decode(), **text}))
+        else:
+            moved = await dead.replay([entry_id.encode() for entry_id in args.ids])
+            print(f"replayed {moved} dead letters into {settings.keys.stream}")
+    except (RedisError, OSError) as exc:
+        hint = "" if settings.redis_url else "; is `hitstream serve` running?"
+        _fail(f"cannot reach Redis: {exc}{hint}")
+    finally:
+        await redis.aclose()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -119,19 +269,16 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    try:
-        settings = Settings()
-    except ValidationError as exc:
-        sys.exit(f"hitstream: invalid settings:\n{exc}")
+    settings = _settings()
     try:
         if args.command == "migrate":
-            _migrate(settings, args.to)
+            _migrate(settings, args.to, args.yes)
         elif args.command == "dlq":
             asyncio.run(_dlq(settings, args))
         else:
-            _run_server(settings, ROLE_COMMANDS[args.command][0])
+            _run_server(settings, args.command)
     except HitstreamError as exc:
-        sys.exit(f"hitstream: {exc}")
+        _fail(str(exc))
 
 
 if __name__ == "__main__":

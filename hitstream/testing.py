@@ -103,8 +103,9 @@ class HitstreamProcess:
     def start(self, timeout: float = 60.0, wait: bool = True) -> HitstreamProcess:
         """Start the process and (with `wait`) wait until its /health answers 200."""
         with open(self.log_path, "ab") as log:
+            # Its own process group, as a shell runs a job: ctrl_c() signals all of it.
             self.proc = subprocess.Popen(
-                self._command, env=self._env, stdout=log, stderr=subprocess.STDOUT
+                self._command, env=self._env, stdout=log, stderr=subprocess.STDOUT, process_group=0
             )
         if not wait:
             return self
@@ -126,6 +127,12 @@ class HitstreamProcess:
         """Send `sig` and wait for the exit code."""
         assert self.proc is not None
         self.proc.send_signal(sig)
+        return self.proc.wait(timeout=timeout)
+
+    def ctrl_c(self, timeout: float = 60.0) -> int:
+        """What Ctrl-C in a terminal does: SIGINT to the whole process group; the exit code."""
+        assert self.proc is not None
+        os.killpg(self.proc.pid, signal.SIGINT)
         return self.proc.wait(timeout=timeout)
 
     def stop_if_running(self) -> None:

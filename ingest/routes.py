@@ -25,6 +25,7 @@ from hitstream.http import (
     unavailable,
     validation_details,
 )
+from hitstream.metrics import Metrics
 from ingest.auth import (
     AdmissionState,
     Caller,
@@ -44,6 +45,7 @@ class IngestState(AdmissionState):
     """What the ingest routes read from the app's lifespan state."""
 
     writer: StreamWriter
+    metrics: Metrics
 
 
 IngestRequest: TypeAlias = Request[IngestState]
@@ -97,6 +99,7 @@ async def _accept(
         _require_site(events, batch)
     encoded = encode(events, datetime.now(UTC), site_id=caller.site_id)
     await _append(request, encoded)
+    request.state["metrics"].events_accepted.inc(len(encoded))
     return encoded, cors_headers(caller.cors_origin)
 
 
@@ -150,12 +153,12 @@ def _with_cors(endpoint: Endpoint) -> Endpoint:
         try:
             return await endpoint(request)
         except APIError as exc:
-            exc.headers.update(await error_cors_headers(request))
-            raise
+            refusal = exc
         except (RedisError, EngineUnavailable) as exc:
             refusal = engine_unavailable(request, exc)
-            refusal.headers.update(await error_cors_headers(request))
-            raise refusal from exc
+        request.state["metrics"].ingest_refused.labels(str(refusal.status_code)).inc()
+        refusal.headers.update(await error_cors_headers(request))
+        raise refusal
 
     return answer
 

@@ -74,6 +74,11 @@ def _is_prose(line: str) -> bool:
     return stripped.startswith("--") and stripped not in ("-- up", "-- down")
 
 
+def latest_version() -> int:
+    """The newest migration's version (the schema `migrate` brings a database to)."""
+    return max(m.version for m in load_migrations(raw_ttl_days=1))
+
+
 def applied_versions(client: Client) -> set[int]:
     """Versions already applied to the client's database."""
     client.command(CREATE_LEDGER)

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+from pathlib import Path
 
+import httpx2 as httpx
+import pytest
 from starlette.testclient import TestClient
 
 from hitstream.openapi import SWAGGER_UI_DIR
+from hitstream.testing import HitstreamProcess
 
 
 def test_docs_load_only_assets_the_server_ships(client: TestClient) -> None:
@@ -28,3 +34,50 @@ def test_the_shipped_assets_carry_their_licence() -> None:
     assert "Apache License" in licence
     assert (SWAGGER_UI_DIR / "NOTICE").read_text().strip()
     assert "swagger-ui-dist" in (SWAGGER_UI_DIR / "README.md").read_text()
+
+
+# Debian's chromium, as `make test` installs it; flags that keep it off the network.
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.mark.e2e
+def test_docs_render_in_headless_chromium_without_internet(tmp_path: Path) -> None:
+    """A real browser renders /docs from the package alone (this machine has no route to
+    a CDN): every operation of the API appears on the page."""
+    server = HitstreamProcess(
+        "serve", {"HITSTREAM_DATA_DIR": str(tmp_path / "data")}, tmp_path / "log"
+    )
+    server.start()
+    try:
+        operations = sum(
+            len(item)
+            for item in httpx.get(server.base_url + "/openapi.json").json()["paths"].values()
+        )
+        dom = subprocess.run(
+            [
+                CHROMIUM,
+                *CHROMIUM_FLAGS,
+                f"--user-data-dir={tmp_path / 'chromium'}",
+                "--virtual-time-budget=10000",
+                "--dump-dom",
+                server.base_url + "/docs",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        ).stdout
+    finally:
+        server.stop()
+    rendered = re.findall(r'class="opblock opblock-(?:get|post|patch|delete)', dom)
+    assert len(rendered) == operations > 10, dom[-2000:]

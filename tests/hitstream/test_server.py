@@ -169,4 +169,4 @@ def test_idle_connections_beyond_the_cap_are_closed_and_service_continues(
     finally:
         for sock in socks:
             sock.close()
-    assert "at most 100 client connections" in live.log_path.read_text()
+    assert "over 100 connections: closing a new one" in live.log_path.read_text()

@@ -1,0 +1,164 @@
+"""GET /metrics: the figures operators watch, in the Prometheus text format.
+
+Each app has its own registry. Processes that share a port behind one address can
+share their counts the way prometheus-client documents: set PROMETHEUS_MULTIPROC_DIR
+(one empty directory per host and role) and every process answers the sum.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypedDict
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+    multiprocess,
+)
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from hitstream import __version__
+
+MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+# `*_created` series double the exposition and nobody graphs them.
+disable_created_metrics()
+
+# A scrape runs these first: they read what lives elsewhere (the stream's state).
+Refresh = Callable[[], Awaitable[None]]
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+BATCH_BUCKETS = (1, 10, 100, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000)
+
+
+class Metrics:
+    """The instruments of one app, registered in its own registry."""
+
+    def __init__(self, role: str = "serve") -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        # In multiprocess mode the values live in shared files, not in a registry.
+        registry = None if MULTIPROCESS else self.registry
+        self.refreshers: list[Refresh] = []
+
+        def gauge(name: str, doc: str, **kw: Any) -> Gauge:
+            return Gauge(name, doc, registry=registry, multiprocess_mode="mostrecent", **kw)
+
+        self.info = gauge(
+            "hitstream_info", "the role and version of this process", labelnames=["role", "version"]
+        )
+        self.info.labels(role, __version__).set(1)
+        self.requests = Counter(
+            "hitstream_http_requests",
+            "HTTP requests answered, by route and status",
+            ["method", "route", "status"],
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "hitstream_http_request_duration_seconds",
+            "time to answer an HTTP request",
+            ["method", "route"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.events_accepted = Counter(
+            "hitstream_events_accepted", "events stored in the stream (2xx)", registry=registry
+        )
+        self.ingest_refused = Counter(
+            "hitstream_ingest_refused_requests",
+            "ingest requests refused, nothing stored (by status)",
+            ["status"],
+            registry=registry,
+        )
+        self.stream_length = gauge("hitstream_stream_length", "entries in the event stream")
+        self.consumer_lag = gauge(
+            "hitstream_consumer_lag", "entries the consumer group has not read yet"
+        )
+        self.pending = gauge("hitstream_pending_entries", "entries read but not acknowledged")
+        self.oldest_pending = gauge(
+            "hitstream_oldest_pending_age_seconds", "age of the oldest unacknowledged entry"
+        )
+        self.dead_letters = gauge("hitstream_dead_letters", "entries in the dead-letter stream")
+        self.batch_rows = Histogram(
+            "hitstream_batch_insert_rows",
+            "rows per ClickHouse insert",
+            buckets=BATCH_BUCKETS,
+            registry=registry,
+        )
+        self.batch_seconds = Histogram(
+            "hitstream_batch_insert_duration_seconds",
+            "time of one ClickHouse insert",
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.events_written = Counter(
+            "hitstream_events_written", "events written to ClickHouse", registry=registry
+        )
+        self.dead_lettered = Counter(
+            "hitstream_dead_lettered", "entries moved to the dead-letter stream", registry=registry
+        )
+
+    def exposition(self) -> bytes:
+        """The text format of every instrument (summed over processes in multiprocess mode)."""
+        if not MULTIPROCESS:
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry)
+
+
+class MetricsState(TypedDict):
+    """What /metrics reads from the app's lifespan state."""
+
+    metrics: Metrics
+
+
+async def get_metrics(request: Request[MetricsState]) -> Response:
+    """The Prometheus text exposition; the stream's figures are read at each scrape."""
+    metrics = request.state["metrics"]
+    for refresh in metrics.refreshers:
+        await refresh()
+    return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+
+
+def routes() -> list[BaseRoute]:
+    return [Route("/metrics", get_metrics, methods=["GET"])]
+
+
+class RequestMetrics:
+    """ASGI middleware: count each request by its route template (not its raw path, which
+    would make a label per site and key) and status, and time it."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self._metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            method = scope["method"]
+            self._metrics.requests.labels(method, template, str(status)).inc()
+            self._metrics.latency.labels(method, template).observe(time.perf_counter() - started)

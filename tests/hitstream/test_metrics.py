@@ -1,0 +1,51 @@
+"""GET /metrics: what operators scrape, in the Prometheus text format."""
+
+from __future__ import annotations
+
+from prometheus_client.parser import text_string_to_metric_families
+from starlette.testclient import TestClient
+
+from hitstream.settings import Settings
+from tests.helpers import D0, event, poll_stats
+
+
+def scrape(client: TestClient) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+    }
+
+
+def test_metrics_count_requests_events_batches_and_the_stream(
+    client: TestClient, settings: Settings
+) -> None:
+    batch = [event("m", "/a", timestamp=f"{D0}T01:00:00Z")] * 30
+    assert client.post("/events", json=batch).status_code == 202
+    assert client.post("/event", json={"site_id": "m"}).status_code == 400
+    assert client.get("/api/sites/some-site-id").status_code in (401, 403, 404, 405)
+    poll_stats(client, lambda body: body["total_views"] == 30, site_id="m", date=D0)
+    figures = scrape(client)
+    assert figures[("hitstream_events_accepted_total", ())] == 30
+    assert figures[("hitstream_ingest_refused_requests_total", (("status", "400"),))] == 1
+    ok = (("method", "POST"), ("route", "/events"), ("status", "202"))
+    assert figures[("hitstream_http_requests_total", ok)] == 1
+    assert not any("some-site-id" in str(labels) for _, labels in figures), "labels are templates"
+    assert figures[("hitstream_events_written_total", ())] == 30
+    assert figures[("hitstream_batch_insert_rows_sum", ())] == 30
+    assert figures[("hitstream_batch_insert_duration_seconds_count", ())] >= 1
+    assert figures[("hitstream_stream_length", ())] >= 30
+    assert figures[("hitstream_pending_entries", ())] == 0
+    assert figures[("hitstream_consumer_lag", ())] == 0
+    assert figures[("hitstream_dead_letters", ())] == 0
+    assert figures[("hitstream_info", (("role", "serve"), ("version", "0.1.0")))] == 1
+
+
+def test_the_index_links_the_docs_and_lists_the_routes(client: TestClient) -> None:
+    body = client.get("/").json()
+    assert body["docs"] == "/docs" and body["openapi"] == "/openapi.json"
+    assert "POST /event" in body["routes"] and "GET /stats" in body["routes"]
+    assert client.get("/openapi.json").json()["info"]["version"] == body["version"]
