@@ -31,7 +31,7 @@ from hitstream import __version__
 
 MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
 # `*_created` series double the exposition and nobody graphs them.
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 # A scrape runs these first: they read what lives elsewhere (the stream's state).
 Refresh = Callable[[], Awaitable[None]]
