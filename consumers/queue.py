@@ -22,14 +22,13 @@ from hitstream.metrics import Metrics, Refresh
 from hitstream.settings import Settings
 from sites.access import AccessState, require_admin
 
+log = logging.getLogger(__name__)
+
 
 class QueueState(AccessState):
     """What /health/queue reads from the app's lifespan state."""
 
     redis: aioredis.Redis
-
-
-log = logging.getLogger(__name__)
 
 
 def stream_id_key(entry_id: bytes) -> tuple[int, int]:

@@ -166,7 +166,8 @@ async def _open(
         "role_checks": role_checks,
     }
 
-    if settings.redis_url is None or settings.clickhouse_url is None:
+    uses_chdb = bool(roles & {Role.REPORT, Role.CONSUME}) and settings.clickhouse_url is None
+    if settings.redis_url is None or uses_chdb:
         await to_thread.run_sync(secure_data_dir, settings.data_dir)
     redis_url = settings.redis_url
     if redis_url is None:

@@ -164,12 +164,14 @@ def _run_server(settings: Settings, command: str) -> None:
             f"`hitstream {command}` needs {variable('redis_url')} (the shared Redis); "
             "only `hitstream serve` starts an embedded Valkey"
         )
-    if roles & {Role.REPORT, Role.CONSUME} or roles == ALL_ROLES:
-        require_embedded(settings)
+    # Embedded engines live in the data dir, which one process at a time may hold.
+    embedded = roles == ALL_ROLES or (
+        bool(roles & {Role.REPORT, Role.CONSUME}) and settings.clickhouse_url is None
+    )
     lock = None
-    if roles == ALL_ROLES or settings.clickhouse_url is None:
+    if embedded:
+        require_embedded(settings)
         datadir.prepare(settings.data_dir)
-    if roles == ALL_ROLES:
         lock = datadir.DataDirLock(settings.data_dir, command).acquire()
     sock = _listen(settings)
     settings = settings.model_copy(update={"port": sock.getsockname()[1]})
@@ -212,7 +214,7 @@ def _run_server(settings: Settings, command: str) -> None:
 
 
 def _migrate(settings: Settings, to_version: int | None, confirmed: bool) -> None:
-    require_embedded(settings.model_copy(update={"redis_url": "redis://unused"}))
+    require_embedded(settings, valkey=False)
     lock = None
     if settings.clickhouse_url is None:
         datadir.prepare(settings.data_dir)

