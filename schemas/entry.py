@@ -10,17 +10,25 @@ without parsing the JSON.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
+from schemas.urls import UTM_TAGS
+
 ROW_FIELD = b"e"
 CLIENT_ID_FIELD = b"c"
 CLIENT_ID_MARK = b"1"
 
-# The columns of `events` a row fills, in the order they are written.
-ROW_KEYS = ("event_id", "site_id", "event_type", "path", "user_id", "ts", "received_at")
+# The columns of `events` a row fills, in the order they are written (new columns go at
+# the end: rows written before they existed still decode, and ClickHouse fills their
+# defaults).
+ROW_KEYS = (
+    "event_id", "site_id", "event_type", "path", "user_id", "ts", "received_at",
+    "hostname", "referrer", *UTM_TAGS, "props",
+)  # fmt: skip
 
 _PREFIX = b'{"event_id":"'
 _ID_END = len(_PREFIX) + 36  # a UUID's text form
@@ -35,6 +43,10 @@ def encode_row(
     user_id: str,
     ts: str,
     received_at: str,
+    hostname: str = "",
+    referrer: str = "",
+    utm: Mapping[str, str] | None = None,
+    props: Mapping[str, str] | None = None,
 ) -> bytes:
     """An event's row: JSON with ROW_KEYS in order (times as ClickHouse DateTime64 text)."""
     row: dict[str, Any] = {
@@ -45,7 +57,13 @@ def encode_row(
         "user_id": user_id,
         "ts": ts,
         "received_at": received_at,
+        "hostname": hostname,
+        "referrer": referrer,
     }
+    tags = utm or {}
+    for key in UTM_TAGS:
+        row[key] = tags.get(key, "")
+    row["props"] = props or {}
     return orjson.dumps(row)
 
 

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import os
-import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
-from urllib.parse import urlsplit
 
 from pydantic import (
     AliasChoices,
@@ -25,6 +23,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from schemas import entry
+from schemas.urls import MAX_TAG, UNSAFE, UTM_TAGS, normalize_path, normalize_referrer, parse_page
 
 # ClickHouse's Date covers 1970..2149; refuse what would be clamped there silently.
 MIN_TIMESTAMP = datetime(1970, 1, 2, tzinfo=UTC)
@@ -34,11 +33,42 @@ _RANGE_MESSAGE = "must be between 1970-01-02 and 2100"
 
 # Identifiers that end up in keys, URLs and logs: a safe charset.
 SAFE_ID = r"^[A-Za-z0-9][A-Za-z0-9._:\-]*$"
-# Control characters (C0, DEL, C1), bidirectional overrides and isolates (they make a
-# path or user ID display as something else), line separators, lone surrogates.
-_UNSAFE = re.compile(
-    r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]"
-)
+MAX_URL = 2048
+MAX_PROPS = 30
+MAX_PROP_KEY = 300
+MAX_PROP_VALUE = 2000
+
+Tag = Annotated[StrictStr | None, Field(min_length=1, max_length=MAX_TAG)]
+
+
+def _prop_text(value: Any) -> str:
+    """A property value as stored: text as is, booleans as true/false, numbers as JSON."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value)
+    raise PydanticCustomError("prop_type", "values must be strings, numbers or booleans")
+
+
+def props_as_text(props: dict[str, Any]) -> dict[str, str]:
+    """Validate custom properties (flat, bounded) and turn every value into text."""
+    if len(props) > MAX_PROPS:
+        raise PydanticCustomError("props_count", f"at most {MAX_PROPS} properties")
+    out = {}
+    for key, value in props.items():
+        if not key or len(key) > MAX_PROP_KEY:
+            raise PydanticCustomError("prop_key", f"keys must have 1 to {MAX_PROP_KEY} characters")
+        text = _prop_text(value)
+        if len(text) > MAX_PROP_VALUE:
+            raise PydanticCustomError(
+                "prop_value", f"values must have at most {MAX_PROP_VALUE} characters"
+            )
+        out[_printable(key)] = _printable(text)
+    return out
 
 
 @dataclass(frozen=True)
@@ -54,31 +84,12 @@ class TimeWindow:
 
 
 def _printable(value: str) -> str:
-    if _UNSAFE.search(value):
+    if UNSAFE.search(value):
         raise PydanticCustomError(
             "unsafe_chars",
             "must not contain control characters, bidirectional overrides or lone surrogates",
         )
     return value
-
-
-def normalize_path(raw: str) -> str:
-    """Reduce a URL or path to its path: scheme, host (with any user:password), query
-    string and fragment are dropped, also from scheme-less forms (`//user:pw@host/p`,
-    `user:pw@host/p`), so no credential sent in a URL is stored."""
-    candidate = raw.strip()
-    if "://" in candidate:
-        path = urlsplit(candidate).path
-    elif candidate.startswith("//"):
-        path = urlsplit("http:" + candidate).path
-    else:
-        path = candidate.split("#", 1)[0].split("?", 1)[0]
-        first, slash, rest = path.partition("/")
-        if "@" in first:  # an authority without its scheme: user[:password]@host
-            path = slash + rest
-    if not path.startswith("/"):
-        path = "/" + path
-    return path
 
 
 def _iso_timestamp(value: Any) -> Any:
@@ -121,7 +132,12 @@ class EventIn(BaseModel):
     `site_id` may be left out when the API key names the site (`HITSTREAM_INGEST_AUTH=key`).
     """
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(
+        extra="ignore",
+        frozen=True,
+        # One of the two names the page (the JSON Schema says so; the validator enforces it).
+        json_schema_extra={"anyOf": [{"required": ["path"]}, {"required": ["url"]}]},
+    )
 
     site_id: StrictStr | None = Field(
         default=None,
@@ -136,7 +152,33 @@ class EventIn(BaseModel):
         pattern=SAFE_ID,
         validation_alias=AliasChoices("event_type", "eventType"),
     )
-    path: StrictStr = Field(min_length=1, max_length=2048)
+    url: StrictStr | None = Field(
+        default=None,
+        max_length=MAX_URL,
+        description="the page's absolute http(s) URL: path, hostname and UTM tags come from it",
+    )
+    path: StrictStr | None = Field(
+        default=None,
+        min_length=1,
+        max_length=2048,
+        validate_default=True,
+        description="the page's path (or give url)",
+    )
+    referrer: StrictStr | None = Field(
+        default=None, max_length=MAX_URL, description="the referring URL (document.referrer)"
+    )
+    utm_source: Tag = None
+    utm_medium: Tag = None
+    utm_campaign: Tag = None
+    utm_term: Tag = None
+    utm_content: Tag = None
+    props: dict[StrictStr, Any] | None = Field(
+        default=None,
+        description=(
+            f"custom properties: at most {MAX_PROPS} keys of up to {MAX_PROP_KEY} characters, "
+            f"values strings, numbers or booleans of up to {MAX_PROP_VALUE} characters"
+        ),
+    )
     user_id: StrictStr | None = Field(
         default=None, max_length=256, validation_alias=AliasChoices("user_id", "userId")
     )
@@ -150,8 +192,31 @@ class EventIn(BaseModel):
 
     @field_validator("path")
     @classmethod
-    def _normalized_path(cls, value: str) -> str:
+    def _normalized_path(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            if info.data.get("url") is None:
+                raise PydanticCustomError("page_missing", "give path or url")
+            return None
         return normalize_path(_printable(value))
+
+    @field_validator("url")
+    @classmethod
+    def _page_url(cls, value: str | None) -> str | None:
+        if value is not None and parse_page(_printable(value)) is None:
+            raise PydanticCustomError("url", "must be an absolute http(s) URL")
+        return value
+
+    @field_validator(
+        "referrer", "utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content"
+    )
+    @classmethod
+    def _printable_text(cls, value: str | None) -> str | None:
+        return None if value is None else _printable(value)
+
+    @field_validator("props")
+    @classmethod
+    def _flat_props(cls, value: dict[str, Any] | None) -> dict[str, str] | None:
+        return None if value is None else props_as_text(value)
 
     @field_validator("timestamp")
     @classmethod
@@ -226,14 +291,24 @@ def encode(
     for event in events:
         event_id = str(event.event_id) if event.event_id else next(fresh)
         site = site_id or event.site_id or ""
+        page = parse_page(event.url) if event.url else None
+        utm = dict(page.utm) if page else {}
+        for tag in UTM_TAGS:  # an explicit field wins over the URL's query string
+            explicit = getattr(event, tag)
+            if explicit is not None:
+                utm[tag] = explicit
         row = entry.encode_row(
             event_id=event_id,
             site_id=site,
             event_type=event.event_type,
-            path=event.path,
+            path=event.path or (page.path if page else "/"),
             user_id=event.user_id or "",
             ts=_clickhouse_time(event.timestamp) if event.timestamp else received,
             received_at=received,
+            hostname=page.hostname if page else "",
+            referrer=normalize_referrer(event.referrer) if event.referrer else "",
+            utm=utm,
+            props=event.props or {},
         )
         encoded.append(Encoded(event_id, site, row, event.event_id is not None))
     return encoded

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -162,3 +163,38 @@ def test_stream_entries_are_acknowledged(
         ),
         what="pending list to empty",
     )
+
+
+def test_page_context_reaches_the_events_table(
+    client: TestClient, ch: Client, stats: Stats
+) -> None:
+    body = {
+        "site_id": "ctx",
+        "event_type": "pageview",
+        "url": "https://Shop.example/pricing?utm_source=newsletter&utm_medium=email&token=secret",
+        "referrer": "https://www.google.com/search?q=private+words",
+        "utm_medium": "mail",
+        "props": {"plan": "pro", "seats": 3, "trial": True},
+        "timestamp": f"{D0}T09:00:00Z",
+    }
+    # As navigator.sendBeacon sends it: text/plain.
+    sent = client.post(
+        "/event", content=json.dumps(body), headers={"content-type": "text/plain;charset=UTF-8"}
+    )
+    assert sent.status_code == 202, sent.text
+    stats(lambda b: b["total_views"] == 1, site_id="ctx", date=D0)
+    [stored] = ch.query(
+        "SELECT path, hostname, referrer, utm_source, utm_medium, utm_campaign, props"
+        " FROM events WHERE site_id = 'ctx'"
+    ).result_rows
+    assert stored == (
+        "/pricing",
+        "shop.example",
+        "www.google.com/search",
+        "newsletter",
+        "mail",
+        "",
+        {"plan": "pro", "seats": "3", "trial": "true"},
+    )
+    everything = str(ch.query("SELECT * FROM events WHERE site_id = 'ctx'").result_rows)
+    assert "secret" not in everything and "private" not in everything

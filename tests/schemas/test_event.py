@@ -175,3 +175,65 @@ def test_batch_errors_carry_the_index() -> None:
     with pytest.raises(ValidationError) as info:
         EventBatch.validate_python(body, context=WINDOW)
     assert {err["loc"][0] for err in info.value.errors()} == {1}
+
+
+def row(**fields: object) -> dict[str, object]:
+    body = {"site_id": "s", "event_type": "pageview", **fields}
+    result: dict[str, object] = orjson.loads(encode([validate(body)], RECEIVED)[0].row)
+    return result
+
+
+def test_the_page_url_gives_path_hostname_and_utm_and_explicit_fields_win() -> None:
+    stored = row(
+        url="https://example.com/landing?utm_source=google&utm_campaign=spring&ref=x",
+        utm_campaign="summer",
+        referrer="https://www.bing.com/search?q=me",
+    )
+    assert stored["path"] == "/landing" and stored["hostname"] == "example.com"
+    assert stored["utm_source"] == "google" and stored["utm_campaign"] == "summer"
+    assert stored["utm_medium"] == "" and stored["referrer"] == "www.bing.com/search"
+    assert row(path="/explicit", url="https://example.com/from-url")["path"] == "/explicit"
+    assert row(path="/alone")["hostname"] == ""
+
+
+def test_props_are_stored_as_text() -> None:
+    props = {"plan": "pro", "seats": 3, "ratio": 0.5, "trial": False, "big": 10**20}
+    assert row(path="/", props=props)["props"] == {
+        "plan": "pro",
+        "seats": "3",
+        "ratio": "0.5",
+        "trial": "false",
+        "big": "100000000000000000000",
+    }
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({}, "path"),
+        ({"url": "ftp://example.com/"}, "url"),
+        ({"url": "/relative"}, "url"),
+        ({"path": "/", "props": {"a": {"nested": 1}}}, "props"),
+        ({"path": "/", "props": {"a": [1]}}, "props"),
+        ({"path": "/", "props": {"a": None}}, "props"),
+        ({"path": "/", "props": {str(i): i for i in range(31)}}, "props"),
+        ({"path": "/", "props": {"k" * 301: "v"}}, "props"),
+        ({"path": "/", "props": {"": "v"}}, "props"),
+        ({"path": "/", "props": {"k": "v" * 2001}}, "props"),
+        ({"path": "/", "props": "flat?"}, "props"),
+        ({"path": "/", "utm_source": ""}, "utm_source"),
+        ({"path": "/", "utm_medium": "m" * 257}, "utm_medium"),
+        ({"path": "/", "referrer": "r\u202egro"}, "referrer"),
+        ({"path": "/", "url": "https://example.com/" + "p" * 2048}, "url"),
+    ],
+)
+def test_bad_context_fields_are_400_naming_the_field(fields: dict[str, object], field: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        validate({"site_id": "s", "event_type": "pageview", **fields})
+    assert field in error_fields(caught.value)
+
+
+def test_the_limits_themselves_are_accepted() -> None:
+    props = {f"{i:0300d}": "v" * 2000 for i in range(30)}
+    stored = row(path="/", props=props)["props"]
+    assert isinstance(stored, dict) and len(stored) == 30

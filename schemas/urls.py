@@ -1,0 +1,80 @@
+"""What an event's URLs become: the page's path, hostname and UTM tags, and the
+referrer's host and path. Credentials, query strings (except the UTM tags) and
+fragments are never kept: they can carry personal data."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from urllib.parse import parse_qsl, urlsplit
+
+UTM_TAGS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
+MAX_TAG = 256
+
+# Control characters (C0, DEL, C1), bidirectional overrides and isolates (they make a
+# text display as something else), line separators, lone surrogates.
+UNSAFE = re.compile(
+    r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]"
+)
+
+
+# A host name (letters of any script, digits, '-', '_', '.') or an IP address literal.
+HOST = re.compile(r"^(?:[\w-]+(?:\.[\w-]+)*\.?|[0-9A-Fa-f:.]+)$")
+
+
+def normalize_path(raw: str) -> str:
+    """Reduce a URL or path to its path: scheme, host (with any user:password), query
+    string and fragment are dropped, also from scheme-less forms (`//user:pw@host/p`,
+    `user:pw@host/p`), so no credential sent in a URL is stored."""
+    candidate = raw.strip()
+    if "://" in candidate:
+        path = urlsplit(candidate).path
+    elif candidate.startswith("//"):
+        path = urlsplit("http:" + candidate).path
+    else:
+        path = candidate.split("#", 1)[0].split("?", 1)[0]
+        first, slash, rest = path.partition("/")
+        if "@" in first:  # an authority without its scheme: user[:password]@host
+            path = slash + rest
+    if not path.startswith("/"):
+        path = "/" + path
+    return path
+
+
+@dataclass(frozen=True)
+class Page:
+    """What a page URL tells: its path, its host, and the UTM tags of its query string."""
+
+    path: str
+    hostname: str
+    utm: dict[str, str] = field(default_factory=dict)
+
+
+def parse_page(url: str) -> Page | None:
+    """The page of an absolute http(s) URL, or None if it is not one."""
+    try:
+        parts = urlsplit(url.strip())
+        host = parts.hostname
+    except ValueError:  # an invalid IPv6 literal or port
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not host or not HOST.match(host):
+        return None
+    utm: dict[str, str] = {}
+    for key, value in parse_qsl(parts.query, keep_blank_values=False):
+        tag = key.lower()
+        if tag in UTM_TAGS and tag not in utm:
+            cleaned = UNSAFE.sub("", value).strip()[:MAX_TAG]
+            if cleaned:
+                utm[tag] = cleaned
+    return Page(normalize_path(parts.path or "/"), host.lower(), utm)
+
+
+def normalize_referrer(raw: str) -> str:
+    """A referrer as `host/path` (lower-case host, no scheme, credentials, port, query
+    or fragment); '' when it is not an http(s) URL (garbage is no referrer, not an error:
+    browsers send what they have)."""
+    page = parse_page(raw)
+    if page is None:
+        return ""
+    path = "" if page.path == "/" else page.path
+    return f"{page.hostname}{path}"
