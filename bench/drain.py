@@ -28,6 +28,10 @@ GROUP = "bench"
 BATCH = Settings().batch_size
 
 
+REFERRERS = ["www.google.com", "duckduckgo.com", "news.ycombinator.com/item", "", "t.co/abc"]
+CAMPAIGN = {"utm_source": "newsletter", "utm_medium": "email", "utm_campaign": "spring"}
+
+
 def make_rows(n: int, sites: int = 100, days: int = 30) -> list[bytes]:
     """Rows in ingest's format (schemas/entry.py), spread over sites and days."""
     now_s = int(time.time())
@@ -44,6 +48,11 @@ def make_rows(n: int, sites: int = 100, days: int = 30) -> list[bytes]:
                 user_id=f"user-{(i * 31) % 20_000}" if i % 5 else "",
                 ts=ts,
                 received_at=ts,
+                # Every column the tracker fills, realistically sparse.
+                hostname=f"site-{i % sites}.example",
+                referrer=REFERRERS[i % len(REFERRERS)],
+                utm=CAMPAIGN if i % 4 == 0 else None,
+                props={"plan": "pro" if i % 3 == 0 else "free"},
             )
         )
     return rows

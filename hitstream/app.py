@@ -16,6 +16,7 @@ from anyio import to_thread
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 import consumers.queue
 import ingest.routes
@@ -39,6 +40,7 @@ from hitstream.metrics import routes as metrics_routes
 from hitstream.settings import Settings
 from ingest.ratelimit import RateLimiter
 from ingest.stream import StreamWriter
+from ingest.visitors import DailySalts
 from reporting.queries import StatsReader
 from schemas.migrate import migrate
 from sites.cache import SiteCache
@@ -69,6 +71,7 @@ class AppState(TypedDict, total=False):
     redis: aioredis.Redis
     site_cache: SiteCache
     rate_limiter: RateLimiter
+    salts: DailySalts
     engine_checks: dict[str, health.Check]
     role_checks: dict[str, health.Check]
     metrics: Metrics
@@ -116,7 +119,12 @@ def create_app(settings: Settings, roles: Iterable[Role] = ALL_ROLES) -> Starlet
         routes=routes,
         lifespan=lifespan,
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[Middleware(RequestMetrics, metrics=metrics)],
+        middleware=[
+            # The client's address from X-Forwarded-For, only from trusted proxies: in the
+            # app (not uvicorn's option) so every way of running it applies the same rule.
+            Middleware(ProxyHeadersMiddleware, trusted_hosts=settings.forwarded_allow_ips),
+            Middleware(RequestMetrics, metrics=metrics),
+        ],
     )
 
 
@@ -190,6 +198,7 @@ async def _open(
     cache = SiteCache(redis, settings.keys)
     state["site_cache"] = cache
     state["rate_limiter"] = RateLimiter(redis, settings.keys)
+    state["salts"] = DailySalts(redis, settings.keys)
     state["admin_token"] = _admin_token(settings, all_in_one=roles == ALL_ROLES)
 
     if Role.INGEST in roles:

@@ -195,8 +195,7 @@ def _run_server(settings: Settings, command: str) -> None:
         access_log=settings.access_log,
         log_level="info",
         timeout_graceful_shutdown=30,
-        proxy_headers=True,
-        forwarded_allow_ips=settings.forwarded_allow_ips,
+        proxy_headers=False,  # the app applies HITSTREAM_FORWARDED_ALLOW_IPS itself
     )
     server = uvicorn.Server(config)
     # uvicorn re-raises the stop signal once it has shut down cleanly; these handlers

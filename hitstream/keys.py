@@ -63,3 +63,7 @@ class RedisKeys:
     def health_probe(self) -> str:
         """Written by /health to prove Redis takes writes (not only reads)."""
         return f"{self.prefix}health"
+
+    def salt(self, day: str) -> str:
+        """The visitor-hash salt of one UTC day (`YYYY-MM-DD`), deleted two days later."""
+        return f"{self.prefix}salt:{day}"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from redis.exceptions import RedisError
 from starlette.requests import Request
@@ -18,6 +18,7 @@ from starlette.responses import Response
 
 from hitstream.http import APIError
 from ingest.ratelimit import Bucket, Check, Outcome, RateLimiter, Verdict
+from ingest.visitors import DailySalts, address_tag
 from schemas.event import EventIn
 from sites.access import KEY_HEADER, AccessState
 from sites.cache import SiteCache
@@ -28,6 +29,7 @@ class AdmissionState(AccessState):
     """What admission reads from the app's lifespan state."""
 
     rate_limiter: RateLimiter
+    salts: DailySalts
 
 
 AdmissionT = TypeVar("AdmissionT", bound=AdmissionState)
@@ -140,7 +142,7 @@ async def _charge(
 ) -> Outcome:
     """Charge the client IP (unless `ip` is False) and, once verified, `bucket`; 429."""
     settings = request.state["settings"]
-    address = request.client.host if request.client else "unknown"
+    address = address_tag(await request.state["salts"].today(), client_ip(request))
     buckets = [bucket] if bucket else []
     if ip:
         ip_rate, ip_burst = settings.rate_limit_ip_per_s, settings.rate_limit_ip_burst
@@ -156,6 +158,12 @@ async def _charge(
             headers=outcome.verdict.headers(),
         )
     return outcome
+
+
+def client_ip(request: Request[Any]) -> str:
+    """The client's address (from X-Forwarded-For only behind a trusted proxy: uvicorn
+    applies HITSTREAM_FORWARDED_ALLOW_IPS). Kept in memory only: hashed where it is used."""
+    return request.client.host if request.client else ""
 
 
 def key_required() -> APIError:

@@ -31,11 +31,13 @@ from ingest.auth import (
     Caller,
     admit,
     authorize,
+    client_ip,
     cors_headers,
     error_cors_headers,
     preflight,
 )
 from ingest.stream import StreamWriter
+from ingest.visitors import RequestVisitor
 from schemas.event import Encoded, EventBatch, EventIn, TimeWindow, encode
 
 log = logging.getLogger(__name__)
@@ -97,7 +99,9 @@ async def _accept(
     caller = await authorize(request, caller, events)
     if caller.site_id is None:
         _require_site(events, batch)
-    encoded = encode(events, datetime.now(UTC), site_id=caller.site_id)
+    salt = await request.state["salts"].today()
+    visitor = RequestVisitor(salt, client_ip(request), request.headers.get("user-agent", ""))
+    encoded = encode(events, datetime.now(UTC), site_id=caller.site_id, visitor=visitor)
     await _append(request, encoded)
     request.state["metrics"].events_accepted.inc(len(encoded))
     return encoded, cors_headers(caller.cors_origin)

@@ -12,17 +12,19 @@ from clickhouse_connect.driver.client import Client
 TOP_PATHS_LIMIT = 10
 
 # One site on one UTC day, in one round trip (each query has a fixed cost of about a
-# millisecond in the engine): the totals row (kind 0: views and exact unique users)
+# millisecond in the engine): the totals row (kind 0: views, exact unique users and
+# visitors)
 # and the most viewed paths (kind 1: views descending, ties by path ascending).
 # event_type '' means all types.
 DAY_STATS = """
-SELECT 0 AS kind, '' AS path, sum(views) AS n, uniqExactMerge(users) AS users
+SELECT 0 AS kind, '' AS path, sum(views) AS n, uniqExactMerge(users) AS users,
+    uniqExactMerge(visitors) AS visitors
 FROM daily_totals
 WHERE site_id = {site_id:String} AND day = {day:Date}
   AND ({event_type:String} = '' OR event_type = {event_type:String})
 UNION ALL
 SELECT * FROM (
-    SELECT 1 AS kind, path, sum(views) AS n, 0 AS users
+    SELECT 1 AS kind, path, sum(views) AS n, 0 AS users, 0 AS visitors
     FROM daily_paths
     WHERE site_id = {site_id:String} AND day = {day:Date}
       AND ({event_type:String} = '' OR event_type = {event_type:String})
@@ -41,6 +43,7 @@ class DayStats:
     day: date
     total_views: int
     unique_users: int
+    unique_visitors: int
     top_paths: list[tuple[str, int]]
 
 
@@ -70,13 +73,16 @@ class StatsReader:
             self._idle.put(client)
         # UNION ALL does not order its parts: the totals row is found by its kind, and
         # the paths are re-sorted (ten rows at most) in the order the query chose them.
-        views, users = next(((n, u) for kind, _, n, u in rows if kind == 0), (0, 0))
-        paths = sorted(((str(p), int(n)) for kind, p, n, _ in rows if kind == 1), key=_by_views)
+        views, users, visitors = next(
+            ((n, u, v) for kind, _, n, u, v in rows if kind == 0), (0, 0, 0)
+        )
+        paths = sorted(((str(p), int(n)) for kind, p, n, _, _ in rows if kind == 1), key=_by_views)
         return DayStats(
             site_id=site_id,
             day=day,
             total_views=int(views or 0),
             unique_users=int(users or 0),
+            unique_visitors=int(visitors or 0),
             top_paths=paths,
         )
 

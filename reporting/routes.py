@@ -40,6 +40,7 @@ async def get_stats(request: Request[ReportingState]) -> Response:
             "date": stats.day.isoformat(),
             "total_views": stats.total_views,
             "unique_users": stats.unique_users,
+            "unique_visitors": stats.unique_visitors,
             "top_paths": [{"path": path, "views": views} for path, views in stats.top_paths],
         }
     )

@@ -27,7 +27,7 @@ CLIENT_ID_MARK = b"1"
 # defaults).
 ROW_KEYS = (
     "event_id", "site_id", "event_type", "path", "user_id", "ts", "received_at",
-    "hostname", "referrer", *UTM_TAGS, "props",
+    "hostname", "referrer", *UTM_TAGS, "props", "visitor_id",
 )  # fmt: skip
 
 _PREFIX = b'{"event_id":"'
@@ -47,6 +47,7 @@ def encode_row(
     referrer: str = "",
     utm: Mapping[str, str] | None = None,
     props: Mapping[str, str] | None = None,
+    visitor_id: int = 0,
 ) -> bytes:
     """An event's row: JSON with ROW_KEYS in order (times as ClickHouse DateTime64 text)."""
     row: dict[str, Any] = {
@@ -64,6 +65,7 @@ def encode_row(
     for key in UTM_TAGS:
         row[key] = tags.get(key, "")
     row["props"] = props or {}
+    row["visitor_id"] = visitor_id
     return orjson.dumps(row)
 
 

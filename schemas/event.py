@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
@@ -278,12 +278,16 @@ def _random_uuids(count: int) -> list[str]:
 
 
 def encode(
-    events: Sequence[EventIn], received_at: datetime, site_id: str | None = None
+    events: Sequence[EventIn],
+    received_at: datetime,
+    site_id: str | None = None,
+    visitor: Callable[[str, str | None], int] | None = None,
 ) -> list[Encoded]:
     """Fill defaults and encode each event as its stream row (schemas/entry.py).
 
-    `site_id` (from the API key) overrides the body's. What is the same for the whole
-    request (time received, fresh IDs) is computed once.
+    `site_id` (from the API key) overrides the body's. `visitor(site_id, user_id)` gives
+    each event's visitor ID (ingest/visitors.py); without it, visitor 0 (none). What is
+    the same for the whole request (time received, fresh IDs) is computed once.
     """
     received = _clickhouse_time(received_at)
     fresh = iter(_random_uuids(sum(1 for e in events if e.event_id is None)))
@@ -309,6 +313,7 @@ def encode(
             referrer=normalize_referrer(event.referrer) if event.referrer else "",
             utm=utm,
             props=event.props or {},
+            visitor_id=visitor(site, event.user_id) if visitor is not None else 0,
         )
         encoded.append(Encoded(event_id, site, row, event.event_id is not None))
     return encoded

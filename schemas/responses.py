@@ -38,7 +38,10 @@ class Stats(BaseModel):
     site_id: str
     date: str = Field(description="YYYY-MM-DD, a UTC day")
     total_views: int
-    unique_users: int
+    unique_users: int = Field(description="distinct user_id values (events without one excluded)")
+    unique_visitors: int = Field(
+        description="distinct visitors: by user_id, else a daily salted hash of IP and User-Agent"
+    )
     top_paths: list[TopPath] = Field(max_length=10)
 
 

@@ -4,7 +4,9 @@ fragments are never kept: they can carry personal data."""
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlsplit
 
@@ -47,11 +49,18 @@ class Page:
 
     path: str
     hostname: str
-    utm: dict[str, str] = field(default_factory=dict)
+    utm: Mapping[str, str] = field(default_factory=dict)
 
 
+# Pages and referrers repeat (a site has few pages, visitors come from few places): each
+# distinct URL is parsed once per process while it stays among the most recent.
+URL_CACHE_SIZE = 65_536
+
+
+@functools.lru_cache(maxsize=URL_CACHE_SIZE)
 def parse_page(url: str) -> Page | None:
-    """The page of an absolute http(s) URL, or None if it is not one."""
+    """The page of an absolute http(s) URL, or None if it is not one (cached: the result
+    is shared, never change it)."""
     try:
         parts = urlsplit(url.strip())
         host = parts.hostname
@@ -69,6 +78,7 @@ def parse_page(url: str) -> Page | None:
     return Page(normalize_path(parts.path or "/"), host.lower(), utm)
 
 
+@functools.lru_cache(maxsize=URL_CACHE_SIZE)
 def normalize_referrer(raw: str) -> str:
     """A referrer as `host/path` (lower-case host, no scheme, credentials, port, query
     or fragment); '' when it is not an http(s) URL (garbage is no referrer, not an error:

@@ -1,6 +1,7 @@
 // POST /events with BATCH events per request.
 import http from 'k6/http';
 import { check } from 'k6';
+import { pageview } from './browser.js';
 
 export const options = {
   vus: Number(__ENV.VUS || 16),
@@ -14,7 +15,7 @@ const url = `${__ENV.BASE}/events`;
 const headers = { 'Content-Type': 'application/json' };
 const events = [];
 for (let i = 0; i < size; i++) {
-  events.push({ site_id: `site-${i % 100}`, event_type: 'page_view', path: `/page/${i % 50}`, user_id: `user-${i}` });
+  events.push({ ...pageview(`site-${i % 100}`, i).event, user_id: `user-${i}` });
 }
 const body = JSON.stringify(events);
 

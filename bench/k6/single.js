@@ -1,6 +1,7 @@
-// Single-event POST /event at a fixed number of virtual users.
+// Single-event POST /event at a fixed number of virtual users, as a browser sends it.
 import http from 'k6/http';
 import { check } from 'k6';
+import { pageview } from './browser.js';
 
 export const options = {
   vus: Number(__ENV.VUS || 64),
@@ -14,11 +15,11 @@ const headers = { 'Content-Type': 'application/json' };
 if (__ENV.API_KEY) headers['x-api-key'] = __ENV.API_KEY;
 
 export default function () {
-  const event = { event_type: 'page_view', path: `/page/${__ITER % 50}`, user_id: `user-${__VU}-${__ITER % 1000}` };
   // With a key, the site comes from the key; without, each event names one.
-  if (!__ENV.API_KEY) event.site_id = `site-${__VU % 100}`;
+  const { event, agent } = pageview(__ENV.API_KEY ? null : `site-${__VU % 100}`, __ITER + __VU);
   const body = JSON.stringify(event);
-  check(http.post(url, body, { headers }), { accepted: (r) => r.status === 202 });
+  const sent = http.post(url, body, { headers: { ...headers, 'User-Agent': agent } });
+  check(sent, { accepted: (r) => r.status === 202 });
 }
 
 export function handleSummary(data) {

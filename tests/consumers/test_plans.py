@@ -70,7 +70,9 @@ def test_replaying_a_partial_insert_with_its_token_completes_every_table(schema:
     with pytest.raises(SinkUnavailable, match="interrupted"):
         sink.insert(rows, "token-1")
     partial = table_counts(schema, "partial")
-    assert partial["rows"] == 40 and partial["path_views"] < 40, partial
+    # The raw rows are in; the views after the interrupting one are not (which views come
+    # first is ClickHouse's order of dependent views).
+    assert partial["rows"] == 40 and min(partial["total_views"], partial["path_views"]) < 40
     resume_inserts(schema)
     sink.insert(rows, "token-1")
     assert table_counts(schema, "partial") == exact(40, 5)
@@ -118,7 +120,7 @@ async def interrupted_batch(
     )
     assert isinstance(outcome, Stopping), outcome
     partial = table_counts(ch, site)
-    assert partial["rows"] == n and partial["path_views"] < n, partial
+    assert partial["rows"] == n and min(partial["total_views"], partial["path_views"]) < n
     resume_inserts(ch)
     return entries
 

@@ -42,6 +42,7 @@ def test_seed_scenario_five_events_three_users(client: TestClient, stats: Stats)
         "date": D0,
         "total_views": 5,
         "unique_users": 3,
+        "unique_visitors": 4,  # the three users and the anonymous visitor
         "top_paths": [
             {"path": "/home", "views": 2},
             {"path": "/products", "views": 2},

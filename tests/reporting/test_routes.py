@@ -46,6 +46,7 @@ def test_day_without_data_is_zeros(report: TestClient) -> None:
         "date": "2025-01-01",
         "total_views": 0,
         "unique_users": 0,
+        "unique_visitors": 0,
         "top_paths": [],
     }
 
