@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 from datetime import UTC, datetime
@@ -26,6 +27,7 @@ from hitstream.http import (
     validation_details,
 )
 from hitstream.metrics import Metrics
+from ingest.agents import describe
 from ingest.auth import (
     AdmissionState,
     Caller,
@@ -36,6 +38,7 @@ from ingest.auth import (
     error_cors_headers,
     preflight,
 )
+from ingest.geo import country
 from ingest.stream import StreamWriter
 from ingest.visitors import RequestVisitor
 from schemas.event import Encoded, EventBatch, EventIn, TimeWindow, encode
@@ -100,8 +103,12 @@ async def _accept(
     if caller.site_id is None:
         _require_site(events, batch)
     salt = await request.state["salts"].today()
-    visitor = RequestVisitor(salt, client_ip(request), request.headers.get("user-agent", ""))
-    encoded = encode(events, datetime.now(UTC), site_id=caller.site_id, visitor=visitor)
+    ip, user_agent = client_ip(request), request.headers.get("user-agent", "")
+    visitor = RequestVisitor(salt, ip, user_agent)
+    client = dataclasses.replace(describe(user_agent), country=country(ip))
+    encoded = encode(
+        events, datetime.now(UTC), site_id=caller.site_id, visitor=visitor, client=client
+    )
     await _append(request, encoded)
     request.state["metrics"].events_accepted.inc(len(encoded))
     return encoded, cors_headers(caller.cors_origin)

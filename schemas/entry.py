@@ -28,7 +28,24 @@ CLIENT_ID_MARK = b"1"
 ROW_KEYS = (
     "event_id", "site_id", "event_type", "path", "user_id", "ts", "received_at",
     "hostname", "referrer", *UTM_TAGS, "props", "visitor_id",
+    "browser", "browser_version", "os", "os_version", "device", "country",
 )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class ClientColumns:
+    """What ingest derives from the request about the visitor's software and place
+    (never the IP address or the User-Agent themselves); '' where unknown."""
+
+    browser: str = ""
+    browser_version: str = ""
+    os: str = ""
+    os_version: str = ""
+    device: str = ""  # desktop, mobile, tablet
+    country: str = ""  # ISO 3166-1 alpha-2
+
+
+UNKNOWN_CLIENT = ClientColumns()
 
 _PREFIX = b'{"event_id":"'
 _ID_END = len(_PREFIX) + 36  # a UUID's text form
@@ -48,6 +65,7 @@ def encode_row(
     utm: Mapping[str, str] | None = None,
     props: Mapping[str, str] | None = None,
     visitor_id: int = 0,
+    client: ClientColumns = UNKNOWN_CLIENT,
 ) -> bytes:
     """An event's row: JSON with ROW_KEYS in order (times as ClickHouse DateTime64 text)."""
     row: dict[str, Any] = {
@@ -66,6 +84,12 @@ def encode_row(
         row[key] = tags.get(key, "")
     row["props"] = props or {}
     row["visitor_id"] = visitor_id
+    row["browser"] = client.browser
+    row["browser_version"] = client.browser_version
+    row["os"] = client.os
+    row["os_version"] = client.os_version
+    row["device"] = client.device
+    row["country"] = client.country
     return orjson.dumps(row)
 
 

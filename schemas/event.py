@@ -282,6 +282,7 @@ def encode(
     received_at: datetime,
     site_id: str | None = None,
     visitor: Callable[[str, str | None], int] | None = None,
+    client: entry.ClientColumns = entry.UNKNOWN_CLIENT,
 ) -> list[Encoded]:
     """Fill defaults and encode each event as its stream row (schemas/entry.py).
 
@@ -314,6 +315,7 @@ def encode(
             utm=utm,
             props=event.props or {},
             visitor_id=visitor(site, event.user_id) if visitor is not None else 0,
+            client=client,
         )
         encoded.append(Encoded(event_id, site, row, event.event_id is not None))
     return encoded
