@@ -72,6 +72,11 @@ class Metrics:
         self.events_accepted = Counter(
             "hitstream_events_accepted", "events stored in the stream (2xx)", registry=registry
         )
+        self.bot_events_dropped = Counter(
+            "hitstream_bot_events_dropped",
+            "events answered 202 and not stored: sent by a crawler or headless browser",
+            registry=registry,
+        )
         self.ingest_refused = Counter(
             "hitstream_ingest_refused_requests",
             "ingest requests refused, nothing stored (by status)",

@@ -10,6 +10,7 @@ day), so results are cached and a repeated agent costs a dictionary lookup.
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 
 from ua_parser import Parser, load_builtins
 from ua_parser.regex import Resolver
@@ -40,9 +41,22 @@ def _known(family: str) -> str:
     return "" if family == "Other" else UNSAFE.sub("", family)[:MAX_NAME]
 
 
-@functools.lru_cache(maxsize=AGENT_CACHE_SIZE)
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """What is stored of an agent, and whether ua-parser knows it as a spider."""
+
+    columns: ClientColumns
+    spider: bool
+
+
 def describe(user_agent: str) -> ClientColumns:
     """The browser, OS and device type of a User-Agent (cached; no country)."""
+    return read(user_agent).columns
+
+
+@functools.lru_cache(maxsize=AGENT_CACHE_SIZE)
+def read(user_agent: str) -> Reading:
+    """Parse a User-Agent once (cached): the stored columns and the spider flag."""
     text = user_agent[:MAX_AGENT]
     result = _PARSER.parse(text) if text.strip() else None
     browser = result.user_agent if result else None
@@ -51,13 +65,14 @@ def describe(user_agent: str) -> ClientColumns:
     browser_family = _known(browser.family) if browser else ""
     os_family = _known(system.family) if system else ""
     kind = _device_type(text, device.family if device else "", os_family)
-    return ClientColumns(
+    columns = ClientColumns(
         browser=browser_family,
         browser_version=_known(_version(browser.major, browser.minor)) if browser else "",
         os=os_family,
         os_version=_known(_version(system.major, system.minor)) if system else "",
         device=kind if browser_family or os_family else "",
     )
+    return Reading(columns, spider=device is not None and device.family == "Spider")
 
 
 def _device_type(text: str, family: str, os_family: str) -> str:

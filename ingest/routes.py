@@ -38,6 +38,7 @@ from ingest.auth import (
     error_cors_headers,
     preflight,
 )
+from ingest.bots import is_bot
 from ingest.geo import country
 from ingest.stream import StreamWriter
 from ingest.visitors import RequestVisitor
@@ -97,13 +98,17 @@ def _require_site(events: list[EventIn], batch: bool) -> None:
 
 async def _accept(
     request: IngestRequest, caller: Caller, events: list[EventIn], batch: bool
-) -> tuple[list[Encoded], dict[str, str]]:
-    """Authorise, fix each event's site, store them; return them and the CORS headers."""
+) -> tuple[list[Encoded] | None, dict[str, str]]:
+    """Authorise, fix each event's site, store them; return them (None: dropped as a
+    bot's) and the CORS headers."""
     caller = await authorize(request, caller, events)
     if caller.site_id is None:
         _require_site(events, batch)
-    salt = await request.state["salts"].today()
     ip, user_agent = client_ip(request), request.headers.get("user-agent", "")
+    if _from_a_bot(events, user_agent):
+        request.state["metrics"].bot_events_dropped.inc(len(events))
+        return None, cors_headers(caller.cors_origin)
+    salt = await request.state["salts"].today()
     visitor = RequestVisitor(salt, ip, user_agent)
     client = dataclasses.replace(describe(user_agent), country=country(ip))
     encoded = encode(
@@ -114,6 +119,17 @@ async def _accept(
     return encoded, cors_headers(caller.cors_origin)
 
 
+def _from_a_bot(events: list[EventIn], user_agent: str) -> bool:
+    """A crawler's or headless browser's page views. Judged only on events that carry a
+    browser's context (a page URL or a referrer): a server sending path-only events
+    (the seeds' curl examples) speaks for its visitors, not as one."""
+    return any(e.url or e.referrer for e in events) and is_bot(user_agent)
+
+
+# The answer to a bot's events: 202, as for any accepted event, saying they were dropped.
+DROPPED = {"status": "dropped", "reason": "bot"}
+
+
 async def post_event(request: IngestRequest) -> Response:
     """Accept one event; 202 once it is stored in the stream."""
     caller, body = await _body(request)
@@ -121,9 +137,11 @@ async def post_event(request: IngestRequest) -> Response:
         event = EventIn.model_validate(body, context=_window(request))
     except ValidationError as exc:
         raise APIError(400, "invalid event", validation_details(exc)) from None
-    [encoded], headers = await _accept(request, caller, [event], batch=False)
+    stored, headers = await _accept(request, caller, [event], batch=False)
+    if stored is None:
+        return JSONResponse({**DROPPED, "event_id": None}, status_code=202, headers=headers)
     return JSONResponse(
-        {"status": "accepted", "event_id": encoded.event_id}, status_code=202, headers=headers
+        {"status": "accepted", "event_id": stored[0].event_id}, status_code=202, headers=headers
     )
 
 
@@ -146,8 +164,11 @@ async def post_events(request: IngestRequest) -> Response:
         first = details[0].get("index") if details else None
         where = f": event {first} is invalid" if first is not None else ""
         raise APIError(400, f"invalid batch{where}; nothing was accepted", details) from None
-    encoded, headers = await _accept(request, caller, events, batch=True)
-    event_ids = [item.event_id for item in encoded]
+    stored, headers = await _accept(request, caller, events, batch=True)
+    if stored is None:
+        body = {**DROPPED, "accepted": 0, "event_ids": []}
+        return JSONResponse(body, status_code=202, headers=headers)
+    event_ids = [item.event_id for item in stored]
     return JSONResponse(
         {"status": "accepted", "accepted": len(event_ids), "event_ids": event_ids},
         status_code=202,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, Field
 
 
@@ -19,12 +21,16 @@ class Error(BaseModel):
 
 
 class Accepted(BaseModel):
-    status: str = Field(examples=["accepted"])
-    event_id: str
+    status: Literal["accepted", "dropped"] = Field(
+        description="dropped: sent by a crawler or headless browser, not counted"
+    )
+    reason: str | None = Field(default=None, examples=["bot"])
+    event_id: str | None = Field(description="null when dropped")
 
 
 class BatchAccepted(BaseModel):
-    status: str = Field(examples=["accepted"])
+    status: Literal["accepted", "dropped"]
+    reason: str | None = Field(default=None, examples=["bot"])
     accepted: int
     event_ids: list[str]
 
