@@ -20,6 +20,7 @@ import weakref
 from typing import Any
 
 import httptools
+import orjson
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 log = logging.getLogger(__name__)
@@ -107,7 +108,7 @@ class GuardedProtocol(HttpToolsProtocol):
         except httptools.HttpParserError:
             if self._refusal is None:
                 self.logger.warning("Invalid HTTP request received.")
-                self.send_400_response("Invalid HTTP request received.")
+                self._refuse(400, "Invalid HTTP request.")
                 return
         if self._refusal is None and self._phase == "head" and self._head_bytes > MAX_HEAD_BYTES:
             self._refusal = (431, "Request header fields too large.")
@@ -153,14 +154,15 @@ class GuardedProtocol(HttpToolsProtocol):
                 self.transport.close()
 
     def _refuse(self, status: int, message: str) -> None:
+        """Answer in the API's error shape (as the app would) and close the connection."""
         if self.transport.is_closing():
             return
-        body = message.encode()
+        body = orjson.dumps({"error": message, "details": []})
         self.transport.write(
             b"".join(
                 [
                     STATUS_LINE[status],
-                    b"content-type: text/plain; charset=utf-8\r\n",
+                    b"content-type: application/json\r\n",
                     b"content-length: " + str(len(body)).encode() + b"\r\n",
                     b"connection: close\r\n\r\n",
                     body,

@@ -10,8 +10,12 @@ took it, and before `daily_paths` did, exactly as a SIGKILL at that point would 
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,10 +24,10 @@ from clickhouse_connect.driver.client import Client
 
 from consumers.deadletter import DeadLetters
 from consumers.processor import BatchProcessor
-from consumers.sink import ClickHouseSink, SinkUnavailable, batch_token
+from consumers.sink import ClickHouseSink, batch_token
 from consumers.worker import ensure_group
 from hitstream.connections import redis_client
-from hitstream.errors import Stopping
+from hitstream.errors import SinkUnavailable, Stopping
 from hitstream.settings import Settings
 from tests.helpers import event, row_of, stream_entry
 
@@ -194,3 +198,45 @@ async def test_same_event_id_in_two_sites_is_two_events(
         )
     assert table_counts(schema, "tenant-a")["rows"] == 2
     assert table_counts(schema, "tenant-b")["rows"] == 1
+
+
+# One process: migrate a fresh chdb path (first run only) and insert a fixed batch with
+# a fixed token; print what each table holds.
+REPLAY_AFTER_RESTART = """
+import json, sys, uuid
+from datetime import UTC, datetime, timedelta
+from consumers.sink import WRITER_SESSION, ClickHouseSink
+from hitstream.connections import clickhouse_client
+from hitstream.settings import Settings
+from schemas import entry
+from schemas.migrate import migrate
+settings = Settings(clickhouse_url="chdb://" + sys.argv[1], redis_url="redis://unused")
+client = clickhouse_client(settings, WRITER_SESSION)
+migrate(client, 90)
+day = (datetime.now(UTC) - timedelta(days=1)).strftime("%Y-%m-%d")  # inside the raw TTL
+rows = [
+    entry.encode_row(event_id=str(uuid.UUID(int=i + 1)), site_id="s", event_type="pageview",
+                     path=f"/{i % 7}", user_id=f"u{i % 5}", ts=day + " 10:00:00.000",
+                     received_at=day + " 10:00:00.000", visitor_id=i % 9 + 1)
+    for i in range(200)
+]
+ClickHouseSink(client).insert(rows, "the-same-token")
+one = lambda q: int(client.query(q).result_rows[0][0])
+print(json.dumps([one("SELECT count() FROM events"), one("SELECT sum(views) FROM daily_totals"),
+                  one("SELECT sum(views) FROM daily_paths")]))
+"""
+
+
+@pytest.mark.e2e
+def test_an_insert_replayed_after_the_engine_restarts_is_written_once(tmp_path: Path) -> None:
+    """The first process creates the schema (every migration) and inserts; a new process
+    (the engine restarted) replays the same insert: every table must skip it. A view
+    changed with MODIFY QUERY failed this (daily_totals got the batch twice)."""
+    for _ in range(3):
+        out = subprocess.run(
+            [sys.executable, "-c", REPLAY_AFTER_RESTART, str(tmp_path / "ch")],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert json.loads(out.stdout.strip().splitlines()[-1]) == [200, 200, 200]

@@ -136,7 +136,21 @@ def test_a_body_that_stops_coming_is_answered_408(
     sock.sendall(head + b"Content-Length: 500\r\n\r\n" + b'{"site_id": ')
     answer = answer_of(sock)
     assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
-    assert b"body timeout" in answer
+    assert answer.endswith(b'{"error":"Request body timeout.","details":[]}'), answer
+    accepts_an_event(live)
+
+
+def test_a_malformed_request_is_answered_400_in_the_error_shape(
+    live: HitstreamProcess, sockets: list[socket.socket]
+) -> None:
+    """Refusals made below the app (here httptools' parse error) answer as the app does."""
+    sock = connect(live)
+    sockets.append(sock)
+    sock.sendall(b"POST /event HTTP/1.1\r\nHost: x\r\nBad Header\x01: y\r\n\r\n")
+    answer = answer_of(sock)
+    assert answer.startswith(b"HTTP/1.1 400"), answer[:200]
+    assert b"content-type: application/json" in answer.lower()
+    assert answer.endswith(b'{"error":"Invalid HTTP request.","details":[]}'), answer
     accepts_an_event(live)
 
 
