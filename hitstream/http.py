@@ -33,7 +33,8 @@ class JSONResponse(Response):
 
 
 class APIError(Exception):
-    """An error answered as `{"error": ..., "details": [...]}` with the given status."""
+    """An error answered as `{"error": ..., "details": [...]}` with the given status
+    (`extra` adds keys beside them, e.g. Plausible's `errors` for its shape)."""
 
     def __init__(
         self,
@@ -41,12 +42,14 @@ class APIError(Exception):
         error: str,
         details: Iterable[Mapping[str, Any]] = (),
         headers: Mapping[str, str] | None = None,
+        extra: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(error)
         self.status_code = status_code
         self.error = error
         self.details = [dict(item) for item in details]
         self.headers = dict(headers or {})
+        self.extra = dict(extra or {})
 
 
 def error_response(
@@ -54,9 +57,10 @@ def error_response(
     error: str,
     details: Iterable[Mapping[str, Any]] = (),
     headers: Mapping[str, str] | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> JSONResponse:
     """The one error shape every route answers with."""
-    body = {"error": error, "details": [dict(item) for item in details]}
+    body = {**(extra or {}), "error": error, "details": [dict(item) for item in details]}
     return JSONResponse(body, status_code=status_code, headers=dict(headers or {}))
 
 
@@ -78,7 +82,7 @@ def validation_details(exc: ValidationError, prefix: str = "") -> list[dict[str,
 
 async def on_api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, APIError)
-    return error_response(exc.status_code, exc.error, exc.details, exc.headers)
+    return error_response(exc.status_code, exc.error, exc.details, exc.headers, exc.extra)
 
 
 async def on_http_exception(request: Request, exc: Exception) -> Response:

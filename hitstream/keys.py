@@ -46,6 +46,11 @@ class RedisKeys:
         return f"{self.prefix}keys"
 
     @property
+    def domains(self) -> str:
+        """Hash of the domains sites answer to (domain -> site_id; Plausible's `domain`)."""
+        return f"{self.prefix}domains"
+
+    @property
     def origins(self) -> str:
         """Set of the origins some public site allows (CORS preflight, keyless admission)."""
         return f"{self.prefix}origins"

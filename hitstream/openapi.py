@@ -17,10 +17,11 @@ from hitstream import __version__
 from hitstream.http import JSONResponse
 from schemas import responses as r
 from schemas.event import EventIn
+from schemas.plausible import PlausibleEvent
 from schemas.sites import SiteCreate, SiteUpdate
 
 MODELS: list[type[BaseModel]] = [
-    EventIn, SiteCreate, SiteUpdate, r.Error, r.Accepted, r.BatchAccepted, r.Stats,
+    EventIn, PlausibleEvent, SiteCreate, SiteUpdate, r.Error, r.Accepted, r.BatchAccepted, r.Stats,
     r.Health, r.QueueHealth, r.SiteCreated, r.SiteList, r.SiteInfo, r.KeyRotated, r.KeyRevoked,
 ]  # fmt: skip
 
@@ -56,7 +57,8 @@ class Operation:
     path: str
     summary: str
     ok: tuple[str, str]
-    body: str | None = None
+    body: str | tuple[str, ...] | None = None  # several: any one of them (anyOf)
+    ok_text: str | None = None  # also answered as text/plain with this body
     body_array: bool = False
     query: tuple[tuple[str, bool, dict[str, Any]], ...] = ()
     errors: tuple[str, ...] = ()
@@ -66,10 +68,13 @@ class Operation:
 
 _EVENT_ERRORS = ("400", "401", "403", "413", "415", "429", "503")
 OPERATIONS = [
-    Operation("post", "/event", "Accept one event", ("202", "Accepted"), "EventIn",
+    Operation("post", "/event",
+              "Accept one event, in hitstream's shape or Plausible's (answered `ok`, as "
+              "Plausible answers)",
+              ("202", "Accepted"), ("EventIn", "PlausibleEvent"), ok_text="ok",
               errors=_EVENT_ERRORS, security=("", "apiKey"), tags=("ingest",)),
-    Operation("post", "/events", "Accept a batch of events (all or nothing)",
-              ("202", "BatchAccepted"), "EventIn", body_array=True,
+    Operation("post", "/events", "Accept a batch of events (all or nothing; either shape)",
+              ("202", "BatchAccepted"), ("EventIn", "PlausibleEvent"), body_array=True,
               errors=_EVENT_ERRORS, security=("", "apiKey"), tags=("ingest",)),
     Operation("get", "/stats", "Totals, unique users and top paths of a site on a UTC day",
               ("200", "Stats"),
@@ -120,7 +125,9 @@ def _operation(op: Operation) -> dict[str, Any]:
     if params:
         spec["parameters"] = params
     if op.body:
-        schema = {"type": "array", "items": _ref(op.body)} if op.body_array else _ref(op.body)
+        names = (op.body,) if isinstance(op.body, str) else op.body
+        one = _ref(names[0]) if len(names) == 1 else {"anyOf": [_ref(name) for name in names]}
+        schema = {"type": "array", "items": one} if op.body_array else one
         content = {"application/json": {"schema": schema}}
         if op.tags == ("ingest",):
             content["text/plain"] = {"schema": schema}  # navigator.sendBeacon
@@ -129,6 +136,9 @@ def _operation(op: Operation) -> dict[str, Any]:
     answers: dict[str, Any] = {
         status: {"description": "success", "content": {"application/json": {"schema": _ref(model)}}}
     }
+    if op.ok_text is not None:
+        text = {"schema": {"type": "string", "const": op.ok_text}}
+        answers[status]["content"]["text/plain"] = text
     for code in op.errors:
         answers[code] = {
             "description": ERRORS[code],

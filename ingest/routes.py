@@ -42,7 +42,8 @@ from ingest.bots import is_bot
 from ingest.geo import country
 from ingest.stream import StreamWriter
 from ingest.visitors import RequestVisitor
-from schemas.event import Encoded, EventBatch, EventIn, TimeWindow, encode
+from schemas import plausible
+from schemas.event import Encoded, EventIn, TimeWindow, encode
 
 log = logging.getLogger(__name__)
 
@@ -96,11 +97,70 @@ def _require_site(events: list[EventIn], batch: bool) -> None:
     raise APIError(400, "invalid event", [detail])
 
 
+def _read_event(
+    body: Any, window: dict[str, TimeWindow], index: int | None = None
+) -> tuple[EventIn, bool]:
+    """One event of either shape, and whether it was Plausible's (schemas/plausible.py).
+    A refusal names the fields as the body sent them; Plausible's shape always names
+    its site (`domain`)."""
+    shaped = plausible.is_plausible(body)
+    try:
+        event = EventIn.model_validate(
+            plausible.as_event_fields(body) if shaped else body, context=window
+        )
+    except ValidationError as exc:
+        details = validation_details(exc)
+        raise _invalid(
+            plausible.as_sent(details, body) if shaped else details, shaped, index
+        ) from None
+    if shaped and event.site_id is None:
+        field = "d" if "n" in body else "domain"
+        raise _invalid([{"field": field, "message": "Field required"}], shaped, index)
+    if shaped and (path := plausible.hash_route(body)) is not None:
+        event = event.model_copy(update={"path": path})
+    return event, shaped
+
+
+def _invalid(details: list[dict[str, Any]], shaped: bool, index: int | None) -> APIError:
+    """The 400 of an invalid event (in Plausible's shape: with its `errors` too), or of
+    a batch holding one at `index`."""
+    if index is not None:
+        for detail in details:
+            detail["index"] = index
+        return APIError(
+            400, f"invalid batch: event {index} is invalid; nothing was accepted", details
+        )
+    extra = {"errors": plausible.errors_map(details)} if shaped else {}
+    return APIError(400, "invalid event", details, extra=extra)
+
+
+async def _sites_of_domains(
+    request: IngestRequest, events: list[EventIn], shaped: list[bool]
+) -> list[EventIn]:
+    """Plausible's `domain` names a site by one of its domains (the site that lists it),
+    else by its id."""
+    cache = request.state["site_cache"]
+    resolved = []
+    for event, is_plausible in zip(events, shaped, strict=True):
+        if is_plausible and event.site_id is not None:
+            site_id = await cache.site_for_domain(event.site_id)
+            if site_id is not None:
+                event = event.model_copy(update={"site_id": site_id})
+        resolved.append(event)
+    return resolved
+
+
 async def _accept(
-    request: IngestRequest, caller: Caller, events: list[EventIn], batch: bool
+    request: IngestRequest,
+    caller: Caller,
+    events: list[EventIn],
+    batch: bool,
+    shaped: list[bool],
 ) -> tuple[list[Encoded] | None, dict[str, str]]:
     """Authorise, fix each event's site, store them; return them (None: dropped as a
     bot's) and the CORS headers."""
+    if any(shaped):
+        events = await _sites_of_domains(request, events, shaped)
     caller = await authorize(request, caller, events)
     if caller.site_id is None:
         _require_site(events, batch)
@@ -130,14 +190,21 @@ def _from_a_bot(events: list[EventIn], user_agent: str) -> bool:
 DROPPED = {"status": "dropped", "reason": "bot"}
 
 
+def _plausible_answer(dropped: bool, headers: dict[str, str]) -> Response:
+    """What Plausible's API answers: 202 `ok`, with `x-plausible-dropped` when the event
+    was not recorded."""
+    if dropped:
+        headers = {**headers, "x-plausible-dropped": "1"}
+    return Response("ok", status_code=202, media_type="text/plain", headers=headers)
+
+
 async def post_event(request: IngestRequest) -> Response:
-    """Accept one event; 202 once it is stored in the stream."""
+    """Accept one event (hitstream's shape or Plausible's); 202 once it is in the stream."""
     caller, body = await _body(request)
-    try:
-        event = EventIn.model_validate(body, context=_window(request))
-    except ValidationError as exc:
-        raise APIError(400, "invalid event", validation_details(exc)) from None
-    stored, headers = await _accept(request, caller, [event], batch=False)
+    event, shaped = _read_event(body, _window(request))
+    stored, headers = await _accept(request, caller, [event], batch=False, shaped=[shaped])
+    if shaped:
+        return _plausible_answer(stored is None, headers)
     if stored is None:
         return JSONResponse({**DROPPED, "event_id": None}, status_code=202, headers=headers)
     return JSONResponse(
@@ -157,14 +224,16 @@ async def post_events(request: IngestRequest) -> Response:
             f"batch too large: {len(body)} events, at most {limit}",
             [{"field": "body", "message": f"at most {limit} events per request"}],
         )
-    try:
-        events = EventBatch.validate_python(body, context=_window(request))
-    except ValidationError as exc:
-        details = validation_details(exc)
-        first = details[0].get("index") if details else None
-        where = f": event {first} is invalid" if first is not None else ""
-        raise APIError(400, f"invalid batch{where}; nothing was accepted", details) from None
-    stored, headers = await _accept(request, caller, events, batch=True)
+    if not isinstance(body, list):
+        raise APIError(
+            400,
+            "invalid batch; nothing was accepted",
+            [{"field": "body", "message": "must be a JSON array of events"}],
+        )
+    window = _window(request)
+    read = [_read_event(item, window, index) for index, item in enumerate(body)]
+    events, shaped = [event for event, _ in read], [is_plausible for _, is_plausible in read]
+    stored, headers = await _accept(request, caller, events, batch=True, shaped=shaped)
     if stored is None:
         body = {**DROPPED, "accepted": 0, "event_ids": []}
         return JSONResponse(body, status_code=202, headers=headers)

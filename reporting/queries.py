@@ -9,25 +9,29 @@ from datetime import date
 
 from clickhouse_connect.driver.client import Client
 
+from schemas.event import ENGAGEMENT
+
 TOP_PATHS_LIMIT = 10
 
 # One site on one UTC day, in one round trip (each query has a fixed cost of about a
 # millisecond in the engine): the totals row (kind 0: views, exact unique users and
 # visitors)
 # and the most viewed paths (kind 1: views descending, ties by path ascending).
-# event_type '' means all types.
+# event_type '' means all types but engagement (which only carries engagement data).
 DAY_STATS = """
 SELECT 0 AS kind, '' AS path, sum(views) AS n, uniqExactMerge(users) AS users,
     uniqExactMerge(visitors) AS visitors
 FROM daily_totals
 WHERE site_id = {site_id:String} AND day = {day:Date}
   AND ({event_type:String} = '' OR event_type = {event_type:String})
+  AND event_type != {engagement:String}
 UNION ALL
 SELECT * FROM (
     SELECT 1 AS kind, path, sum(views) AS n, 0 AS users, 0 AS visitors
     FROM daily_paths
     WHERE site_id = {site_id:String} AND day = {day:Date}
       AND ({event_type:String} = '' OR event_type = {event_type:String})
+      AND event_type != {engagement:String}
     GROUP BY path
     ORDER BY n DESC, path ASC
     LIMIT {limit:UInt32}
@@ -64,6 +68,7 @@ class StatsReader:
             "site_id": site_id,
             "day": day,
             "event_type": event_type or "",
+            "engagement": ENGAGEMENT,
             "limit": TOP_PATHS_LIMIT,
         }
         client = self._idle.get()

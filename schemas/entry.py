@@ -29,6 +29,8 @@ ROW_KEYS = (
     "event_id", "site_id", "event_type", "path", "user_id", "ts", "received_at",
     "hostname", "referrer", *UTM_TAGS, "props", "visitor_id",
     "browser", "browser_version", "os", "os_version", "device", "country",
+    "source", "interactive", "engagement_ms", "scroll_depth", "revenue_amount",
+    "revenue_currency",
 )  # fmt: skip
 
 
@@ -66,6 +68,11 @@ def encode_row(
     props: Mapping[str, str] | None = None,
     visitor_id: int = 0,
     client: ClientColumns = UNKNOWN_CLIENT,
+    source: str = "",
+    interactive: bool = True,
+    engagement_ms: int = 0,
+    scroll_depth: int = 0,
+    revenue: tuple[str, str] | None = None,
 ) -> bytes:
     """An event's row: JSON with ROW_KEYS in order (times as ClickHouse DateTime64 text)."""
     row: dict[str, Any] = {
@@ -90,6 +97,13 @@ def encode_row(
     row["os_version"] = client.os_version
     row["device"] = client.device
     row["country"] = client.country
+    row["source"] = source
+    row["interactive"] = interactive
+    row["engagement_ms"] = engagement_ms
+    row["scroll_depth"] = scroll_depth
+    amount, currency = revenue or ("0", "")
+    row["revenue_amount"] = amount  # decimal text: exact
+    row["revenue_currency"] = currency
     return orjson.dumps(row)
 
 

@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
 from pydantic import (
@@ -15,6 +16,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    StrictBool,
     StrictStr,
     TypeAdapter,
     ValidationInfo,
@@ -23,6 +25,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from schemas import entry
+from schemas.sources import is_self_referral, source_of_campaign, source_of_host
 from schemas.urls import MAX_TAG, UNSAFE, UTM_TAGS, normalize_path, normalize_referrer, parse_page
 
 # ClickHouse's Date covers 1970..2149; refuse what would be clamped there silently.
@@ -37,6 +40,11 @@ MAX_URL = 2048
 MAX_PROPS = 30
 MAX_PROP_KEY = 300
 MAX_PROP_VALUE = 2000
+MAX_ENGAGEMENT_MS = 2**32 - 1
+MAX_REVENUE = Decimal("1e15")
+# Events of this type only carry engagement data (time on page, scroll depth): they are
+# stored, and never counted as page views or events.
+ENGAGEMENT = "engagement"
 
 Tag = Annotated[StrictStr | None, Field(min_length=1, max_length=MAX_TAG)]
 
@@ -126,6 +134,52 @@ Timestamp = Annotated[datetime | None, BeforeValidator(_iso_timestamp)]
 EventId = Annotated[uuid.UUID | None, BeforeValidator(_uuid)]
 
 
+def _amount(value: Any) -> Any:
+    """A money amount: a number or a decimal string, kept to 3 decimal places."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise PydanticCustomError("amount_type", "must be a number or a decimal string")
+    try:
+        amount = Decimal(str(value).strip())
+    except InvalidOperation:
+        raise PydanticCustomError("amount_format", "is not a decimal number") from None
+    if not amount.is_finite() or abs(amount) >= MAX_REVENUE:
+        raise PydanticCustomError("amount_range", "must be a finite amount under 10^15")
+    return amount.quantize(Decimal("0.001"))
+
+
+class Revenue(BaseModel):
+    """A purchase's value, in the currency it was paid in (Plausible's `revenue`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    currency: StrictStr = Field(
+        pattern=r"^[A-Za-z]{3}$", description="ISO 4217 code, e.g. USD (stored upper-case)"
+    )
+    amount: Annotated[Decimal, BeforeValidator(_amount)] = Field(
+        description="a number or a decimal string, e.g. 15.99"
+    )
+
+    @field_validator("currency")
+    @classmethod
+    def _upper(cls, value: str) -> str:
+        return value.upper()
+
+
+def _clamped(top: int) -> Callable[[Any], Any]:
+    """A whole number, at most `top` (trackers round, and may overshoot)."""
+
+    def check(value: Any) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            return min(value, top)
+        raise PydanticCustomError("whole_number", "must be a whole number, 0 or more")
+
+    return check
+
+
 class EventIn(BaseModel):
     """One analytics event as accepted by `POST /event` (snake_case or camelCase keys).
 
@@ -149,8 +203,12 @@ class EventIn(BaseModel):
     event_type: StrictStr = Field(
         min_length=1,
         max_length=128,
-        pattern=SAFE_ID,
         validation_alias=AliasChoices("event_type", "eventType"),
+        description=(
+            "pageview (or page_view) for a page view, any other name for a custom event "
+            f"(spaces allowed, e.g. 'Outbound Link: Click'); '{ENGAGEMENT}' events carry "
+            "engagement only and are never counted"
+        ),
     )
     url: StrictStr | None = Field(
         default=None,
@@ -179,13 +237,23 @@ class EventIn(BaseModel):
             f"values strings, numbers or booleans of up to {MAX_PROP_VALUE} characters"
         ),
     )
+    interactive: StrictBool = Field(
+        default=True, description="false: the event is no interaction (bounce rate ignores it)"
+    )
+    revenue: Revenue | None = None
+    engagement_ms: Annotated[int | None, BeforeValidator(_clamped(MAX_ENGAGEMENT_MS))] = Field(
+        default=None, description="time engaged with the page, in ms (engagement events)"
+    )
+    scroll_depth: Annotated[int | None, BeforeValidator(_clamped(100))] = Field(
+        default=None, description="how far the page was scrolled, in % (engagement events)"
+    )
     user_id: StrictStr | None = Field(
         default=None, max_length=256, validation_alias=AliasChoices("user_id", "userId")
     )
     timestamp: Timestamp = Field(default=None, description="ISO 8601 with a UTC offset")
     event_id: EventId = Field(default=None, validation_alias=AliasChoices("event_id", "eventId"))
 
-    @field_validator("user_id")
+    @field_validator("user_id", "event_type")
     @classmethod
     def _printable_user(cls, value: str | None) -> str | None:
         return None if value is None else _printable(value)
@@ -302,6 +370,7 @@ def encode(
             explicit = getattr(event, tag)
             if explicit is not None:
                 utm[tag] = explicit
+        referrer, source = _origin(event.referrer, page.hostname if page else "", utm)
         row = entry.encode_row(
             event_id=event_id,
             site_id=site,
@@ -311,11 +380,29 @@ def encode(
             ts=_clickhouse_time(event.timestamp) if event.timestamp else received,
             received_at=received,
             hostname=page.hostname if page else "",
-            referrer=normalize_referrer(event.referrer) if event.referrer else "",
+            referrer=referrer,
             utm=utm,
             props=event.props or {},
             visitor_id=visitor(site, event.user_id) if visitor is not None else 0,
             client=client,
+            source=source,
+            interactive=event.interactive,
+            engagement_ms=event.engagement_ms or 0,
+            scroll_depth=event.scroll_depth or 0,
+            revenue=(str(event.revenue.amount), event.revenue.currency) if event.revenue else None,
         )
         encoded.append(Encoded(event_id, site, row, event.event_id is not None))
     return encoded
+
+
+def _origin(raw_referrer: str | None, page_host: str, utm: dict[str, str]) -> tuple[str, str]:
+    """The referrer as stored (host/path) and the visit's source: utm_source (a known
+    source's name when it names one), else the referrer's source; a referrer on the
+    page's own host is internal navigation, no referrer at all."""
+    referrer = normalize_referrer(raw_referrer) if raw_referrer else ""
+    referrer_host = referrer.split("/", 1)[0]
+    if referrer and is_self_referral(referrer_host, (page_host,)):
+        referrer = ""
+    if "utm_source" in utm:
+        return referrer, source_of_campaign(utm["utm_source"])
+    return referrer, source_of_host(referrer_host) if referrer else ""

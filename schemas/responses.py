@@ -18,6 +18,10 @@ class Error(BaseModel):
 
     error: str
     details: list[ErrorDetail]
+    errors: dict[str, list[str]] | None = Field(
+        default=None,
+        description="for an event sent in Plausible's shape: the details as Plausible gives them",
+    )
 
 
 class Accepted(BaseModel):

@@ -7,7 +7,10 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, field_validator
 from pydantic_core import PydanticCustomError
 
+from schemas.urls import HOST
+
 MAX_ORIGINS = 50
+MAX_DOMAINS = 50
 
 
 def _origin(value: str) -> str:
@@ -20,6 +23,17 @@ def _origin(value: str) -> str:
     return f"{parts.scheme}://{parts.netloc.lower()}"
 
 
+def _domains(values: list[str]) -> list[str]:
+    """Host names (what Plausible's `domain` holds): lower case, no scheme, port or path."""
+    out = set()
+    for value in values:
+        domain = value.strip().lower().rstrip(".")
+        if not domain or len(domain) > 253 or ":" in domain or not HOST.match(domain):
+            raise PydanticCustomError("domain", "must be a host name like example.com")
+        out.add(domain)
+    return sorted(out)
+
+
 class SiteCreate(BaseModel):
     """`POST /api/sites`."""
 
@@ -28,11 +42,21 @@ class SiteCreate(BaseModel):
     name: StrictStr = Field(min_length=1, max_length=200)
     public: StrictBool = False
     allowed_origins: list[StrictStr] = Field(default_factory=list, max_length=MAX_ORIGINS)
+    domains: list[StrictStr] = Field(
+        default_factory=list,
+        max_length=MAX_DOMAINS,
+        description="host names events in Plausible's shape may name this site by",
+    )
 
     @field_validator("allowed_origins")
     @classmethod
     def _origins(cls, values: list[str]) -> list[str]:
         return sorted({_origin(v) for v in values})
+
+    @field_validator("domains")
+    @classmethod
+    def _domain_names(cls, values: list[str]) -> list[str]:
+        return _domains(values)
 
 
 class SiteUpdate(BaseModel):
@@ -43,8 +67,14 @@ class SiteUpdate(BaseModel):
     name: StrictStr | None = Field(default=None, min_length=1, max_length=200)
     public: StrictBool | None = None
     allowed_origins: list[StrictStr] | None = Field(default=None, max_length=MAX_ORIGINS)
+    domains: list[StrictStr] | None = Field(default=None, max_length=MAX_DOMAINS)
 
     @field_validator("allowed_origins")
     @classmethod
     def _origins(cls, values: list[str] | None) -> list[str] | None:
         return None if values is None else sorted({_origin(v) for v in values})
+
+    @field_validator("domains")
+    @classmethod
+    def _domain_names(cls, values: list[str] | None) -> list[str] | None:
+        return None if values is None else _domains(values)

@@ -81,6 +81,7 @@ class SiteCache:
         self.keys_hash = keys.api_keys
         self.sites_hash = keys.sites
         self.origins_set = keys.origins
+        self.domains_hash = keys.domains
         self._loaded = keys.registry_loaded
 
     async def key(self, api_key: str) -> ApiKey | None:
@@ -94,6 +95,13 @@ class SiteCache:
     async def site(self, site_id: str) -> Site | None:
         raw = await self._redis.hget(self.sites_hash, site_id)
         return None if raw is None else site_from_json(raw)
+
+    async def site_for_domain(self, domain: str) -> str | None:
+        """The id of the site that lists `domain` among its domains, if one does."""
+        site_id = await self._redis.hget(self.domains_hash, domain.lower())
+        if site_id is None:
+            return None
+        return site_id.decode() if isinstance(site_id, bytes) else site_id
 
     async def origin_allowed_somewhere(self, origin: str) -> bool:
         """True if some public site allows this origin (for CORS preflight)."""
@@ -110,21 +118,25 @@ class SiteCache:
                 args += [key.key_id, to_json(key)]
             await self._merge_keys(keys=[self.keys_hash], args=args)
         if sites:
-            await self._refresh_origins()
+            await self._refresh_indexes()
 
-    async def _refresh_origins(self) -> None:
-        """The union of public sites' origins, recomputed after any site change (rare)."""
+    async def _refresh_indexes(self) -> None:
+        """The union of public sites' origins and the domain -> site map, recomputed
+        after any site change (rare). Should two sites list one domain (the admin
+        routes refuse it, but two admins may race), the older site keeps it."""
         every: dict[Any, Any] = await self._redis.hgetall(self.sites_hash)
-        origins = {
-            origin
-            for site in map(site_from_json, every.values())
-            if site.public
-            for origin in site.allowed_origins
-        }
+        sites = sorted(map(site_from_json, every.values()), key=lambda s: s.created_at)
+        origins = {origin for site in sites if site.public for origin in site.allowed_origins}
+        domains: dict[str, str] = {}
+        for site in sites:
+            for domain in site.domains:
+                domains.setdefault(domain, site.site_id)
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.delete(self.origins_set)
+            pipe.delete(self.origins_set, self.domains_hash)
             if origins:
                 pipe.sadd(self.origins_set, *origins)
+            if domains:
+                pipe.hset(self.domains_hash, mapping=domains)  # type: ignore[arg-type]
             await pipe.execute()
 
     async def loaded(self) -> bool:

@@ -19,13 +19,15 @@ KEY_PATTERN = re.compile(r"^hs_([0-9a-f]{12})_([A-Za-z0-9_\-]{43})$")
 
 @dataclass(frozen=True)
 class Site:
-    """A site; `public` sites accept events without a key from `allowed_origins`."""
+    """A site; `public` sites accept events without a key from `allowed_origins`;
+    events in Plausible's shape name it by its id or one of its `domains`."""
 
     site_id: str
     name: str
     public: bool = False
     allowed_origins: tuple[str, ...] = ()
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    domains: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,7 @@ def site_from_json(raw: bytes | str) -> Site:
         data["public"],
         tuple(data["allowed_origins"]),
         _moment(data["created_at"]),
+        tuple(data.get("domains", ())),  # absent from records cached before 0.x
     )
 
 

@@ -46,6 +46,7 @@ def _site_json(site: Site, keys: list[ApiKey] | None = None) -> dict[str, Any]:
         "name": site.name,
         "public": site.public,
         "allowed_origins": list(site.allowed_origins),
+        "domains": list(site.domains),
         "created_at": site.created_at.isoformat(),
     }
     if keys is not None:
@@ -69,11 +70,33 @@ async def _known_site(registry: Registry, site_id: str) -> tuple[Site, list[ApiK
     return found
 
 
+async def _domains_free(registry: Registry, site_id: str, domains: list[str]) -> None:
+    """409 when another site already answers to one of these domains."""
+    if not domains:
+        return
+    for other, _ in await registry.sites():
+        taken = sorted(set(domains) & set(other.domains))
+        if taken and other.site_id != site_id:
+            raise APIError(
+                409,
+                f"domain {taken[0]} belongs to site {other.site_id}",
+                [{"field": "domains", "message": f"{taken[0]} is taken"}],
+            )
+
+
 async def create_site(request: AdminRequest) -> Response:
     """Create a site and its first key; the key is in this answer only."""
     registry = _require_admin(request)
     body: SiteCreate = await _parse(request, SiteCreate)
-    site = Site(new_site_id(body.name), body.name, body.public, tuple(body.allowed_origins))
+    site_id = new_site_id(body.name)
+    await _domains_free(registry, site_id, body.domains)
+    site = Site(
+        site_id,
+        body.name,
+        body.public,
+        tuple(body.allowed_origins),
+        domains=tuple(body.domains),
+    )
     key, plaintext = await registry.create_site(site)
     return JSONResponse(
         {**_site_json(site), "api_key": plaintext, "key_id": key.key_id}, status_code=201
@@ -94,6 +117,9 @@ async def update_site(request: AdminRequest) -> Response:
     changes = {k: v for k, v in body.model_dump(exclude_none=True).items()}
     if "allowed_origins" in changes:
         changes["allowed_origins"] = tuple(changes["allowed_origins"])
+    if "domains" in changes:
+        await _domains_free(registry, site.site_id, changes["domains"])
+        changes["domains"] = tuple(changes["domains"])
     updated = dataclasses.replace(site, **changes)
     await registry.update_site(updated)
     return JSONResponse(_site_json(updated, keys))

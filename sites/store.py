@@ -14,7 +14,9 @@ from sites.model import ApiKey, Site
 
 SITES_TABLE = "sites"
 KEYS_TABLE = "api_key_states"
-SITE_COLUMNS = ["site_id", "name", "public", "allowed_origins", "created_at", "updated_at"]
+SITE_COLUMNS = [
+    "site_id", "name", "public", "allowed_origins", "created_at", "updated_at", "domains",
+]  # fmt: skip
 KEY_COLUMNS = [
     "key_id", "site_id", "key_hash", "created_at", "expires_at", "revoked", "updated_at",
 ]  # fmt: skip
@@ -22,7 +24,8 @@ KEY_COLUMNS = [
 # Current state of every site (latest row of each, by updated_at); one site's, or (site_id
 # '') every site's.
 SITES = (
-    f"SELECT site_id, name, public, allowed_origins, created_at FROM {SITES_TABLE} FINAL"
+    "SELECT site_id, name, public, allowed_origins, created_at, domains"
+    f" FROM {SITES_TABLE} FINAL"
     " WHERE {site_id:String} = '' OR site_id = {site_id:String}"
 )
 # Keys merge rather than replace: revocation is for good and an expiry only ever moves
@@ -47,7 +50,15 @@ class SiteStore:
         now = datetime.now(UTC)
         if sites:
             rows = [
-                [s.site_id, s.name, s.public, list(s.allowed_origins), s.created_at, now]
+                [
+                    s.site_id,
+                    s.name,
+                    s.public,
+                    list(s.allowed_origins),
+                    s.created_at,
+                    now,
+                    list(s.domains),
+                ]
                 for s in sites
             ]
             self._client.insert(SITES_TABLE, rows, column_names=SITE_COLUMNS)
@@ -62,8 +73,8 @@ class SiteStore:
         """Every site (or only `site_id`), oldest first, and their keys."""
         only = {"site_id": site_id}
         sites = [
-            Site(site, name, bool(public), tuple(origins), _utc(created))
-            for site, name, public, origins, created in self._client.query(
+            Site(site, name, bool(public), tuple(origins), _utc(created), tuple(domains))
+            for site, name, public, origins, created, domains in self._client.query(
                 SITES, parameters=only
             ).result_rows
         ]

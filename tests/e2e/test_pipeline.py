@@ -199,3 +199,38 @@ def test_page_context_reaches_the_events_table(
     )
     everything = str(ch.query("SELECT * FROM events WHERE site_id = 'ctx'").result_rows)
     assert "secret" not in everything and "private" not in everything
+
+
+def test_plausible_events_reach_the_table_and_engagement_is_never_counted(
+    client: TestClient, ch: Client, stats: Stats
+) -> None:
+    page = "https://shop.example/checkout"
+    sent = [
+        {"n": "pageview", "u": page, "d": "plaus", "r": "https://t.co/abc"},
+        {"n": "Purchase", "u": page, "d": "plaus", "$": {"currency": "USD", "amount": 15.99}},
+        {"n": "engagement", "u": page, "d": "plaus", "e": 4200, "sd": 75},
+    ]
+    for body in sent:
+        answer = client.post("/api/event", content=json.dumps(body))
+        assert (answer.status_code, answer.text) == (202, "ok")
+    # Three rows land; /stats counts the page view and the purchase only.
+    wait_for(
+        lambda: (
+            ch.query("SELECT count() FROM events WHERE site_id = 'plaus'").result_rows[0][0] == 3
+        ),
+        what="three rows in events",
+    )
+    body = stats(lambda b: b["total_views"] == 2, site_id="plaus")
+    assert body["total_views"] == 2 and {p["path"] for p in body["top_paths"]} == {"/checkout"}
+    engagement = client.get("/stats", params={"site_id": "plaus", "event_type": "engagement"})
+    assert engagement.json()["total_views"] == 0
+    rows = ch.query(
+        "SELECT event_type, source, referrer, toString(revenue_amount), revenue_currency,"
+        " engagement_ms, scroll_depth, interactive FROM events WHERE site_id = 'plaus'"
+        " ORDER BY event_type"
+    ).result_rows
+    assert rows == [
+        ("Purchase", "", "", "15.99", "USD", 0, 0, True),
+        ("engagement", "", "", "0", "", 4200, 75, True),
+        ("pageview", "X (Twitter)", "t.co/abc", "0", "", 0, 0, True),
+    ]

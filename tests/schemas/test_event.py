@@ -107,7 +107,7 @@ def test_site_id_may_come_from_the_api_key() -> None:
         ("site_id", "has space"),
         ("site_id", "semi;colon"),
         ("site_id", "-leading-dash"),
-        ("event_type", "sign up"),
+        ("event_type", "sign\u202eup"),  # a bidirectional override (spaces are fine)
         ("event_type", "x" * 129),
         ("user_id", "u" * 257),
         ("user_id", "bad\ud800surrogate"),

@@ -1,0 +1,116 @@
+"""Referrer sources: the table's shape and size, host and campaign classification,
+self-referrals (schemas/sources.py, schemas/referrer_sources.toml)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from schemas.sources import (
+    SOURCES,
+    bare_host,
+    is_self_referral,
+    load_table,
+    source_of_campaign,
+    source_of_host,
+)
+
+
+def test_the_table_names_at_least_100_referrer_domains() -> None:
+    assert len(SOURCES.domains) + len(SOURCES.brands) >= 100
+    assert len({source.name for source in SOURCES.domains.values()}) >= 80
+
+
+@pytest.mark.parametrize(
+    ("host", "source"),
+    [
+        ("www.google.com", "Google"),
+        ("google.de", "Google"),
+        ("www.google.co.uk", "Google"),
+        ("google.com.br", "Google"),
+        ("images.google.fr", "Google"),
+        ("mail.google.com", "Gmail"),  # the longer domain wins over the brand
+        ("news.google.com", "Google News"),
+        ("www.bing.com", "Bing"),
+        ("duckduckgo.com", "DuckDuckGo"),
+        ("l.facebook.com", "Facebook"),
+        ("m.facebook.com", "Facebook"),
+        ("t.co", "X (Twitter)"),
+        ("x.com", "X (Twitter)"),
+        ("twitter.com", "X (Twitter)"),
+        ("www.linkedin.com", "LinkedIn"),
+        ("old.reddit.com", "Reddit"),
+        ("github.com", "GitHub"),
+        ("someone.github.io", "GitHub"),
+        ("news.ycombinator.com", "Hacker News"),
+        ("WWW.YOUTUBE.COM", "YouTube"),
+        ("chatgpt.com", "ChatGPT"),
+        ("search.yahoo.co.jp", "Yahoo Japan"),
+        ("mail.yahoo.com", "Yahoo Mail"),
+        ("yahoo.com", "Yahoo"),
+        ("amazon.co.jp", "Amazon"),
+        ("de.wikipedia.org", "Wikipedia"),
+        ("google.com.", "Google"),  # a fully qualified name
+    ],
+)
+def test_known_referrer_hosts_are_named(host: str, source: str) -> None:
+    assert source_of_host(host) == source
+
+
+@pytest.mark.parametrize(
+    ("host", "source"),
+    [
+        ("www.example.org", "example.org"),  # unknown: the host, without www.
+        ("blog.example.org", "blog.example.org"),
+        ("google.example.org", "google.example.org"),  # a brand needs a top-level domain after it
+        ("notgoogle.com", "notgoogle.com"),
+        ("google.internal.corp.example", "google.internal.corp.example"),
+        ("xn--80ak6aa92e.com", "xn--80ak6aa92e.com"),
+        ("192.0.2.1", "192.0.2.1"),
+    ],
+)
+def test_unknown_hosts_are_their_own_source(host: str, source: str) -> None:
+    assert source_of_host(host) == source
+
+
+@pytest.mark.parametrize(
+    ("utm_source", "source"),
+    [
+        ("google", "Google"),
+        ("Google", "Google"),
+        ("fb", "Facebook"),
+        ("twitter", "X (Twitter)"),
+        ("news.ycombinator.com", "Hacker News"),
+        ("www.reddit.com", "Reddit"),
+        ("hn", "Hacker News"),
+        ("newsletter", "Newsletter"),
+        ("spring_sale_partner", "spring_sale_partner"),  # unknown: as the campaign wrote it
+        ("Partner Blog", "Partner Blog"),
+    ],
+)
+def test_campaign_sources_use_known_names(utm_source: str, source: str) -> None:
+    assert source_of_campaign(utm_source) == source
+
+
+def test_self_referrals() -> None:
+    assert is_self_referral("www.example.com", ("example.com",))
+    assert is_self_referral("example.com", ("www.example.com",))
+    assert is_self_referral("EXAMPLE.com", ("example.com", ""))
+    assert not is_self_referral("blog.example.com", ("example.com",))
+    assert not is_self_referral("example.com", ("",))
+    assert bare_host("www.Example.COM.") == "example.com"
+
+
+def test_a_table_naming_one_domain_twice_is_refused(tmp_path: Path) -> None:
+    table = tmp_path / "sources.toml"
+    table.write_text('[A]\ndomains = ["a.example"]\n[B]\ndomains = ["b.example", "a.example"]\n')
+    with pytest.raises(ValueError, match=r"'a\.example' names both A and B"):
+        load_table(table)
+
+
+def test_a_table_with_an_unknown_category_is_refused(tmp_path: Path) -> None:
+    table = tmp_path / "sources.toml"
+    table.write_text('[A]\ncategory = "misc"\ndomains = ["a.example"]\n')
+    with pytest.raises(ValueError, match="unknown category"):
+        load_table(table)
