@@ -29,7 +29,16 @@ BATCH = Settings().batch_size
 
 
 REFERRERS = ["www.google.com", "duckduckgo.com", "news.ycombinator.com/item", "", "t.co/abc"]
+SOURCES = ["Google", "DuckDuckGo", "Hacker News", "", "X (Twitter)"]
 CAMPAIGN = {"utm_source": "newsletter", "utm_medium": "email", "utm_campaign": "spring"}
+CLIENTS = [
+    entry.ClientColumns("Chrome", "131", "Windows", "10", "desktop", "DE"),
+    entry.ClientColumns("Safari", "17.6", "Mac OS X", "10.15", "desktop", "US"),
+    entry.ClientColumns("Mobile Safari", "17.4", "iOS", "17.4", "mobile", "FR"),
+    entry.ClientColumns("Chrome Mobile", "131", "Android", "14", "mobile", "IN"),
+    entry.ClientColumns("Firefox", "133", "Linux", "", "desktop", "BR"),
+    entry.ClientColumns("Mobile Safari", "17.4", "iOS", "17.4", "tablet", "GB"),
+]
 
 
 def make_rows(n: int, sites: int = 100, days: int = 30) -> list[bytes]:
@@ -53,6 +62,13 @@ def make_rows(n: int, sites: int = 100, days: int = 30) -> list[bytes]:
                 referrer=REFERRERS[i % len(REFERRERS)],
                 utm=CAMPAIGN if i % 4 == 0 else None,
                 props={"plan": "pro" if i % 3 == 0 else "free"},
+                visitor_id=(i * 40503) % 50_000 + 1,
+                client=CLIENTS[i % len(CLIENTS)],
+                source="Newsletter" if i % 4 == 0 else SOURCES[i % len(SOURCES)],
+                interactive=i % 50 != 0,
+                engagement_ms=(i * 37) % 60_000 if i % 10 == 0 else 0,
+                scroll_depth=i % 101 if i % 10 == 0 else 0,
+                revenue=("19.990", "EUR") if i % 200 == 0 else None,
             )
         )
     return rows

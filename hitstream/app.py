@@ -198,7 +198,9 @@ async def _open(
     cache = SiteCache(redis, settings.keys)
     state["site_cache"] = cache
     state["rate_limiter"] = RateLimiter(redis, settings.keys)
-    state["salts"] = DailySalts(redis, settings.keys)
+    salts = DailySalts(redis, settings.keys)
+    await stack.enter_async_context(_background(salts.run()))
+    state["salts"] = salts
     state["admin_token"] = _admin_token(settings, all_in_one=roles == ALL_ROLES)
 
     if Role.INGEST in roles:
