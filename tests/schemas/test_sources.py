@@ -3,10 +3,13 @@ self-referrals (schemas/sources.py, schemas/referrer_sources.toml)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
+import orjson
 import pytest
 
+from schemas.event import EventIn, encode
 from schemas.sources import (
     SOURCES,
     bare_host,
@@ -114,3 +117,35 @@ def test_a_table_with_an_unknown_category_is_refused(tmp_path: Path) -> None:
     table.write_text('[A]\ncategory = "misc"\ndomains = ["a.example"]\n')
     with pytest.raises(ValueError, match="unknown category"):
         load_table(table)
+
+
+@pytest.mark.parametrize(
+    ("fields", "referrer", "source"),
+    [
+        ({"referrer": "https://www.google.com/search?q=x"}, "www.google.com/search", "Google"),
+        ({"referrer": "not a url"}, "", ""),  # garbage: no referrer, direct
+        ({"referrer": "javascript:alert(1)"}, "", ""),
+        ({"referrer": "android-app://com.google.android.gm/"}, "", ""),
+        ({"referrer": "https://[::1/"}, "", ""),  # an invalid IPv6 literal
+        ({"referrer": "https://WWW.Shop.Example/cart"}, "", ""),  # the page's own host
+        (
+            {"referrer": "https://blog.shop.example/post"},
+            "blog.shop.example/post",
+            "blog.shop.example",
+        ),
+        ({}, "", ""),
+        ({"utm_source": "fb"}, "", "Facebook"),  # a campaign without a referrer
+        (
+            {"referrer": "https://duckduckgo.com/", "utm_source": "Partner"},
+            "duckduckgo.com",
+            "Partner",
+        ),
+    ],
+)
+def test_what_an_events_referrer_and_source_become(
+    fields: dict[str, str], referrer: str, source: str
+) -> None:
+    body = {"site_id": "s", "event_type": "pageview", "url": "https://shop.example/", **fields}
+    [encoded] = encode([EventIn.model_validate(body)], datetime.now(UTC))
+    row = orjson.loads(encoded.row)
+    assert (row["referrer"], row["source"]) == (referrer, source)
