@@ -6,11 +6,13 @@ drain_ceiling.py, on equal backlogs, same batch size, same machine, same run.
 
 from __future__ import annotations
 
+import itertools
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,14 +43,14 @@ CLIENTS = [
 ]
 
 
-def make_rows(n: int, sites: int = 100, days: int = 30) -> list[bytes]:
-    """Rows in ingest's format (schemas/entry.py), spread over sites and days."""
+def make_rows(n: int, sites: int = 100, days: int = 30) -> Iterator[bytes]:
+    """Rows in ingest's format (schemas/entry.py), spread over sites and days, made as
+    they are loaded (10M rows with every column held at once took over 20 GB)."""
     now_s = int(time.time())
-    rows = []
     for i in range(n):
         moment = time.gmtime(now_s - (i * 7919) % (days * 86_400))
         ts = time.strftime("%Y-%m-%d %H:%M:%S", moment) + ".000"
-        rows.append(
+        yield (
             entry.encode_row(
                 event_id=f"{i:08x}-0000-4000-8000-{i * 2654435761 % 2**48:012x}",
                 site_id=f"site-{i % sites}",
@@ -71,31 +73,31 @@ def make_rows(n: int, sites: int = 100, days: int = 30) -> list[bytes]:
                 revenue=("19.990", "EUR") if i % 200 == 0 else None,
             )
         )
-    return rows
 
 
-def load(conn: redis.Redis, rows: list[bytes], chunk: int = 10_000) -> None:
-    """Bulk XADD through pipelines (the bench loader, not HTTP)."""
-    for start in range(0, len(rows), chunk):
+def load(conn: redis.Redis, events: int, chunk: int = 10_000) -> None:
+    """Bulk XADD of `events` rows through pipelines (the bench loader, not HTTP)."""
+    rows = make_rows(events)
+    while batch := list(itertools.islice(rows, chunk)):
         with conn.pipeline(transaction=False) as pipe:
-            for row in rows[start : start + chunk]:
+            for row in batch:
                 pipe.xadd(STREAM, entry.fields(row))
             pipe.execute()
 
 
-def consumer_rate(rows: list[bytes], workdir: Path) -> dict[str, float]:
+def consumer_rate(events: int, workdir: Path) -> dict[str, float]:
     """`hitstream consume` on a fresh backlog: events/s and its peak RSS."""
     with ValkeyServer(data_dir=workdir / "valkey") as valkey:
         conn = redis.Redis.from_url(valkey.connection_url)
-        load(conn, rows)
+        load(conn, events)
         env = {
             "HITSTREAM_REDIS_URL": valkey.connection_url,
             "HITSTREAM_CLICKHOUSE_URL": f"chdb://{workdir / 'ch'}",
             "HITSTREAM_REDIS_PREFIX": PREFIX,
             "HITSTREAM_GROUP": GROUP,
             "HITSTREAM_CONSUMER_NAME": "bench",
-            "HITSTREAM_TRIM_THRESHOLD": str(len(rows) + 1),
-            "HITSTREAM_BACKLOG_HIGH_WATER": str(len(rows) + 2),
+            "HITSTREAM_TRIM_THRESHOLD": str(events + 1),
+            "HITSTREAM_BACKLOG_HIGH_WATER": str(events + 2),
         }
         consumer = HitstreamProcess("consume", env, workdir / "consume.log").start(wait=False)
         assert consumer.proc is not None
@@ -111,7 +113,7 @@ def consumer_rate(rows: list[bytes], workdir: Path) -> dict[str, float]:
             read = (groups[0]["entries-read"] or 0) if groups else 0
             if first_read is None and read:
                 first_read = time.perf_counter()
-            return True if read == len(rows) and groups[0]["pending"] == 0 else None
+            return True if read == events and groups[0]["pending"] == 0 else None
 
         wait_for(drained, timeout=1800, interval=0.01, what="drain")
         assert first_read is not None
@@ -119,14 +121,14 @@ def consumer_rate(rows: list[bytes], workdir: Path) -> dict[str, float]:
         peak = max(peak, memory_mb(pid, "VmHWM"))
         consumer.stop()
         conn.close()
-    return {"events_per_s": len(rows) / seconds, "peak_rss_mb": peak, "peak_anon_mb": anon}
+    return {"events_per_s": events / seconds, "peak_rss_mb": peak, "peak_anon_mb": anon}
 
 
-def ceiling_rate(rows: list[bytes], workdir: Path) -> float:
+def ceiling_rate(events: int, workdir: Path) -> float:
     """The bare XREADGROUP + INSERT + XACK loop on the same backlog."""
     with ValkeyServer(data_dir=workdir / "valkey-ceiling") as valkey:
         conn = redis.Redis.from_url(valkey.connection_url)
-        load(conn, rows)
+        load(conn, events)
         out = subprocess.run(
             [
                 sys.executable,
@@ -135,7 +137,7 @@ def ceiling_rate(rows: list[bytes], workdir: Path) -> float:
                 valkey.connection_url,
                 str(workdir / "ch-ceiling"),
                 STREAM,
-                str(len(rows)),
+                str(events),
                 str(BATCH),
             ],
             capture_output=True,
@@ -148,13 +150,12 @@ def ceiling_rate(rows: list[bytes], workdir: Path) -> float:
 
 def run(events: int = 500_000, runs: int = 3, rss_events: int = 10_000_000) -> dict[str, Any]:
     """Median drain rate and ratio over `runs`; median peak RSS of `runs` drains of `rss_events`."""
-    rows = make_rows(events)
     rates, ceilings = [], []
     for _ in range(runs):
         with tempfile.TemporaryDirectory() as tmp:
-            rates.append(consumer_rate(rows, Path(tmp))["events_per_s"])
+            rates.append(consumer_rate(events, Path(tmp))["events_per_s"])
         with tempfile.TemporaryDirectory() as tmp:
-            ceilings.append(ceiling_rate(rows, Path(tmp)))
+            ceilings.append(ceiling_rate(events, Path(tmp)))
     ratios = [rate / ceiling for rate, ceiling in zip(rates, ceilings, strict=True)]
     result: dict[str, Any] = {
         "drain_backlog_events": events,
@@ -167,11 +168,10 @@ def run(events: int = 500_000, runs: int = 3, rss_events: int = 10_000_000) -> d
         ],
     }
     if rss_events:
-        big = make_rows(rss_events)
         peaks, anons, big_rates = [], [], []
         for _ in range(runs):
             with tempfile.TemporaryDirectory() as tmp:
-                measured = consumer_rate(big, Path(tmp))
+                measured = consumer_rate(rss_events, Path(tmp))
             peaks.append(measured["peak_rss_mb"])
             anons.append(measured["peak_anon_mb"])
             big_rates.append(measured["events_per_s"])

