@@ -42,10 +42,15 @@ def test_the_visitors_ip_and_user_agent_are_on_no_disk(tmp_path: Path) -> None:
                 assert http.post("/event", json=body).status_code == 202
             batch = [event("private", "/b", timestamp=f"{D0}T08:00:00Z")] * 5
             assert http.post("/events", json=batch).status_code == 202
+            # Plausible's tracker shape, as a browser sends it (text/plain, short keys).
+            tracker = '{"n":"pageview","u":"https://private.example/t","d":"private","v":36}'
+            sent = http.post("/api/event", content=tracker, headers={"content-type": "text/plain"})
+            assert (sent.status_code, sent.text) == (202, "ok")
             found = wait_stats(
                 http.get, lambda b: b["total_views"] == 25, site_id="private", date=D0
             )
-        assert found["unique_visitors"] == 1
+            today = wait_stats(http.get, lambda b: b["total_views"] == 1, site_id="private")
+        assert found["unique_visitors"] == today["unique_visitors"] == 1
         conn = redis.Redis.from_url((data / "valkey.url").read_text().strip())
         try:
             stream = repr(conn.xrange(DEFAULT_KEYS.stream))
