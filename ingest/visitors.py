@@ -204,11 +204,17 @@ class RequestVisitor:
 
     def __init__(self, salt: bytes, ip: str, user_agent: str) -> None:
         self._salt, self._ip, self._user_agent = salt, ip, user_agent
+        self._by_site: dict[str, int] = {}  # a batch's events mostly share one site
 
     def __call__(self, site_id: str, user_id: str | None) -> int:
         if user_id:
             return user_visitor_id(site_id, user_id)
-        return visitor_id(self._salt, site_id, self._ip, self._user_agent)
+        found = self._by_site.get(site_id)
+        if found is None:
+            found = self._by_site[site_id] = visitor_id(
+                self._salt, site_id, self._ip, self._user_agent
+            )
+        return found
 
 
 def visitor_id(salt: bytes, site_id: str, ip: str, user_agent: str) -> int:
