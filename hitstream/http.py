@@ -52,6 +52,13 @@ class APIError(Exception):
         self.extra = dict(extra or {})
 
 
+def error_body(
+    error: str, details: Iterable[Mapping[str, Any]] = (), extra: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The one error shape: every route's, and the HTTP protocol's own refusals'."""
+    return {**(extra or {}), "error": error, "details": [dict(item) for item in details]}
+
+
 def error_response(
     status_code: int,
     error: str,
@@ -59,8 +66,8 @@ def error_response(
     headers: Mapping[str, str] | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> JSONResponse:
-    """The one error shape every route answers with."""
-    body = {**(extra or {}), "error": error, "details": [dict(item) for item in details]}
+    """An error answer in the one error shape."""
+    body = error_body(error, details, extra)
     return JSONResponse(body, status_code=status_code, headers=dict(headers or {}))
 
 

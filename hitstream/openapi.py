@@ -17,7 +17,7 @@ from hitstream import __version__
 from hitstream.http import JSONResponse
 from schemas import responses as r
 from schemas.event import EventIn
-from schemas.plausible import PlausibleEvent
+from schemas.plausible import OK, PlausibleEvent
 from schemas.sites import SiteCreate, SiteUpdate
 
 MODELS: list[type[BaseModel]] = [
@@ -71,7 +71,7 @@ OPERATIONS = [
     Operation("post", "/event",
               "Accept one event, in hitstream's shape or Plausible's (answered `ok`, as "
               "Plausible answers)",
-              ("202", "Accepted"), ("EventIn", "PlausibleEvent"), ok_text="ok",
+              ("202", "Accepted"), ("EventIn", "PlausibleEvent"), ok_text=OK,
               errors=_EVENT_ERRORS, security=("", "apiKey"), tags=("ingest",)),
     Operation("post", "/events", "Accept a batch of events (all or nothing; either shape)",
               ("202", "BatchAccepted"), ("EventIn", "PlausibleEvent"), body_array=True,

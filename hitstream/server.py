@@ -23,6 +23,8 @@ import httptools
 import orjson
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
+from hitstream.http import error_body
+
 log = logging.getLogger(__name__)
 
 MAX_HEAD_BYTES = 64 * 1024
@@ -157,7 +159,7 @@ class GuardedProtocol(HttpToolsProtocol):
         """Answer in the API's error shape (as the app would) and close the connection."""
         if self.transport.is_closing():
             return
-        body = orjson.dumps({"error": message, "details": []})
+        body = orjson.dumps(error_body(message))
         self.transport.write(
             b"".join(
                 [

@@ -141,13 +141,12 @@ async def _sites_of_domains(
     """Plausible's `domain` names a site by one of its domains (the site that lists it),
     else by its id."""
     cache = request.state["site_cache"]
+    named = {e.site_id for e, is_plausible in zip(events, shaped, strict=True) if is_plausible}
+    sites = {domain: await cache.site_for_domain(domain) for domain in named if domain}
     resolved = []
     for event, is_plausible in zip(events, shaped, strict=True):
-        if is_plausible and event.site_id is not None:
-            site_id = await cache.site_for_domain(event.site_id)
-            if site_id is not None:
-                event = event.model_copy(update={"site_id": site_id})
-        resolved.append(event)
+        site_id = sites.get(event.site_id or "") if is_plausible else None
+        resolved.append(event.model_copy(update={"site_id": site_id}) if site_id else event)
     return resolved
 
 
@@ -196,7 +195,7 @@ def _plausible_answer(dropped: bool, headers: dict[str, str]) -> Response:
     was not recorded."""
     if dropped:
         headers = {**headers, "x-plausible-dropped": "1"}
-    return Response("ok", status_code=202, media_type="text/plain", headers=headers)
+    return Response(plausible.OK, status_code=202, media_type="text/plain", headers=headers)
 
 
 async def post_event(request: IngestRequest) -> Response:

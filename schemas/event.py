@@ -371,7 +371,9 @@ def encode(
             explicit = getattr(event, tag)
             if explicit is not None:
                 utm[tag] = explicit
-        referrer, source = _origin(event.referrer, page.hostname if page else "", utm)
+        referrer, source = _referrer_and_source(
+            event.referrer or "", page.hostname if page else "", utm.get("utm_source")
+        )
         row = entry.encode_row(
             event_id=event_id,
             site_id=site,
@@ -396,22 +398,18 @@ def encode(
     return encoded
 
 
-def _origin(raw_referrer: str | None, page_host: str, utm: dict[str, str]) -> tuple[str, str]:
-    """The referrer as stored (host/path) and the visit's source: utm_source (a known
-    source's name when it names one), else the referrer's source; a referrer on the
-    page's own host is internal navigation, no referrer at all."""
-    return _referrer_and_source(raw_referrer or "", page_host, utm.get("utm_source"))
-
-
 # Visitors come from few places to few pages: the answer is cached per combination
 # (3 us per event of a browser-shaped batch without it, most of it host comparisons).
 @functools.lru_cache(maxsize=65_536)
 def _referrer_and_source(
     raw_referrer: str, page_host: str, utm_source: str | None
 ) -> tuple[str, str]:
+    """The referrer as stored (host/path) and the visit's source: utm_source (a known
+    source's name when it names one), else the referrer's source; a referrer on the
+    page's own host is internal navigation, no referrer at all."""
     referrer = normalize_referrer(raw_referrer) if raw_referrer else ""
     referrer_host = referrer.split("/", 1)[0]
-    if referrer and is_self_referral(referrer_host, (page_host,)):
+    if referrer and is_self_referral(referrer_host, page_host):
         referrer = ""
     if utm_source is not None:
         return referrer, source_of_campaign(utm_source)

@@ -46,6 +46,7 @@ FIELDS: Mapping[str, str] = {
 PLAUSIBLE_MARKS = frozenset({"name", "n", "domain", "d"})
 HITSTREAM_MARKS = frozenset({"event_type", "eventType", "site_id", "siteId"})
 MAX_FRAGMENT = 1024
+OK = "ok"  # Plausible's answer body to an accepted (or dropped) event
 
 
 class PlausibleEvent(BaseModel):

@@ -108,7 +108,6 @@ def source_of_campaign(utm_source: str) -> str:
     return known.name if known is not None else utm_source
 
 
-def is_self_referral(referrer_host: str, own_hosts: tuple[str, ...]) -> bool:
-    """A referrer on the page's own host (or the site's domain): internal navigation."""
-    bare = bare_host(referrer_host)
-    return any(bare == bare_host(own) for own in own_hosts if own)
+def is_self_referral(referrer_host: str, page_host: str) -> bool:
+    """A referrer on the page's own host (`www.` aside): internal navigation."""
+    return bool(page_host) and bare_host(referrer_host) == bare_host(page_host)

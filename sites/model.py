@@ -107,7 +107,7 @@ def site_from_json(raw: bytes | str) -> Site:
         data["public"],
         tuple(data["allowed_origins"]),
         _moment(data["created_at"]),
-        tuple(data.get("domains", ())),  # absent from records cached before 0.x
+        tuple(data.get("domains", ())),  # absent from records cached before migration 0010
     )
 
 

@@ -97,11 +97,11 @@ def test_campaign_sources_use_known_names(utm_source: str, source: str) -> None:
 
 
 def test_self_referrals() -> None:
-    assert is_self_referral("www.example.com", ("example.com",))
-    assert is_self_referral("example.com", ("www.example.com",))
-    assert is_self_referral("EXAMPLE.com", ("example.com", ""))
-    assert not is_self_referral("blog.example.com", ("example.com",))
-    assert not is_self_referral("example.com", ("",))
+    assert is_self_referral("www.example.com", "example.com")
+    assert is_self_referral("example.com", "www.example.com")
+    assert is_self_referral("EXAMPLE.com", "example.com")
+    assert not is_self_referral("blog.example.com", "example.com")
+    assert not is_self_referral("example.com", "")
     assert bare_host("www.Example.COM.") == "example.com"
 
 
