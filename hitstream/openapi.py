@@ -18,11 +18,13 @@ from hitstream.http import JSONResponse
 from schemas import responses as r
 from schemas.event import EventIn
 from schemas.plausible import OK, PlausibleEvent
+from schemas.query import QueryBody
 from schemas.sites import SiteCreate, SiteUpdate
 
 MODELS: list[type[BaseModel]] = [
     EventIn, PlausibleEvent, SiteCreate, SiteUpdate, r.Error, r.Accepted, r.BatchAccepted, r.Stats,
     r.Health, r.QueueHealth, r.SiteCreated, r.SiteList, r.SiteInfo, r.KeyRotated, r.KeyRevoked,
+    QueryBody, r.QueryAnswer,
 ]  # fmt: skip
 
 ERRORS = {
@@ -59,6 +61,7 @@ class Operation:
     ok: tuple[str, str]
     body: str | tuple[str, ...] | None = None  # several: any one of them (anyOf)
     ok_text: str | None = None  # also answered as text/plain with this body
+    ok_csv: bool = False  # also answered as text/csv
     body_array: bool = False
     query: tuple[tuple[str, bool, dict[str, Any]], ...] = ()
     errors: tuple[str, ...] = ()
@@ -83,6 +86,12 @@ OPERATIONS = [
                      ("event_type", False, {"type": "string", "minLength": 1, "maxLength": 128})),
               errors=("400", "401", "403", "503"), security=("", "apiKey", "admin"),
               tags=("reporting",)),
+    Operation("post", "/api/v2/query",
+              "Any range, metrics, breakdown and filters of a site (Plausible's Stats API v2 "
+              "shape; CSV with Accept: text/csv or format csv)",
+              ("200", "QueryAnswer"), "QueryBody", ok_csv=True,
+              errors=("400", "401", "403", "413", "415", "503"),
+              security=("", "apiKey", "admin"), tags=("reporting",)),
     Operation("get", "/health", "Engines this process uses and whether its roles can work",
               ("200", "Health"), errors=("503",), tags=("health",)),
     Operation("get", "/health/queue",
@@ -139,6 +148,8 @@ def _operation(op: Operation) -> dict[str, Any]:
     if op.ok_text is not None:
         text = {"schema": {"type": "string", "const": op.ok_text}}
         answers[status]["content"]["text/plain"] = text
+    if op.ok_csv:
+        answers[status]["content"]["text/csv"] = {"schema": {"type": "string"}}
     for code in op.errors:
         answers[code] = {
             "description": ERRORS[code],

@@ -28,6 +28,9 @@ TOOL_VARIABLES = frozenset(
 )
 
 
+MAX_RAW_TTL_DAYS = 3650
+
+
 class Settings(BaseSettings):
     """Configuration for every hitstream role; created once at the entry point."""
 
@@ -127,8 +130,9 @@ class Settings(BaseSettings):
         description="embedded Valkey memory cap (e.g. 1GiB); writes get 503 beyond it",
     )
 
-    # ClickHouse retention of raw rows; the aggregate tables keep their rows.
-    raw_ttl_days: int = Field(default=90, ge=1, le=36_500)
+    # ClickHouse retention of raw rows (0: forever); the aggregate tables keep their rows.
+    # At most 10 years: ClickHouse's DateTime ends in 2106, and a TTL past it wraps around.
+    raw_ttl_days: int = Field(default=90, ge=0, le=MAX_RAW_TTL_DAYS)
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:

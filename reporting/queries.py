@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import queue
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
+from reporting.compiler import Compiled
 from schemas.event import ENGAGEMENT
 
 TOP_PATHS_LIMIT = 10
@@ -39,6 +42,12 @@ SELECT * FROM (
 """
 
 
+# The first day a site has data, with whether it has any.
+FIRST_DAY = """
+SELECT min(day), count() FROM daily_totals WHERE site_id = {site_id:String}
+"""
+
+
 @dataclass(frozen=True)
 class DayStats:
     """The answer of `GET /stats`."""
@@ -62,6 +71,33 @@ class StatsReader:
         for client in clients:
             self._idle.put(client)
 
+    @contextmanager
+    def _client(self) -> Iterator[Client]:
+        client = self._idle.get()
+        try:
+            yield client
+        finally:
+            self._idle.put(client)
+
+    def rows(self, compiled: Compiled) -> list[Sequence[Any]]:
+        """Every row of a compiled stats query."""
+        with self._client() as client:
+            return list(client.query(compiled.sql, parameters=compiled.parameters).result_rows)
+
+    def blocks(self, compiled: Compiled) -> Iterator[Sequence[Sequence[Any]]]:
+        """The rows of a compiled stats query, block by block, never all in memory."""
+        with (
+            self._client() as client,
+            client.query_row_block_stream(compiled.sql, parameters=compiled.parameters) as stream,
+        ):
+            yield from stream
+
+    def first_day(self, site_id: str) -> date | None:
+        """The first UTC day with data for the site (the aggregates outlive raw events)."""
+        with self._client() as client:
+            rows = client.query(FIRST_DAY, parameters={"site_id": site_id}).result_rows
+        return rows[0][0] if rows and rows[0][1] else None
+
     def day_stats(self, site_id: str, day: date, event_type: str | None = None) -> DayStats:
         """Totals and top paths of one site on one UTC day."""
         params = {
@@ -71,11 +107,8 @@ class StatsReader:
             "engagement": ENGAGEMENT,
             "limit": TOP_PATHS_LIMIT,
         }
-        client = self._idle.get()
-        try:
+        with self._client() as client:
             rows = client.query(DAY_STATS, parameters=params).result_rows
-        finally:
-            self._idle.put(client)
         # UNION ALL does not order its parts: the totals row is found by its kind, and
         # the paths are re-sorted (ten rows at most) in the order the query chose them.
         views, users, visitors = next(

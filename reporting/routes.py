@@ -1,15 +1,21 @@
-"""GET /stats: one site's totals, unique users and top paths for one UTC day."""
+"""GET /stats (one site's totals and top paths for one day) and POST /api/v2/query (any
+range, metric, breakdown and filter, in Plausible's Stats API v2 shape)."""
 
 from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo
 
 from anyio import to_thread
 from pydantic import ValidationError
 from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import BaseRoute
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import BaseRoute, Route
 
-from hitstream.http import APIError, JSONResponse, api_routes, validation_details
+from hitstream.http import APIError, JSONResponse, api_routes, read_json, validation_details
+from reporting import answer
 from reporting.queries import StatsReader
+from schemas.query import QueryBody, QueryError, parse
 from schemas.stats import StatsQuery
 from sites.access import AccessState, require_reader
 
@@ -46,6 +52,46 @@ async def get_stats(request: Request[ReportingState]) -> Response:
     )
 
 
+CSV = "text/csv"
+
+
+async def site_zone(request: Request[ReportingState], site_id: str) -> ZoneInfo:
+    """The site's time zone (UTC for a site the registry does not know: open mode)."""
+    site = await request.state["site_cache"].site(site_id)
+    return ZoneInfo(site.timezone if site else "UTC")
+
+
+async def post_query(request: Request[ReportingState]) -> Response:
+    """A stats query; 400 names the part of the query at fault."""
+    raw = await read_json(request, request.state["settings"].max_body_bytes)
+    try:
+        body = QueryBody.model_validate(raw)
+    except ValidationError as exc:
+        raise APIError(400, "invalid query", validation_details(exc)) from None
+    await require_reader(request, body.site_id)
+    csv = body.format == "csv" or CSV in request.headers.get("accept", "")
+    reader = request.state["stats_reader"]
+    tz = await site_zone(request, body.site_id)
+    now = dt.datetime.now(dt.UTC)
+    try:
+        query = parse(body)
+        first_day = None
+        if query.date_range.keyword == "all":
+            first_day = await to_thread.run_sync(reader.first_day, body.site_id)
+        plan = answer.plan(query, tz, now, first_day, csv=csv)
+    except QueryError as exc:
+        raise APIError(
+            400, "invalid query", [{"field": exc.field, "message": exc.message}]
+        ) from None
+    if csv:
+        return StreamingResponse(answer.csv_lines(reader, plan), media_type=f"{CSV}; charset=utf-8")
+    echo = body.model_dump(include={"site_id", "metrics", "dimensions", "filters"}, mode="json")
+    return JSONResponse(await to_thread.run_sync(answer.answer, reader, plan, echo, now))
+
+
 def routes() -> list[BaseRoute]:
-    """Reporting routes, each also under `/api`."""
-    return api_routes("GET", [("/stats", get_stats)])
+    """Reporting routes: GET /stats also under `/api`; the query at Plausible's path."""
+    return [
+        *api_routes("GET", [("/stats", get_stats)]),
+        Route("/api/v2/query", post_query, methods=["POST"]),
+    ]

@@ -46,6 +46,8 @@ MAX_REVENUE = Decimal("1e15")
 # Events of this type only carry engagement data (time on page, scroll depth): they are
 # stored, and never counted as page views or events.
 ENGAGEMENT = "engagement"
+# The event types that are page views (the seeds used both spellings).
+PAGEVIEWS = ("pageview", "page_view")
 
 Tag = Annotated[StrictStr | None, Field(min_length=1, max_length=MAX_TAG)]
 
@@ -89,7 +91,9 @@ class TimeWindow:
 
     @property
     def oldest(self) -> datetime:
-        return self.now - timedelta(days=self.retention_days)
+        if not self.retention_days:  # kept forever
+            return MIN_TIMESTAMP
+        return max(MIN_TIMESTAMP, self.now - timedelta(days=self.retention_days))
 
 
 def _printable(value: str) -> str:

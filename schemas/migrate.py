@@ -30,8 +30,10 @@ RECORD_VERSION = (
     "INSERT INTO schema_migrations (version, name) VALUES ({version:UInt32}, {name:String})"
 )
 FORGET_VERSION = "DELETE FROM schema_migrations WHERE version = {version:UInt32}"
-# Raw retention is a setting; re-applied at every start so a changed value takes effect.
+# Raw retention is a setting; re-applied at every start so a changed value takes effect
+# (0: raw events are kept forever).
 RAW_TTL = "ALTER TABLE events MODIFY TTL toDateTime(ts) + INTERVAL {days} DAY"
+NO_RAW_TTL = "ALTER TABLE events REMOVE TTL"
 CURRENT_TTL = (
     "SELECT engine_full FROM system.tables WHERE database = currentDatabase() AND name = 'events'"
 )
@@ -52,7 +54,9 @@ def _statements(sql: str) -> list[str]:
 
 
 def load_migrations(raw_ttl_days: int) -> list[Migration]:
-    """Read the numbered files in order; `{raw_ttl_days}` is the only template value."""
+    """Read the numbered files in order; `{raw_ttl_days}` is the only template value
+    (0, forever, creates the table with the longest TTL; `migrate` then removes it)."""
+    raw_ttl_days = raw_ttl_days or 3650
     found = []
     for path in sorted(MIGRATIONS_DIR.glob("[0-9][0-9][0-9][0-9]_*.sql")):
         text = path.read_text(encoding="utf-8").replace("{raw_ttl_days}", str(int(raw_ttl_days)))
@@ -121,6 +125,11 @@ def rollback(client: Client, to_version: int, raw_ttl_days: int) -> list[int]:
 def _apply_raw_ttl(client: Client, days: int) -> None:
     rows = client.query(CURRENT_TTL).result_rows
     if not rows:
+        return
+    if not days:
+        if " TTL " in str(rows[0][0]):
+            client.command(NO_RAW_TTL)
+            log.info("raw events are kept forever")
         return
     # ClickHouse shows the stored TTL as `toIntervalDay(N)`.
     if re.search(rf"toIntervalDay\({int(days)}\)", str(rows[0][0])):

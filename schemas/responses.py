@@ -88,6 +88,8 @@ class SiteInfo(BaseModel):
     name: str
     public: bool
     allowed_origins: list[str]
+    domains: list[str] = Field(default_factory=list)
+    timezone: str = "UTC"
     created_at: str
     keys: list[KeyInfo] | None = None
 
@@ -113,3 +115,21 @@ class KeyRevoked(BaseModel):
     site_id: str
     key_id: str
     revoked: bool
+
+
+class QueryRow(BaseModel):
+    """One row: the dimensions' values and the metrics, in the query's order."""
+
+    dimensions: list[str]
+    metrics: list[float]
+    comparison: dict[str, list[float | str | None]] | None = Field(
+        default=None, description="with include.compare: the same row of the earlier period"
+    )
+
+
+class QueryAnswer(BaseModel):
+    """`POST /api/v2/query` (Plausible's Stats API v2 shape)."""
+
+    results: list[QueryRow]
+    meta: dict[str, object] = Field(description="total_rows, time_labels when included")
+    query: dict[str, object] = Field(description="the query as understood: dates, time zone")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import zoneinfo
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, field_validator
@@ -34,6 +36,21 @@ def _domains(values: list[str]) -> list[str]:
     return sorted(out)
 
 
+@functools.cache
+def _zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def _timezone(value: str) -> str:
+    """An IANA zone name (Europe/Berlin, Asia/Kolkata, UTC), as the tz database spells it."""
+    if value != "UTC" and value not in _zones():
+        raise PydanticCustomError("timezone", "must be an IANA time zone like Europe/Berlin")
+    return value
+
+
+TIMEZONE_HELP = "IANA time zone of the site's stats days (default UTC)"
+
+
 class SiteCreate(BaseModel):
     """`POST /api/sites`."""
 
@@ -47,6 +64,7 @@ class SiteCreate(BaseModel):
         max_length=MAX_DOMAINS,
         description="host names events in Plausible's shape may name this site by",
     )
+    timezone: StrictStr = Field(default="UTC", max_length=64, description=TIMEZONE_HELP)
 
     @field_validator("allowed_origins")
     @classmethod
@@ -58,6 +76,11 @@ class SiteCreate(BaseModel):
     def _domain_names(cls, values: list[str]) -> list[str]:
         return _domains(values)
 
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        return _timezone(value)
+
 
 class SiteUpdate(BaseModel):
     """`PATCH /api/sites/{site_id}`: what is given changes."""
@@ -68,6 +91,7 @@ class SiteUpdate(BaseModel):
     public: StrictBool | None = None
     allowed_origins: list[StrictStr] | None = Field(default=None, max_length=MAX_ORIGINS)
     domains: list[StrictStr] | None = Field(default=None, max_length=MAX_DOMAINS)
+    timezone: StrictStr | None = Field(default=None, max_length=64, description=TIMEZONE_HELP)
 
     @field_validator("allowed_origins")
     @classmethod
@@ -78,3 +102,8 @@ class SiteUpdate(BaseModel):
     @classmethod
     def _domain_names(cls, values: list[str] | None) -> list[str] | None:
         return None if values is None else _domains(values)
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        return None if value is None else _timezone(value)

@@ -56,17 +56,22 @@ def require_admin(request: Request[AccessT]) -> None:
 
 
 async def require_reader(request: Request[AccessT], site_id: str) -> None:
-    """With HITSTREAM_INGEST_AUTH=key, a site's data is read with a key of that site or
-    the admin token (401 without either, 403 with another site's key)."""
+    """With HITSTREAM_INGEST_AUTH=key, a site's data is read with a key of that site (in
+    x-api-key, or as `Authorization: Bearer` as Plausible's clients send it) or the admin
+    token (401 without either, 403 with another site's key)."""
     if request.state["settings"].ingest_auth != "key" or is_admin(request):
         return
-    api_key = request.headers.get(KEY_HEADER)
+    scheme, _, bearer = request.headers.get("authorization", "").partition(" ")
+    api_key = request.headers.get(KEY_HEADER) or (
+        bearer.strip() if scheme.lower() == "bearer" else None
+    )
     key = await request.state["site_cache"].key(api_key) if api_key else None
     if key is None:
         raise APIError(
             401,
             "an API key of this site (or the admin token) is required",
             [{"field": KEY_HEADER, "message": "missing, invalid, expired or revoked"}],
+            headers={"WWW-Authenticate": "Bearer"},
         )
     if key.site_id != site_id:
         raise APIError(

@@ -28,6 +28,7 @@ class Site:
     allowed_origins: tuple[str, ...] = ()
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     domains: tuple[str, ...] = ()
+    timezone: str = "UTC"
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,7 @@ def site_from_json(raw: bytes | str) -> Site:
         tuple(data["allowed_origins"]),
         _moment(data["created_at"]),
         tuple(data.get("domains", ())),  # absent from records cached before migration 0010
+        data.get("timezone", "UTC"),  # absent from records cached before migration 0011
     )
 
 

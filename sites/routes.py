@@ -47,6 +47,7 @@ def _site_json(site: Site, keys: list[ApiKey] | None = None) -> dict[str, Any]:
         "public": site.public,
         "allowed_origins": list(site.allowed_origins),
         "domains": list(site.domains),
+        "timezone": site.timezone,
         "created_at": site.created_at.isoformat(),
     }
     if keys is not None:
@@ -96,6 +97,7 @@ async def create_site(request: AdminRequest) -> Response:
         body.public,
         tuple(body.allowed_origins),
         domains=tuple(body.domains),
+        timezone=body.timezone,
     )
     key, plaintext = await registry.create_site(site)
     return JSONResponse(

@@ -49,3 +49,24 @@ def test_changed_raw_ttl_is_applied(ch: Client) -> None:
         " WHERE database = currentDatabase() AND name = 'events'"
     ).result_rows[0][0]
     assert "toIntervalDay(7)" in engine
+
+
+def test_raw_ttl_zero_keeps_raw_events_forever(ch: Client) -> None:
+    def engine() -> str:
+        return str(
+            ch.query(
+                "SELECT engine_full FROM system.tables"
+                " WHERE database = currentDatabase() AND name = 'events'"
+            ).result_rows[0][0]
+        )
+
+    migrate(ch, raw_ttl_days=0)
+    assert " TTL " not in engine()
+    ch.command(
+        "INSERT INTO events (event_id, site_id, event_type, ts) "
+        "VALUES (generateUUIDv4(), 's', 'pageview', '1971-01-01 00:00:00')"
+    )
+    ch.command("OPTIMIZE TABLE events FINAL")
+    assert ch.query("SELECT count() FROM events").result_rows[0][0] == 1
+    migrate(ch, raw_ttl_days=30)
+    assert "toIntervalDay(30)" in engine()

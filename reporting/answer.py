@@ -1,0 +1,195 @@
+"""The answer to a stats query: plan it (range, buckets, labels), run it and its
+comparison, and shape the rows as Plausible's Stats API v2 does."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from reporting import periods
+from reporting.compiler import Compiled, compile_query
+from reporting.periods import Period
+from reporting.queries import StatsReader
+from schemas.query import MAX_LIMIT, Query
+
+# Metrics answered as whole numbers; the others (rates, ratios) as decimals.
+INT_METRICS = frozenset({"visitors", "visits", "pageviews", "events", "users", "visit_duration"})
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A query made concrete: its period, time bucket, labels and SQL."""
+
+    query: Query
+    period: Period
+    bucket: str | None
+    labels: list[str] | None
+    compiled: Compiled
+
+
+def plan(
+    query: Query,
+    tz: ZoneInfo,
+    now: dt.datetime,
+    first_day: dt.date | None = None,
+    period: Period | None = None,
+    csv: bool = False,
+) -> Plan:
+    """Resolve the range in the site's zone and compile; raises QueryError for a time
+    dimension with too many buckets."""
+    period = period or periods.resolve(query.date_range, tz, now, first_day)
+    bucket = labels = None
+    time = query.time_dimension
+    if time:
+        bucket = periods.auto_bucket(period) if time == "time" else time.split(":", 1)[1]
+        where = f"dimensions[{query.dimensions.index(time)}]"
+        periods.check_buckets(period, bucket, where)
+        if query.include.time_labels:
+            labels = periods.labels(period, bucket)
+    fill = labels if labels is not None and query.dimensions == (time,) else None
+    limit = query.pagination.limit or (None if csv else MAX_LIMIT)
+    compiled = compile_query(query, period, bucket, limit, fill)
+    return Plan(query, period, bucket, labels, compiled)
+
+
+def _metric(name: str, value: Any) -> int | float:
+    if value is None:
+        return 0
+    return int(value) if name in INT_METRICS else float(value)
+
+
+def _shape(query: Query, row: Sequence[Any]) -> dict[str, Any]:
+    n = len(query.dimensions)
+    return {
+        "metrics": [_metric(m, v) for m, v in zip(query.metrics, row[n:], strict=False)],
+        "dimensions": [str(d) for d in row[:n]],
+    }
+
+
+def _change(metric: str, now: float, before: float) -> float | int | None:
+    """Percent change; for rates (bounce rate) the difference in points."""
+    if metric == "bounce_rate":
+        return round(now - before, 2)
+    if before == 0:
+        return None if now else 0
+    return round((now - before) / before * 100)
+
+
+def answer(
+    reader: StatsReader, the_plan: Plan, echo: dict[str, Any], now: dt.datetime
+) -> dict[str, Any]:
+    """The JSON answer: results, meta, and the query as understood."""
+    query = the_plan.query
+    rows = reader.rows(the_plan.compiled)
+    meta: dict[str, Any] = {}
+    if query.include.total_rows:
+        if rows:
+            meta["total_rows"] = int(rows[0][-1])
+        elif query.pagination.offset:
+            meta["total_rows"] = _total_rows(reader, the_plan, now)
+        else:
+            meta["total_rows"] = 0
+        rows = [row[:-1] for row in rows]
+    results = [_shape(query, row) for row in rows]
+    if query.include.compare:
+        _compare(reader, the_plan, results, now)
+    if the_plan.labels is not None:
+        meta["time_labels"] = the_plan.labels
+    if query.include.imports:
+        meta["imports_included"] = False
+    return {
+        "results": results,
+        "meta": meta,
+        "query": {
+            **echo,
+            "date_range": the_plan.period.shown(),
+            "time_zone": the_plan.period.tz.key,
+            "order_by": [list(pair) for pair in query.order_by],
+            "include": query.include.model_dump(exclude_defaults=True),
+            "pagination": {
+                "limit": query.pagination.limit or MAX_LIMIT,
+                "offset": query.pagination.offset,
+            },
+        },
+    }
+
+
+def _total_rows(reader: StatsReader, the_plan: Plan, now: dt.datetime) -> int:
+    """The row count when the page asked for is past the last row."""
+    query = the_plan.query
+    first = query.__class__(
+        **{
+            **query.__dict__,
+            "pagination": query.pagination.model_copy(update={"offset": 0, "limit": 1}),
+        }
+    )
+    rows = reader.rows(plan(first, the_plan.period.tz, now, period=the_plan.period).compiled)
+    return int(rows[0][-1]) if rows else 0
+
+
+def _compare(
+    reader: StatsReader, the_plan: Plan, results: list[dict[str, Any]], now: dt.datetime
+) -> None:
+    """Give each row the same row of the previous period (time buckets by position)."""
+    query = the_plan.query
+    assert query.include.compare is not None
+    earlier = periods.previous(the_plan.period, query.include.compare)
+    unpaged = query.__class__(
+        **{
+            **query.__dict__,
+            "include": query.include.model_copy(update={"total_rows": False}),
+            "pagination": query.pagination.model_copy(update={"offset": 0, "limit": MAX_LIMIT}),
+        }
+    )
+    before = plan(unpaged, the_plan.period.tz, now, period=earlier)
+    time = query.time_dimension
+    position = query.dimensions.index(time) if time else None
+
+    def key(dimensions: list[str], labels: list[str]) -> tuple[str, ...]:
+        if position is None:
+            return tuple(dimensions)
+        index = labels.index(dimensions[position]) if dimensions[position] in labels else -1
+        return (*dimensions[:position], str(index), *dimensions[position + 1 :])
+
+    bucket = the_plan.bucket or "day"
+    now_labels = periods.labels(the_plan.period, bucket) if time else []
+    before_labels = periods.labels(earlier, bucket) if time else []
+    previous_rows = {
+        key(row["dimensions"], before_labels): row
+        for row in map(lambda r: _shape(query, r), reader.rows(before.compiled))
+    }
+    for row in results:
+        match = previous_rows.get(key(row["dimensions"], now_labels))
+        metrics = match["metrics"] if match else [0 for _ in query.metrics]
+        row["comparison"] = {
+            "dimensions": match["dimensions"] if match else [],
+            "metrics": metrics,
+            "change": [
+                _change(m, a, b)
+                for m, a, b in zip(query.metrics, row["metrics"], metrics, strict=True)
+            ],
+        }
+
+
+def csv_lines(reader: StatsReader, the_plan: Plan) -> Iterator[bytes]:
+    """The answer as CSV, header first, streamed block by block."""
+    import csv
+    import io
+
+    query = the_plan.query
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(the_plan.compiled.columns)
+    for block in reader.blocks(the_plan.compiled):
+        for row in block:
+            shaped = _shape(query, row[: len(the_plan.compiled.columns)])
+            writer.writerow([*shaped["dimensions"], *shaped["metrics"]])
+        yield buffer.getvalue().encode()
+        buffer.seek(0)
+        buffer.truncate()
+    tail = buffer.getvalue()
+    if tail:
+        yield tail.encode()

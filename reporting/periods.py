@@ -1,0 +1,191 @@
+"""A query's date range in the site's time zone: its bounds as UTC instants, its time
+buckets and their labels, and the period it is compared with.
+
+Days, weeks and months are the site's local ones (zoneinfo: daylight-saving changes and
+half-hour offsets included); the engine gets the bounds as UTC instants and the zone
+name, and labels its buckets with the same formats as `labels` (FORMATS).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+from schemas.query import DateRange, QueryError
+
+REALTIME = dt.timedelta(minutes=30)
+# Most buckets a time dimension may make (time:minute over a month would be 43,200).
+MAX_BUCKETS = 10_000
+# The labels of each bucket, as the engine formats them (reporting/compiler.py).
+FORMATS = {
+    "minute": "%Y-%m-%d %H:%M:00",
+    "hour": "%Y-%m-%d %H:00:00",
+    "day": "%Y-%m-%d",
+    "week": "%Y-%m-%d",
+    "month": "%Y-%m-01",
+}
+_STEP = {"minute": dt.timedelta(minutes=1), "hour": dt.timedelta(hours=1)}
+_DAYS = {"7d": 7, "28d": 28, "30d": 30, "91d": 91}
+_MONTHS = {"month": 1, "6mo": 6, "12mo": 12}
+
+
+@dataclass(frozen=True)
+class Period:
+    """[start, end) as aware UTC instants, in the zone `tz`."""
+
+    start: dt.datetime
+    end: dt.datetime
+    tz: ZoneInfo
+    keyword: str | None = None
+
+    @property
+    def days(self) -> float:
+        return (self.end - self.start) / dt.timedelta(days=1)
+
+    def shown(self) -> list[str]:
+        """The range as the answer states it: first and last second, in the site's zone."""
+        last = max(self.start, self.end - dt.timedelta(seconds=1))
+        return [
+            self.start.astimezone(self.tz).isoformat(timespec="seconds"),
+            last.astimezone(self.tz).isoformat(timespec="seconds"),
+        ]
+
+
+def midnight(day: dt.date, tz: ZoneInfo) -> dt.datetime:
+    """The first instant of a local day, in UTC (a day that starts in a DST gap starts
+    at the first local time that exists)."""
+    local = dt.datetime.combine(day, dt.time(0), tzinfo=tz)
+    return local.astimezone(dt.UTC)
+
+
+def _days(first: dt.date, last: dt.date, tz: ZoneInfo, keyword: str | None = None) -> Period:
+    return Period(midnight(first, tz), midnight(last + dt.timedelta(days=1), tz), tz, keyword)
+
+
+def _month_start(day: dt.date, back: int = 0) -> dt.date:
+    index = day.year * 12 + day.month - 1 - back
+    return dt.date(index // 12, index % 12 + 1, 1)
+
+
+def resolve(
+    date_range: DateRange, tz: ZoneInfo, now: dt.datetime, first_day: dt.date | None = None
+) -> Period:
+    """The bounds of a range keyword or explicit range; `first_day` is the site's first
+    UTC day with data (for "all")."""
+    keyword = date_range.keyword
+    today = now.astimezone(tz).date()
+    if keyword is None:
+        first, last = date_range.first, date_range.last
+        if isinstance(first, dt.datetime) and isinstance(last, dt.datetime):
+            return Period(first.astimezone(dt.UTC), last.astimezone(dt.UTC) + _EPSILON, tz)
+        assert isinstance(first, dt.date) and isinstance(last, dt.date)
+        return _days(first, last, tz)
+    if keyword == "realtime":
+        return Period(now - REALTIME, now + _EPSILON, tz, keyword)
+    if keyword == "24h":
+        return Period(now - dt.timedelta(hours=24), now + _EPSILON, tz, keyword)
+    if keyword == "day":
+        return _days(today, today, tz, keyword)
+    if keyword in _DAYS:
+        return _days(today - dt.timedelta(days=_DAYS[keyword] - 1), today, tz, keyword)
+    if keyword in _MONTHS:
+        first = _month_start(today, _MONTHS[keyword] - 1)
+        return _days(first, _month_start(today, -1) - dt.timedelta(days=1), tz, keyword)
+    if keyword == "year":
+        return _days(dt.date(today.year, 1, 1), dt.date(today.year, 12, 31), tz, keyword)
+    assert keyword == "all"
+    if first_day is None:
+        return _days(today, today, tz, keyword)
+    # The local day that holds the first UTC day's first instant.
+    first = dt.datetime.combine(first_day, dt.time(0), tzinfo=dt.UTC).astimezone(tz).date()
+    return _days(min(first, today), today, tz, keyword)
+
+
+# Explicit end instants are included: the range is closed at its last millisecond.
+_EPSILON = dt.timedelta(milliseconds=1)
+
+
+def auto_bucket(period: Period) -> str:
+    """The bucket `time` means for this range: minutes for realtime, hours for up to a
+    day (25 hours: a DST day), days up to 3 months, months beyond."""
+    if period.keyword == "realtime":
+        return "minute"
+    if period.end - period.start <= dt.timedelta(hours=25):
+        return "hour"
+    return "day" if period.days <= 92 else "month"
+
+
+def labels(period: Period, bucket: str) -> list[str]:
+    """Every bucket of the range, in order, as the engine labels them."""
+    fmt = FORMATS[bucket]
+    tz = period.tz
+    out: list[str] = []
+    if bucket in _STEP:
+        step = _STEP[bucket]
+        local = period.start.astimezone(tz)
+        floor = local.replace(second=0, microsecond=0)
+        if bucket == "hour":
+            floor = floor.replace(minute=0)
+        moment = floor.astimezone(dt.UTC)
+        while moment < period.end:
+            label = moment.astimezone(tz).strftime(fmt)
+            if not out or out[-1] != label:
+                out.append(label)
+            moment += step
+            if len(out) > MAX_BUCKETS:
+                break
+        return out
+    first = period.start.astimezone(tz).date()
+    last = (period.end - _EPSILON).astimezone(tz).date()
+    if bucket == "week":
+        first -= dt.timedelta(days=first.weekday())
+    elif bucket == "month":
+        first = first.replace(day=1)
+    day = first
+    while day <= last and len(out) <= MAX_BUCKETS:
+        out.append(day.strftime(fmt))
+        if bucket == "month":
+            day = _month_start(day, -1)
+        else:
+            day += dt.timedelta(days=7 if bucket == "week" else 1)
+    return out
+
+
+def check_buckets(period: Period, bucket: str, where: str) -> None:
+    """Refuse a time dimension that would make more than MAX_BUCKETS buckets."""
+    if len(labels(period, bucket)) > MAX_BUCKETS:
+        raise QueryError(
+            where,
+            f"time:{bucket} over this range makes more than {MAX_BUCKETS} buckets: "
+            "choose a coarser time dimension or a shorter range",
+        )
+
+
+def previous(period: Period, how: str) -> Period:
+    """The period a comparison is made with: a year earlier, or just before it: the same
+    number of calendar months for whole months, else the same length."""
+    if how == "year_over_year":
+        start, end = (_year_back(moment, period.tz) for moment in (period.start, period.end))
+        return Period(start, end, period.tz)
+    first, after = (m.astimezone(period.tz) for m in (period.start, period.end))
+    if _is_midnight(first) and _is_midnight(after) and first.day == 1 and after.day == 1:
+        # Whole calendar months: the same number of months before.
+        months = (after.year - first.year) * 12 + after.month - first.month
+        earlier = _month_start(first.date(), months)
+        return Period(midnight(earlier, period.tz), midnight(first.date(), period.tz), period.tz)
+    length = period.end - period.start
+    return Period(period.start - length, period.start, period.tz)
+
+
+def _is_midnight(local: dt.datetime) -> bool:
+    return local.time() == dt.time(0)
+
+
+def _year_back(moment: dt.datetime, tz: ZoneInfo) -> dt.datetime:
+    local = moment.astimezone(tz).replace(tzinfo=None)
+    try:
+        earlier = local.replace(year=local.year - 1)
+    except ValueError:  # 29 February
+        earlier = local.replace(year=local.year - 1, day=28)
+    return earlier.replace(tzinfo=tz).astimezone(dt.UTC)

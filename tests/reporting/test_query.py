@@ -1,0 +1,348 @@
+"""POST /api/v2/query against hand-computed answers on small fixed data sets, written
+straight into ClickHouse (visits are computed at query time, reporting/compiler.py)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pytest
+from clickhouse_connect.driver.client import Client
+from starlette.testclient import TestClient
+
+from consumers.sink import ClickHouseSink
+from hitstream.app import Role
+from hitstream.settings import Settings
+from schemas import entry
+
+DAY0 = datetime.now(UTC).date() - timedelta(days=3)
+DAY1 = DAY0 + timedelta(days=1)
+DAY2 = DAY0 + timedelta(days=2)
+RANGE = [DAY0.isoformat(), DAY1.isoformat()]
+
+
+@pytest.fixture
+def report(make_client: Callable[..., TestClient], settings: Settings) -> TestClient:
+    return make_client(settings, frozenset({Role.REPORT}))
+
+
+def at(day: date, clock: str) -> str:
+    return f"{day.isoformat()} {clock}"
+
+
+def write(ch: Client, site: str, *events: dict[str, Any]) -> None:
+    """Insert events: visitor, ts, and optionally type, path, user, source, country..."""
+    rows = []
+    for e in events:
+        client = entry.ClientColumns(
+            browser=e.get("browser", ""),
+            os=e.get("os", ""),
+            device=e.get("device", ""),
+            country=e.get("country", ""),
+        )
+        rows.append(
+            entry.encode_row(
+                event_id=str(uuid.uuid4()),
+                site_id=site,
+                event_type=e.get("type", "pageview"),
+                path=e.get("path", "/"),
+                user_id=e.get("user", ""),
+                ts=e["ts"],
+                received_at=e["ts"],
+                hostname=e.get("hostname", "example.com"),
+                utm=e.get("utm"),
+                props=e.get("props"),
+                visitor_id=e["v"],
+                client=client,
+                source=e.get("source", ""),
+            )
+        )
+    ClickHouseSink(ch).insert(rows, token=str(uuid.uuid4()))
+
+
+def seed(ch: Client, site: str = "q") -> None:
+    """Four visits of three visitors over two days (the answers below are by hand):
+    v1: 10:00 / (Google, DE), 10:10 /pricing, 10:20 Signup on /pricing  -> 2 views, 20 min
+    v1: 12:00 /blog (direct, DE)                                         -> bounce
+    v2: 10:05 /pricing (Twitter, US, mobile); an engagement event         -> bounce
+    v3 (user u3), next day: 09:00 /, 09:29:59 /docs, 09:59:57 /docs/api   -> 3 views, 3597 s
+    """
+    de = {"country": "DE", "device": "desktop", "browser": "Chrome"}
+    write(
+        ch,
+        site,
+        {"v": 1, "ts": at(DAY0, "10:00:00"), "source": "Google",
+         "utm": {"utm_campaign": "spring"}, **de},
+        {"v": 1, "ts": at(DAY0, "10:10:00"), "path": "/pricing", "source": "Google", **de},
+        {"v": 1, "ts": at(DAY0, "10:20:00"), "path": "/pricing", "type": "Signup",
+         "props": {"plan": "pro"}, **de},
+        {"v": 1, "ts": at(DAY0, "12:00:00"), "path": "/blog", **de},
+        {"v": 2, "ts": at(DAY0, "10:05:00"), "path": "/pricing", "source": "Twitter",
+         "country": "US", "device": "mobile", "browser": "Safari"},
+        {"v": 2, "ts": at(DAY0, "10:06:00"), "path": "/pricing", "type": "engagement",
+         "country": "US", "device": "mobile"},
+        {"v": 3, "ts": at(DAY1, "09:00:00"), "user": "u3", "source": "GitHub", **de},
+        {"v": 3, "ts": at(DAY1, "09:29:59"), "path": "/docs", "user": "u3", **de},
+        {"v": 3, "ts": at(DAY1, "09:59:57"), "path": "/docs/api", "user": "u3", **de},
+    )  # fmt: skip
+
+
+def query(client: TestClient, **body: Any) -> dict[str, Any]:
+    body.setdefault("site_id", "q")
+    body.setdefault("date_range", RANGE)
+    response = client.post("/api/v2/query", json=body)
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+def rows(answer: dict[str, Any]) -> list[tuple[list[str], list[Any]]]:
+    return [(r["dimensions"], r["metrics"]) for r in answer["results"]]
+
+
+HEADLINE = ["visitors", "visits", "pageviews", "events", "users", "bounce_rate",
+            "visit_duration", "views_per_visit"]  # fmt: skip
+
+
+def test_aggregate_of_every_metric(report: TestClient, ch: Client) -> None:
+    seed(ch)
+    answer = query(report, metrics=HEADLINE)
+    # bounce: 2 of 4 visits; duration (1200 + 0 + 0 + 3597) / 4; views 7 / 4 visits.
+    assert rows(answer) == [([], [3, 4, 7, 8, 1, 50.0, 1199, 1.75])]
+    assert answer["query"]["date_range"] == [
+        f"{DAY0.isoformat()}T00:00:00+00:00",
+        f"{DAY1.isoformat()}T23:59:59+00:00",
+    ]
+    assert answer["query"]["time_zone"] == "UTC"
+    assert answer["meta"] == {}
+
+
+def test_source_breakdown_with_visit_metrics(report: TestClient, ch: Client) -> None:
+    seed(ch)
+    answer = query(
+        report, metrics=["visitors", "visits", "bounce_rate"], dimensions=["visit:source"]
+    )
+    assert rows(answer) == [
+        (["Direct / None"], [1, 1, 100.0]),
+        (["GitHub"], [1, 1, 0.0]),
+        (["Google"], [1, 1, 0.0]),
+        (["Twitter"], [1, 1, 100.0]),
+    ]
+
+
+def test_page_breakdown_counts_events_where_they_happened(report: TestClient, ch: Client) -> None:
+    seed(ch)
+    answer = query(
+        report,
+        metrics=["visitors", "pageviews", "events", "percentage"],
+        dimensions=["event:page"],
+        order_by=[["events", "desc"], ["event:page", "asc"]],
+    )
+    assert rows(answer) == [
+        (["/pricing"], [2, 2, 3, 66.67]),
+        (["/"], [2, 2, 2, 66.67]),
+        (["/blog"], [1, 1, 1, 33.33]),
+        (["/docs"], [1, 1, 1, 33.33]),
+        (["/docs/api"], [1, 1, 1, 33.33]),
+    ]
+
+
+def test_event_filter_keeps_the_visits_that_match(report: TestClient, ch: Client) -> None:
+    seed(ch)
+    answer = query(
+        report,
+        metrics=["visitors", "visits", "pageviews", "bounce_rate"],
+        filters=[["is", "event:page", ["/pricing"]]],
+    )
+    # v1's first visit (2 views) and v2's (1 view) saw /pricing: 2 page views of it.
+    assert rows(answer) == [([], [2, 2, 2, 50.0])]
+
+
+def test_visit_filter_and_entry_pages(report: TestClient, ch: Client) -> None:
+    seed(ch)
+    answer = query(
+        report,
+        metrics=["visitors", "visits"],
+        dimensions=["visit:entry_page"],
+        filters=[["is", "visit:country", ["DE"]]],
+    )
+    assert rows(answer) == [(["/"], [2, 2]), (["/blog"], [1, 1])]
+    exits = query(report, metrics=["visits"], dimensions=["visit:exit_page"])
+    assert rows(exits) == [(["/pricing"], [2]), (["/blog"], [1]), (["/docs/api"], [1])]
+
+
+def test_daily_time_series(report: TestClient, ch: Client) -> None:
+    seed(ch)
+    answer = query(report, metrics=["visitors", "visits", "pageviews"], dimensions=["time:day"])
+    assert rows(answer) == [([DAY0.isoformat()], [2, 3, 4]), ([DAY1.isoformat()], [1, 1, 3])]
+    auto = query(report, metrics=["pageviews"], dimensions=["time"])
+    assert rows(auto) == [([DAY0.isoformat()], [4]), ([DAY1.isoformat()], [3])]
+
+
+def test_a_visit_across_midnight_counts_once_where_it_started(
+    report: TestClient, ch: Client
+) -> None:
+    write(
+        ch,
+        "m",
+        {"v": 9, "ts": at(DAY0, "23:50:00"), "path": "/a"},
+        {"v": 9, "ts": at(DAY1, "00:10:00"), "path": "/b"},
+    )
+    answer = query(
+        report,
+        site_id="m",
+        metrics=["visitors", "visits", "pageviews", "visit_duration"],
+        dimensions=["time:day"],
+    )
+    assert rows(answer) == [
+        ([DAY0.isoformat()], [1, 1, 1, 1200]),
+        ([DAY1.isoformat()], [1, 0, 1, 0]),
+    ]
+    total = query(report, site_id="m", metrics=["visitors", "visits", "bounce_rate"])
+    assert rows(total) == [([], [1, 1, 0.0])]
+
+
+def test_filter_operators(report: TestClient, ch: Client) -> None:
+    seed(ch)
+
+    def views(*filters: list[Any]) -> int:
+        return int(rows(query(report, metrics=["pageviews"], filters=list(filters)))[0][1][0])
+
+    assert views(["contains", "event:page", ["/docs"]]) == 2
+    assert views(["contains_not", "event:page", ["/docs", "/pricing"]]) == 3
+    assert views(["matches", "event:page", ["^/docs/.+$"]]) == 1
+    assert views(["matches_not", "event:page", ["^/docs"]]) == 5
+    assert views(["is_not", "visit:source", ["Direct / None"]]) == 6
+    assert views(["is", "visit:source", ["Direct / None"]]) == 1
+    assert views(["contains", "event:page", ["PRICING"], {"case_sensitive": False}]) == 2
+    assert views(["is", "visit:browser", ["chrome"], {"case_sensitive": False}]) == 6
+    assert views(["or", [["is", "visit:country", ["US"]], ["is", "event:page", ["/blog"]]]]) == 2
+    assert views(["not", ["is", "visit:country", ["DE"]]]) == 1
+    assert (
+        views(["and", [["is", "visit:country", ["DE"]], ["contains", "event:page", ["/d"]]]]) == 2
+    )
+
+
+def test_props_dimension_and_filter(report: TestClient, ch: Client) -> None:
+    seed(ch)
+    answer = query(
+        report,
+        metrics=["events"],
+        dimensions=["event:props:plan"],
+        filters=[["is", "event:name", ["Signup"]]],
+    )
+    assert rows(answer) == [(["pro"], [1])]
+    everything = query(report, metrics=["events"], dimensions=["event:name"])
+    assert rows(everything) == [(["pageview"], [7]), (["Signup"], [1])]
+
+
+def test_pagination_and_total_rows(report: TestClient, ch: Client) -> None:
+    seed(ch)
+    body = {
+        "metrics": ["pageviews"],
+        "dimensions": ["event:page"],
+        "order_by": [["event:page", "asc"]],
+        "include": {"total_rows": True},
+    }
+    page = query(report, **body, pagination={"limit": 2, "offset": 1})
+    assert rows(page) == [(["/blog"], [1]), (["/docs"], [1])]
+    assert page["meta"]["total_rows"] == 5
+    past = query(report, **body, pagination={"limit": 2, "offset": 10})
+    assert past["results"] == [] and past["meta"]["total_rows"] == 5
+
+
+def test_time_labels_fill_empty_buckets(report: TestClient, ch: Client) -> None:
+    seed(ch)
+    answer = query(
+        report,
+        metrics=["pageviews"],
+        date_range=[DAY0.isoformat(), DAY2.isoformat()],
+        dimensions=["time:day"],
+        include={"time_labels": True},
+    )
+    days = [d.isoformat() for d in (DAY0, DAY1, DAY2)]
+    assert answer["meta"]["time_labels"] == days
+    assert rows(answer) == [([days[0]], [4]), ([days[1]], [3]), ([days[2]], [0])]
+    hours = query(
+        report,
+        metrics=["pageviews"],
+        date_range=[DAY0.isoformat(), DAY0.isoformat()],
+        dimensions=["time:hour"],
+        include={"time_labels": True},
+    )
+    assert len(hours["meta"]["time_labels"]) == 24
+    assert hours["results"][10] == {"dimensions": [at(DAY0, "10:00:00")], "metrics": [3]}
+
+
+def test_csv_equals_json(report: TestClient, ch: Client) -> None:
+    seed(ch)
+    body = {
+        "site_id": "q",
+        "date_range": RANGE,
+        "metrics": ["visitors", "bounce_rate"],
+        "dimensions": ["visit:source"],
+    }
+    as_json = report.post("/api/v2/query", json=body).json()
+    response = report.post("/api/v2/query", json=body, headers={"accept": "text/csv"})
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/csv")
+    table = list(csv.reader(io.StringIO(response.text)))
+    assert table[0] == ["visit:source", "visitors", "bounce_rate"]
+    assert table[1:] == [
+        [*r["dimensions"], *(str(m) for m in r["metrics"])] for r in as_json["results"]
+    ]
+    again = report.post("/api/v2/query", json={**body, "format": "csv"})
+    assert again.text == response.text
+
+
+def test_compare_with_the_previous_period(report: TestClient, ch: Client) -> None:
+    seed(ch)
+    answer = query(
+        report,
+        metrics=["pageviews"],
+        date_range=[DAY1.isoformat(), DAY1.isoformat()],
+        include={"compare": "previous_period"},
+    )
+    # DAY1 has 3 page views; DAY0, the period before, 4.
+    assert answer["results"] == [
+        {"dimensions": [], "metrics": [3],
+         "comparison": {"dimensions": [], "metrics": [4], "change": [-25]}}
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"metrics": ["visitorz"]}, "metrics[0]"),
+        ({"metrics": ["visitors"], "dimensions": ["visit:planet"]}, "dimensions[0]"),
+        ({"metrics": ["bounce_rate"], "dimensions": ["event:page"]}, "metrics[0]"),
+        ({"metrics": ["percentage"]}, "metrics[0]"),
+        ({"metrics": ["visitors"], "date_range": "8d"}, "date_range"),
+        ({"metrics": ["visitors"], "date_range": ["2024-02-30", "2024-03-01"]}, "date_range[0]"),
+        ({"metrics": ["visitors"], "date_range": ["2024-03-02", "2024-03-01"]}, "date_range"),
+        ({"metrics": ["visitors"], "date_range": ["2024-03-01T00:00:00", "2024-03-02T00:00:00"]},
+         "date_range[0]"),
+        ({"metrics": ["visitors"], "filters": [["equals", "event:page", ["/"]]]}, "filters[0][0]"),
+        ({"metrics": ["visitors"], "filters": [["is", "time", ["x"]]]}, "filters[0][1]"),
+        ({"metrics": ["visitors"], "filters": [["matches", "event:page", ["(unclosed"]]]},
+         "filters[0][2][0]"),
+        ({"metrics": ["visitors"], "filters": [["is", "event:page", "/"]]}, "filters[0][2]"),
+        ({"metrics": ["visitors"], "filters": [["or", [["is", "x:y", ["1"]]]]]},
+         "filters[0][1][0][1]"),
+        ({"metrics": ["visitors"], "order_by": [["pageviews", "desc"]]}, "order_by[0]"),
+        ({"metrics": ["visitors"], "include": {"time_labels": True}}, "include.time_labels"),
+        ({"metrics": ["visitors"], "dimensions": ["time:minute"], "date_range": "year"},
+         "dimensions[0]"),
+        ({"metrics": ["visitors"], "pagination": {"limit": 0}}, "pagination.limit"),
+        ({"metrics": ["visitors"], "filters": [["is", "event:goal", ["Signup"]]]}, "filters[0][1]"),
+    ],
+)  # fmt: skip
+def test_invalid_queries_name_the_part_at_fault(
+    report: TestClient, body: dict[str, Any], field: str
+) -> None:
+    response = report.post("/api/v2/query", json={"site_id": "q", "date_range": "7d", **body})
+    assert response.status_code == 400, response.text
+    assert response.json()["details"][0]["field"] == field
