@@ -7,12 +7,13 @@ import contextlib
 import enum
 import logging
 import secrets
-from collections.abc import AsyncIterator, Coroutine, Iterable
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from functools import partial
 from typing import Any, TypedDict
 
 import redis.asyncio as aioredis
 from anyio import to_thread
+from clickhouse_connect.driver.client import Client
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
@@ -78,6 +79,7 @@ class AppState(TypedDict, total=False):
     writer: StreamWriter
     registry: Registry
     stats_reader: StatsReader
+    export_client: Callable[[], Client]
 
 
 ADMIN_TOKEN_FILE = "admin_token"
@@ -235,6 +237,9 @@ async def _open(
             stack.callback(close_quietly, reader)
             readers.append(reader)
         state["stats_reader"] = StatsReader(readers)
+        # Exports stream for as long as they take: each gets its own client.
+        # One thread: an export is paced by the client reading it, not by the engine.
+        state["export_client"] = partial(clickhouse_client, settings, {"max_threads": 1})
 
     if Role.CONSUME in roles:
         writer_client = await to_thread.run_sync(clickhouse_client, settings, WRITER_SESSION)

@@ -62,6 +62,7 @@ class Operation:
     body: str | tuple[str, ...] | None = None  # several: any one of them (anyOf)
     ok_text: str | None = None  # also answered as text/plain with this body
     ok_csv: bool = False  # also answered as text/csv
+    ok_files: tuple[str, ...] = ()  # answered as a file of one of these types, not JSON
     body_array: bool = False
     query: tuple[tuple[str, bool, dict[str, Any]], ...] = ()
     errors: tuple[str, ...] = ()
@@ -92,6 +93,14 @@ OPERATIONS = [
               ("200", "QueryAnswer"), "QueryBody", ok_csv=True,
               errors=("400", "401", "403", "413", "415", "503"),
               security=("", "apiKey", "admin"), tags=("reporting",)),
+    Operation("get", "/api/sites/{site_id}/export",
+              "A site's raw events over a range, streamed (NDJSON, CSV or Parquet)",
+              ("200", ""), ok_files=("application/x-ndjson", "text/csv",
+                                     "application/vnd.apache.parquet"),
+              query=(("from", True, {"type": "string", "minLength": 1, "maxLength": 40}),
+                     ("to", True, {"type": "string", "minLength": 1, "maxLength": 40}),
+                     ("format", False, {"type": "string", "enum": ["ndjson", "csv", "parquet"]})),
+              errors=("400", "401", "403", "503"), security=("admin",), tags=("reporting",)),
     Operation("get", "/health", "Engines this process uses and whether its roles can work",
               ("200", "Health"), errors=("503",), tags=("health",)),
     Operation("get", "/health/queue",
@@ -145,6 +154,9 @@ def _operation(op: Operation) -> dict[str, Any]:
     answers: dict[str, Any] = {
         status: {"description": "success", "content": {"application/json": {"schema": _ref(model)}}}
     }
+    if op.ok_files:
+        binary = {"type": "string", "format": "binary"}
+        answers[status]["content"] = {media: {"schema": binary} for media in op.ok_files}
     if op.ok_text is not None:
         text = {"schema": {"type": "string", "const": op.ok_text}}
         answers[status]["content"]["text/plain"] = text

@@ -4,9 +4,11 @@ range, metric, breakdown and filter, in Plausible's Stats API v2 shape)."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from zoneinfo import ZoneInfo
 
 from anyio import to_thread
+from clickhouse_connect.driver.client import Client
 from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -14,6 +16,7 @@ from starlette.routing import BaseRoute, Route
 
 from hitstream.http import APIError, JSONResponse, api_routes, read_json, validation_details
 from reporting import answer
+from reporting.export import export
 from reporting.queries import StatsReader
 from schemas.query import QueryBody, QueryError, parse
 from schemas.stats import StatsQuery
@@ -24,6 +27,7 @@ class ReportingState(AccessState):
     """What the reporting routes read from the app's lifespan state."""
 
     stats_reader: StatsReader
+    export_client: Callable[[], Client]
 
 
 async def get_stats(request: Request[ReportingState]) -> Response:
@@ -94,4 +98,5 @@ def routes() -> list[BaseRoute]:
     return [
         *api_routes("GET", [("/stats", get_stats)]),
         Route("/api/v2/query", post_query, methods=["POST"]),
+        Route("/api/sites/{site_id}/export", export, methods=["GET"]),
     ]

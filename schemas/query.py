@@ -257,7 +257,7 @@ def _date_range(value: str | list[str]) -> DateRange:
         return DateRange(keyword=value)
     if len(value) != 2:
         raise QueryError("date_range", "an explicit range is [from, to]")
-    first, last = (_bound(text, f"date_range[{i}]") for i, text in enumerate(value))
+    first, last = (parse_bound(text, f"date_range[{i}]") for i, text in enumerate(value))
     if type(first) is not type(last):
         raise QueryError("date_range", "both bounds are dates, or both are date-times")
     if first > last:
@@ -265,7 +265,8 @@ def _date_range(value: str | list[str]) -> DateRange:
     return DateRange(first=first, last=last)
 
 
-def _bound(text: str, where: str) -> dt.date | dt.datetime:
+def parse_bound(text: str, where: str) -> dt.date | dt.datetime:
+    """A date (YYYY-MM-DD) or a date-time with an offset; `where` names it in errors."""
     try:
         if _DAY.match(text):
             day = dt.date.fromisoformat(text)

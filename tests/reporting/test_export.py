@@ -1,0 +1,143 @@
+"""GET /api/sites/{site_id}/export: a site's raw events, streamed, for the admin only."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx2 as httpx
+import pytest
+from clickhouse_connect.driver.client import Client
+from starlette.testclient import TestClient
+
+from hitstream.settings import Settings
+from tests.helpers import HitstreamProcess
+from tests.reporting.test_query import DAY0, DAY1, at, write
+
+ADMIN = "test-admin-token"
+AUTH = {"Authorization": f"Bearer {ADMIN}"}
+
+
+@pytest.fixture
+def app(
+    make_client: Callable[..., TestClient], make_settings: Callable[..., Settings]
+) -> TestClient:
+    return make_client(make_settings(admin_token=ADMIN))
+
+
+def seed(ch: Client) -> None:
+    write(
+        ch,
+        "s",
+        {"v": 1, "ts": at(DAY0, "10:00:00"), "path": "/a", "props": {"k": "v"}},
+        {"v": 2, "ts": at(DAY1, "11:00:00"), "path": "/b", "type": "Signup"},
+    )
+    write(ch, "other", {"v": 3, "ts": at(DAY0, "12:00:00"), "path": "/secret"})
+
+
+def get(app: TestClient, fmt: str, **params: str) -> httpx.Response:
+    query = {"from": DAY0.isoformat(), "to": DAY1.isoformat(), "format": fmt, **params}
+    return app.get("/api/sites/s/export", params=query, headers=AUTH)
+
+
+def test_ndjson_csv_and_parquet_hold_the_sites_events_only(
+    app: TestClient, ch: Client, tmp_path: Path
+) -> None:
+    seed(ch)
+    ndjson = get(app, "ndjson")
+    assert ndjson.status_code == 200, ndjson.text
+    assert ndjson.headers["content-type"] == "application/x-ndjson"
+    lines = [json.loads(line) for line in ndjson.text.splitlines()]
+    assert [(e["path"], e["event_type"]) for e in lines] == [("/a", "pageview"), ("/b", "Signup")]
+    assert lines[0]["props"] == {"k": "v"} and "site_id" not in lines[0]
+    table = list(csv.reader(io.StringIO(get(app, "csv").text)))
+    assert table[0][:3] == ["event_id", "event_type", "ts"] and len(table) == 3
+    assert [row[4] for row in table[1:]] == ["/a", "/b"]
+    parquet = get(app, "parquet")
+    assert parquet.status_code == 200
+    path = tmp_path / "export.parquet"
+    path.write_bytes(parquet.content)
+    assert ch.query(f"SELECT path FROM file('{path}', Parquet) ORDER BY ts").result_rows == [
+        ("/a",), ("/b",),
+    ]  # fmt: skip
+    one_day = get(app, "ndjson", to=DAY0.isoformat())
+    assert [json.loads(line)["path"] for line in one_day.text.splitlines()] == ["/a"]
+
+
+def test_export_is_for_the_admin_and_refuses_bad_ranges(app: TestClient) -> None:
+    params = {"from": DAY0.isoformat(), "to": DAY1.isoformat()}
+    assert app.get("/api/sites/s/export", params=params).status_code == 401
+    bad = app.get("/api/sites/s/export", params={"from": "yesterday", "to": "today"}, headers=AUTH)
+    assert bad.status_code == 400 and bad.json()["details"][0]["field"] == "from"
+    missing = app.get("/api/sites/s/export", params={"from": DAY0.isoformat()}, headers=AUTH)
+    assert missing.status_code == 400 and missing.json()["details"][0]["field"] == "to"
+    upside_down = {"from": DAY1.isoformat(), "to": DAY0.isoformat()}
+    assert app.get("/api/sites/s/export", params=upside_down, headers=AUTH).status_code == 400
+    odd = app.get("/api/sites/s/export", params={**params, "format": "xlsx"}, headers=AUTH)
+    assert odd.status_code == 400 and odd.json()["details"][0]["field"] == "format"
+
+
+SEED_MILLION = """
+from hitstream.connections import clickhouse_client
+from hitstream.settings import Settings
+from schemas.migrate import migrate
+settings = Settings()
+client = clickhouse_client(settings)
+migrate(client, settings.raw_ttl_days)
+client.command(
+    "INSERT INTO events (event_id, site_id, event_type, path, ts, received_at, visitor_id, props)"
+    " SELECT generateUUIDv4(number), 'big', 'pageview', concat('/page/', toString(number % 500)),"
+    " now64(3) - toIntervalSecond(number % 86400), now64(3), number % 50000,"
+    " map('n', toString(number))"
+    " FROM numbers(1000000)"
+)
+"""
+
+
+def vm_kb(pid: int, field: str) -> int:
+    """A memory figure of a process from /proc (VmRSS now, VmHWM its peak), in KB."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith(field)))
+
+
+def test_a_million_event_export_streams_in_flat_memory(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir(mode=0o700)
+    env = {"HITSTREAM_DATA_DIR": str(data), "HITSTREAM_ADMIN_TOKEN": ADMIN}
+    seeded = subprocess.run(
+        [sys.executable, "-c", SEED_MILLION], env={**env, "PATH": "/usr/bin:/bin"},
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert seeded.returncode == 0, seeded.stderr
+    server = HitstreamProcess("serve", env, tmp_path / "serve.log").start()
+    samples: list[int] = []  # the server's resident memory (KB) every 32 MB received
+    size = lines = 0
+    try:
+        assert server.proc is not None
+        with httpx.stream(
+            "GET",
+            f"{server.base_url}/api/sites/big/export",
+            params={"from": "2000-01-01", "to": "2099-12-31"},
+            headers=AUTH,
+            timeout=300,
+        ) as response:
+            assert response.status_code == 200
+            for chunk in response.iter_bytes():
+                if (size >> 25) != ((size + len(chunk)) >> 25):
+                    samples.append(vm_kb(server.proc.pid, "VmRSS"))
+                size += len(chunk)
+                lines += chunk.count(b"\n")
+        peak = vm_kb(server.proc.pid, "VmHWM")
+    finally:
+        server.stop()
+    assert lines == 1_000_000 and size > 400 * 2**20 and len(samples) > 10
+    # From the first 32 MB to the last of about 500 MB the server's memory stays flat:
+    # it does not grow with the size of an export.
+    first = samples[0]
+    assert max(samples) - first < 40 * 1024, f"RSS grew: {[s >> 10 for s in samples]} MB"
+    assert peak - first < 60 * 1024, f"peak {peak >> 10} MB, after 32 MB {first >> 10} MB"
