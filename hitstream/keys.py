@@ -36,6 +36,12 @@ class RedisKeys:
         return f"{self.prefix}dedup:"
 
     @property
+    def visits(self) -> str:
+        """Prefix of each visitor's current visit: `<visits><site>:<visitor>` holds
+        "<visit id> <last event ms>" (a salted visitor ID, never an address)."""
+        return f"{self.prefix}visit:"
+
+    @property
     def sites(self) -> str:
         """Hash of cached site records (site_id -> JSON)."""
         return f"{self.prefix}sites"

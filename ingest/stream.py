@@ -31,21 +31,55 @@ MEMORY_HIGH_WATER = 0.9
 # If the backlog could not be read for this long, ingest refuses (it cannot tell).
 STALE_AFTER_S = 2.0
 
-# Atomically: for each (row, site, id) triple, append the row unless `id` (a client's
-# event_id, 16 bytes; '' for none) was already seen for that site within the window.
-# Remembering the ID and appending happen together or not at all, so a failed append
-# never leaves an ID that would make the client's retry look like a duplicate.
+# A visit: a visitor's events with no gap of this long between them.
+VISIT_GAP_MS = 30 * 60 * 1000
+
+# Atomically: for each (row, site, id, visitor, ms) group, append the row unless `id` (a
+# client's event_id, 16 bytes; '' for none) was already seen for that site within the
+# window. Remembering the ID and appending happen together or not at all, so a failed
+# append never leaves an ID that would make the client's retry look like a duplicate.
 # Redis's clock decides the slice, so every ingest replica agrees. The entry's field
 # names come from schemas/entry.py.
+#
+# The same script tells each event's visit, where the events of every ingest replica
+# meet: a visitor's current visit is "<id> <last ms>" (its id is the time of its first
+# event); an event less than the gap after the last one (or before the first) joins it,
+# a later one starts a new visit, a much older one (an import) gets a visit of its own
+# and leaves the current one alone. The id is written into the row's last field
+# (entry.SESSION_TAIL). Appended together with the row: a visit is never assigned to an
+# event that was not stored, and a stored event always has its visit.
 APPEND_ONCE = Template("""
 local prefix, window, slices = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local visits, gap = ARGV[4], tonumber(ARGV[5])
 local width = math.ceil(window / slices)
 local current = math.floor(tonumber(redis.call('TIME')[1]) / width)
 local added = 0
-for i = 4, #ARGV, 3 do
-  local row, site, id = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+local function visit(row, site, visitor, ms)
+  if visitor == '0' then
+    return row
+  end
+  local key = visits .. site .. ':' .. visitor
+  local id, last = ms, ms
+  local state = redis.call('GET', key)
+  if state then
+    local first, seen = string.match(state, '^(%d+) (%d+)$$')
+    first, seen = tonumber(first), tonumber(seen)
+    if ms < seen + gap and ms > first - gap then
+      id, last = first, math.max(seen, ms)
+    elseif ms < first then
+      return string.sub(row, 1, -3) .. string.format('%d', ms) .. '}'
+    end
+  end
+  redis.call('SET', key, string.format('%d %d', id, last), 'PX', 2 * gap)
+  return string.sub(row, 1, -3) .. string.format('%d', id) .. '}'
+end
+for i = 6, #ARGV, 5 do
+  local site, id = ARGV[i + 1], ARGV[i + 2]
+  local function row()
+    return visit(ARGV[i], site, ARGV[i + 3], tonumber(ARGV[i + 4]))
+  end
   if id == '' then
-    redis.call('XADD', KEYS[1], '*', '$row', row)
+    redis.call('XADD', KEYS[1], '*', '$row', row())
     added = added + 1
   else
     local seen = false
@@ -59,7 +93,7 @@ for i = 4, #ARGV, 3 do
       local key = prefix .. site .. ':' .. current
       redis.call('SADD', key, id)
       redis.call('EXPIREAT', key, (current + 1) * width + window)
-      redis.call('XADD', KEYS[1], '*', '$row', row, '$client', '$mark')
+      redis.call('XADD', KEYS[1], '*', '$row', row(), '$client', '$mark')
       added = added + 1
     end
   end
@@ -87,6 +121,8 @@ class StreamWriter:
             keys.dedup,
             dedup_window_s,
             DEDUP_SLICES,
+            keys.visits,
+            VISIT_GAP_MS,
         ]
         self._high_water = high_water
         self._append_once = redis.register_script(APPEND_ONCE)
@@ -95,7 +131,7 @@ class StreamWriter:
         self._read_at = time.monotonic()
         # Group commit of single events: requests that arrive while a script call is in
         # flight go together in the next one; each is answered once its entry is stored.
-        self._waiting: list[tuple[bytes, asyncio.Future[None]]] = []
+        self._waiting: list[tuple[Encoded, asyncio.Future[None]]] = []
         self._committer: asyncio.Task[None] | None = None
 
     def refusal(self) -> str | None:
@@ -123,25 +159,23 @@ class StreamWriter:
     async def append(self, events: Sequence[Encoded]) -> None:
         """Store all events or none of them; returns only once Redis has them."""
         if len(events) == 1 and not events[0].client_id:
-            await self._group_commit(events[0].row)
+            await self._group_commit(events[0])
             return
         try:
-            await self._run_script(
-                [(e.row, e.site_id, e.id_bytes if e.client_id else b"") for e in events]
-            )
+            await self._run_script(events)
         except RedisError as exc:
             raise StreamUnavailable(str(exc)) from exc
 
-    async def _run_script(self, rows: Sequence[tuple[bytes, str, bytes]]) -> None:
+    async def _run_script(self, events: Sequence[Encoded]) -> None:
         """One EVALSHA appends them all, atomically (far cheaper than one XADD each)."""
         args = list(self._dedup_args)
-        for row, site, event_id in rows:
-            args += [row, site, event_id]
+        for e in events:
+            args += [e.row, e.site_id, e.id_bytes if e.client_id else b"", e.visitor_id, e.ts_ms]
         await self._append_once(keys=[self._stream], args=args)
 
-    async def _group_commit(self, row: bytes) -> None:
+    async def _group_commit(self, event: Encoded) -> None:
         done = asyncio.get_running_loop().create_future()
-        self._waiting.append((row, done))
+        self._waiting.append((event, done))
         if self._committer is None or self._committer.done():
             self._committer = asyncio.create_task(self._commit())
         await done
@@ -153,7 +187,7 @@ class StreamWriter:
             group, self._waiting = self._waiting, []
             failure: Exception | None = None
             try:
-                await self._run_script([(row, "", b"") for row, _ in group])
+                await self._run_script([event for event, _ in group])
             except RedisError as exc:
                 failure = StreamUnavailable(str(exc))
             for _, done in group:

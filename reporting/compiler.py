@@ -1,11 +1,13 @@
-"""A stats query as one ClickHouse SELECT over raw events, with visits computed at query
-time: a visitor's events with no gap of 30 minutes or more (SESSION_GAP_MS) form one
-visit; a visit's dimensions are those of its first event (its exit page, its last).
+"""A stats query as one ClickHouse SELECT over raw events and stored visits.
 
-Two kinds of rows feed the final GROUP BY: matching events (kind 0: counted where and when
-they happened) and matching visits (kind 1: counted once, in the bucket where they
-started). A visit matches when at least one of its events matches the filters. Values
-are bound as parameters; names (columns, functions, formats) come from the tables here.
+Visits are told at ingest (ingest/stream.py: a visitor's events with no gap of 30
+minutes or more) and kept one row per visit in `sessions` (migration 0012). Two kinds of
+rows feed the final GROUP BY: matching events (kind 0: counted where and when they
+happened) and matching visits (kind 1: counted once, in the bucket where they started).
+A visit matches when its dimensions match the visit filters and, if there are event
+filters, at least one of its events matches them. A visit's dimensions are those of the
+event that opened it; its exit page is that of its last event. Values are bound as
+parameters; names (columns, functions, formats) come from the tables here.
 """
 
 from __future__ import annotations
@@ -27,56 +29,53 @@ from schemas.query import (
     Logic,
     Query,
     empty_label,
+    is_event_dimension,
 )
 
-SESSION_GAP_MS = 30 * 60 * 1000
-
-# What a visit takes from its first event.
-_VISIT_COLUMNS = tuple(c for c in VISIT_DIMENSIONS.values() if c not in ("entry_page", "exit_page"))
-# ClickHouse's spelling of periods.FORMATS (its minutes are %i).
-_BUCKET_SQL = {
-    "minute": "formatDateTime({ts}, '%Y-%m-%d %H:%i:00', {{tz:String}})",
-    "hour": "formatDateTime({ts}, '%Y-%m-%d %H:00:00', {{tz:String}})",
-    "day": "formatDateTime({ts}, '%Y-%m-%d', {{tz:String}})",
-    "week": "toString(toMonday({ts}, {{tz:String}}))",
-    "month": "formatDateTime({ts}, '%Y-%m-01', {{tz:String}})",
+# Each time bucket: what rows are grouped by (cheap: numbers), and how a group's bucket
+# is labelled afterwards, in ClickHouse's spelling of periods.FORMATS (minutes are %i).
+_BUCKETS = {
+    "minute": ("toStartOfMinute({ts}, {{tz:String}})", "'%Y-%m-%d %H:%i:00'"),
+    "hour": ("toStartOfHour({ts}, {{tz:String}})", "'%Y-%m-%d %H:00:00'"),
+    "day": ("toDate({ts}, {{tz:String}})", "'%Y-%m-%d'"),
+    "week": ("toMonday({ts}, {{tz:String}})", "'%Y-%m-%d'"),
+    "month": ("toStartOfMonth({ts}, {{tz:String}})", "'%Y-%m-01'"),
 }
+# Metrics counted from events; the others from visits.
 _EVENT_ROW_METRICS = frozenset({"visitors", "pageviews", "events", "users", "percentage"})
 
-# Every event of the range with its visit number `sn` (per visitor, counting gaps).
-_EVENTS = f"""
+# The site's events of the range (engagement events only carry engagement data).
+_EVENTS = """
 ev AS (
-    SELECT *, sum(gap) OVER (PARTITION BY visitor_id ORDER BY t ROWS UNBOUNDED PRECEDING) AS sn
-    FROM (
-        SELECT visitor_id, ts, toUnixTimestamp64Milli(ts) AS t, path, event_type, hostname,
-            props, user_id, {", ".join(_VISIT_COLUMNS)},
-            event_type IN {{pageviews:Array(String)}} AS pv,
-            t - lagInFrame(t, 1, t) OVER (
-                PARTITION BY visitor_id ORDER BY t ROWS BETWEEN 1 PRECEDING AND CURRENT ROW
-            ) >= {SESSION_GAP_MS} AS gap
-        FROM events
-        WHERE site_id = {{site_id:String}}
-          AND ts >= {{t0:DateTime64(3, 'UTC')}} AND ts < {{t1:DateTime64(3, 'UTC')}}
-          AND event_type != {{engagement:String}}
-    )
+    SELECT visitor_id, session_id, ts, path, event_type, hostname, props, user_id,
+        event_type IN {pageviews:Array(String)} AS pv
+    FROM events
+    WHERE site_id = {site_id:String}
+      AND ts >= {t0:DateTime64(3, 'UTC')} AND ts < {t1:DateTime64(3, 'UTC')}
+      AND event_type != {engagement:String}
 )"""
 
-# Each visit: its bounds, page views, first/last page, and its first event's dimensions.
-_SESSIONS = f"""
-sessions AS (
-    SELECT visitor_id, sn, min(t) AS v_start_ms, max(t) AS v_end_ms,
-        fromUnixTimestamp64Milli(min(t), 'UTC') AS v_start,
-        countIf(pv) AS v_pageviews, count() AS v_events,
-        anyIf(user_id, user_id != '') AS v_user,
-        argMin(path, t) AS v_entry_page, argMax(path, t) AS v_exit_page,
-        {", ".join(f"argMin({c}, t) AS v_{c}" for c in _VISIT_COLUMNS)}
-    FROM ev
-    GROUP BY visitor_id, sn
+# The site's visits opened in the range (a visit's id is the time of its first event),
+# their dimensions as v_<name>.
+_VISITS = f"""
+visits AS (
+    SELECT visitor_id, session_id,
+        fromUnixTimestamp64Milli(toInt64(session_id), 'UTC') AS v_opened,
+        pageviews AS v_pageviews, events AS v_events, user_id AS v_user,
+        toInt64(toUnixTimestamp64Milli(end) - toUnixTimestamp64Milli(start)) AS v_duration,
+        finalizeAggregation(exit_page) AS v_exit_page,
+        {", ".join(f"{c} AS v_{c}" for c in VISIT_DIMENSIONS.values() if c != "exit_page")}
+    FROM sessions FINAL
+    WHERE site_id = {{site_id:String}}
+      AND toDate(fromUnixTimestamp64Milli(toInt64(session_id), 'UTC'))
+          BETWEEN toDate({{t0:DateTime64(3, 'UTC')}}) AND toDate({{t1:DateTime64(3, 'UTC')}})
+      AND session_id >= {{t0_ms:UInt64}} AND session_id < {{t1_ms:UInt64}}
 )"""
 
+# Events with their visit's dimensions (events without a visit get empty ones).
 _JOINED = """
 joined AS (
-    SELECT * FROM ev INNER JOIN sessions USING (visitor_id, sn)
+    SELECT * FROM ev LEFT JOIN visits USING (visitor_id, session_id)
 )"""
 
 
@@ -100,6 +99,10 @@ class _Binder:
         name = f"p{len(self.parameters)}"
         self.parameters[name] = value
         return f"{{{name}:{type_}}}"
+
+
+def _ms(moment: dt.datetime) -> int:
+    return (moment - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) // dt.timedelta(milliseconds=1)
 
 
 def _instant(moment: dt.datetime) -> str:
@@ -152,6 +155,17 @@ def _label(dimension: str, column: str) -> str:
     return f"if({column} = '', '{empty_label(dimension)}', toString({column}))"
 
 
+def _uses(filters: tuple[Filter, ...], visit: bool) -> bool:
+    """Whether any filter is on a visit dimension (visit) or an event one (not visit)."""
+    for item in filters:
+        if isinstance(item, Logic):
+            if _uses(item.items, visit):
+                return True
+        elif is_event_dimension(item.dimension) != visit:
+            return True
+    return False
+
+
 def compile_query(
     query: Query,
     period: Period,
@@ -167,61 +181,80 @@ def compile_query(
             "site_id": query.site_id,
             "t0": _instant(period.start),
             "t1": _instant(period.end),
+            "t0_ms": _ms(period.start),
+            "t1_ms": _ms(period.end),
             "tz": period.tz.key,
             "engagement": ENGAGEMENT,
             "pageviews": list(PAGEVIEWS),
         }
     )
     metrics = set(query.metrics)
-    event_grain = bool(query.event_dimensions)
     time = query.time_dimension
-    if event_grain:
+    event_filters = _uses(query.filters, visit=False)
+    visit_filters = _uses(query.filters, visit=True)
+    if query.event_dimensions:
         event_rows, session_rows = True, False
-    elif time:
+    elif time or event_filters:
         event_rows = bool(metrics & _EVENT_ROW_METRICS)
         session_rows = bool(metrics & {"visits", *SESSION_METRICS})
     else:
         event_rows, session_rows = False, True
+    visit_dims = any(d in VISIT_DIMENSIONS for d in query.dimensions)
     match = " AND ".join(f"({_condition(f, binder)})" for f in query.filters) or "1"
+    # Event rows need their visit's dimensions when those are grouped or filtered on.
+    events_from = "joined" if visit_dims or visit_filters else "ev"
 
-    dims_event, dims_session = [], []
-    for dimension in query.dimensions:
+    # Rows carry each dimension's raw value (r<i>); groups are labelled (d<i>).
+    dims_event, dims_visit, labelled = [], [], []
+    for i, dimension in enumerate(query.dimensions):
         if dimension in TIME_DIMENSIONS:
-            template = _BUCKET_SQL[bucket or "day"]
-            dims_event.append(template.format(ts="ts"))
-            dims_session.append(template.format(ts="v_start"))
+            group, fmt = _BUCKETS[bucket or "day"]
+            dims_event.append(group.format(ts="ts"))
+            dims_visit.append(group.format(ts="v_opened"))
+            labelled.append(f"formatDateTime(r{i}, {fmt}, {{tz:String}})")
         else:
             column = _column(dimension, binder)
-            dims_event.append(_label(dimension, column))
-            dims_session.append(_label(dimension, column))
+            dims_event.append(column)
+            dims_visit.append(column)
+            labelled.append(_label(dimension, f"r{i}"))
     names = [f"d{i}" for i in range(len(query.dimensions))]
+    raw = [f"r{i}" for i in range(len(query.dimensions))]
 
     parts = []
     if event_rows:
-        select = ", ".join([*(f"{e} AS {n}" for e, n in zip(dims_event, names, strict=True))])
+        select = "".join(f"{e} AS {n}, " for e, n in zip(dims_event, raw, strict=True))
         parts.append(
-            f"SELECT 0 AS kind, {select + ', ' if select else ''}visitor_id, sn, "
-            "user_id AS user, toUInt64(1) AS me, toUInt64(pv) AS mpv, "
-            "toUInt64(0) AS spv, toInt64(0) AS dur "
-            f"FROM joined WHERE {match}"
+            f"SELECT 0 AS kind, {select}visitor_id, session_id, user_id AS user, "
+            "toUInt64(pv) AS pageviews, toUInt64(1) AS nevents, toUInt64(0) AS spv, "
+            "toInt64(0) AS dur "
+            f"FROM {events_from} WHERE {match}"
         )
     if session_rows:
-        select = ", ".join(f"any({e}) AS {n}" for e, n in zip(dims_session, names, strict=True))
+        select = "".join(f"{e} AS {n}, " for e, n in zip(dims_visit, raw, strict=True))
+        if event_filters:
+            # Visits with at least one matching event (seen with its visit's dimensions).
+            where = (
+                "(visitor_id, session_id) IN "
+                f"(SELECT visitor_id, session_id FROM {events_from} WHERE {match})"
+            )
+        else:
+            where = match
         parts.append(
-            f"SELECT 1 AS kind, {select + ', ' if select else ''}visitor_id, sn, "
-            "any(v_user) AS user, toUInt64(countIf({m})) AS me, "
-            "toUInt64(countIf(({m}) AND pv)) AS mpv, toUInt64(any(v_pageviews)) AS spv, "
-            "toInt64(any(v_end_ms) - any(v_start_ms)) AS dur "
-            "FROM joined GROUP BY visitor_id, sn HAVING me > 0".replace("{m}", match)
+            f"SELECT 1 AS kind, {select}visitor_id, session_id, v_user AS user, "
+            "v_pageviews AS pageviews, v_events AS nevents, v_pageviews AS spv, "
+            "v_duration AS dur "
+            f"FROM visits WHERE {where}"
         )
     k = "0" if event_rows else "1"
     metric_sql = {
         "visitors": f"uniqExactIf(visitor_id, kind = {k})",
         "visits": (
-            "uniqExactIf((visitor_id, sn), kind = 0)" if event_grain else "countIf(kind = 1)"
+            "uniqExactIf((visitor_id, session_id), kind = 0 AND session_id != 0)"
+            if query.event_dimensions
+            else "countIf(kind = 1)"
         ),
-        "pageviews": f"sumIf(mpv, kind = {k})",
-        "events": f"sumIf(me, kind = {k})",
+        "pageviews": f"sumIf(pageviews, kind = {k})",
+        "events": f"sumIf(nevents, kind = {k})",
         "users": f"uniqExactIf(user, kind = {k} AND user != '')",
         "bounce_rate": (
             "if(countIf(kind = 1) = 0, 0, "
@@ -238,7 +271,7 @@ def compile_query(
     }
     metric_names = [f"m{i}" for i in range(len(query.metrics))]
     if "percentage" in metrics:
-        source = "joined WHERE " + match if event_rows else f"({parts[-1]})"
+        source = f"{events_from} WHERE {match}" if event_rows else f"({parts[-1]})"
         metric_sql["percentage"] = metric_sql["percentage"].replace(
             "total_visitors", f"(SELECT uniqExact(visitor_id) FROM {source})"
         )
@@ -246,7 +279,7 @@ def compile_query(
         "SELECT "
         + ", ".join(
             [
-                *names,
+                *(f"{label} AS {n}" for label, n in zip(labelled, names, strict=True)),
                 *(
                     f"{metric_sql[m]} AS {n}"
                     for m, n in zip(query.metrics, metric_names, strict=True)
@@ -256,7 +289,7 @@ def compile_query(
         + "\nFROM (\n"
         + "\nUNION ALL\n".join(parts)
         + ")"
-        + (f"\nGROUP BY {', '.join(names)}" if names else "")
+        + (f"\nGROUP BY {', '.join(raw)}" if raw else "")
     )
     if labels is not None:
         # Every bucket of the range, the empty ones as zeros (only time is grouped by).
@@ -276,7 +309,7 @@ def compile_query(
     order += [f"{n} ASC" for n in names if f"{n} ASC" not in order and f"{n} DESC" not in order]
     sql = (
         "WITH "
-        + ",".join([_EVENTS, _SESSIONS, _JOINED])
+        + ",".join([_EVENTS, _VISITS, _JOINED])
         + f"\nSELECT {', '.join(selected)}\nFROM ({inner})"
         + (f"\nORDER BY {', '.join(order)}" if order else "")
         + (f"\nLIMIT {int(limit)} OFFSET {query.pagination.offset}" if limit else "")

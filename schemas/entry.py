@@ -30,8 +30,11 @@ ROW_KEYS = (
     "hostname", "referrer", *UTM_TAGS, "props", "visitor_id",
     "browser", "browser_version", "os", "os_version", "device", "country",
     "source", "interactive", "engagement_ms", "scroll_depth", "revenue_amount",
-    "revenue_currency",
+    "revenue_currency", "session_id",
 )  # fmt: skip
+# A row ends with its visit's id, 0 until ingest's script writes the id in its place
+# (ingest/stream.py: visits are told apart where every replica's events meet, in Redis).
+SESSION_TAIL = b'"session_id":0}'
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +76,7 @@ def encode_row(
     engagement_ms: int = 0,
     scroll_depth: int = 0,
     revenue: tuple[str, str] | None = None,
+    session_id: int = 0,
 ) -> bytes:
     """An event's row: JSON with ROW_KEYS in order (times as ClickHouse DateTime64 text)."""
     row: dict[str, Any] = {
@@ -104,6 +108,8 @@ def encode_row(
     amount, currency = revenue or ("0", "")
     row["revenue_amount"] = amount  # decimal text: exact
     row["revenue_currency"] = currency
+    # 0 (SESSION_TAIL) until ingest's script writes the visit's id in its place.
+    row["session_id"] = session_id
     return orjson.dumps(row)
 
 

