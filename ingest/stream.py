@@ -54,32 +54,39 @@ local visits, gap = ARGV[4], tonumber(ARGV[5])
 local width = math.ceil(window / slices)
 local current = math.floor(tonumber(redis.call('TIME')[1]) / width)
 local added = 0
+local states = {}
 local function visit(row, site, visitor, ms)
   if visitor == '0' then
     return row
   end
+  ms = tonumber(ms)
   local key = visits .. site .. ':' .. visitor
-  local id, last = ms, ms
-  local state = redis.call('GET', key)
-  if state then
-    local first, seen = string.match(state, '^(%d+) (%d+)$$')
-    first, seen = tonumber(first), tonumber(seen)
-    if ms < seen + gap and ms > first - gap then
-      id, last = first, math.max(seen, ms)
-    elseif ms < first then
-      return string.sub(row, 1, -3) .. string.format('%d', ms) .. '}'
+  local state = states[key]
+  if state == nil then
+    local stored = redis.call('GET', key)
+    if stored then
+      local first, seen = string.match(stored, '^(%d+) (%d+)$$')
+      state = {tonumber(first), tonumber(seen)}
+    else
+      state = false
     end
   end
-  redis.call('SET', key, string.format('%d %d', id, last), 'PX', 2 * gap)
+  local id = ms
+  if state and ms < state[2] + gap and ms > state[1] - gap then
+    id = state[1]
+    state = {id, math.max(state[2], ms)}
+  elseif state and ms < state[1] then
+    return string.sub(row, 1, -3) .. string.format('%d', ms) .. '}'
+  else
+    state = {ms, ms}
+  end
+  states[key] = state
   return string.sub(row, 1, -3) .. string.format('%d', id) .. '}'
 end
 for i = 6, #ARGV, 5 do
   local site, id = ARGV[i + 1], ARGV[i + 2]
-  local function row()
-    return visit(ARGV[i], site, ARGV[i + 3], tonumber(ARGV[i + 4]))
-  end
   if id == '' then
-    redis.call('XADD', KEYS[1], '*', '$row', row())
+    redis.call('XADD', KEYS[1], '*', '$row', visit(ARGV[i], site, ARGV[i + 3], ARGV[i + 4]))
     added = added + 1
   else
     local seen = false
@@ -93,9 +100,16 @@ for i = 6, #ARGV, 5 do
       local key = prefix .. site .. ':' .. current
       redis.call('SADD', key, id)
       redis.call('EXPIREAT', key, (current + 1) * width + window)
-      redis.call('XADD', KEYS[1], '*', '$row', row(), '$client', '$mark')
+      local row = visit(ARGV[i], site, ARGV[i + 3], ARGV[i + 4])
+      redis.call('XADD', KEYS[1], '*', '$row', row, '$client', '$mark')
       added = added + 1
     end
+  end
+end
+-- Each visitor's visit is read and written once per call, however many events it had.
+for key, state in pairs(states) do
+  if state then
+    redis.call('SET', key, string.format('%d %d', state[1], state[2]), 'PX', 2 * gap)
   end
 end
 return added
