@@ -210,6 +210,59 @@ def stats_figures(events: int) -> dict[str, Any]:
     }
 
 
+QUERIES = ("headline", "series", "pages", "sources", "realtime")
+
+
+def _p50_p99(runs: list[dict[str, Any]], name: str) -> str:
+    metric = f"http_req_duration{{{name}}}"
+    p50 = statistics.median(k6run.latency(m, "med", metric) for m in runs)
+    p99 = statistics.median(k6run.latency(m, "p(99)", metric) for m in runs)
+    return f"{p50:.1f} / {p99:.1f}"
+
+
+def query_figures(events: int) -> dict[str, Any]:
+    """POST /api/v2/query: the dashboard's mix at 4 VUs over `events` in 100 sites, at rest
+    and while ingesting 2,000 events/s (each query's p50 / p99); then each query alone on
+    one site that holds `events`."""
+    rest, mixed, big = [], [], {q: [] for q in QUERIES}
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "data"
+        seed.seed(data, events)
+        for _ in range(RUNS):
+            with serve(NO_LIMITS, data_dir=data) as base:
+                rest.append(k6("query.js", base, VUS="4"))
+                mixed.append(k6("query.js", base, VUS="4", WRITE_RATE="2000"))
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "data"
+        seed.seed(data, events, sites=1)
+        with serve(NO_LIMITS, data_dir=data) as base:
+            for _ in range(RUNS):
+                for query in QUERIES:
+                    big[query].append(k6("query.js", base, VUS="1", SITES="1", QUERY=query))
+    out: dict[str, Any] = {
+        "query_events_loaded": events,
+        "query_mix_p99_ms": round(
+            statistics.median(
+                k6run.latency(m, "p(99)", "http_req_duration{scenario:reads}") for m in rest
+            ),
+            2,
+        ),
+        "query_mix_p99_ms_while_ingesting_2000_per_s": round(
+            statistics.median(
+                k6run.latency(m, "p(99)", "http_req_duration{scenario:reads}") for m in mixed
+            ),
+            2,
+        ),
+    }
+    for query in QUERIES:
+        out[f"query_{query}_p50_p99_ms"] = _p50_p99(rest, f"kind:{query}")
+        out[f"query_{query}_p50_p99_ms_while_ingesting"] = _p50_p99(mixed, f"kind:{query}")
+        out[f"query_{query}_big_site_p99_ms"] = round(
+            statistics.median(k6run.latency(m, "p(99)") for m in big[query]), 2
+        )
+    return out
+
+
 def _probe_freshness(base: str, stop: threading.Event, out: list[float]) -> None:
     with httpx.Client(base_url=base, timeout=10) as http:
         while not stop.is_set():
@@ -275,6 +328,33 @@ TABLE = [
     ("same, one client at a time, ms", "stats_p99_ms_one_client", ""),
     ("same while ingesting 2,000 events/s, ms", "stats_p99_ms_while_ingesting_2000_per_s", ""),
     ("accepted → visible in /stats at 2,000 events/s, p99 ms", "freshness_p99_ms", "≤ 1000"),
+    (
+        "query mix p99 (headline, series, pages, sources, realtime), "
+        "{query_events_loaded:,} events / 100 sites / 30 days, 4 VUs, ms",
+        "query_mix_p99_ms",
+        "≤ 50",
+    ),
+    ("same while ingesting 2,000 events/s, ms", "query_mix_p99_ms_while_ingesting_2000_per_s", ""),
+    *(
+        row
+        for query in QUERIES
+        for row in (
+            (f"query {query}: p50 / p99 ms, in the mix", f"query_{query}_p50_p99_ms", ""),
+            (
+                f"query {query}: p50 / p99 ms, in the mix while ingesting",
+                f"query_{query}_p50_p99_ms_while_ingesting",
+                "",
+            ),
+        )
+    ),
+    *(
+        (
+            f"query {query} alone, one site of {{query_events_loaded:,}} events, p99 ms",
+            f"query_{query}_big_site_p99_ms",
+            "≤ 300",
+        )
+        for query in QUERIES
+    ),
     ("consumer peak RSS draining {rss_drain_events:,} events, MB", "consumer_peak_rss_mb", "≤ 500"),
     ("same, private (anonymous) memory only, sampled, MB", "consumer_peak_anon_mb", ""),
     ("ingest non-2xx rate, all runs", "error_rate", "0"),
@@ -310,6 +390,7 @@ def main() -> None:
     results |= batch_figures()
     results |= freshness_figures()
     results |= stats_figures(1_000_000 if QUICK else 10_000_000)
+    results |= query_figures(1_000_000 if QUICK else 10_000_000)
     results |= drain.run(
         events=100_000 if QUICK else 500_000,
         runs=RUNS,

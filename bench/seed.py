@@ -18,22 +18,48 @@ from hitstream.connections import clickhouse_client
 from hitstream.settings import Settings
 from schemas.migrate import migrate
 
-# Deterministic pseudo-random events: 90% page views, 500 paths, 20k users, 20% anonymous.
+# Deterministic pseudo-random events in visits of 5 events a minute apart (visit
+# v = number / 5): 90% page views over 50 paths; per visit a visitor
+# (the site's events / 50 of them), one of 20 sources, a campaign on one visit in 5 (10
+# of them), one of 30 countries, 10 browsers, 3 devices; one visit in 5 by a user.
+# The visit's id is the time of its first event, as ingest writes it.
 SEED_EVENTS = """
-INSERT INTO events (event_id, site_id, event_type, path, user_id, ts, received_at)
+INSERT INTO events (event_id, site_id, event_type, path, user_id, ts, received_at,
+    visitor_id, session_id, source, utm_source, utm_campaign, country, browser, device,
+    hostname)
 SELECT
     generateUUIDv4(number),
-    concat('site-', toString(number % {sites:UInt32})),
-    if(number % 10 = 0, 'click', 'page_view'),
-    concat('/page/', toString(cityHash64(number) % 500)),
-    if(number % 5 = 0, '', concat('user-', toString(cityHash64(number, 1) % 20000))),
-    now64(3) - toIntervalMillisecond(cityHash64(number, 2) % ({days:UInt32} * 86400000)),
-    now64(3)
-FROM numbers({events:UInt64})
+    concat('site-', toString(visit % {sites:UInt32})),
+    if(number % 10 = 0, 'click', 'pageview'),
+    concat('/page/', toString(cityHash64(number) % 50)),
+    if(visit % 5 = 0, concat('user-', toString(cityHash64(visit, 1) % 20000)), ''),
+    opened + toIntervalMinute(number % 5),
+    now64(3),
+    cityHash64(visit, 3) % greatest(intDiv({events:UInt64}, 50 * {sites:UInt32}), 1) + 1,
+    toUInt64(toUnixTimestamp64Milli(opened)),
+    ['', 'Google', 'Bing', 'DuckDuckGo', 'Facebook', 'X', 'LinkedIn', 'Reddit', 'GitHub',
+     'Hacker News', 'Instagram', 'YouTube', 'Yandex', 'Baidu', 'Ecosia', 'Mastodon',
+     'news.example', 'blog.example', 'docs.example', 'forum.example'
+    ][cityHash64(visit, 4) % 20 + 1],
+    if(cityHash64(visit, 5) % 5 = 0, 'newsletter', ''),
+    if(cityHash64(visit, 5) % 5 = 0, concat('campaign-', toString(cityHash64(visit, 6) % 10)), ''),
+    ['US', 'DE', 'FR', 'GB', 'NL', 'ES', 'IT', 'PL', 'SE', 'NO', 'DK', 'FI', 'IE', 'PT', 'AT',
+     'CH', 'BE', 'CZ', 'JP', 'KR', 'IN', 'BR', 'MX', 'CA', 'AU', 'NZ', 'ZA', 'EE', 'LV', 'LT'
+    ][cityHash64(visit, 8) % 30 + 1],
+    ['Chrome', 'Firefox', 'Safari', 'Edge', 'Opera', 'Samsung Internet', 'Brave', 'Vivaldi',
+     'Chrome Mobile', 'Mobile Safari'][cityHash64(visit, 9) % 10 + 1],
+    ['desktop', 'mobile', 'tablet'][cityHash64(visit, 10) % 3 + 1],
+    'example.com'
+FROM (
+    SELECT number, intDiv(number, 5) AS visit,
+        toDateTime64(now() - toIntervalSecond(cityHash64(intDiv(number, 5), 2)
+            % ({days:UInt32} * 86400)), 3) - toIntervalMinute(5) AS opened
+    FROM numbers({events:UInt64})
+)
 """
 
 
-MERGED_TABLES = ("events", "daily_totals", "daily_paths")
+MERGED_TABLES = ("events", "daily_totals", "daily_paths", "sessions")
 
 
 def seed(data_dir: Path, events: int, sites: int = 100, days: int = 30) -> float:

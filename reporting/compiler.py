@@ -166,6 +166,71 @@ def _uses(filters: tuple[Filter, ...], visit: bool) -> bool:
     return False
 
 
+# Metrics the daily aggregates hold exactly (the same uniqExact states, summed views).
+_DAILY_METRICS = {
+    "visitors": "uniqExactMerge(visitors)",
+    "users": "uniqExactMerge(users)",
+    "pageviews": "sumIf(views, event_type IN {pageviews:Array(String)})",
+    "events": "sum(views)",
+}
+_DAILY_BUCKETS = {"day": "day", "week": "toMonday(day)", "month": "toStartOfMonth(day)"}
+
+
+def _daily(query: Query, period: Period, bucket: str | None) -> str | None:
+    """The grouped rows from `daily_totals` when it holds the whole answer: no filters,
+    event metrics only, whole UTC days, at most a day/week/month time dimension. It
+    reads a few rows per day instead of every event (and outlives raw retention)."""
+    if query.filters or any(m not in _DAILY_METRICS for m in query.metrics):
+        return None
+    if period.tz.key not in ("UTC", "Etc/UTC") or not all(
+        moment.astimezone(dt.UTC).time() == dt.time(0) for moment in (period.start, period.end)
+    ):
+        return None
+    if query.dimensions and (len(query.dimensions) > 1 or bucket not in _DAILY_BUCKETS):
+        return None
+    select = [f"{_DAILY_METRICS[m]} AS m{i}" for i, m in enumerate(query.metrics)]
+    group = ""
+    if query.dimensions:
+        _, fmt = _BUCKETS[bucket or "day"]
+        select.insert(0, f"formatDateTime(r0, {fmt}, {{tz:String}}) AS d0")
+        select.insert(0, f"{_DAILY_BUCKETS[bucket or 'day']} AS r0")
+        group = "\nGROUP BY r0"
+    return (
+        f"SELECT {', '.join(select)}\nFROM daily_totals\n"
+        "WHERE site_id = {site_id:String} AND event_type != {engagement:String}\n"
+        "  AND day >= toDate({t0:DateTime64(3, 'UTC')}) AND day < toDate({t1:DateTime64(3, 'UTC')})"
+        + group
+    )
+
+
+def _grouped(
+    labelled: list[str],
+    names: list[str],
+    raw: list[str],
+    query: Query,
+    metric_sql: dict[str, str],
+    metric_names: list[str],
+    parts: list[str],
+) -> str:
+    """The grouped rows from the union of event rows and visit rows."""
+    return (
+        "SELECT "
+        + ", ".join(
+            [
+                *(f"{label} AS {n}" for label, n in zip(labelled, names, strict=True)),
+                *(
+                    f"{metric_sql[m]} AS {n}"
+                    for m, n in zip(query.metrics, metric_names, strict=True)
+                ),
+            ]
+        )
+        + "\nFROM (\n"
+        + "\nUNION ALL\n".join(parts)
+        + ")"
+        + (f"\nGROUP BY {', '.join(raw)}" if raw else "")
+    )
+
+
 def compile_query(
     query: Query,
     period: Period,
@@ -247,7 +312,7 @@ def compile_query(
         )
     k = "0" if event_rows else "1"
     metric_sql = {
-        "visitors": f"uniqExactIf(visitor_id, kind = {k})",
+        "visitors": f"uniqExactIf(visitor_id, kind = {k} AND visitor_id != 0)",
         "visits": (
             "uniqExactIf((visitor_id, session_id), kind = 0 AND session_id != 0)"
             if query.event_dimensions
@@ -275,22 +340,11 @@ def compile_query(
         metric_sql["percentage"] = metric_sql["percentage"].replace(
             "total_visitors", f"(SELECT uniqExact(visitor_id) FROM {source})"
         )
-    inner = (
-        "SELECT "
-        + ", ".join(
-            [
-                *(f"{label} AS {n}" for label, n in zip(labelled, names, strict=True)),
-                *(
-                    f"{metric_sql[m]} AS {n}"
-                    for m, n in zip(query.metrics, metric_names, strict=True)
-                ),
-            ]
-        )
-        + "\nFROM (\n"
-        + "\nUNION ALL\n".join(parts)
-        + ")"
-        + (f"\nGROUP BY {', '.join(raw)}" if raw else "")
-    )
+    daily = _daily(query, period, bucket)
+    if daily is not None:
+        inner = daily
+    else:
+        inner = _grouped(labelled, names, raw, query, metric_sql, metric_names, parts)
     if labels is not None:
         # Every bucket of the range, the empty ones as zeros (only time is grouped by).
         filled = ", ".join(f"r.{n} AS {n}" for n in metric_names)

@@ -215,6 +215,19 @@ def test_a_visit_across_midnight_counts_once_where_it_started(
     assert rows(total) == [([], [1, 1, 0.0])]
 
 
+@pytest.mark.parametrize("dimensions", [[], ["time:day"], ["time:week"], ["time:month"]])
+def test_daily_aggregates_answer_as_the_raw_events_do(
+    report: TestClient, ch: Client, dimensions: list[str]
+) -> None:
+    seed(ch)
+    body = {"metrics": ["visitors", "pageviews", "events", "users"], "dimensions": dimensions}
+    from_aggregates = query(report, **body)  # no filter: daily_totals holds the answer
+    # A filter no event fails makes the same question one for the raw events.
+    from_events = query(report, **body, filters=[["is_not", "event:page", ["/nowhere"]]])
+    assert rows(from_aggregates) == rows(from_events)
+    assert rows(from_aggregates)[0][1] != [0, 0, 0, 0]
+
+
 def test_filter_operators(report: TestClient, ch: Client) -> None:
     seed(ch)
 
