@@ -3,7 +3,10 @@ comparison, and shape the rows as Plausible's Stats API v2 does."""
 
 from __future__ import annotations
 
+import csv
+import dataclasses
 import datetime as dt
+import io
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -12,8 +15,8 @@ from zoneinfo import ZoneInfo
 from reporting import periods
 from reporting.compiler import Compiled, compile_query
 from reporting.periods import Period
-from reporting.queries import StatsReader
-from schemas.query import MAX_LIMIT, Query
+from reporting.queries import TOP_PATHS_LIMIT, DayStats, StatsReader
+from schemas.query import MAX_LIMIT, Condition, DateRange, Pagination, Query, QueryError
 
 # Metrics answered as whole numbers; the others (rates, ratios) as decimals.
 INT_METRICS = frozenset({"visitors", "visits", "pageviews", "events", "users", "visit_duration"})
@@ -37,9 +40,11 @@ def plan(
     first_day: dt.date | None = None,
     period: Period | None = None,
     csv: bool = False,
+    raw_ttl_days: int = 0,
 ) -> Plan:
     """Resolve the range in the site's zone and compile; raises QueryError for a time
-    dimension with too many buckets."""
+    dimension with too many buckets, or for a range that reaches days whose raw events
+    have expired (`raw_ttl_days`) when the answer needs them."""
     period = period or periods.resolve(query.date_range, tz, now, first_day)
     bucket = labels = None
     time = query.time_dimension
@@ -52,6 +57,17 @@ def plan(
     fill = labels if labels is not None and query.dimensions == (time,) else None
     limit = query.pagination.limit or (None if csv else MAX_LIMIT)
     compiled = compile_query(query, period, bucket, limit, fill)
+    if raw_ttl_days and compiled.reads_raw_events:
+        kept_from = now - dt.timedelta(days=raw_ttl_days - 1)
+        kept_from = dt.datetime.combine(kept_from.date(), dt.time(0), tzinfo=dt.UTC)
+        if period.start < kept_from:
+            raise QueryError(
+                "date_range",
+                f"raw events before {kept_from.date().isoformat()} have expired "
+                f"(HITSTREAM_RAW_TTL_DAYS={raw_ttl_days}) and this query needs them; "
+                "unfiltered visitors, page views, events and users over whole UTC days, and "
+                "visit metrics without event filters, are kept for every day",
+            )
     return Plan(query, period, bucket, labels, compiled)
 
 
@@ -120,11 +136,8 @@ def answer(
 def _total_rows(reader: StatsReader, the_plan: Plan, now: dt.datetime) -> int:
     """The row count when the page asked for is past the last row."""
     query = the_plan.query
-    first = query.__class__(
-        **{
-            **query.__dict__,
-            "pagination": query.pagination.model_copy(update={"offset": 0, "limit": 1}),
-        }
+    first = dataclasses.replace(
+        query, pagination=query.pagination.model_copy(update={"offset": 0, "limit": 1})
     )
     rows = reader.rows(plan(first, the_plan.period.tz, now, period=the_plan.period).compiled)
     return int(rows[0][-1]) if rows else 0
@@ -137,12 +150,10 @@ def _compare(
     query = the_plan.query
     assert query.include.compare is not None
     earlier = periods.previous(the_plan.period, query.include.compare)
-    unpaged = query.__class__(
-        **{
-            **query.__dict__,
-            "include": query.include.model_copy(update={"total_rows": False}),
-            "pagination": query.pagination.model_copy(update={"offset": 0, "limit": MAX_LIMIT}),
-        }
+    unpaged = dataclasses.replace(
+        query,
+        include=query.include.model_copy(update={"total_rows": False}),
+        pagination=query.pagination.model_copy(update={"offset": 0, "limit": MAX_LIMIT}),
     )
     before = plan(unpaged, the_plan.period.tz, now, period=earlier)
     time = query.time_dimension
@@ -159,7 +170,7 @@ def _compare(
     before_labels = periods.labels(earlier, bucket) if time else []
     previous_rows = {
         key(row["dimensions"], before_labels): row
-        for row in map(lambda r: _shape(query, r), reader.rows(before.compiled))
+        for row in (_shape(query, r) for r in reader.rows(before.compiled))
     }
     for row in results:
         match = previous_rows.get(key(row["dimensions"], now_labels))
@@ -176,9 +187,6 @@ def _compare(
 
 def csv_lines(reader: StatsReader, the_plan: Plan) -> Iterator[bytes]:
     """The answer as CSV, header first, streamed block by block."""
-    import csv
-    import io
-
     query = the_plan.query
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
@@ -193,3 +201,31 @@ def csv_lines(reader: StatsReader, the_plan: Plan) -> Iterator[bytes]:
     tail = buffer.getvalue()
     if tail:
         yield tail.encode()
+
+
+def local_day_stats(
+    reader: StatsReader, site_id: str, day: dt.date, event_type: str | None, tz: ZoneInfo
+) -> DayStats:
+    """`GET /stats` for a site with a time zone: its local day, from the raw events (the
+    daily aggregates hold UTC days)."""
+    now = dt.datetime.now(dt.UTC)
+    filters = (Condition("is", "event:name", (event_type,)),) if event_type else ()
+    totals = Query(
+        site_id,
+        DateRange(first=day, last=day),
+        ("events", "users", "visitors"),
+        filters=filters,
+        order_by=(("events", "desc"),),
+    )
+    paths = dataclasses.replace(
+        totals,
+        metrics=("events",),
+        dimensions=("event:page",),
+        order_by=(("events", "desc"), ("event:page", "asc")),
+        pagination=Pagination(limit=TOP_PATHS_LIMIT),
+    )
+    views, users, visitors = reader.rows(plan(totals, tz, now).compiled)[0]
+    top = reader.rows(plan(paths, tz, now).compiled)
+    return DayStats(
+        site_id, day, int(views), int(users), int(visitors), [(str(p), int(n)) for p, n in top]
+    )

@@ -87,6 +87,7 @@ class Compiled:
     parameters: dict[str, Any]
     columns: list[str]
     has_total_rows: bool = False
+    reads_raw_events: bool = True  # False: answered from aggregates and visits only
 
 
 @dataclass
@@ -370,4 +371,5 @@ def compile_query(
         + (f"\nOFFSET {query.pagination.offset}" if not limit and query.pagination.offset else "")
     )
     columns = [*query.dimensions, *query.metrics]
-    return Compiled(sql, binder.parameters, columns, query.include.total_rows)
+    raw_events = daily is None and (event_rows or event_filters)
+    return Compiled(sql, binder.parameters, columns, query.include.total_rows, raw_events)

@@ -31,7 +31,8 @@ class ReportingState(AccessState):
 
 
 async def get_stats(request: Request[ReportingState]) -> Response:
-    """Answer from the aggregate tables; a day without data is zeros and an empty list.
+    """Answer from the aggregate tables (UTC days), or for a site with a time zone from
+    its events (its local days); a day without data is zeros and an empty list.
 
     Unknown parameters are refused (400) rather than ignored: `from`/`to` would
     otherwise silently answer for today.
@@ -42,8 +43,25 @@ async def get_stats(request: Request[ReportingState]) -> Response:
         raise APIError(400, "invalid stats query", validation_details(exc)) from None
     await require_reader(request, query.site_id)
     reader = request.state["stats_reader"]
+    tz = await site_zone(request, query.site_id)
     # An engine error answers 503 (hitstream.http); anything else is a bug, logged.
-    stats = await to_thread.run_sync(reader.day_stats, query.site_id, query.date, query.event_type)
+    if tz.key == "UTC":
+        stats = await to_thread.run_sync(
+            reader.day_stats, query.site_id, query.date, query.event_type
+        )
+    else:  # the site's own days: its zone's today unless a date is given
+        day = query.date if "date" in request.query_params else dt.datetime.now(tz).date()
+        ttl = request.state["settings"].raw_ttl_days
+        if ttl and day < dt.datetime.now(tz).date() - dt.timedelta(days=ttl - 1):
+            raise APIError(
+                400,
+                "this day's raw events have expired",
+                [{"field": "date", "message": f"a site with a time zone is read from raw "
+                  f"events, kept {ttl} days (HITSTREAM_RAW_TTL_DAYS)"}],
+            )  # fmt: skip
+        stats = await to_thread.run_sync(
+            answer.local_day_stats, reader, query.site_id, day, query.event_type, tz
+        )
     return JSONResponse(
         {
             "site_id": stats.site_id,
@@ -82,7 +100,8 @@ async def post_query(request: Request[ReportingState]) -> Response:
         first_day = None
         if query.date_range.keyword == "all":
             first_day = await to_thread.run_sync(reader.first_day, body.site_id)
-        plan = answer.plan(query, tz, now, first_day, csv=csv)
+        ttl = request.state["settings"].raw_ttl_days
+        plan = answer.plan(query, tz, now, first_day, csv=csv, raw_ttl_days=ttl)
     except QueryError as exc:
         raise APIError(
             400, "invalid query", [{"field": exc.field, "message": exc.message}]

@@ -77,6 +77,32 @@ def test_days_are_the_sites_local_days_in_a_half_hour_zone(app: TestClient, ch: 
     assert rows(hours) == [(["2024-06-02 00:00:00"], [1]), (["2024-06-02 09:00:00"], [1])]
 
 
+def test_get_stats_answers_the_sites_local_day(app: TestClient, ch: Client) -> None:
+    site = site_in(app, "Asia/Kolkata")["site_id"]
+    write(
+        ch,
+        site,
+        {"v": 1, "ts": "2024-06-01 18:29:59", "path": "/late"},  # June 1st, local
+        {"v": 2, "ts": "2024-06-01 18:30:00", "path": "/a", "user": "u2"},  # June 2nd
+        {"v": 3, "ts": "2024-06-02 03:45:00", "path": "/a", "type": "click"},  # June 2nd
+    )
+    stats = app.get("/stats", params={"site_id": site, "date": "2024-06-02"}, headers=AUTH)
+    assert stats.status_code == 200, stats.text
+    assert stats.json() == {
+        "site_id": site,
+        "date": "2024-06-02",
+        "total_views": 2,
+        "unique_users": 1,
+        "unique_visitors": 2,
+        "top_paths": [{"path": "/a", "views": 2}],
+    }
+    clicks = app.get(
+        "/stats", params={"site_id": site, "date": "2024-06-02", "event_type": "click"},
+        headers=AUTH,
+    )  # fmt: skip
+    assert clicks.json()["total_views"] == 1 and clicks.json()["unique_users"] == 0
+
+
 def test_a_day_of_23_hours_at_the_spring_dst_change(app: TestClient, ch: Client) -> None:
     site = site_in(app, "America/New_York")["site_id"]
     write(
@@ -143,3 +169,47 @@ def test_query_auth_matrix(app: TestClient, ch: Client) -> None:
         assert app.post("/api/v2/query", json=body, headers=headers).status_code == 200
     bearer = {"Authorization": f"Bearer {mine['api_key']}"}
     assert app.post("/api/v2/query", json=body, headers=bearer).status_code == 200
+
+
+def test_get_stats_of_a_zoned_site_refuses_days_past_raw_retention(
+    make_client: Callable[..., TestClient], make_settings: Callable[..., Settings]
+) -> None:
+    app = make_client(make_settings(ingest_auth="key", admin_token=ADMIN, raw_ttl_days=30))
+    site = site_in(app, "Europe/Berlin")["site_id"]
+    old = app.get("/stats", params={"site_id": site, "date": "2024-06-02"}, headers=AUTH)
+    assert old.status_code == 400 and old.json()["details"][0]["field"] == "date"
+    today = app.get("/stats", params={"site_id": site}, headers=AUTH)
+    assert today.status_code == 200 and today.json()["total_views"] == 0
+
+
+def test_queries_past_raw_retention_answer_from_aggregates_or_say_why_not(
+    make_client: Callable[..., TestClient], make_settings: Callable[..., Settings]
+) -> None:
+    app = make_client(make_settings(ingest_auth="key", admin_token=ADMIN, raw_ttl_days=30))
+    old = {"site_id": "s", "date_range": ["2024-06-01", "2024-06-30"]}
+    for answerable in (
+        {"metrics": ["visitors", "pageviews", "events", "users"]},
+        {"metrics": ["pageviews"], "dimensions": ["time:day"]},
+        {"metrics": ["visits", "bounce_rate", "visit_duration"]},
+        {
+            "metrics": ["visits"],
+            "dimensions": ["visit:source"],
+            "filters": [["is", "visit:country", ["DE"]]],
+        },
+    ):
+        response = app.post("/api/v2/query", json={**old, **answerable}, headers=AUTH)
+        assert response.status_code == 200, (answerable, response.text)
+    for needs_raw in (
+        {"metrics": ["pageviews"], "filters": [["is", "event:page", ["/"]]]},
+        {"metrics": ["visitors"], "dimensions": ["event:page"]},
+        {"metrics": ["visits"], "filters": [["contains", "event:page", ["/docs"]]]},
+    ):
+        response = app.post("/api/v2/query", json={**old, **needs_raw}, headers=AUTH)
+        assert response.status_code == 400, needs_raw
+        detail = response.json()["details"][0]
+        assert detail["field"] == "date_range" and "expired" in detail["message"]
+    recent_body = {"site_id": "s", "date_range": "7d", "metrics": ["visitors"]}
+    recent = app.post(
+        "/api/v2/query", json={**recent_body, "dimensions": ["event:page"]}, headers=AUTH
+    )
+    assert recent.status_code == 200
