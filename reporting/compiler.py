@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reporting.periods import Period
-from schemas.event import ENGAGEMENT, PAGEVIEWS
+from schemas.event import ENGAGEMENT, PAGEVIEWS, clickhouse_time, epoch_ms
 from schemas.query import (
     EVENT_DIMENSIONS,
     PROPS_PREFIX,
@@ -86,7 +86,6 @@ class Compiled:
     sql: str
     parameters: dict[str, Any]
     columns: list[str]
-    has_total_rows: bool = False
     reads_raw_events: bool = True  # False: answered from aggregates and visits only
 
 
@@ -100,14 +99,6 @@ class _Binder:
         name = f"p{len(self.parameters)}"
         self.parameters[name] = value
         return f"{{{name}:{type_}}}"
-
-
-def _ms(moment: dt.datetime) -> int:
-    return (moment - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) // dt.timedelta(milliseconds=1)
-
-
-def _instant(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
 
 
 def _column(dimension: str, binder: _Binder) -> str:
@@ -245,10 +236,10 @@ def compile_query(
     binder = _Binder(
         {
             "site_id": query.site_id,
-            "t0": _instant(period.start),
-            "t1": _instant(period.end),
-            "t0_ms": _ms(period.start),
-            "t1_ms": _ms(period.end),
+            "t0": clickhouse_time(period.start),
+            "t1": clickhouse_time(period.end),
+            "t0_ms": epoch_ms(period.start),
+            "t1_ms": epoch_ms(period.end),
             "tz": period.tz.key,
             "engagement": ENGAGEMENT,
             "pageviews": list(PAGEVIEWS),
@@ -372,4 +363,4 @@ def compile_query(
     )
     columns = [*query.dimensions, *query.metrics]
     raw_events = daily is None and (event_rows or event_filters)
-    return Compiled(sql, binder.parameters, columns, query.include.total_rows, raw_events)
+    return Compiled(sql, binder.parameters, columns, raw_events)

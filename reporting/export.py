@@ -25,6 +25,7 @@ from starlette.responses import FileResponse, Response, StreamingResponse
 
 from hitstream.http import APIError, validation_details
 from reporting.periods import Period, resolve
+from schemas.event import clickhouse_time
 from schemas.query import DateRange, QueryError, parse_bound
 from sites.access import require_admin
 
@@ -71,10 +72,11 @@ def _period(query: ExportQuery, tz: ZoneInfo) -> Period:
 
 
 def _parameters(site_id: str, period: Period) -> dict[str, Any]:
-    def instant(moment: dt.datetime) -> str:
-        return moment.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
-
-    return {"site_id": site_id, "t0": instant(period.start), "t1": instant(period.end)}
+    return {
+        "site_id": site_id,
+        "t0": clickhouse_time(period.start),
+        "t1": clickhouse_time(period.end),
+    }
 
 
 def _stream(client: Client, sql: str, parameters: dict[str, Any], fmt: str) -> Iterator[bytes]:

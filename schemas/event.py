@@ -340,7 +340,12 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
 
 
-def _clickhouse_time(moment: datetime) -> str:
+def epoch_ms(moment: datetime) -> int:
+    """Whole milliseconds since the epoch: exactly the ones `clickhouse_time` writes."""
+    return (moment - _EPOCH) // _MS
+
+
+def clickhouse_time(moment: datetime) -> str:
     """UTC wall time in the form ClickHouse's DateTime64 parses by default."""
     naive = moment.astimezone(UTC).replace(tzinfo=None)
     return naive.isoformat(sep=" ", timespec="milliseconds")
@@ -371,7 +376,7 @@ def encode(
     each event's visitor ID (ingest/visitors.py); without it, visitor 0 (none). What is
     the same for the whole request (time received, fresh IDs) is computed once.
     """
-    received = _clickhouse_time(received_at)
+    received = clickhouse_time(received_at)
     fresh = iter(_random_uuids(sum(1 for e in events if e.event_id is None)))
     encoded = []
     for event in events:
@@ -393,7 +398,7 @@ def encode(
             event_type=event.event_type,
             path=event.path or (page.path if page else "/"),
             user_id=event.user_id or "",
-            ts=_clickhouse_time(event.timestamp) if event.timestamp else received,
+            ts=clickhouse_time(event.timestamp) if event.timestamp else received,
             received_at=received,
             hostname=page.hostname if page else "",
             referrer=referrer,
@@ -415,7 +420,7 @@ def encode(
                 row,
                 event.event_id is not None,
                 visitor_id if event.event_type != ENGAGEMENT else 0,
-                (moment - _EPOCH) // _MS,  # exactly the ms the row's ts holds
+                epoch_ms(moment),  # exactly the ms the row's ts holds
             )
         )
     return encoded
