@@ -26,7 +26,7 @@ from starlette.responses import FileResponse, Response, StreamingResponse
 from hitstream.http import APIError, validation_details
 from reporting.periods import Period, resolve
 from schemas.event import clickhouse_time
-from schemas.query import DateRange, QueryError, parse_bound
+from schemas.query import QueryError, explicit_range
 from sites.access import require_admin
 
 # What an export holds: every stored column but the site (it is the site's).
@@ -63,12 +63,8 @@ class ExportQuery(BaseModel):
 
 
 def _period(query: ExportQuery, tz: ZoneInfo) -> Period:
-    first, last = parse_bound(query.from_, "from"), parse_bound(query.to, "to")
-    if type(first) is not type(last):
-        raise QueryError("from", "from and to are both dates or both date-times")
-    if first > last:
-        raise QueryError("from", "from is after to")
-    return resolve(DateRange(first=first, last=last), tz, dt.datetime.now(dt.UTC))
+    bounds = explicit_range(query.from_, query.to, names=("from", "to"), whole="from")
+    return resolve(bounds, tz, dt.datetime.now(dt.UTC))
 
 
 def _parameters(site_id: str, period: Period) -> dict[str, Any]:
@@ -127,10 +123,9 @@ async def export(request: Request[Any]) -> Response:
         for item in details:
             item["field"] = "from" if item["field"] == "from_" else item["field"]
         raise APIError(400, "invalid export query", details) from None
-    site = await request.state["site_cache"].site(site_id)
+    tz = ZoneInfo(await request.state["site_cache"].timezone(site_id))
     try:
-        # A site the registry does not know (open mode) has UTC days.
-        period = _period(query, ZoneInfo(site.timezone if site else "UTC"))
+        period = _period(query, tz)
     except QueryError as exc:
         details = [{"field": exc.field, "message": exc.message}]
         raise APIError(400, "invalid export query", details) from None

@@ -257,15 +257,24 @@ def _date_range(value: str | list[str]) -> DateRange:
         return DateRange(keyword=value)
     if len(value) != 2:
         raise QueryError("date_range", "an explicit range is [from, to]")
-    first, last = (parse_bound(text, f"date_range[{i}]") for i, text in enumerate(value))
+    first, last = value
+    return explicit_range(first, last, names=("date_range[0]", "date_range[1]"), whole="date_range")
+
+
+def explicit_range(
+    first_text: str, last_text: str, names: tuple[str, str], whole: str
+) -> DateRange:
+    """[from, to]: two dates or two date-times with offsets, in order; errors name the
+    bound at fault (`names`) or the range (`whole`)."""
+    first, last = _bound(first_text, names[0]), _bound(last_text, names[1])
     if type(first) is not type(last):
-        raise QueryError("date_range", "both bounds are dates, or both are date-times")
+        raise QueryError(whole, "both bounds are dates, or both are date-times")
     if first > last:
-        raise QueryError("date_range", "from is after to")
+        raise QueryError(whole, "from is after to")
     return DateRange(first=first, last=last)
 
 
-def parse_bound(text: str, where: str) -> dt.date | dt.datetime:
+def _bound(text: str, where: str) -> dt.date | dt.datetime:
     """A date (YYYY-MM-DD) or a date-time with an offset; `where` names it in errors."""
     try:
         if _DAY.match(text):

@@ -96,6 +96,11 @@ class SiteCache:
         raw = await self._redis.hget(self.sites_hash, site_id)
         return None if raw is None else site_from_json(raw)
 
+    async def timezone(self, site_id: str) -> str:
+        """The site's time zone; UTC for a site the registry does not know (open mode)."""
+        site = await self.site(site_id)
+        return site.timezone if site else "UTC"
+
     async def site_for_domain(self, domain: str) -> str | None:
         """The id of the site that lists `domain` among its domains, if one does."""
         site_id = await self._redis.hget(self.domains_hash, domain.lower())
