@@ -55,6 +55,9 @@ local width = math.ceil(window / slices)
 local current = math.floor(tonumber(redis.call('TIME')[1]) / width)
 local added = 0
 local states = {}
+local function with_visit(row, id)
+  return string.sub(row, 1, -3) .. string.format('%d', id) .. '}'
+end
 local function visit(row, site, visitor, ms)
   if visitor == '0' then
     return row
@@ -76,12 +79,12 @@ local function visit(row, site, visitor, ms)
     id = state[1]
     state = {id, math.max(state[2], ms)}
   elseif state and ms < state[1] then
-    return string.sub(row, 1, -3) .. string.format('%d', ms) .. '}'
+    return with_visit(row, ms)
   else
     state = {ms, ms}
   end
   states[key] = state
-  return string.sub(row, 1, -3) .. string.format('%d', id) .. '}'
+  return with_visit(row, id)
 end
 for i = 6, #ARGV, 5 do
   local site, id = ARGV[i + 1], ARGV[i + 2]
