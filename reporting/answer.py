@@ -24,12 +24,13 @@ INT_METRICS = frozenset({"visitors", "visits", "pageviews", "events", "users", "
 
 @dataclass(frozen=True)
 class Plan:
-    """A query made concrete: its period, time bucket, labels and SQL."""
+    """A query made concrete: its period, time bucket, every bucket's label (with a time
+    dimension) and SQL."""
 
     query: Query
     period: Period
     bucket: str | None
-    labels: list[str] | None
+    buckets: list[str] | None
     compiled: Compiled
 
 
@@ -46,15 +47,13 @@ def plan(
     dimension with too many buckets, or for a range that reaches days whose raw events
     have expired (`raw_ttl_days`) when the answer needs them."""
     period = period or periods.resolve(query.date_range, tz, now, first_day)
-    bucket = labels = None
+    bucket = buckets = None
     time = query.time_dimension
     if time:
         bucket = periods.auto_bucket(period) if time == "time" else time.split(":", 1)[1]
         where = f"dimensions[{query.dimensions.index(time)}]"
-        periods.check_buckets(period, bucket, where)
-        if query.include.time_labels:
-            labels = periods.labels(period, bucket)
-    fill = labels if labels is not None and query.dimensions == (time,) else None
+        buckets = periods.checked_labels(period, bucket, where)
+    fill = buckets if query.include.time_labels and query.dimensions == (time,) else None
     limit = query.pagination.limit or (None if csv else MAX_LIMIT)
     compiled = compile_query(query, period, bucket, limit, fill)
     if raw_ttl_days and compiled.reads_raw_events:
@@ -68,7 +67,7 @@ def plan(
                 "unfiltered visitors, page views, events and users over whole UTC days, and "
                 "visit metrics without event filters, are kept for every day",
             )
-    return Plan(query, period, bucket, labels, compiled)
+    return Plan(query, period, bucket, buckets, compiled)
 
 
 def _metric(name: str, value: Any) -> int | float:
@@ -112,8 +111,8 @@ def answer(
     results = [_shape(query, row) for row in rows]
     if query.include.compare:
         _compare(reader, the_plan, results, now)
-    if the_plan.labels is not None:
-        meta["time_labels"] = the_plan.labels
+    if query.include.time_labels:
+        meta["time_labels"] = the_plan.buckets
     if query.include.imports:
         meta["imports_included"] = False
     return {
@@ -159,15 +158,14 @@ def _compare(
     time = query.time_dimension
     position = query.dimensions.index(time) if time else None
 
-    def key(dimensions: list[str], labels: list[str]) -> tuple[str, ...]:
+    def key(dimensions: list[str], positions: dict[str, int]) -> tuple[str, ...]:
         if position is None:
             return tuple(dimensions)
-        index = labels.index(dimensions[position]) if dimensions[position] in labels else -1
+        index = positions.get(dimensions[position], -1)
         return (*dimensions[:position], str(index), *dimensions[position + 1 :])
 
-    bucket = the_plan.bucket or "day"
-    now_labels = periods.labels(the_plan.period, bucket) if time else []
-    before_labels = periods.labels(earlier, bucket) if time else []
+    now_labels = {label: i for i, label in enumerate(the_plan.buckets or ())}
+    before_labels = {label: i for i, label in enumerate(before.buckets or ())}
     previous_rows = {
         key(row["dimensions"], before_labels): row
         for row in (_shape(query, r) for r in reader.rows(before.compiled))

@@ -152,14 +152,17 @@ def labels(period: Period, bucket: str) -> list[str]:
     return out
 
 
-def check_buckets(period: Period, bucket: str, where: str) -> None:
-    """Refuse a time dimension that would make more than MAX_BUCKETS buckets."""
-    if len(labels(period, bucket)) > MAX_BUCKETS:
+def checked_labels(period: Period, bucket: str, where: str) -> list[str]:
+    """Every bucket's label; a time dimension that would make more than MAX_BUCKETS
+    buckets is refused."""
+    out = labels(period, bucket)
+    if len(out) > MAX_BUCKETS:
         raise QueryError(
             where,
             f"time:{bucket} over this range makes more than {MAX_BUCKETS} buckets: "
             "choose a coarser time dimension or a shorter range",
         )
+    return out
 
 
 def previous(period: Period, how: str) -> Period:
@@ -175,7 +178,8 @@ def previous(period: Period, how: str) -> Period:
         earlier = _month_start(first.date(), months)
         return Period(midnight(earlier, period.tz), midnight(first.date(), period.tz), period.tz)
     length = period.end - period.start
-    return Period(period.start - length, period.start, period.tz)
+    # The keyword goes along: the previous half hour of realtime has minute buckets too.
+    return Period(period.start - length, period.start, period.tz, period.keyword)
 
 
 def _is_midnight(local: dt.datetime) -> bool:

@@ -114,3 +114,9 @@ def test_previous_periods() -> None:
         DateRange(first=dt.date(2024, 2, 29), last=dt.date(2024, 2, 29)), UTC, NOW
     )
     assert periods.previous(leap, "year_over_year").shown()[0] == "2023-02-28T00:00:00+00:00"
+
+
+def test_the_period_before_realtime_has_the_same_buckets() -> None:
+    now = periods.resolve(DateRange(keyword="realtime"), UTC, NOW)
+    before = periods.previous(now, "previous_period")
+    assert periods.auto_bucket(before) == periods.auto_bucket(now) == "minute"
