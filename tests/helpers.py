@@ -14,10 +14,13 @@ from schemas import entry
 from schemas.event import EventIn, encode
 
 __all__ = [
+    "ADMIN",
+    "AUTH",
     "D0",
     "D1",
     "DEFAULT_KEYS",
     "HitstreamProcess",
+    "create_site",
     "event",
     "free_port",
     "poll_stats",
@@ -36,6 +39,19 @@ DEFAULT_KEYS = RedisKeys("hitstream:")
 _RECENT = datetime.now(UTC).date() - timedelta(days=3)
 D0 = _RECENT.isoformat()
 D1 = (_RECENT + timedelta(days=1)).isoformat()
+
+
+# The admin token of the tests' apps that have one, and the header that sends it.
+ADMIN = "test-admin-token"
+AUTH = {"Authorization": f"Bearer {ADMIN}"}
+
+
+def create_site(app: TestClient, name: str = "My Website", **extra: Any) -> dict[str, Any]:
+    """POST /api/sites as the admin; the created site with its key."""
+    response = app.post("/api/sites", json={"name": name, **extra}, headers=AUTH)
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    return body
 
 
 def event(site_id: str, path: str = "/", **fields: Any) -> dict[str, Any]:

@@ -16,11 +16,8 @@ from clickhouse_connect.driver.client import Client
 from starlette.testclient import TestClient
 
 from hitstream.settings import Settings
-from tests.helpers import HitstreamProcess
+from tests.helpers import ADMIN, AUTH, HitstreamProcess
 from tests.reporting.test_query import DAY0, DAY1, at, write
-
-ADMIN = "test-admin-token"
-AUTH = {"Authorization": f"Bearer {ADMIN}"}
 
 
 @pytest.fixture

@@ -11,10 +11,8 @@ from clickhouse_connect.driver.client import Client
 from starlette.testclient import TestClient
 
 from hitstream.settings import Settings
+from tests.helpers import ADMIN, AUTH, create_site
 from tests.reporting.test_query import rows, write
-
-ADMIN = "test-admin-token"
-AUTH = {"Authorization": f"Bearer {ADMIN}"}
 
 
 @pytest.fixture
@@ -29,10 +27,9 @@ def app(make_client: Callable[..., TestClient], keyed: Settings) -> TestClient:
 
 
 def site_in(app: TestClient, zone: str) -> dict[str, Any]:
-    response = app.post("/api/sites", json={"name": "zoned", "timezone": zone}, headers=AUTH)
-    assert response.status_code == 201, response.text
-    assert response.json()["timezone"] == zone
-    return dict(response.json())
+    site = create_site(app, "zoned", timezone=zone)
+    assert site["timezone"] == zone
+    return site
 
 
 def ask(app: TestClient, body: dict[str, Any], headers: dict[str, str] = AUTH) -> Any:

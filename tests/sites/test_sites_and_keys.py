@@ -19,10 +19,7 @@ from sites.cache import SiteCache
 from sites.model import Site
 from sites.registry import Registry
 from sites.store import SiteStore
-from tests.helpers import event, wait_for
-
-ADMIN = "test-admin-token"
-AUTH = {"Authorization": f"Bearer {ADMIN}"}
+from tests.helpers import ADMIN, AUTH, create_site, event, wait_for
 
 
 @pytest.fixture
@@ -33,13 +30,6 @@ def keyed(make_settings: Callable[..., Settings]) -> Settings:
 @pytest.fixture
 def app(make_client: Callable[..., TestClient], keyed: Settings) -> TestClient:
     return make_client(keyed)
-
-
-def create_site(app: TestClient, name: str = "My Website", **extra: Any) -> dict[str, Any]:
-    response = app.post("/api/sites", json={"name": name, **extra}, headers=AUTH)
-    assert response.status_code == 201, response.text
-    body: dict[str, Any] = response.json()
-    return body
 
 
 def test_create_site_returns_the_key_once_and_stores_only_its_hash(
