@@ -59,7 +59,7 @@ FROM (
 """
 
 
-MERGED_TABLES = ("events", "daily_totals", "daily_paths", "sessions")
+MERGED_TABLES = ("events", "daily_totals", "daily_pages", "sessions")
 
 
 def seed(data_dir: Path, events: int, sites: int = 100, days: int = 30) -> float:

@@ -64,8 +64,9 @@ def plan(
                 "date_range",
                 f"raw events before {kept_from.date().isoformat()} have expired "
                 f"(HITSTREAM_RAW_TTL_DAYS={raw_ttl_days}) and this query needs them; "
-                "unfiltered visitors, page views, events and users over whole UTC days, and "
-                "visit metrics without event filters, are kept for every day",
+                "unfiltered visitors, page views, events and users over whole UTC days (in "
+                "total, by time, by event name or by page), and visit metrics without event "
+                "filters, are kept for every day",
             )
     return Plan(query, period, bucket, buckets, compiled)
 

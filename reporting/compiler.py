@@ -166,29 +166,48 @@ _DAILY_METRICS = {
     "events": "sum(views)",
 }
 _DAILY_BUCKETS = {"day": "day", "week": "toMonday(day)", "month": "toStartOfMonth(day)"}
+# The aggregate table answering each breakdown (None: totals or a time series alone) and
+# the metrics it holds: daily_totals per event type, daily_pages per event type and path.
+_AGGREGATES = {
+    None: ("daily_totals", frozenset(_DAILY_METRICS)),
+    "event:name": ("daily_totals", frozenset(_DAILY_METRICS)),
+    "event:page": ("daily_pages", frozenset({"visitors", "pageviews", "events"})),
+}
 
 
 def _daily(query: Query, period: Period, bucket: str | None) -> str | None:
-    """The grouped rows from `daily_totals` when it holds the whole answer: no filters,
-    event metrics only, whole UTC days, at most a day/week/month time dimension. It
-    reads a few rows per day instead of every event (and outlives raw retention)."""
-    if query.filters or any(m not in _DAILY_METRICS for m in query.metrics):
+    """The grouped rows from a daily aggregate when it holds the whole answer: no
+    filters, whole UTC days, at most one dimension (a day/week/month time bucket, the
+    event name or the page) and metrics that table holds. It reads a few rows per day
+    instead of every event (and outlives raw retention)."""
+    if query.filters or len(query.dimensions) > 1:
         return None
     if period.tz.key not in ("UTC", "Etc/UTC") or not all(
         moment.astimezone(dt.UTC).time() == dt.time(0) for moment in (period.start, period.end)
     ):
         return None
-    if query.dimensions and (len(query.dimensions) > 1 or bucket not in _DAILY_BUCKETS):
+    dimension = query.dimensions[0] if query.dimensions else None
+    time = dimension in TIME_DIMENSIONS
+    if time and bucket not in _DAILY_BUCKETS:
+        return None
+    table, held = _AGGREGATES.get(None if time else dimension, ("", frozenset()))
+    if not held.issuperset(query.metrics):
         return None
     select = [f"{_DAILY_METRICS[m]} AS m{i}" for i, m in enumerate(query.metrics)]
     group = ""
-    if query.dimensions:
-        _, fmt = _BUCKETS[bucket or "day"]
-        select.insert(0, f"formatDateTime(r0, {fmt}, {{tz:String}}) AS d0")
-        select.insert(0, f"{_DAILY_BUCKETS[bucket or 'day']} AS r0")
+    if dimension is not None:
+        if time:
+            _, fmt = _BUCKETS[bucket or "day"]
+            raw, label = (
+                _DAILY_BUCKETS[bucket or "day"],
+                f"formatDateTime(r0, {fmt}, {{tz:String}})",
+            )
+        else:
+            raw, label = EVENT_DIMENSIONS[dimension], _label(dimension, "r0")
+        select[:0] = [f"{raw} AS r0", f"{label} AS d0"]
         group = "\nGROUP BY r0"
     return (
-        f"SELECT {', '.join(select)}\nFROM daily_totals\n"
+        f"SELECT {', '.join(select)}\nFROM {table}\n"
         "WHERE site_id = {site_id:String} AND event_type != {engagement:String}\n"
         "  AND day >= toDate({t0:DateTime64(3, 'UTC')}) AND day < toDate({t1:DateTime64(3, 'UTC')})"
         + group

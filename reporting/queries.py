@@ -31,7 +31,7 @@ WHERE site_id = {site_id:String} AND day = {day:Date}
 UNION ALL
 SELECT * FROM (
     SELECT 1 AS kind, path, sum(views) AS n, 0 AS users, 0 AS visitors
-    FROM daily_paths
+    FROM daily_pages
     WHERE site_id = {site_id:String} AND day = {day:Date}
       AND ({event_type:String} = '' OR event_type = {event_type:String})
       AND event_type != {engagement:String}

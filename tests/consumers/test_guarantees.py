@@ -71,7 +71,7 @@ async def test_same_batch_redelivered_on_purpose_counts_once(
         await redis.aclose()
     assert raw_count(schema, "again") == (30, 30)
     totals = schema.query("SELECT sum(views) FROM daily_totals WHERE site_id = 'again'")
-    paths = schema.query("SELECT sum(views) FROM daily_paths WHERE site_id = 'again'")
+    paths = schema.query("SELECT sum(views) FROM daily_pages WHERE site_id = 'again'")
     assert totals.result_rows[0][0] == paths.result_rows[0][0] == 30
 
 

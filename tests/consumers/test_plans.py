@@ -4,7 +4,7 @@ ClickHouse writes `events`' part first and the materialized views' parts after i
 crash in between leaves the raw rows stored and the aggregates without them. The
 interruption is made deterministic here with an extra materialized view that throws
 while a flag row exists: the insert then fails after `events` (and `daily_totals`)
-took it, and before `daily_paths` did, exactly as a SIGKILL at that point would leave it.
+took it, and before `daily_pages` did, exactly as a SIGKILL at that point would leave it.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def table_counts(ch: Client, site: str) -> dict[str, int]:
         "distinct": one("SELECT uniqExact(event_id) FROM events WHERE site_id = {s:String}"),
         "total_views": one("SELECT sum(views) FROM daily_totals WHERE site_id = {s:String}"),
         "users": one("SELECT uniqExactMerge(users) FROM daily_totals WHERE site_id = {s:String}"),
-        "path_views": one("SELECT sum(views) FROM daily_paths WHERE site_id = {s:String}"),
+        "path_views": one("SELECT sum(views) FROM daily_pages WHERE site_id = {s:String}"),
     }
 
 
@@ -223,7 +223,7 @@ rows = [
 ClickHouseSink(client).insert(rows, "the-same-token")
 one = lambda q: int(client.query(q).result_rows[0][0])
 print(json.dumps([one("SELECT count() FROM events"), one("SELECT sum(views) FROM daily_totals"),
-                  one("SELECT sum(views) FROM daily_paths")]))
+                  one("SELECT sum(views) FROM daily_pages")]))
 """
 
 

@@ -49,7 +49,7 @@ def test_same_batch_inserted_twice_counts_once(schema: Client) -> None:
     sink.insert(batch, token)
     sink.insert(batch, token)
     assert day_totals(ch) == (10, 1)
-    paths = ch.query("SELECT sum(views) FROM daily_paths WHERE site_id = 's'").result_rows[0][0]
+    paths = ch.query("SELECT sum(views) FROM daily_pages WHERE site_id = 's'").result_rows[0][0]
     assert paths == 10
 
 

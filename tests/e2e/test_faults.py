@@ -50,7 +50,7 @@ print(json.dumps({
     "rows": one('SELECT count() FROM events'),
     "distinct": one('SELECT uniqExact(event_id) FROM events'),
     "total_views": one('SELECT sum(views) FROM daily_totals'),
-    "path_views": one('SELECT sum(views) FROM daily_paths'),
+    "path_views": one('SELECT sum(views) FROM daily_pages'),
     "users": one('SELECT uniqExactMerge(users) FROM daily_totals'),
     "visit_events": one('SELECT sum(events) FROM sessions'),
     "visits": one('SELECT uniqExact(visitor_id, session_id) FROM sessions'),

@@ -193,12 +193,15 @@ def test_queries_past_raw_retention_answer_from_aggregates_or_say_why_not(
             "dimensions": ["visit:source"],
             "filters": [["is", "visit:country", ["DE"]]],
         },
+        {"metrics": ["visitors", "pageviews"], "dimensions": ["event:page"]},
+        {"metrics": ["visitors", "users"], "dimensions": ["event:name"]},
     ):
         response = app.post("/api/v2/query", json={**old, **answerable}, headers=AUTH)
         assert response.status_code == 200, (answerable, response.text)
     for needs_raw in (
         {"metrics": ["pageviews"], "filters": [["is", "event:page", ["/"]]]},
-        {"metrics": ["visitors"], "dimensions": ["event:page"]},
+        {"metrics": ["users"], "dimensions": ["event:page"]},
+        {"metrics": ["visitors"], "dimensions": ["event:hostname"]},
         {"metrics": ["visits"], "filters": [["contains", "event:page", ["/docs"]]]},
     ):
         response = app.post("/api/v2/query", json={**old, **needs_raw}, headers=AUTH)
@@ -207,6 +210,6 @@ def test_queries_past_raw_retention_answer_from_aggregates_or_say_why_not(
         assert detail["field"] == "date_range" and "expired" in detail["message"]
     recent_body = {"site_id": "s", "date_range": "7d", "metrics": ["visitors"]}
     recent = app.post(
-        "/api/v2/query", json={**recent_body, "dimensions": ["event:page"]}, headers=AUTH
+        "/api/v2/query", json={**recent_body, "dimensions": ["event:hostname"]}, headers=AUTH
     )
     assert recent.status_code == 200

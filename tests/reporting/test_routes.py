@@ -169,14 +169,14 @@ def test_unknown_parameters_are_400_naming_them(report: TestClient, name: str) -
 def test_an_engine_error_is_a_503_that_tells_no_engine_detail(
     report: TestClient, ch: Client, settings: Settings
 ) -> None:
-    ch.command("DETACH TABLE daily_paths")
+    ch.command("DETACH TABLE daily_pages")
     try:
         response = report.get("/stats", params={"site_id": "s"})
     finally:
-        ch.command("ATTACH TABLE daily_paths")
+        ch.command("ATTACH TABLE daily_pages")
     assert response.status_code == 503 and response.headers["retry-after"] == "1"
     assert response.json()["error"] == "clickhouse unavailable, retry later"
-    assert "daily_paths" not in response.text and settings.clickhouse_database not in response.text
+    assert "daily_pages" not in response.text and settings.clickhouse_database not in response.text
 
 
 class _Broken:

@@ -27,7 +27,7 @@ def test_migrate_is_idempotent(ch: Client) -> None:
     first = migrate(ch, raw_ttl_days=90)
     assert first == [m.version for m in load_migrations(90)]
     assert migrate(ch, raw_ttl_days=90) == []
-    assert {"events", "daily_totals", "daily_totals_mv", "daily_paths", "daily_paths_mv"} <= tables(
+    assert {"events", "daily_totals", "daily_totals_mv", "daily_pages", "daily_pages_mv"} <= tables(
         ch
     )
 
@@ -37,7 +37,7 @@ def test_rollback_and_reapply(ch: Client) -> None:
     later = [v for v in applied if v > 1]
     assert rollback(ch, to_version=1, raw_ttl_days=90) == later[::-1]
     assert applied_versions(ch) == {1}
-    assert "daily_paths" not in tables(ch) and "events" in tables(ch)
+    assert "daily_pages" not in tables(ch) and "events" in tables(ch)
     assert migrate(ch, raw_ttl_days=90) == later
 
 
@@ -70,3 +70,36 @@ def test_raw_ttl_zero_keeps_raw_events_forever(ch: Client) -> None:
     assert ch.query("SELECT count() FROM events").result_rows[0][0] == 1
     migrate(ch, raw_ttl_days=30)
     assert "toIntervalDay(30)" in engine()
+
+
+def test_daily_pages_take_the_views_and_visitors_of_daily_paths_once(ch: Client) -> None:
+    """0013 copies daily_paths' views and adds the visitors of the raw events still held;
+    its statements run twice (a crash before the version is recorded) count once."""
+    migrate(ch, raw_ttl_days=0)
+    rollback(ch, to_version=12, raw_ttl_days=0)
+    ch.command(
+        "INSERT INTO events (event_id, site_id, event_type, path, ts, visitor_id)"
+        " SELECT generateUUIDv4(number), 's', 'pageview', concat('/', toString(number % 2)),"
+        " toDateTime64('2024-06-01 10:00:00', 3) + number, number % 3 + 1 FROM numbers(12)"
+    )
+    # A day whose raw events expired: only its views are left, in daily_paths.
+    ch.command("INSERT INTO daily_paths VALUES ('s', '2024-05-01', 'pageview', '/0', 5)")
+    migrate(ch, raw_ttl_days=0)
+    (up,) = [m for m in load_migrations(0) if m.version == 13]
+    ch.command(
+        "CREATE TABLE daily_paths (site_id String, day Date, event_type String,"
+        " path String, views UInt64) ENGINE = SummingMergeTree ORDER BY path"
+    )
+    ch.command("INSERT INTO daily_paths VALUES ('s', '2024-05-01', 'pageview', '/0', 5)")
+    for statement in up.up:
+        ch.command(statement)
+    pages = ch.query(
+        "SELECT day, path, sum(views), uniqExactMerge(visitors) FROM daily_pages"
+        " GROUP BY day, path ORDER BY day, path"
+    ).result_rows
+    assert [(str(d), p, v, u) for d, p, v, u in pages] == [
+        ("2024-05-01", "/0", 5, 0),
+        ("2024-06-01", "/0", 6, 3),
+        ("2024-06-01", "/1", 6, 3),
+    ]
+    assert "daily_paths" not in tables(ch) and "daily_paths_mv" not in tables(ch)
