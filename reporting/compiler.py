@@ -342,14 +342,15 @@ def compile_query(
         ),
         "percentage": (
             f"if(total_visitors = 0, 0, "
-            f"round(100 * uniqExactIf(visitor_id, kind = {k}) / total_visitors, 2))"
+            f"round(100 * uniqExactIf(visitor_id, kind = {k} AND visitor_id != 0) "
+            "/ total_visitors, 2))"
         ),
     }
     metric_names = [f"m{i}" for i in range(len(query.metrics))]
     if "percentage" in metrics:
         source = f"{events_from} WHERE {match}" if event_rows else f"({parts[-1]})"
         metric_sql["percentage"] = metric_sql["percentage"].replace(
-            "total_visitors", f"(SELECT uniqExact(visitor_id) FROM {source})"
+            "total_visitors", f"(SELECT uniqExactIf(visitor_id, visitor_id != 0) FROM {source})"
         )
     daily = _daily(query, period, bucket)
     if daily is not None:

@@ -164,6 +164,28 @@ def test_page_breakdown_counts_events_where_they_happened(report: TestClient, ch
     ]
 
 
+def test_percentage_is_a_share_of_the_visitors_it_counts(report: TestClient, ch: Client) -> None:
+    """Events without a visitor (visitor 0: sent with no address, or imported) are in
+    no visitor count, so neither in a percentage's part nor in its whole."""
+    write(
+        ch,
+        "p",
+        {"v": 1, "ts": at(DAY0, "10:00:00"), "path": "/a"},
+        {"v": 2, "ts": at(DAY0, "10:00:00"), "path": "/b"},
+        {"v": 0, "ts": at(DAY0, "11:00:00"), "path": "/b"},
+        {"v": 0, "ts": at(DAY0, "11:00:01"), "path": "/c"},
+    )
+    answer = query(
+        report, site_id="p", metrics=["visitors", "pageviews", "percentage"],
+        dimensions=["event:page"],
+    )  # fmt: skip
+    assert rows(answer) == [
+        (["/a"], [1, 1, 50.0]),
+        (["/b"], [1, 2, 50.0]),
+        (["/c"], [0, 1, 0.0]),
+    ]
+
+
 def test_event_filter_keeps_the_visits_that_match(report: TestClient, ch: Client) -> None:
     seed(ch)
     answer = query(
