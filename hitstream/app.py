@@ -21,6 +21,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 import consumers.queue
 import ingest.routes
+import ingest.tracker
 import reporting.routes
 import sites.routes
 from consumers.sink import WRITER_SESSION, ClickHouseSink
@@ -102,7 +103,7 @@ def create_app(settings: Settings, roles: Iterable[Role] = ALL_ROLES) -> Starlet
     # Starlette tries routes in order: the ingest routes, the hot path, come first.
     routes: list[BaseRoute] = []
     if Role.INGEST in wanted:
-        routes += ingest.routes.routes()
+        routes += ingest.routes.routes() + ingest.tracker.routes()
     if Role.REPORT in wanted:
         routes += reporting.routes.routes() + sites.routes.routes()
     routes += health.routes() + consumers.queue.routes() + metrics_routes()

@@ -80,6 +80,13 @@ OPERATIONS = [
     Operation("post", "/events", "Accept a batch of events (all or nothing; either shape)",
               ("202", "BatchAccepted"), ("EventIn", "PlausibleEvent"), body_array=True,
               errors=_EVENT_ERRORS, security=("", "apiKey"), tags=("ingest",)),
+    Operation("get", "/js/hitstream.js",
+              "The tracking script for websites (cached for an hour)",
+              ("200", ""), ok_files=("text/javascript",), tags=("ingest",)),
+    Operation("get", "/js/hitstream.{version}.js",
+              "The tracking script at its versioned URL (cached for a year); other "
+              "versions are 404",
+              ("200", ""), ok_files=("text/javascript",), errors=("404",), tags=("ingest",)),
     Operation("get", "/stats", "Totals, unique users and top paths of a site on a UTC day",
               ("200", "Stats"),
               query=(("site_id", True, {"type": "string", "minLength": 1, "maxLength": 128}),
