@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -143,9 +144,8 @@ def _operation(op: Operation) -> dict[str, Any]:
         for name, required, schema in op.query
     ]
     params += [
-        {"name": part[1:-1], "in": "path", "required": True, "schema": {"type": "string"}}
-        for part in op.path.split("/")
-        if part.startswith("{")
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        for name in re.findall(r"\{(\w+)\}", op.path)
     ]
     if params:
         spec["parameters"] = params
