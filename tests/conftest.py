@@ -69,11 +69,11 @@ def make_settings(
         return made
 
     yield build
-    databases = {s.clickhouse_database for s in built if s.clickhouse_url == chdb_dsn}
-    if databases:
-        conn = clickhouse_client(built[0])
+    local = [s for s in built if s.clickhouse_url == chdb_dsn]
+    if local:
+        conn = clickhouse_client(local[0])
         try:
-            for database in databases:
+            for database in {s.clickhouse_database for s in local}:
                 conn.command(f"DROP DATABASE IF EXISTS `{database}` SYNC")
         finally:
             conn.close()

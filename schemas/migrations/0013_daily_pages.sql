@@ -38,6 +38,8 @@ SELECT
 FROM events
 GROUP BY site_id, day, event_type, path;
 
+-- daily_paths exists unless a crash came after the DROP at the end: run again, the copy
+-- then reads an empty one.
 CREATE TABLE IF NOT EXISTS daily_paths
 (
     site_id    LowCardinality(String),

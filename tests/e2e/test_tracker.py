@@ -173,7 +173,7 @@ def test_page_views_navigations_events_and_clicks_are_counted(
         "Outbound Link: Click",
         "pageview", "pageview", "pageview", "pageview",
     ]  # fmt: skip
-    # Beacons (text/plain, no preflight, no cookies sent or set).
+    # Beacons, as text/plain (a simple request: no preflight).
     assert {r.resource_type for r in sent.requests} == {"ping"}
     assert all(r.headers["content-type"].startswith("text/plain") for r in sent.requests)
     first = sent.requests[0].post_data_json
