@@ -20,6 +20,7 @@ from starlette.routing import BaseRoute
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 import consumers.queue
+import dashboard.routes
 import ingest.routes
 import ingest.tracker
 import reporting.routes
@@ -47,6 +48,7 @@ from reporting.queries import StatsReader
 from schemas.migrate import migrate
 from sites.cache import SiteCache
 from sites.registry import Registry
+from sites.sessions import Sessions
 from sites.store import SiteStore
 
 log = logging.getLogger(__name__)
@@ -72,6 +74,7 @@ class AppState(TypedDict, total=False):
     admin_token: str | None
     redis: aioredis.Redis
     site_cache: SiteCache
+    sessions: Sessions
     rate_limiter: RateLimiter
     salts: DailySalts
     engine_checks: dict[str, health.Check]
@@ -105,7 +108,7 @@ def create_app(settings: Settings, roles: Iterable[Role] = ALL_ROLES) -> Starlet
     if Role.INGEST in wanted:
         routes += ingest.routes.routes() + ingest.tracker.routes()
     if Role.REPORT in wanted:
-        routes += reporting.routes.routes() + sites.routes.routes()
+        routes += reporting.routes.routes() + sites.routes.routes() + dashboard.routes.routes()
     routes += health.routes() + consumers.queue.routes() + metrics_routes()
 
     routes += openapi.routes(routes, site_id_required=settings.ingest_auth == "open")
@@ -198,8 +201,10 @@ async def _open(
     checks["redis"] = redis.ping
     state["redis"] = redis
     metrics.refreshers.append(consumers.queue.refresher(redis, settings, metrics))
+    await stack.enter_async_context(_background(consumers.queue.sample_forever(redis, settings)))
     cache = SiteCache(redis, settings.keys)
     state["site_cache"] = cache
+    state["sessions"] = Sessions(redis, settings.keys, settings.session_ttl_s)
     state["rate_limiter"] = RateLimiter(redis, settings.keys)
     salts = DailySalts(redis, settings.keys)
     await stack.enter_async_context(_background(salts.run()))

@@ -61,6 +61,16 @@ class RedisKeys:
         """Set of the origins some public site allows (CORS preflight, keyless admission)."""
         return f"{self.prefix}origins"
 
+    def session(self, digest: str) -> str:
+        """A dashboard login: keyed by SHA-256 of the cookie's secret (never the secret),
+        holding a fingerprint of the admin token it was opened with; expires by itself."""
+        return f"{self.prefix}session:{digest}"
+
+    def queue_sample(self, bucket: int) -> str:
+        """The stream's counters at one sampling instant (epoch seconds, a multiple of
+        the sampling interval), for the queue panel's insert and drain rates."""
+        return f"{self.prefix}queue-sample:{bucket}"
+
     @property
     def registry_loaded(self) -> str:
         """Marker: the site and key cache holds a full copy of ClickHouse's registry."""

@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -20,12 +20,13 @@ from schemas import responses as r
 from schemas.event import EventIn
 from schemas.plausible import OK, PlausibleEvent
 from schemas.query import QueryBody
+from schemas.queue import ReplayRequest
 from schemas.sites import SiteCreate, SiteUpdate
 
 MODELS: list[type[BaseModel]] = [
     EventIn, PlausibleEvent, SiteCreate, SiteUpdate, r.Error, r.Accepted, r.BatchAccepted, r.Stats,
     r.Health, r.QueueHealth, r.SiteCreated, r.SiteList, r.SiteInfo, r.KeyRotated, r.KeyRevoked,
-    QueryBody, r.QueryAnswer,
+    QueryBody, r.QueryAnswer, r.ShareCreated, r.QueuePanel, ReplayRequest, r.Replayed,
 ]  # fmt: skip
 
 ERRORS = {
@@ -127,7 +128,21 @@ OPERATIONS = [
     Operation("post", "/api/sites/{site_id}/keys", "Rotate: a new key, old ones expire later",
               ("201", "KeyRotated"), errors=("401", "403", "404", "503"),
               security=("admin",), tags=("sites",)),
-    Operation("delete", "/api/sites/{site_id}/keys/{key_id}", "Revoke a key at once",
+    Operation("post", "/api/sites/{site_id}/shares",
+              "A share token (a read-only key) and the shared link that carries it",
+              ("201", "ShareCreated"), errors=("401", "403", "404", "503"),
+              security=("admin",), tags=("sites",)),
+    Operation("get", "/api/queue",
+              "The queue panel: state, consumers, oldest dead letters, recent rates",
+              ("200", "QueuePanel"), errors=("401", "403", "503"), security=("admin",),
+              tags=("health",)),
+    Operation("post", "/api/queue/dead-letters/replay",
+              "Put dead letters back on the stream (these ids, or all)",
+              ("200", "Replayed"), "ReplayRequest",
+              errors=("400", "401", "403", "413", "415", "503"), security=("admin",),
+              tags=("health",)),
+    Operation("delete", "/api/sites/{site_id}/keys/{key_id}",
+              "Revoke a key or share token at once",
               ("200", "KeyRevoked"), errors=("401", "403", "404", "503"),
               security=("admin",), tags=("sites",)),
 ]  # fmt: skip
@@ -227,7 +242,8 @@ def document_for(app_routes: list[BaseRoute], site_id_required: bool) -> dict[st
 
 
 def routes(app_routes: list[BaseRoute], site_id_required: bool) -> list[BaseRoute]:
-    """/openapi.json, /docs and the index (`/`) for the routes given."""
+    """/openapi.json, /docs and the index (`/`: JSON, or the dashboard for a browser
+    where it is served) for the routes given."""
     served = _served(app_routes)
     spec = document(served, site_id_required)
 
@@ -247,7 +263,12 @@ def routes(app_routes: list[BaseRoute], site_id_required: bool) -> list[BaseRout
         "routes": sorted(f"{method} {path}" for method, path in served if path != "/"),
     }
 
+    dashboard = ("GET", "/dashboard") in served
+
     async def index(request: Request) -> Response:
+        # A browser at `/` wants the dashboard, where this process serves one.
+        if dashboard and "text/html" in request.headers.get("accept", ""):
+            return RedirectResponse("/dashboard", status_code=303)
         return JSONResponse(index_body)
 
     return [

@@ -112,6 +112,9 @@ class Settings(BaseSettings):
         default=None, description="bearer token for /api/sites; serve generates one if unset"
     )
     key_grace_s: int = Field(default=86_400, ge=0, description="old keys live on after rotation")
+    session_ttl_s: int = Field(
+        default=7 * 86_400, ge=60, description="how long a dashboard login lasts"
+    )
     rate_limit_ip_per_s: float = Field(default=1000, ge=0, description="0 disables")
     rate_limit_ip_burst: int = Field(default=2000, ge=0)
     rate_limit_key_per_s: float = Field(

@@ -93,6 +93,12 @@ async def _admit_key(
     key = key_from_json(outcome.record) if outcome.verified and outcome.record else None
     if key is None:
         raise _invalid_key()
+    if key.read_only:
+        raise APIError(
+            403,
+            "a share token reads stats only; send events with the site's API key",
+            [_key_detail()],
+        )
     site = await cache.site(key.site_id) if origin else None
     allowed = origin if site and origin in site.allowed_origins else None
     return Caller(key.site_id, allowed)

@@ -111,7 +111,7 @@ def _parquet_file(client: Client, parameters: dict[str, Any], directory: Path) -
 
 async def export(request: Request[Any]) -> Response:
     """A site's raw events as NDJSON, CSV (with a header row) or Parquet."""
-    require_admin(request)
+    await require_admin(request)
     site_id = request.path_params["site_id"]
     params = dict(request.query_params)
     if "from" in params:

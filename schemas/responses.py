@@ -81,6 +81,7 @@ class KeyInfo(BaseModel):
     expires_at: str | None
     revoked: bool
     active: bool
+    read_only: bool = Field(description="a share token: reads stats, sends no events")
 
 
 class SiteInfo(BaseModel):
@@ -109,6 +110,46 @@ class KeyRotated(BaseModel):
     api_key: str
     created_at: str
     previous_keys_expire_at: str
+
+
+class ShareCreated(BaseModel):
+    site_id: str
+    key_id: str
+    token: str = Field(description="shown once; revoke it with DELETE .../keys/{key_id}")
+    path: str = Field(description="the shared link, relative to this server")
+    created_at: str
+
+
+class ConsumerInfo(BaseModel):
+    name: str
+    pending: int
+    idle_s: float
+
+
+class DeadLetterInfo(BaseModel):
+    id: str
+    error: str
+    deliveries: int
+    failed_at_ms: int
+    row: str = Field(description="the start of the entry's row")
+
+
+class Rate(BaseModel):
+    at: int = Field(description="epoch seconds at the end of the interval")
+    inserted_per_s: float
+    drained_per_s: float
+
+
+class QueuePanel(QueueHealth):
+    consumer_list: list[ConsumerInfo]
+    dead_letter_list: list[DeadLetterInfo] = Field(description="the oldest 100")
+    rates: list[Rate] = Field(description="the last 15 minutes, one per sample interval")
+    sample_interval_s: int
+
+
+class Replayed(BaseModel):
+    replayed: int
+    dead_letters: int = Field(description="dead letters left")
 
 
 class KeyRevoked(BaseModel):

@@ -1,15 +1,18 @@
-"""Who may read and administer: the admin token, and a site's keys for its stats."""
+"""Who may read and administer: the admin token (or a dashboard session opened with
+it), and a site's keys and share tokens for its stats."""
 
 from __future__ import annotations
 
 import hmac
 from typing import TypedDict, TypeVar
+from urllib.parse import urlsplit
 
 from starlette.requests import Request
 
 from hitstream.http import APIError
 from hitstream.settings import Settings
 from sites.cache import SiteCache
+from sites.sessions import COOKIE, Sessions
 
 KEY_HEADER = "x-api-key"
 
@@ -25,28 +28,46 @@ class AccessState(TypedDict):
     settings: Settings
     admin_token: str | None
     site_cache: SiteCache
+    sessions: Sessions
+
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 AccessT = TypeVar("AccessT", bound=AccessState)
 
 
-def is_admin(request: Request[AccessT]) -> bool:
-    """True when the request carries `Authorization: Bearer <admin token>`."""
+async def is_admin(request: Request[AccessT]) -> bool:
+    """True with `Authorization: Bearer <admin token>`, or with a dashboard session
+    cookie on a read or on a write sent by a page of this origin."""
     token = request.state["admin_token"]
+    if not token:
+        return False
     scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    # Bytes, not str: compare_digest refuses non-ASCII strings (a hostile header).
-    return (
-        bool(token)
-        and scheme.lower() == "bearer"
-        and hmac.compare_digest(given.strip().encode(), (token or "").encode())
-    )
+    if scheme.lower() == "bearer":
+        # Bytes, not str: compare_digest refuses non-ASCII strings (a hostile header).
+        return hmac.compare_digest(given.strip().encode(), token.encode())
+    secret = request.cookies.get(COOKIE)
+    if not secret or not same_origin_write(request):
+        return False
+    return await request.state["sessions"].valid(secret, token)
 
 
-def require_admin(request: Request[AccessT]) -> None:
+def same_origin_write(request: Request[AccessT]) -> bool:
+    """A cookie carries no proof of which page sent a write: SameSite=Strict keeps other
+    sites' pages from sending it, and this keeps sibling origins of the same site
+    (another subdomain) out. Browsers send Origin with every POST, PATCH and DELETE."""
+    if request.method in SAFE_METHODS:
+        return True
+    origin = request.headers.get("origin")
+    return origin is not None and urlsplit(origin).netloc == request.headers.get("host")
+
+
+async def require_admin(request: Request[AccessT]) -> None:
     """403 when no admin token is configured, 401 without the right one."""
     if not request.state["admin_token"]:
         raise APIError(403, ADMIN_DISABLED, [{"field": "authorization", "message": "disabled"}])
-    if not is_admin(request):
+    if not await is_admin(request):
         raise APIError(
             401,
             "admin token required",
@@ -56,10 +77,10 @@ def require_admin(request: Request[AccessT]) -> None:
 
 
 async def require_reader(request: Request[AccessT], site_id: str) -> None:
-    """With HITSTREAM_INGEST_AUTH=key, a site's data is read with a key of that site (in
-    x-api-key, or as `Authorization: Bearer` as Plausible's clients send it) or the admin
-    token (401 without either, 403 with another site's key)."""
-    if request.state["settings"].ingest_auth != "key" or is_admin(request):
+    """With HITSTREAM_INGEST_AUTH=key, a site's data is read with a key or share token of
+    that site (in x-api-key, or as `Authorization: Bearer` as Plausible's clients send
+    it) or as the admin (401 without either, 403 with another site's key)."""
+    if request.state["settings"].ingest_auth != "key" or await is_admin(request):
         return
     scheme, _, bearer = request.headers.get("authorization", "").partition(" ")
     api_key = request.headers.get(KEY_HEADER) or (

@@ -45,6 +45,8 @@ class ApiKey:
     created_at: datetime
     expires_at: datetime | None = None
     revoked: bool = False
+    # A share token: reads the site's stats, never sends events (sites/access.py).
+    read_only: bool = False
 
     def active(self, now: datetime | None = None) -> bool:
         now = now or datetime.now(UTC)
@@ -70,10 +72,12 @@ def claim_of(api_key: str) -> KeyClaim | None:
     return KeyClaim(match.group(1), hash_secret(match.group(2))) if match else None
 
 
-def new_key(site_id: str) -> tuple[ApiKey, str]:
+def new_key(site_id: str, read_only: bool = False) -> tuple[ApiKey, str]:
     """A fresh key for `site_id` and its plaintext, which is shown once and never stored."""
     key_id, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
-    record = ApiKey(key_id, site_id, hash_secret(secret), created_at=datetime.now(UTC))
+    record = ApiKey(
+        key_id, site_id, hash_secret(secret), created_at=datetime.now(UTC), read_only=read_only
+    )
     return record, f"hs_{key_id}_{secret}"
 
 
@@ -123,4 +127,5 @@ def key_from_json(raw: bytes | str) -> ApiKey:
         _moment(data["created_at"]),
         None if expires is None else _moment(expires),
         data["revoked"],
+        data.get("read_only", False),  # absent from records cached before migration 0014
     )

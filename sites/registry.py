@@ -48,13 +48,22 @@ class Registry:
         return next(iter(await self.sites(site_id)), None) if site_id else None
 
     async def rotate(self, site_id: str, keys: list[ApiKey], grace_s: int) -> tuple[ApiKey, str]:
-        """A new key; the site's active keys keep working for `grace_s` seconds more."""
+        """A new key; the site's active keys keep working for `grace_s` seconds more
+        (its share tokens are not keys to rotate: each is revoked on its own)."""
         until = datetime.fromtimestamp(time.time() + grace_s, UTC)
         aging = [
-            replace(k, expires_at=min(until, k.expires_at or until)) for k in keys if k.active()
+            replace(k, expires_at=min(until, k.expires_at or until))
+            for k in keys
+            if k.active() and not k.read_only
         ]
         key, plaintext = new_key(site_id)
         await self._write(keys=[*aging, key])
+        return key, plaintext
+
+    async def share(self, site_id: str) -> tuple[ApiKey, str]:
+        """A new share token: a read-only key of the site, for a shared link."""
+        key, plaintext = new_key(site_id, read_only=True)
+        await self._write(keys=[key])
         return key, plaintext
 
     async def revoke(self, key: ApiKey) -> None:

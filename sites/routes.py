@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from dashboard.routes import share_path
 from hitstream.http import APIError, JSONResponse, read_json, validation_details
 from schemas.sites import SiteCreate, SiteUpdate
 from sites.access import AccessState, require_admin
@@ -27,8 +28,8 @@ class AdminState(AccessState):
 AdminRequest = Request[AdminState]
 
 
-def _require_admin(request: AdminRequest) -> Registry:
-    require_admin(request)
+async def _require_admin(request: AdminRequest) -> Registry:
+    await require_admin(request)
     return request.state["registry"]
 
 
@@ -58,6 +59,7 @@ def _site_json(site: Site, keys: list[ApiKey] | None = None) -> dict[str, Any]:
                 "expires_at": k.expires_at.isoformat() if k.expires_at else None,
                 "revoked": k.revoked,
                 "active": k.active(),
+                "read_only": k.read_only,
             }
             for k in keys
         ]
@@ -87,7 +89,7 @@ async def _domains_free(registry: Registry, site_id: str, domains: list[str]) ->
 
 async def create_site(request: AdminRequest) -> Response:
     """Create a site and its first key; the key is in this answer only."""
-    registry = _require_admin(request)
+    registry = await _require_admin(request)
     body: SiteCreate = await _parse(request, SiteCreate)
     site_id = new_site_id(body.name)
     await _domains_free(registry, site_id, body.domains)
@@ -106,14 +108,14 @@ async def create_site(request: AdminRequest) -> Response:
 
 
 async def list_sites(request: AdminRequest) -> Response:
-    registry = _require_admin(request)
+    registry = await _require_admin(request)
     return JSONResponse(
         {"sites": [_site_json(site, keys) for site, keys in await registry.sites()]}
     )
 
 
 async def update_site(request: AdminRequest) -> Response:
-    registry = _require_admin(request)
+    registry = await _require_admin(request)
     site, keys = await _known_site(registry, request.path_params["site_id"])
     body: SiteUpdate = await _parse(request, SiteUpdate)
     changes = {k: v for k, v in body.model_dump(exclude_none=True).items()}
@@ -129,7 +131,7 @@ async def update_site(request: AdminRequest) -> Response:
 
 async def rotate_key(request: AdminRequest) -> Response:
     """A new key; the previous ones keep working for HITSTREAM_KEY_GRACE_S."""
-    registry = _require_admin(request)
+    registry = await _require_admin(request)
     site, keys = await _known_site(registry, request.path_params["site_id"])
     settings = request.state["settings"]
     key, plaintext = await registry.rotate(site.site_id, keys, settings.key_grace_s)
@@ -146,9 +148,26 @@ async def rotate_key(request: AdminRequest) -> Response:
     )
 
 
+async def share_site(request: AdminRequest) -> Response:
+    """A share token: a read-only key for a shared link, shown in this answer only."""
+    registry = await _require_admin(request)
+    site, _ = await _known_site(registry, request.path_params["site_id"])
+    key, plaintext = await registry.share(site.site_id)
+    return JSONResponse(
+        {
+            "site_id": site.site_id,
+            "key_id": key.key_id,
+            "token": plaintext,
+            "path": share_path(site.site_id, plaintext),
+            "created_at": key.created_at.isoformat(),
+        },
+        status_code=201,
+    )
+
+
 async def revoke_key(request: AdminRequest) -> Response:
-    """Revoke one key at once."""
-    registry = _require_admin(request)
+    """Revoke one key or share token at once."""
+    registry = await _require_admin(request)
     _, keys = await _known_site(registry, request.path_params["site_id"])
     key_id = request.path_params["key_id"]
     key = next((k for k in keys if k.key_id == key_id), None)
@@ -168,4 +187,5 @@ def routes() -> list[BaseRoute]:
         Route("/api/sites/{site_id}", update_site, methods=["PATCH"]),
         Route("/api/sites/{site_id}/keys", rotate_key, methods=["POST"]),
         Route("/api/sites/{site_id}/keys/{key_id}", revoke_key, methods=["DELETE"]),
+        Route("/api/sites/{site_id}/shares", share_site, methods=["POST"]),
     ]

@@ -20,6 +20,7 @@ SITE_COLUMNS = [
 ]  # fmt: skip
 KEY_COLUMNS = [
     "key_id", "site_id", "key_hash", "created_at", "expires_at", "revoked", "updated_at",
+    "read_only",
 ]  # fmt: skip
 
 # Current state of every site (latest row of each, by updated_at); one site's, or (site_id
@@ -35,7 +36,7 @@ SITES = (
 # copy merges the same way (sites/cache.py, MERGE_KEYS).
 KEYS = (
     "SELECT key_id, any(site_id), any(key_hash), min(created_at), min(expires_at),"
-    f" max(revoked) FROM {KEYS_TABLE}"
+    f" max(revoked), max(read_only) FROM {KEYS_TABLE}"
     " WHERE {site_id:String} = '' OR site_id = {site_id:String} GROUP BY key_id"
 )
 
@@ -66,7 +67,16 @@ class SiteStore:
             self._client.insert(SITES_TABLE, rows, column_names=SITE_COLUMNS)
         if keys:
             rows = [
-                [k.key_id, k.site_id, k.key_hash, k.created_at, k.expires_at, k.revoked, now]
+                [
+                    k.key_id,
+                    k.site_id,
+                    k.key_hash,
+                    k.created_at,
+                    k.expires_at,
+                    k.revoked,
+                    now,
+                    k.read_only,
+                ]
                 for k in keys
             ]
             self._client.insert(KEYS_TABLE, rows, column_names=KEY_COLUMNS)
@@ -88,8 +98,9 @@ class SiteStore:
                 _utc(created),
                 _utc(expires) if expires else None,
                 bool(revoked),
+                bool(read_only),
             )
-            for key_id, site, key_hash, created, expires, revoked in self._client.query(
+            for key_id, site, key_hash, created, expires, revoked, read_only in self._client.query(
                 KEYS, parameters=only
             ).result_rows
         ]

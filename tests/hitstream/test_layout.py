@@ -6,7 +6,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-ROOMS = {"ingest", "consumers", "reporting", "sites", "schemas"}
+ROOMS = {"ingest", "consumers", "reporting", "sites", "schemas", "dashboard"}
 # The composition root assembles the rooms: it alone may import them.
 COMPOSITION_ROOT = {"app.py", "cli.py", "openapi.py"}
 

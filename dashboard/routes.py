@@ -1,0 +1,177 @@
+"""The dashboard: login, logout, and the pages that show a site's stats, the sites and
+the queue.
+
+Each page is a small server-rendered HTML shell; `static/dashboard.js` fills it from
+the public APIs only (/api/v2/query, /api/sites, /api/queue), with the session cookie
+(the admin) or a shared link's token (one site, read-only). No build step: plain
+JavaScript and the vendored uPlot, so the package runs with no internet and no Node.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from html import escape
+from importlib import resources
+from pathlib import Path
+from string import Template
+from typing import Any
+from urllib.parse import parse_qs, quote
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from hitstream.http import APIError
+from sites.access import AccessState, is_admin, same_origin_write
+from sites.sessions import COOKIE
+
+STATIC_PATH = "/dashboard/static"
+STATIC_DIR = Path(__file__).parent / "static"
+# A login form holds one token: anything longer is not one.
+MAX_LOGIN_BODY = 4096
+
+
+def _template(name: str) -> Template:
+    return Template(resources.files("dashboard").joinpath(f"templates/{name}").read_text())
+
+
+PAGE = _template("page.html")
+LOGIN = _template("login.html")
+# Changes with any shipped asset, so browsers fetch new ones after an upgrade.
+VERSION = hashlib.sha256(
+    b"".join(p.read_bytes() for p in sorted(STATIC_DIR.rglob("*")) if p.is_file())
+).hexdigest()[:12]
+
+# Pages run only their own scripts and talk only to their own origin; no page may be
+# framed (clickjacking) and no address leaks to other origins through Referer
+# (`same-origin`, not `no-referrer`, which would blank the Origin of the pages' own
+# writes, and those are checked: sites/access.py).
+HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+    ),
+    "Referrer-Policy": "same-origin",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-store",
+}
+
+ADMIN_NAV = """<nav aria-label="Dashboard">
+  <a href="/dashboard" data-nav="stats">Stats</a>
+  <a href="/dashboard/sites" data-nav="sites">Sites</a>
+  <a href="/dashboard/queue" data-nav="queue">Queue</a>
+  <form method="post" action="/logout"><button type="submit">Log out</button></form>
+</nav>"""
+SHARE_NAV = '<p class="shared">Shared link, read-only</p>'
+
+
+def _page(
+    title: str, view: str, body: str = "", mode: str = "admin", site: str = "", status: int = 200
+) -> HTMLResponse:
+    html = PAGE.substitute(
+        title=escape(title),
+        static=STATIC_PATH,
+        version=VERSION,
+        view=view,
+        mode=mode,
+        site=escape(site),
+        home="/dashboard" if mode == "admin" else "#",
+        nav=ADMIN_NAV if mode == "admin" and view != "login" else SHARE_NAV if site else "",
+        body=body,
+    )
+    return HTMLResponse(html, status_code=status, headers=HEADERS)
+
+
+def _login_page(message: str = "", status: int = 200) -> HTMLResponse:
+    shown = f'<p class="error" role="alert">{escape(message)}</p>' if message else ""
+    return _page("Log in", "login", LOGIN.substitute(message=shown), status=status)
+
+
+async def login_form(request: Request[AccessState]) -> Response:
+    if await is_admin(request):
+        return RedirectResponse("/dashboard", status_code=303)
+    if not request.state["admin_token"]:
+        return _login_page("Logging in is disabled: set HITSTREAM_ADMIN_TOKEN.", 403)
+    return _login_page()
+
+
+async def login(request: Request[AccessState]) -> Response:
+    """Trade the admin token for a session cookie (HttpOnly, SameSite=Strict)."""
+    token = request.state["admin_token"]
+    if not token:
+        return _login_page("Logging in is disabled: set HITSTREAM_ADMIN_TOKEN.", 403)
+    if not same_origin_write(request):
+        return _login_page("This form was sent from another site.", 403)
+    given = (await _form(request)).get("token", "").strip()
+    if not hmac.compare_digest(given.encode(), token.encode()):
+        return _login_page("That is not the admin token.", 401)
+    sessions = request.state["sessions"]
+    secret = await sessions.open(token)
+    response = RedirectResponse("/dashboard", status_code=303)
+    response.set_cookie(
+        COOKIE,
+        secret,
+        max_age=sessions.ttl_s,
+        path="/",
+        secure=request.url.scheme == "https",
+        httponly=True,
+        samesite="strict",
+    )
+    return response
+
+
+async def _form(request: Request[Any]) -> dict[str, str]:
+    """A small urlencoded form (the login), refused past MAX_LOGIN_BODY."""
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_LOGIN_BODY:
+            raise APIError(413, "form too large", [{"field": "body", "message": "too large"}])
+    fields = parse_qs(body.decode("utf-8", "replace"), max_num_fields=10)
+    return {name: values[0] for name, values in fields.items()}
+
+
+async def logout(request: Request[AccessState]) -> Response:
+    """End the session for good (not only this browser's cookie)."""
+    if same_origin_write(request):
+        await request.state["sessions"].end(request.cookies.get(COOKIE, ""))
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
+    return response
+
+
+def _admin_page(title: str, view: str) -> Any:
+    async def page(request: Request[AccessState]) -> Response:
+        if not await is_admin(request):
+            return RedirectResponse("/login", status_code=303)
+        return _page(title, view)
+
+    return page
+
+
+async def shared(request: Request[AccessState]) -> Response:
+    """A shared link: the site's stats, read with the token after `#` in the link."""
+    site_id = request.path_params["site_id"]
+    return _page("Shared stats", "stats", mode="share", site=site_id)
+
+
+def share_path(site_id: str, token: str) -> str:
+    """Where a shared link opens the dashboard. The token goes after `#`, which browsers
+    send to no server and put in no Referer."""
+    return f"/share/{quote(site_id, safe='')}#auth={token}"
+
+
+def routes() -> list[BaseRoute]:
+    """The dashboard's pages and assets."""
+    return [
+        Route("/login", login_form, methods=["GET"]),
+        Route("/login", login, methods=["POST"]),
+        Route("/logout", logout, methods=["POST"]),
+        Route("/dashboard", _admin_page("Stats", "stats"), methods=["GET"]),
+        Route("/dashboard/sites", _admin_page("Sites", "sites"), methods=["GET"]),
+        Route("/dashboard/queue", _admin_page("Queue", "queue"), methods=["GET"]),
+        Route("/share/{site_id}", shared, methods=["GET"]),
+        Mount(STATIC_PATH, StaticFiles(directory=STATIC_DIR), name="dashboard-static"),
+    ]
