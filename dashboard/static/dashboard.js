@@ -276,12 +276,14 @@
 
     function panelQuery(panel) {
       var dimension = panel.dimension;
+      var extra = panel.extra ? [panel.extra] : [];
       if (panel.id === 'props') {
         if (!state.prop) return null;
         dimension = 'event:props:' + state.prop;
+        extra = [['is_not', dimension, ['(not set)']]];  // only events that carry it
       }
       return query({
-        metrics: panel.metrics, dimensions: [dimension], filters: panel.extra ? [panel.extra] : [],
+        metrics: panel.metrics, dimensions: [dimension], filters: extra,
         order_by: [[panel.metrics[0], 'desc'], [dimension, 'asc']]
       });
     }

