@@ -17,6 +17,8 @@ from pathlib import Path
 from hitstream.connections import clickhouse_client
 from hitstream.settings import Settings
 from schemas.migrate import migrate
+from sites.model import Site
+from sites.store import SiteStore
 
 # Deterministic pseudo-random events in visits of 5 events a minute apart (visit
 # v = number / 5): 90% page views over 50 paths; per visit a visitor
@@ -76,6 +78,8 @@ def seed(data_dir: Path, events: int, sites: int = 100, days: int = 30) -> float
         )
         for table in MERGED_TABLES:
             client.command(f"OPTIMIZE TABLE {table} FINAL")
+        # Registered, as a real deployment's sites are (the dashboard lists them).
+        SiteStore(client).insert([Site(f"site-{i}", f"Bench site {i}") for i in range(sites)])
         return time.perf_counter() - started
     finally:
         client.close()
