@@ -4,10 +4,24 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 MAX_REPLAY_IDS = 1000
-StreamId = Annotated[str, StringConstraints(pattern=r"^[0-9]{1,20}-[0-9]{1,20}$")]
+# Each part of a stream ID is an unsigned 64-bit number: Redis refuses a larger one.
+MAX_ID_PART = 2**64 - 1
+
+
+def _in_range(entry_id: str) -> str:
+    if any(int(part) > MAX_ID_PART for part in entry_id.split("-")):
+        raise ValueError("not a stream ID: a part is over 2**64 - 1")
+    return entry_id
+
+
+StreamId = Annotated[
+    str,
+    StringConstraints(pattern=r"^[0-9]{1,20}-[0-9]{1,20}$"),
+    AfterValidator(_in_range),
+]
 
 
 class ReplayRequest(BaseModel):

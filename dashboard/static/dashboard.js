@@ -463,7 +463,13 @@
 
   function sitesView() {
     var list = h('div', { class: 'sites' });
-    var created = h('div', {});
+    // Secrets (a new key, a shared link) show here, outside the list the refresh rebuilds.
+    var created = h('div', { tabindex: '-1' });
+    function reveal(box) {
+      clear(created).appendChild(box);
+      created.scrollIntoView();
+      created.focus();
+    }
     var name = h('input', { id: 'new-name', required: true, maxlength: '200' });
     var isPublic = h('input', { id: 'new-public', type: 'checkbox' });
     var origins = h('input', { id: 'new-origins', placeholder: 'https://example.com' });
@@ -476,7 +482,7 @@
         name: name.value, public: isPublic.checked, allowed_origins: lines(origins.value),
         domains: lines(domains.value), timezone: tz.value || 'UTC'
       }).then(function (site) {
-        clear(created).appendChild(secretBox('Site ' + site.name + ' created', [
+        reveal(secretBox('Site ' + site.name + ' created', [
           ['Paste this into every page of the site', snippet(site.site_id)],
           ['API key (server-side events and reading stats)', site.api_key]
         ]));
@@ -504,7 +510,6 @@
     }
 
     function siteCard(site) {
-      var out = h('div', {});
       var editOrigins = h('input', { value: site.allowed_origins.join(' '), 'aria-label': 'Allowed origins of ' + site.name });
       var editDomains = h('input', { value: site.domains.join(' '), 'aria-label': 'Domains of ' + site.name });
       var editTz = h('input', { value: site.timezone, list: 'zones', 'aria-label': 'Time zone of ' + site.name });
@@ -549,18 +554,17 @@
         h('div', { class: 'actions' }, [
           h('button', { type: 'button', text: 'Rotate API key', onclick: function () {
             api('POST', '/api/sites/' + encodeURIComponent(site.site_id) + '/keys').then(function (key) {
-              clear(out).appendChild(secretBox('New API key', [['API key (the previous ones work until ' + key.previous_keys_expire_at.slice(0, 16) + ')', key.api_key]]));
+              reveal(secretBox('New API key of ' + site.name, [['API key (the previous ones work until ' + key.previous_keys_expire_at.slice(0, 16) + ')', key.api_key]]));
               return refresh();
             }, showError);
           } }),
           h('button', { type: 'button', text: 'Create shared link', onclick: function () {
             api('POST', '/api/sites/' + encodeURIComponent(site.site_id) + '/shares').then(function (share) {
-              clear(out).appendChild(secretBox('Shared link (read-only)', [['Anyone with this link sees this site\'s stats', location.origin + share.path]]));
+              reveal(secretBox('Shared link of ' + site.name + ' (read-only)', [['Anyone with this link sees this site\'s stats', location.origin + share.path]]));
               return refresh();
             }, showError);
           } })
-        ]),
-        out
+        ])
       ]);
     }
     refresh();

@@ -57,8 +57,9 @@ def test_a_dead_letter_is_listed_with_its_error_and_replayed_by_id(
     assert str(letter["row"]).startswith('{"event_id":"zzzzzzzz')
     assert [c["name"] for c in body["consumer_list"]] == [panel_settings.consumer_name]
 
-    bad = app.post("/api/queue/dead-letters/replay", json={"ids": ["x; FLUSHALL"]}, headers=AUTH)
-    assert bad.status_code == 400 and bad.json()["details"][0]["field"].startswith("ids")
+    for ids in (["x; FLUSHALL"], ["99999999999999999999-0"], "1-0", [1]):
+        bad = app.post("/api/queue/dead-letters/replay", json={"ids": ids}, headers=AUTH)
+        assert bad.status_code == 400 and bad.json()["details"][0]["field"].startswith("ids")
     unknown = app.post("/api/queue/dead-letters/replay", json={"ids": ["1-0"]}, headers=AUTH)
     assert unknown.json() == {"replayed": 0, "dead_letters": 1}
     done = app.post("/api/queue/dead-letters/replay", json={"ids": [letter["id"]]}, headers=AUTH)

@@ -229,7 +229,8 @@ def test_sites_page_creates_a_site_and_a_shared_link_that_reads_one_site_only(
         other = new_site(hitstream, "https://other.example")
 
     card.get_by_role("button", name="Create shared link").click()
-    link = card.locator(".secret code").inner_text()
+    expect(page.locator(".secret")).to_contain_text("Shared link of Docs")
+    link = page.locator(".secret code").inner_text()
     assert link.startswith(f"{hitstream.base_url}/share/{site_id}#auth=hs_")
     shoot(page, "sites.png")
 
