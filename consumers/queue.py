@@ -13,7 +13,6 @@ import time
 from typing import Any
 
 import redis.asyncio as aioredis
-from pydantic import ValidationError
 from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import Response
@@ -21,14 +20,7 @@ from starlette.routing import BaseRoute, Route
 
 from consumers.deadletter import DeadLetters
 from hitstream.health import CHECK_TIMEOUT_S
-from hitstream.http import (
-    APIError,
-    JSONResponse,
-    api_routes,
-    read_json,
-    unavailable,
-    validation_details,
-)
+from hitstream.http import JSONResponse, api_routes, read_model, unavailable
 from hitstream.metrics import Metrics, Refresh
 from hitstream.settings import Settings
 from schemas.entry import ROW_FIELD
@@ -58,12 +50,19 @@ def stream_id_key(entry_id: bytes) -> tuple[int, int]:
     return int(ms), int(seq or 0)
 
 
+async def _group(redis: aioredis.Redis, settings: Settings) -> dict[str, Any] | None:
+    """XINFO GROUPS' entry for our group; None before the stream or the group exists."""
+    if not await redis.exists(settings.keys.stream):
+        return None
+    groups: Any = await redis.xinfo_groups(settings.keys.stream)
+    return next((g for g in groups if g["name"].decode() == settings.group), None)
+
+
 async def queue_state(redis: aioredis.Redis, settings: Settings) -> dict[str, Any]:
     """Stream length, the group's pending count, lag and oldest pending age, dead letters."""
     stream, group = settings.keys.stream, settings.group
     length = int(await redis.xlen(stream))
-    groups: Any = await redis.xinfo_groups(stream) if length or await redis.exists(stream) else []
-    mine = next((g for g in groups if g["name"].decode() == group), None)
+    mine = await _group(redis, settings)
     pending, oldest_age, consumers = 0, 0.0, 0
     lag: int | None = length
     if mine is not None:
@@ -123,14 +122,10 @@ async def get_queue_health(request: Request[QueueState]) -> Response:
 async def counters(redis: aioredis.Redis, settings: Settings) -> tuple[int, int] | None:
     """Entries ever added to the stream and ever drained by the group (delivered and
     acknowledged), or None before the stream or the group exists."""
-    stream, group = settings.keys.stream, settings.group
-    if not await redis.exists(stream):
-        return None
-    info: Any = await redis.xinfo_stream(stream)
-    groups: Any = await redis.xinfo_groups(stream)
-    mine = next((g for g in groups if g["name"].decode() == group), None)
+    mine = await _group(redis, settings)
     if mine is None or mine.get("entries-read") is None:
         return None
+    info: Any = await redis.xinfo_stream(settings.keys.stream)
     return int(info["entries-added"]), int(mine["entries-read"]) - int(mine["pending"])
 
 
@@ -228,11 +223,9 @@ async def replay_dead_letters(request: Request[QueueState]) -> Response:
     """Put dead letters back on the stream: `{"ids": [...]}` those, `{}` all of them."""
     await require_admin(request)
     settings = request.state["settings"]
-    raw = await read_json(request, settings.max_body_bytes)
-    try:
-        body = ReplayRequest.model_validate(raw)
-    except ValidationError as exc:
-        raise APIError(400, "invalid replay request", validation_details(exc)) from None
+    body = await read_model(
+        request, ReplayRequest, settings.max_body_bytes, "invalid replay request"
+    )
     letters = DeadLetters(request.state["redis"], settings.keys)
     replayed = await letters.replay([i.encode() for i in body.ids])
     return JSONResponse({"replayed": replayed, "dead_letters": await letters.count()})

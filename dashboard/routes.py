@@ -23,7 +23,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from hitstream.http import APIError
+from hitstream.http import read_body
 from sites.access import AccessState, is_admin, same_origin_write
 from sites.sessions import COOKIE
 
@@ -124,11 +124,7 @@ async def login(request: Request[AccessState]) -> Response:
 
 async def _form(request: Request[Any]) -> dict[str, str]:
     """A small urlencoded form (the login), refused past MAX_LOGIN_BODY."""
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_LOGIN_BODY:
-            raise APIError(413, "form too large", [{"field": "body", "message": "too large"}])
+    body = await read_body(request, MAX_LOGIN_BODY)
     fields = parse_qs(body.decode("utf-8", "replace"), max_num_fields=10)
     return {name: values[0] for name, values in fields.items()}
 

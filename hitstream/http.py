@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from clickhouse_connect.driver.exceptions import Error as ClickHouseError
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
@@ -19,6 +19,7 @@ from hitstream import jsonbody
 from hitstream.errors import EngineUnavailable
 
 Endpoint = Callable[..., Awaitable[Response]]
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 log = logging.getLogger(__name__)
 
@@ -161,6 +162,18 @@ async def read_json(
             f"unsupported media type {media_type.strip()[:100]!r}",
             [{"field": "content-type", "message": f"use one of {', '.join(sorted(accepted))}"}],
         )
+    body = await read_body(request, max_bytes)
+    try:
+        return jsonbody.parse(body)
+    except jsonbody.MalformedJSON as exc:
+        raise APIError(
+            400, "malformed JSON body", [{"field": "body", "message": str(exc)}]
+        ) from None
+
+
+async def read_body(request: Request[Any], max_bytes: int) -> bytes:
+    """The request's body, refused with 413 past `max_bytes` (a declared Content-Length
+    over it unread); 408 when it stops coming before its end."""
     declared = request.headers.get("content-length")
     if declared is not None and (not declared.isdigit() or int(declared) > max_bytes):
         raise _too_large(max_bytes)
@@ -174,12 +187,18 @@ async def read_json(
         # Gone, or cut off by the server's body deadline (hitstream/server.py), which
         # has answered 408 already; this answer goes nowhere.
         raise APIError(408, "request body incomplete", [_BODY_DEADLINE]) from None
+    return bytes(body)
+
+
+async def read_model(
+    request: Request[Any], model: type[ModelT], max_bytes: int, error: str = "invalid request body"
+) -> ModelT:
+    """The JSON body (read_json) validated as `model`; 400 `error` naming each field."""
+    raw = await read_json(request, max_bytes)
     try:
-        return jsonbody.parse(bytes(body))
-    except jsonbody.MalformedJSON as exc:
-        raise APIError(
-            400, "malformed JSON body", [{"field": "body", "message": str(exc)}]
-        ) from None
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise APIError(400, error, validation_details(exc)) from None
 
 
 def _too_large(max_bytes: int) -> APIError:

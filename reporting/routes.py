@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
-from hitstream.http import APIError, JSONResponse, api_routes, read_json, validation_details
+from hitstream.http import APIError, JSONResponse, api_routes, read_model, validation_details
 from reporting import answer
 from reporting.export import export
 from reporting.queries import StatsReader
@@ -79,11 +79,9 @@ CSV = "text/csv"
 
 async def post_query(request: Request[ReportingState]) -> Response:
     """A stats query; 400 names the part of the query at fault."""
-    raw = await read_json(request, request.state["settings"].max_body_bytes)
-    try:
-        body = QueryBody.model_validate(raw)
-    except ValidationError as exc:
-        raise APIError(400, "invalid query", validation_details(exc)) from None
+    body = await read_model(
+        request, QueryBody, request.state["settings"].max_body_bytes, "invalid query"
+    )
     await require_reader(request, body.site_id)
     csv = body.format == "csv" or CSV in request.headers.get("accept", "")
     reader = request.state["stats_reader"]

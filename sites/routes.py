@@ -6,13 +6,12 @@ import dataclasses
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from dashboard.routes import share_path
-from hitstream.http import APIError, JSONResponse, read_json, validation_details
+from hitstream.http import APIError, JSONResponse, read_model
 from schemas.sites import SiteCreate, SiteUpdate
 from sites.access import AccessState, require_admin
 from sites.model import ApiKey, Site, new_site_id
@@ -31,14 +30,6 @@ AdminRequest = Request[AdminState]
 async def _require_admin(request: AdminRequest) -> Registry:
     await require_admin(request)
     return request.state["registry"]
-
-
-async def _parse(request: AdminRequest, model: type[BaseModel]) -> Any:
-    body = await read_json(request, request.state["settings"].max_body_bytes)
-    try:
-        return model.model_validate(body)
-    except ValidationError as exc:
-        raise APIError(400, "invalid request body", validation_details(exc)) from None
 
 
 def _site_json(site: Site, keys: list[ApiKey] | None = None) -> dict[str, Any]:
@@ -90,7 +81,7 @@ async def _domains_free(registry: Registry, site_id: str, domains: list[str]) ->
 async def create_site(request: AdminRequest) -> Response:
     """Create a site and its first key; the key is in this answer only."""
     registry = await _require_admin(request)
-    body: SiteCreate = await _parse(request, SiteCreate)
+    body = await read_model(request, SiteCreate, request.state["settings"].max_body_bytes)
     site_id = new_site_id(body.name)
     await _domains_free(registry, site_id, body.domains)
     site = Site(
@@ -117,7 +108,7 @@ async def list_sites(request: AdminRequest) -> Response:
 async def update_site(request: AdminRequest) -> Response:
     registry = await _require_admin(request)
     site, keys = await _known_site(registry, request.path_params["site_id"])
-    body: SiteUpdate = await _parse(request, SiteUpdate)
+    body = await read_model(request, SiteUpdate, request.state["settings"].max_body_bytes)
     changes = {k: v for k, v in body.model_dump(exclude_none=True).items()}
     if "allowed_origins" in changes:
         changes["allowed_origins"] = tuple(changes["allowed_origins"])
