@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
-from anyio import to_thread
+from anyio import CapacityLimiter, to_thread
 
 from consumers.deadletter import DeadLetter, DeadLetters
 from consumers.plans import Plan, Plans
@@ -72,6 +72,12 @@ class BatchProcessor:
         self._stream = settings.keys.stream
         self._plans = Plans(redis, settings.keys.plans(settings.group))
         self._stopping = asyncio.Event()
+        # Entry IDs some call of `process` has in hand (the subscriber's batch, a
+        # reclaimed one): the lost-read watcher must not process them a second time.
+        self.holding: set[bytes] = set()
+        # Threads of its own for the engine calls: a pool filled by queries (or anything
+        # else) never holds up a write.
+        self._threads = CapacityLimiter(2)
 
     def stop(self) -> None:
         """Stop retrying: a batch that cannot be written now stays pending for redelivery."""
@@ -85,6 +91,15 @@ class BatchProcessor:
         Redelivered entries that belong to a recorded plan are replayed as that plan,
         whatever else came with them; the rest are checked against what is stored.
         """
+        self.holding.update(ids)
+        try:
+            await self._process(ids, entries, redelivered)
+        finally:
+            self.holding.difference_update(ids)
+
+    async def _process(
+        self, ids: Sequence[bytes], entries: Sequence[dict[bytes, bytes]], redelivered: bool
+    ) -> None:
         outcome = _Outcome(acks=list(ids))
         items: list[Entry] = []
         for entry_id, fields in zip(ids, entries, strict=True):
@@ -288,7 +303,7 @@ class BatchProcessor:
         touched = time.monotonic()
         while True:
             try:
-                return await to_thread.run_sync(call)
+                return await to_thread.run_sync(call, limiter=self._threads)
             except SinkUnavailable as exc:
                 if self._stopping.is_set():
                     raise Stopping(str(exc)) from exc

@@ -3,6 +3,10 @@
 - A restarted consumer first finishes its own pending entries (FastStream reads only `>`).
 - Entries left pending by a dead consumer are reclaimed with XAUTOCLAIM, a batch at a
   time (FastStream's `min_idle_time` claims one entry per call and then reads no new ones).
+- Entries delivered to this consumer by a read whose answer never arrived (timed out or
+  cut under load: Redis delivered them, FastStream logged a fetch error and read on) are
+  read again from this consumer's own pending list within seconds, not left for the
+  idle reclaim.
 - The stream is trimmed, but never past an entry some group has not acknowledged.
 """
 
@@ -26,6 +30,10 @@ log = logging.getLogger(__name__)
 
 # Consumers with nothing pending and idle this long are removed from the group.
 STALE_CONSUMER_IDLE_MS = 3_600_000
+# How often a consumer looks for entries whose read was lost. Pending longer than the
+# reads' own deadline (worker.READ_TIMEOUT_S), held by no handler: that read has failed,
+# so no answer can still bring them.
+LOST_READ_CHECK_S = 1.0
 
 
 async def trim_acknowledged(redis: aioredis.Redis, stream: str, threshold: int) -> int:
@@ -90,6 +98,49 @@ class Recovery:
         if done:
             log.info("finished %d entries left pending by this consumer", done)
         return done
+
+    async def drain_lost_reads(self, lost_after_ms: int) -> int:
+        """Process entries delivered to this consumer over `lost_after_ms` ago that no
+        handler holds (their read's answer was lost); return how many."""
+        settings = self._settings
+        rows: Any = await self._redis.xpending_range(
+            settings.keys.stream,
+            settings.group,
+            min="-",
+            max="+",
+            count=settings.batch_size,
+            consumername=self._processor.consumer,
+            idle=lost_after_ms,
+        )
+        holding = self._processor.holding
+        lost = [row["message_id"] for row in rows if row["message_id"] not in holding]
+        if not lost:
+            return 0
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for entry_id in lost:
+                pipe.xrange(settings.keys.stream, entry_id, entry_id)
+            replies: list[Any] = await pipe.execute()
+        # A reclaim may have taken some of them in hand meanwhile.
+        entries = [e for reply in replies for e in reply if e[0] not in self._processor.holding]
+        gone = {i for i, reply in zip(lost, replies, strict=True) if not reply}
+        if gone:  # deleted from the stream by hand: nothing left to write
+            await self._redis.xack(settings.keys.stream, settings.group, *gone)
+        if entries:
+            log.warning("read again %d entries whose read was lost (timed out)", len(entries))
+            await self._redeliver(entries)
+        return len(entries)
+
+    async def watch_lost_reads(self, lost_after_ms: int) -> None:
+        """Look for entries of lost reads every LOST_READ_CHECK_S until stopped."""
+        while not self._stopping.is_set():
+            try:
+                await self.drain_lost_reads(lost_after_ms)
+            except Stopping:
+                return
+            except RedisError as exc:
+                log.warning("looking for lost reads failed: %s", exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), timeout=LOST_READ_CHECK_S)
 
     async def _redeliver(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
         ids = [entry_id for entry_id, _ in entries]

@@ -27,6 +27,14 @@ log = logging.getLogger(__name__)
 faststream_log = logging.getLogger(f"{__name__}.faststream")
 faststream_log.setLevel(logging.WARNING)
 
+# The stream reads' deadline, and their socket reads: a batch's answer is a few MB, and a
+# process busy answering ingest runs its event loop only so often. One read of 1 MiB per
+# turn instead of 64 KiB lets the answer arrive in a few turns, within the deadline.
+READ_TIMEOUT_S = 5.0
+READ_SIZE = 1 << 20
+# Delivered this long ago and held by no handler: the read failed (its deadline passed).
+LOST_AFTER_MS = int(READ_TIMEOUT_S * 1000) + 1000
+
 
 async def ensure_group(redis: aioredis.Redis, stream: str, group: str) -> bool:
     """Create the group at the stream's start (id 0), so entries added before it are read;
@@ -57,6 +65,8 @@ def create_broker(
         logger=faststream_log,
         log_level=logging.DEBUG,
         graceful_timeout=settings.shutdown_timeout_s,
+        socket_timeout=READ_TIMEOUT_S,
+        socket_read_size=READ_SIZE,
     )
     subscriber = broker.subscriber(
         stream=StreamSub(
@@ -129,7 +139,10 @@ class Consumer:
             return
         await self._broker.start()
         self._recovering = False
-        await self.recovery.run(self._keep_reading)
+        await asyncio.gather(
+            self.recovery.run(self._keep_reading),
+            self.recovery.watch_lost_reads(LOST_AFTER_MS),
+        )
 
     async def _keep_reading(self) -> None:
         """Each maintenance round: recreate a lost group, restart a stopped subscriber.
