@@ -44,7 +44,7 @@ from hitstream.settings import Settings
 from ingest.ratelimit import RateLimiter
 from ingest.stream import StreamWriter
 from ingest.visitors import DailySalts
-from reporting.queries import StatsReader
+from reporting.queries import STREAM_TIME_FACTOR, Readers, engine_settings, kill_queries
 from schemas.migrate import migrate
 from sites.cache import SiteCache
 from sites.registry import Registry
@@ -82,7 +82,8 @@ class AppState(TypedDict, total=False):
     metrics: Metrics
     writer: StreamWriter
     registry: Registry
-    stats_reader: StatsReader
+    stats_readers: Readers
+    stream_readers: Readers
     export_client: Callable[[], Client]
 
 
@@ -91,6 +92,8 @@ ADMIN_TOKEN_FILE = "admin_token"
 # Measured on the 10M-event bench data at 4 concurrent clients: 1 reader 144 req/s,
 # 2 readers 216, 4 readers 247 (chdb runs queries of separate handles in parallel).
 STATS_READERS = 4
+# Clients for streamed answers (CSV), apart: a client that reads slowly holds one of these.
+STREAM_READERS = 2
 
 # Stopping a background task: cancelled up to this many times, waiting this long each.
 BACKGROUND_STOP_TRIES = 5
@@ -234,15 +237,19 @@ async def _open(
         state["registry"] = registry
 
     if Role.REPORT in roles:
-        # Stats queries read a few granules: one thread each avoids thread-pool churn.
-        readers = []
-        for _ in range(STATS_READERS):
-            reader = await to_thread.run_sync(
-                partial(clickhouse_client, settings, {"max_threads": 1})
-            )
-            stack.callback(close_quietly, reader)
-            readers.append(reader)
-        state["stats_reader"] = StatsReader(readers)
+        limits = engine_settings(settings.query_timeout_s, int(settings.query_max_memory))
+        streamed = {**limits, "max_execution_time": settings.query_timeout_s * STREAM_TIME_FACTOR}
+        kill = kill_queries(admin)
+        pools = []
+        for count, session in ((STATS_READERS, limits), (STREAM_READERS, streamed)):
+            clients = []
+            for _ in range(count):
+                client = await to_thread.run_sync(partial(clickhouse_client, settings, session))
+                stack.callback(close_quietly, client)
+                clients.append(client)
+            pools.append(clients)
+        state["stats_readers"] = Readers("stats", pools[0], settings.query_wait_s, kill)
+        state["stream_readers"] = Readers("stream", pools[1], settings.query_wait_s, kill)
         # Exports stream for as long as they take: each gets its own client.
         # One thread: an export is paced by the client reading it, not by the engine.
         state["export_client"] = partial(clickhouse_client, settings, {"max_threads": 1})

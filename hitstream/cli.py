@@ -190,7 +190,9 @@ def _run_server(settings: Settings, command: str) -> None:
         host=settings.host,
         port=settings.port,
         loop="uvloop",
-        http=guarded_protocol(settings.header_timeout_s, settings.body_timeout_s, cap),
+        http=guarded_protocol(
+            settings.header_timeout_s, settings.body_timeout_s, settings.send_timeout_s, cap
+        ),
         lifespan="on",
         access_log=settings.access_log,
         log_level="info",

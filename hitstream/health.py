@@ -7,7 +7,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TypedDict
 
-from anyio import to_thread
+from anyio import CapacityLimiter, to_thread
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
@@ -40,10 +40,12 @@ async def _states(checks: dict[str, Check]) -> dict[str, str]:
 
 
 def blocking_check(ping: Callable[[], bool]) -> Check:
-    """Wrap a blocking ping (the ClickHouse client) so it runs in a worker thread."""
+    """Wrap a blocking ping (the ClickHouse client) so it runs in a thread of its own
+    (a thread pool that other work fills must not make the engine look down)."""
+    threads = CapacityLimiter(1)
 
     async def check() -> bool:
-        return await to_thread.run_sync(ping, abandon_on_cancel=True)
+        return await to_thread.run_sync(ping, abandon_on_cancel=True, limiter=threads)
 
     return check
 

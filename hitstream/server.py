@@ -5,7 +5,9 @@ request's headers and body, keeps headers and URLs of any size in memory, and bu
 long URL by repeated concatenation (a 100 MB URL sent in 4 KB pieces froze the event
 loop for 17.6 s). Here, per connection: the request head (request line and headers)
 must arrive within `header_timeout_s` and fit in MAX_HEAD_BYTES, the URL in
-MAX_URL_BYTES, the body within `body_timeout_s`; and the server holds at most
+MAX_URL_BYTES, the body within `body_timeout_s`; a client that takes none of an answer
+for `send_timeout_s` (its socket full, writing paused) is cut, so a streamed answer it
+does not read cannot hold what the answer holds (an engine client); and the server holds at most
 `max_connections` at once, closing extra ones as soon as they open (their
 descriptors are the scarce resource). The descriptor limit is raised
 to the hard limit at start so that cap, not EMFILE, is what a flood meets.
@@ -72,6 +74,7 @@ class GuardedProtocol(HttpToolsProtocol):
 
     header_timeout_s: float = 10.0
     body_timeout_s: float = 30.0
+    send_timeout_s: float = 30.0
     max_connections: int = 4096
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -80,6 +83,15 @@ class GuardedProtocol(HttpToolsProtocol):
         self._since = self.loop.time()
         self._head_bytes = 0
         self._refusal: tuple[int, str] | None = None
+        self._paused_since: float | None = None
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        self._paused_since = self.loop.time()
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        self._paused_since = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -146,8 +158,13 @@ class GuardedProtocol(HttpToolsProtocol):
         self._phase, self._since = phase, self.loop.time()
 
     def check_deadline(self, now: float) -> None:
-        """Called by the sweep: answer 408 to a head or body that is taking too long."""
-        if self._phase == "head" and now - self._since > self.header_timeout_s:
+        """Called by the sweep: answer 408 to a head or body that is taking too long; cut
+        a client that has taken none of its answer for `send_timeout_s`."""
+        paused = self._paused_since
+        if paused is not None and now - paused > self.send_timeout_s:
+            log.warning("a client read none of its answer for %.0fs: cut", now - paused)
+            self.transport.abort()
+        elif self._phase == "head" and now - self._since > self.header_timeout_s:
             self._refuse(408, "Request timeout.")
         elif self._phase == "body" and now - self._since > self.body_timeout_s:
             if self.cycle is None or not self.cycle.response_started:
@@ -184,12 +201,13 @@ def _sweep(loop: asyncio.AbstractEventLoop, server_state: Any) -> None:
 
 
 def guarded_protocol(
-    header_timeout_s: float, body_timeout_s: float, max_connections: int
+    header_timeout_s: float, body_timeout_s: float, send_timeout_s: float, max_connections: int
 ) -> type[GuardedProtocol]:
     """The protocol class uvicorn instantiates per connection, with these limits."""
     limits = {
         "header_timeout_s": header_timeout_s,
         "body_timeout_s": body_timeout_s,
+        "send_timeout_s": send_timeout_s,
         "max_connections": max_connections,
     }
     return type("GuardedProtocol", (GuardedProtocol,), limits)

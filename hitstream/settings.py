@@ -99,7 +99,22 @@ class Settings(BaseSettings):
     )
     shutdown_timeout_s: float = Field(default=30.0, gt=0)
 
+    send_timeout_s: float = Field(
+        default=30.0, gt=0, le=3600, description="a client reading none of an answer this long: cut"
+    )
     access_log: bool = Field(default=False, description="log one line per HTTP request")
+
+    # Stats queries (see README, "Query limits"): what one query may take of the engine,
+    # and how long a request waits for a free reader.
+    query_timeout_s: float = Field(
+        default=10.0, gt=0, le=600, description="a stats query's time limit (400 past it)"
+    )
+    query_max_memory: ByteSize = Field(
+        default=ByteSize(1 << 30), ge=16 << 20, description="memory of a stats query (400 past it)"
+    )
+    query_wait_s: float = Field(
+        default=5.0, gt=0, le=120, description="how long a query waits for a free reader (then 503)"
+    )
 
     # Fault injection for the test suite only: the consumer SIGKILLs itself at this point.
     failpoint: Literal["", "kill-before-insert", "kill-after-insert"] = ""

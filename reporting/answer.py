@@ -16,7 +16,21 @@ from reporting import periods
 from reporting.compiler import Compiled, compile_query
 from reporting.periods import Period
 from reporting.queries import TOP_PATHS_LIMIT, DayStats, StatsReader
-from schemas.query import MAX_LIMIT, Condition, DateRange, Pagination, Query, QueryError
+from schemas.query import (
+    MAX_CSV_ROWS,
+    MAX_LIMIT,
+    Condition,
+    DateRange,
+    Pagination,
+    Query,
+    QueryError,
+)
+
+# A compiled query's SQL at most (the engine refuses past its max_query_size, 256 KiB):
+# the filters' bounds (schemas/query.py) keep far below it; this is the last guard.
+MAX_SQL_CHARS = 200_000
+# The first moment a range or a comparison may start (schemas/query.py bounds dates).
+FIRST_MOMENT = dt.datetime(1970, 1, 2, tzinfo=dt.UTC)
 
 # Metrics answered as whole numbers; the others (rates, ratios) as decimals.
 INT_METRICS = frozenset({"visitors", "visits", "pageviews", "events", "users", "visit_duration"})
@@ -32,6 +46,7 @@ class Plan:
     bucket: str | None
     buckets: list[str] | None
     compiled: Compiled
+    earlier: Period | None = None  # the period compared with, if any
 
 
 def plan(
@@ -54,8 +69,13 @@ def plan(
         where = f"dimensions[{query.dimensions.index(time)}]"
         buckets = periods.checked_labels(period, bucket, where)
     fill = buckets if query.include.time_labels and query.dimensions == (time,) else None
-    limit = query.pagination.limit or (None if csv else MAX_LIMIT)
+    limit = query.pagination.limit or (MAX_CSV_ROWS if csv else MAX_LIMIT)
     compiled = compile_query(query, period, bucket, limit, fill)
+    if len(compiled.sql) > MAX_SQL_CHARS:
+        raise QueryError("filters", "the query is too large: use fewer filters or values")
+    earlier = None
+    if query.include.compare:
+        earlier = _compared_with(period, query.include.compare)
     if raw_ttl_days and compiled.reads_raw_events:
         kept_from = now - dt.timedelta(days=raw_ttl_days - 1)
         kept_from = dt.datetime.combine(kept_from.date(), dt.time(0), tzinfo=dt.UTC)
@@ -68,7 +88,21 @@ def plan(
                 "total, by time, by event name or by page), and visit metrics without event "
                 "filters, are kept for every day",
             )
-    return Plan(query, period, bucket, buckets, compiled)
+    return Plan(query, period, bucket, buckets, compiled, earlier)
+
+
+def _compared_with(period: Period, how: str) -> Period:
+    """The period before (or a year before); a 400 if it starts before the first day
+    an event can have."""
+    try:
+        earlier = periods.previous(period, how)
+    except (ValueError, OverflowError):
+        earlier = None
+    if earlier is None or earlier.start < FIRST_MOMENT:
+        raise QueryError(
+            "include.compare", f"the period compared with starts before {FIRST_MOMENT.date()}"
+        )
+    return earlier
 
 
 def _metric(name: str, value: Any) -> int | float:
@@ -148,8 +182,8 @@ def _compare(
 ) -> None:
     """Give each row the same row of the previous period (time buckets by position)."""
     query = the_plan.query
-    assert query.include.compare is not None
-    earlier = periods.previous(the_plan.period, query.include.compare)
+    earlier = the_plan.earlier
+    assert earlier is not None
     unpaged = dataclasses.replace(
         query,
         include=query.include.model_copy(update={"total_rows": False}),

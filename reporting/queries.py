@@ -1,18 +1,55 @@
-"""Stats read from the materialized-view tables (never from raw events)."""
+"""The engine side of reporting: pools of ClickHouse clients lent to one request at a
+time, and the stats queries a lent client runs.
+
+What a request may take is bounded: a client is waited for asynchronously and at most
+`wait_s` (then 503), its blocking work runs on the pool's own threads (never on the
+thread pool the consumer, the registry and /health use), and every query carries the
+engine limits of its pool (time, memory, result size). Streaming answers (CSV) lend from
+a pool of their own, so answers a slow client reads cannot take the readers of others.
+"""
 
 from __future__ import annotations
 
-import queue
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+import asyncio
+import contextlib
+import itertools
+import logging
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
+from anyio import CancelScope, CapacityLimiter, to_thread
 from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import Error as ClickHouseError
 
+from hitstream.http import APIError, unavailable
 from reporting.compiler import Compiled
 from schemas.event import ENGAGEMENT
+
+log = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+# ClickHouse's codes for a query stopped by its own limits (the query's cost, not an
+# outage), with the limit and the setting that sets it: 159 TIMEOUT_EXCEEDED,
+# 241 MEMORY_LIMIT_EXCEEDED.
+LIMIT_CODES = {
+    159: ("time", "HITSTREAM_QUERY_TIMEOUT_S"),
+    241: ("memory", "HITSTREAM_QUERY_MAX_MEMORY"),
+}
+# Streamed answers (CSV) are paced by the client reading them: their time limit is this
+# many times a query's (the server cuts a client that stops reading much sooner).
+STREAM_TIME_FACTOR = 30
+
+
+def engine_settings(timeout_s: float, max_memory: int) -> dict[str, Any]:
+    """The session settings of a stats reader: one thread (a stats query reads a few
+    granules), and the limits no query may pass."""
+    return {"max_threads": 1, "max_execution_time": timeout_s, "max_memory_usage": max_memory}
+
 
 TOP_PATHS_LIMIT = 10
 
@@ -61,41 +98,38 @@ class DayStats:
 
 
 class StatsReader:
-    """Runs the stats queries (blocking; call from threads) on a pool of ClickHouse clients.
+    """The stats queries one lent client runs (blocking; the pool runs them in its threads).
 
-    A client runs one query at a time; several let concurrent requests overlap.
+    Every query is tagged with the lease's query id prefix, so a server can be told to
+    stop them all when the client that asked has gone.
     """
 
-    def __init__(self, clients: Sequence[Client]) -> None:
-        self._idle: queue.SimpleQueue[Client] = queue.SimpleQueue()
-        for client in clients:
-            self._idle.put(client)
+    def __init__(self, client: Client, query_ids: str) -> None:
+        self.client = client
+        self.query_ids = query_ids
+        self._numbers = itertools.count()
 
-    @contextmanager
-    def _client(self) -> Iterator[Client]:
-        client = self._idle.get()
-        try:
-            yield client
-        finally:
-            self._idle.put(client)
+    def _settings(self) -> dict[str, Any]:
+        return {"query_id": f"{self.query_ids}{next(self._numbers)}"}
+
+    def _query(self, sql: str, parameters: dict[str, Any]) -> list[Sequence[Any]]:
+        result = self.client.query(sql, parameters=parameters, settings=self._settings())
+        return list(result.result_rows)
 
     def rows(self, compiled: Compiled) -> list[Sequence[Any]]:
         """Every row of a compiled stats query."""
-        with self._client() as client:
-            return list(client.query(compiled.sql, parameters=compiled.parameters).result_rows)
+        return self._query(compiled.sql, compiled.parameters)
 
     def blocks(self, compiled: Compiled) -> Iterator[Sequence[Sequence[Any]]]:
         """The rows of a compiled stats query, block by block, never all in memory."""
-        with (
-            self._client() as client,
-            client.query_row_block_stream(compiled.sql, parameters=compiled.parameters) as stream,
-        ):
+        with self.client.query_row_block_stream(
+            compiled.sql, parameters=compiled.parameters, settings=self._settings()
+        ) as stream:
             yield from stream
 
     def first_day(self, site_id: str) -> date | None:
         """The first UTC day with data for the site (the aggregates outlive raw events)."""
-        with self._client() as client:
-            rows = client.query(FIRST_DAY, parameters={"site_id": site_id}).result_rows
+        rows = self._query(FIRST_DAY, {"site_id": site_id})
         return rows[0][0] if rows and rows[0][1] else None
 
     def day_stats(self, site_id: str, day: date, event_type: str | None = None) -> DayStats:
@@ -107,8 +141,7 @@ class StatsReader:
             "engagement": ENGAGEMENT,
             "limit": TOP_PATHS_LIMIT,
         }
-        with self._client() as client:
-            rows = client.query(DAY_STATS, parameters=params).result_rows
+        rows = self._query(DAY_STATS, params)
         # UNION ALL does not order its parts: the totals row is found by its kind, and
         # the paths are re-sorted (ten rows at most) in the order the query chose them.
         views, users, visitors = next(
@@ -129,3 +162,138 @@ def _by_views(path_views: tuple[str, int]) -> tuple[int, str]:
     """Views descending, ties by path ascending (as the query ranked them)."""
     path, views = path_views
     return -views, path
+
+
+class Readers:
+    """A pool of ClickHouse clients, each lent to one request at a time."""
+
+    def __init__(
+        self,
+        name: str,
+        clients: Sequence[Client],
+        wait_s: float,
+        kill: Callable[[str], None] | None = None,
+    ) -> None:
+        self.name = name
+        self._idle: asyncio.Queue[Client] = asyncio.Queue()
+        for client in clients:
+            self._idle.put_nowait(client)
+        self.size = len(clients)
+        self._wait_s = wait_s
+        self._kill = kill
+        # One thread per client: the pool never needs more, and never waits for others'.
+        self._threads = CapacityLimiter(len(clients))
+
+    @property
+    def idle(self) -> int:
+        """Clients not lent now."""
+        return self._idle.qsize()
+
+    async def borrow(self) -> StatsReader:
+        """A client for this request, waited for at most `wait_s` (then a 503); it must be
+        given back."""
+        try:
+            client = await asyncio.wait_for(self._idle.get(), self._wait_s)
+        except TimeoutError:
+            raise unavailable(
+                "every stats reader is busy, retry later", "query", f"{self.name} readers busy"
+            ) from None
+        return StatsReader(client, f"hitstream-{uuid.uuid4().hex}-")
+
+    def give_back(self, reader: StatsReader) -> None:
+        self._idle.put_nowait(reader.client)
+
+    @contextlib.asynccontextmanager
+    async def lease(self) -> AsyncIterator[StatsReader]:
+        """A client for the time of a block."""
+        reader = await self.borrow()
+        try:
+            yield reader
+        finally:
+            self.give_back(reader)
+
+    async def call(
+        self, reader: StatsReader, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """Run blocking work of a lent client on the pool's threads; engine limits become
+        a 400 naming the limit."""
+        with engine_limits():
+            return await to_thread.run_sync(lambda: fn(*args, **kwargs), limiter=self._threads)
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """`fn(reader, *args)` on a lent client."""
+        async with self.lease() as reader:
+            return await self.call(reader, fn, reader, *args)
+
+    async def run_while(
+        self, connected: Callable[[], Any], fn: Callable[..., T], *args: Any
+    ) -> T | None:
+        """As `run`, but when `connected` (an awaitable that ends when the client leaves)
+        ends first, the queries of the lease are stopped and None is returned.
+
+        A server stops them at once (KILL QUERY); the embedded engine cannot stop a query
+        from another thread, so there the query's time limit ends it.
+        """
+        async with self.lease() as reader:
+            work = asyncio.ensure_future(self.call(reader, fn, reader, *args))
+            gone = asyncio.ensure_future(connected())
+            try:
+                await asyncio.wait({work, gone}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                gone.cancel()
+            if work.done():
+                return work.result()
+            log.info("the client left: stopping its queries %s*", reader.query_ids)
+            if self._kill is not None:
+                await to_thread.run_sync(self._kill, reader.query_ids, limiter=self._threads)
+            # The client is lent until its query has ended: it runs one query at a time.
+            with contextlib.suppress(Exception):
+                await work
+            return None
+
+    async def chunks(self, reader: StatsReader, chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
+        """The chunks of a blocking iterator over a lent client, each pulled on the pool's
+        threads; the iterator is closed however the answer ends."""
+        try:
+            while True:
+                chunk = await self.call(reader, next, chunks, None)
+                if chunk is None:
+                    return
+                yield chunk
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                with CancelScope(shield=True), contextlib.suppress(Exception):
+                    await to_thread.run_sync(close, limiter=self._threads)
+
+
+@contextlib.contextmanager
+def engine_limits() -> Iterator[None]:
+    """A query stopped by its engine limits is a 400 saying which; other engine errors
+    pass on (a 503)."""
+    try:
+        yield
+    except ClickHouseError as exc:
+        code = getattr(exc, "code", None)
+        if code not in LIMIT_CODES:
+            raise
+        limit, setting = LIMIT_CODES[code]
+        raise APIError(
+            400,
+            "query too costly",
+            [{"field": "query", "message": f"it passed the {limit} limit of one query "
+              f"({setting}); narrow date_range, filters or dimensions, or paginate"}],
+        ) from None  # fmt: skip
+
+
+def kill_queries(client: Client) -> Callable[[str], None]:
+    """Stop every query whose id starts with a prefix (a server's KILL QUERY)."""
+
+    def kill(prefix: str) -> None:
+        with contextlib.suppress(ClickHouseError):
+            client.command(
+                "KILL QUERY WHERE startsWith(query_id, {prefix:String}) ASYNC",
+                parameters={"prefix": prefix},
+            )
+
+    return kill

@@ -4,10 +4,11 @@ range, metric, breakdown and filter, in Plausible's Stats API v2 shape)."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from functools import partial
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from anyio import to_thread
 from clickhouse_connect.driver.client import Client
 from pydantic import ValidationError
 from starlette.requests import Request
@@ -17,7 +18,7 @@ from starlette.routing import BaseRoute, Route
 from hitstream.http import APIError, JSONResponse, api_routes, read_model, validation_details
 from reporting import answer
 from reporting.export import export
-from reporting.queries import StatsReader
+from reporting.queries import Readers, StatsReader
 from schemas.query import QueryBody, QueryError, parse
 from schemas.stats import StatsQuery
 from sites.access import AccessState, require_reader
@@ -26,7 +27,8 @@ from sites.access import AccessState, require_reader
 class ReportingState(AccessState):
     """What the reporting routes read from the app's lifespan state."""
 
-    stats_reader: StatsReader
+    stats_readers: Readers
+    stream_readers: Readers
     export_client: Callable[[], Client]
 
 
@@ -42,12 +44,12 @@ async def get_stats(request: Request[ReportingState]) -> Response:
     except ValidationError as exc:
         raise APIError(400, "invalid stats query", validation_details(exc)) from None
     await require_reader(request, query.site_id)
-    reader = request.state["stats_reader"]
+    readers = request.state["stats_readers"]
     tz = ZoneInfo(await request.state["site_cache"].timezone(query.site_id))
     # An engine error answers 503 (hitstream.http); anything else is a bug, logged.
     if tz.key == "UTC":
-        stats = await to_thread.run_sync(
-            reader.day_stats, query.site_id, query.date, query.event_type
+        stats = await readers.run(
+            lambda reader: reader.day_stats(query.site_id, query.date, query.event_type)
         )
     else:  # the site's own days: its zone's today unless a date is given
         day = query.date if "date" in request.query_params else dt.datetime.now(tz).date()
@@ -59,9 +61,7 @@ async def get_stats(request: Request[ReportingState]) -> Response:
                 [{"field": "date", "message": f"a site with a time zone is read from raw "
                   f"events, kept {ttl} days (HITSTREAM_RAW_TTL_DAYS)"}],
             )  # fmt: skip
-        stats = await to_thread.run_sync(
-            answer.local_day_stats, reader, query.site_id, day, query.event_type, tz
-        )
+        stats = await readers.run(answer.local_day_stats, query.site_id, day, query.event_type, tz)
     return JSONResponse(
         {
             "site_id": stats.site_id,
@@ -84,14 +84,14 @@ async def post_query(request: Request[ReportingState]) -> Response:
     )
     await require_reader(request, body.site_id)
     csv = body.format == "csv" or CSV in request.headers.get("accept", "")
-    reader = request.state["stats_reader"]
+    readers = request.state["stats_readers"]
     tz = ZoneInfo(await request.state["site_cache"].timezone(body.site_id))
     now = dt.datetime.now(dt.UTC)
     try:
         query = parse(body)
         first_day = None
         if query.date_range.keyword == "all":
-            first_day = await to_thread.run_sync(reader.first_day, body.site_id)
+            first_day = await readers.run(lambda reader: reader.first_day(body.site_id))
         ttl = request.state["settings"].raw_ttl_days
         plan = answer.plan(query, tz, now, first_day, csv=csv, raw_ttl_days=ttl)
     except QueryError as exc:
@@ -99,9 +99,40 @@ async def post_query(request: Request[ReportingState]) -> Response:
             400, "invalid query", [{"field": exc.field, "message": exc.message}]
         ) from None
     if csv:
-        return StreamingResponse(answer.csv_lines(reader, plan), media_type=f"{CSV}; charset=utf-8")
+        return await LentStream.open(request.state["stream_readers"], answer.csv_lines, plan)
     echo = body.model_dump(include={"site_id", "metrics", "dimensions", "filters"}, mode="json")
-    return JSONResponse(await to_thread.run_sync(answer.answer, reader, plan, echo, now))
+    result = await readers.run_while(lambda: disconnected(request), answer.answer, plan, echo, now)
+    return JSONResponse(result) if result is not None else Response(status_code=499)
+
+
+async def disconnected(request: Request[Any]) -> None:
+    """Return once the client has gone (its body is read: the next message is the end)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+class LentStream(StreamingResponse):
+    """A streamed answer over a client lent from a pool, given back when the answer
+    ends, however it ends (sent, cut by the server, or the client gone)."""
+
+    def __init__(self, readers: Readers, reader: StatsReader, chunks: Iterator[bytes]) -> None:
+        super().__init__(readers.chunks(reader, chunks), media_type=f"{CSV}; charset=utf-8")
+        self._give_back = partial(readers.give_back, reader)
+
+    @classmethod
+    async def open(
+        cls, readers: Readers, fn: Callable[[StatsReader, answer.Plan], Iterator[bytes]],
+        the_plan: answer.Plan,
+    ) -> LentStream:  # fmt: skip
+        """Borrow first (a 503 if every reader is busy), before the answer has begun."""
+        reader = await readers.borrow()
+        return cls(readers, reader, fn(reader, the_plan))
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._give_back()
 
 
 def routes() -> list[BaseRoute]:

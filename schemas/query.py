@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -16,6 +17,7 @@ import re2
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
 from schemas.event import MAX_PROP_KEY, MAX_PROP_VALUE
+from schemas.urls import UNSAFE
 
 # Metrics counted from events; the session metrics need whole visits.
 EVENT_METRICS = ("visitors", "visits", "pageviews", "events", "users")
@@ -60,6 +62,16 @@ MAX_FILTER_DEPTH = 8
 MAX_FILTERS = 100
 MAX_CLAUSES = 1000
 MAX_LIMIT = 10_000
+# What one query's filters may ask of the engine: the bytes of every value together (a
+# thousand page paths fit; a megabyte of needles does not), the regular expressions of
+# the whole query, and each one's compiled size (RE2's program size: `^/blog/.*` is 12,
+# a pattern of nested counted repetitions tens of thousands; the engine's time per row
+# grows with it).
+MAX_FILTER_BYTES = 65_536
+MAX_PATTERNS = 20
+MAX_PATTERN_PROGRAM = 2_000
+# A CSV answer without a limit has every row, up to this many.
+MAX_CSV_ROWS = 1_000_000
 
 # What a breakdown shows for an empty value, as Plausible's API does; a filter clause
 # naming it matches the empty value.
@@ -185,7 +197,39 @@ def prop_key(name: str) -> str:
     return name.removeprefix(PROPS_PREFIX)
 
 
+def _check_text(value: str, where: str) -> None:
+    """Names and values as strict as event fields: nothing ingest would have refused."""
+    if UNSAFE.search(value):
+        raise QueryError(
+            where, "must not contain control characters, bidirectional overrides or lone surrogates"
+        )
+
+
+def _check_cost(filters: tuple[Filter, ...]) -> None:
+    """The filters' values and patterns within what one query may ask (see MAX_*)."""
+    conditions = list(_conditions(filters))
+    size = sum(len(c.encode("utf-8")) for item in conditions for c in item.clauses)
+    if size > MAX_FILTER_BYTES:
+        raise QueryError(
+            "filters", f"the filters' values take {size} bytes; at most {MAX_FILTER_BYTES}"
+        )
+    patterns = sum(len(item.clauses) for item in conditions if item.op == "matches")
+    if patterns > MAX_PATTERNS:
+        raise QueryError(
+            "filters", f"{patterns} regular expressions; a query has at most {MAX_PATTERNS}"
+        )
+
+
+def _conditions(filters: tuple[Filter, ...]) -> Iterator[Condition]:
+    for item in filters:
+        if isinstance(item, Logic):
+            yield from _conditions(item.items)
+        else:
+            yield item
+
+
 def _check_dimension(name: str, where: str, time_allowed: bool) -> None:
+    _check_text(name, where)
     if name in TIME_DIMENSIONS:
         if not time_allowed:
             raise QueryError(where, f"{name!r} cannot be filtered on: set date_range instead")
@@ -229,6 +273,7 @@ def parse(body: QueryBody) -> Query:
         if metric == "percentage" and not body.dimensions:
             raise QueryError(f"metrics[{i}]", "percentage needs at least one dimension")
     filters = tuple(_filter(item, f"filters[{i}]", 1) for i, item in enumerate(body.filters))
+    _check_cost(filters)
     order_by = _order_by(body)
     if body.include.time_labels and times == 0:
         raise QueryError("include.time_labels", "needs a time dimension")
@@ -346,13 +391,12 @@ def _filter(item: Any, where: str, depth: int) -> Filter:
         if not isinstance(value, bool):
             raise QueryError(f"{where}[3]", "case_sensitive is true or false")
         case_sensitive = value
+    for i, clause in enumerate(clauses):
+        _check_text(clause, f"{where}[2][{i}]")
     positive = NEGATED.get(op, op)
     if positive == "matches":
         for i, pattern in enumerate(clauses):
-            try:
-                re2.compile(pattern)
-            except re2.error:
-                raise QueryError(f"{where}[2][{i}]", "is not a valid RE2 expression") from None
+            _check_pattern(pattern, f"{where}[2][{i}]")
     return Condition(
         op=positive,  # type: ignore[arg-type]
         dimension=dimension,
@@ -360,6 +404,19 @@ def _filter(item: Any, where: str, depth: int) -> Filter:
         negated=op in NEGATED,
         case_sensitive=case_sensitive,
     )
+
+
+def _check_pattern(pattern: str, where: str) -> None:
+    try:
+        program = re2.compile(pattern).programsize
+    except re2.error:
+        raise QueryError(where, "is not a valid RE2 expression") from None
+    if program > MAX_PATTERN_PROGRAM:
+        raise QueryError(
+            where,
+            f"compiles to {program} RE2 instructions; at most {MAX_PATTERN_PROGRAM} "
+            "(fewer alternatives or counted repetitions)",
+        )
 
 
 def _order_by(body: QueryBody) -> tuple[tuple[str, str], ...]:

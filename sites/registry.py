@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from anyio import to_thread
+from anyio import CapacityLimiter, to_thread
 
 from sites.cache import SiteCache
 from sites.model import ApiKey, Site, new_key
@@ -24,6 +24,8 @@ class Registry:
     def __init__(self, store: SiteStore, cache: SiteCache) -> None:
         self._store = store
         self.cache = cache
+        # Threads of its own: the cache rebuild must not wait behind other work's threads.
+        self._threads = CapacityLimiter(2)
 
     async def create_site(self, site: Site) -> tuple[ApiKey, str]:
         key, plaintext = new_key(site.site_id)
@@ -35,7 +37,7 @@ class Registry:
 
     async def sites(self, site_id: str = "") -> list[tuple[Site, list[ApiKey]]]:
         """Every site (or only `site_id`) with its keys, oldest first."""
-        sites, keys = await to_thread.run_sync(self._store.load, site_id)
+        sites, keys = await to_thread.run_sync(self._store.load, site_id, limiter=self._threads)
         by_site: dict[str, list[ApiKey]] = {}
         for key in keys:
             by_site.setdefault(key.site_id, []).append(key)
@@ -74,7 +76,7 @@ class Registry:
         """Rebuild the Redis cache from ClickHouse if it is missing; True if rebuilt."""
         if await self.cache.loaded():
             return False
-        sites, keys = await to_thread.run_sync(self._store.load, "")
+        sites, keys = await to_thread.run_sync(self._store.load, "", limiter=self._threads)
         await self.cache.replace_all(sites, keys)
         return True
 
@@ -90,5 +92,5 @@ class Registry:
                 log.warning("site registry cache check failed: %s", exc)
 
     async def _write(self, sites: Sequence[Site] = (), keys: Sequence[ApiKey] = ()) -> None:
-        await to_thread.run_sync(self._store.insert, sites, keys)
+        await to_thread.run_sync(self._store.insert, sites, keys, limiter=self._threads)
         await self.cache.put(sites, keys)

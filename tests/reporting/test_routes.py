@@ -180,16 +180,16 @@ def test_an_engine_error_is_a_503_that_tells_no_engine_detail(
 
 
 class _Broken:
-    """A reader with a bug: raises what no engine raises."""
+    """Readers with a bug: raise what no engine raises."""
 
-    def day_stats(self, *args: object) -> None:
+    async def run(self, *args: object) -> None:
         raise ValueError("a bug, not an outage")
 
 
 def test_a_bug_is_a_logged_500_not_an_outage(
     report: TestClient, caplog: pytest.LogCaptureFixture
 ) -> None:
-    report.app_state["stats_reader"] = _Broken()
+    report.app_state["stats_readers"] = _Broken()
     response = report.get("/stats", params={"site_id": "s"})
     assert response.status_code == 500 and "retry-after" not in response.headers
     assert response.json() == {"error": "internal error", "details": []}
