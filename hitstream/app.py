@@ -43,7 +43,7 @@ from hitstream.metrics import routes as metrics_routes
 from hitstream.settings import Settings
 from ingest.ratelimit import RateLimiter
 from ingest.stream import StreamWriter
-from ingest.visitors import DailySalts
+from ingest.visitors import DailySalts, erase_expired_salts
 from reporting.queries import STREAM_TIME_FACTOR, Readers, engine_settings, kill_queries
 from schemas.migrate import migrate
 from sites.cache import SiteCache
@@ -201,6 +201,10 @@ async def _open(
         await stack.enter_async_context(_background(valkey.supervise()))
     redis = redis_client(redis_url)
     stack.push_async_callback(redis.aclose)
+    if settings.redis_url is None:
+        # The embedded Valkey's AOF would keep expired salts; an external Redis's
+        # operator rewrites its own (README, Privacy).
+        await stack.enter_async_context(_background(erase_expired_salts(redis, settings.keys)))
     checks["redis"] = redis.ping
     state["redis"] = redis
     metrics.refreshers.append(consumers.queue.refresher(redis, settings, metrics))
@@ -209,9 +213,7 @@ async def _open(
     state["site_cache"] = cache
     state["sessions"] = Sessions(redis, settings.keys, settings.session_ttl_s)
     state["rate_limiter"] = RateLimiter(redis, settings.keys)
-    salts = DailySalts(redis, settings.keys)
-    await stack.enter_async_context(_background(salts.run()))
-    state["salts"] = salts
+    state["salts"] = DailySalts(redis, settings.keys)
     state["admin_token"] = _admin_token(settings, all_in_one=roles == ALL_ROLES)
 
     if Role.INGEST in roles:

@@ -85,13 +85,8 @@ class RedisKeys:
         """Written by /health to prove Redis takes writes (not only reads)."""
         return f"{self.prefix}health"
 
-    def salt_claim(self, day: str) -> str:
-        """Who made the visitor-hash salt of one UTC day (`YYYY-MM-DD`) and its
-        generation: never the salt, which stays in the ingest processes' memory."""
-        return f"{self.prefix}salt-claim:{day}"
-
-    @property
-    def salt_channel(self) -> str:
-        """Pub/Sub channel on which ingest processes hand each other salts (Redis
-        persists no published message)."""
-        return f"{self.prefix}salts"
+    def salt(self, day: str) -> str:
+        """The visitor-hash salt of one UTC day (`YYYY-MM-DD`): 32 random bytes, made
+        with SET NX by the first ingest process that needs it, expiring at the end of
+        the next day (ingest/visitors.py)."""
+        return f"{self.prefix}salt:{day}"

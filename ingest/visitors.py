@@ -1,19 +1,19 @@
 """Unique visitors without cookies: a visitor is a keyed hash of (the day's salt, site,
 client IP, User-Agent), as Plausible counts them.
 
-Salts are random, one per UTC day, and never leave memory: every ingest process holds
-the salt of the day (and of the day before, to answer a peer whose clock is behind) and
-hands it to the others over Redis Pub/Sub, which Redis never writes to disk. Redis
-keeps only a claim per day, persisted like everything in it: a generation number and
-a random nonce naming who made the salt, nothing secret. A process without the day's
-salt asks the others; when nobody answers (the first process of the day, or every
-holder stopped) it claims the next generation with a compare-and-set and makes one.
-Should two processes make one at once (an answer slower than ASK_WAIT_S), both adopt
-the later generation as soon as it is handed out. Salts older than the day before are
-dropped, so two days after a day ends nobody can link its visitor IDs to an IP and
-User-Agent, not even with the database and every file Redis wrote. The cost: when
-every ingest process stops at once, the next one starts a new salt, and that day's
-visitors before and after count twice.
+Salts are random, one per UTC day, and live in Redis with the rest of the shared state
+(as Plausible keeps its salts in its database), so every ingest process, and every
+restart of one, hashes a day's visitors with the same salt. The first process to need a
+day's salt makes it with SET NX (the others get the one stored) and each caches it for
+the day. A salt expires at the end of the day after its own, as Plausible keeps the
+current and the previous day's salts and deletes older ones: from then on nobody can
+link that day's visitor IDs to an IP and User-Agent, not even with the database. An
+expired key leaves Redis's memory but not its append-only file: `erase_expired_salts`
+rewrites the embedded Valkey's AOF after each expiry (README, Privacy, says what an
+external Redis's operator must do).
+
+When Redis cannot give a day's salt, ingest answers 503 (a RedisError, as for any other
+Redis failure): a salt made up by one process would count the day's visitors twice.
 
 An event that carries a `user_id` is counted by it: its visitor is a keyed hash of
 (site, user_id) without a salt, so a signed-in user is one visitor on every day.
@@ -22,11 +22,9 @@ An event that carries a `user_id` is counted by it: its visitor is a keyed hash 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import os
-import secrets
 import time
 from collections.abc import Callable
 from typing import Any
@@ -34,29 +32,21 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from hitstream.errors import StreamUnavailable
 from hitstream.keys import RedisKeys
 
 log = logging.getLogger(__name__)
 
 DAY_S = 86_400
-# A day's claim outlives its day by this much; salts themselves are dropped sooner.
-SALT_KEPT_S = 2 * DAY_S
+# A salt is kept for its day and the next (a peer whose clock lags still finds it).
+SALT_DAYS = 2
 SALT_BYTES = 32
 USER_KEY = b"hitstream user visitor"
-ASK_WAIT_S = 0.5  # how long a process waits for a peer to hand it the day's salt
-OBTAIN_ATTEMPTS = 5
-RESUBSCRIBE_S = 1.0
-SUBSCRIBE_WAIT_S = 5.0  # a request waits this long for the channel before a 503
-
-# KEYS[1]: the day's claim; ARGV: the claim read before asking ('' if none), the new
-# claim, its expiry (epoch s). 1 if the claim was still the one read, and is now ours.
-CLAIM = """
-local current = redis.call('GET', KEYS[1]) or ''
-if current ~= ARGV[1] then return 0 end
-redis.call('SET', KEYS[1], ARGV[2], 'EXAT', ARGV[3])
-return 1
-"""
+# The AOF is rewritten this long after midnight (UTC), when Redis (whose clock decides
+# the expiry) has surely expired the salt of the day before yesterday...
+ERASE_AFTER_S = 60.0
+# ...or this long after a rewrite that could not run (Redis away, or still holding it).
+ERASE_RETRY_S = 60.0
+REWRITE_POLL_S = 0.1
 
 
 def utc_day(moment_s: float) -> int:
@@ -68,134 +58,77 @@ def day_name(day: int) -> str:
     return time.strftime("%Y-%m-%d", time.gmtime(day * DAY_S))
 
 
-class DailySalts:
-    """The salts this process holds, shared with its peers through Redis Pub/Sub.
+def salt_expiry(day: int) -> int:
+    """When the salt of `day` is deleted (epoch s): the end of the next day."""
+    return (day + SALT_DAYS) * DAY_S
 
-    `run()` must run for the process's life (it answers peers and hears their salts);
-    `today()` gives the current day's salt, asking peers or making one the first time.
-    """
+
+class DailySalts:
+    """The salt of the current UTC day, made or read once per process and day."""
 
     def __init__(
-        self,
-        redis: aioredis.Redis,
-        keys: RedisKeys,
-        clock: Callable[[], float] = time.time,
-        ask_wait_s: float = ASK_WAIT_S,
+        self, redis: aioredis.Redis, keys: RedisKeys, clock: Callable[[], float] = time.time
     ) -> None:
         self._redis = redis
         self._keys = keys
         self._clock = clock
-        self._ask_wait_s = ask_wait_s
-        self._claim = redis.register_script(CLAIM)
-        self._salts: dict[int, tuple[int, bytes]] = {}  # day -> (generation, salt)
-        self._arrived: dict[int, asyncio.Event] = {}
-        self._listening = asyncio.Event()
-        self._obtaining = asyncio.Lock()
+        self._day = -1
+        self._salt = b""
+        self._fetching = asyncio.Lock()  # one round trip at midnight, not one per request
 
     async def today(self) -> bytes:
-        """The salt of the current UTC day."""
+        """The salt of the current UTC day; raises RedisError (a 503) when Redis cannot
+        give it."""
         day = utc_day(self._clock())
-        held = self._salts.get(day)
-        if held is not None:
-            return held[1]
-        async with self._obtaining:
-            held = self._salts.get(day)
-            if held is None:
-                held = await self._obtain(day)
-            self._forget_before(day - 1)
-            return held[1]
+        if day != self._day:
+            async with self._fetching:
+                if day != self._day:
+                    self._salt, self._day = await self._fetch(day), day
+        return self._salt
 
-    def held_days(self) -> list[int]:
-        """The days whose salts this process holds (for tests and diagnostics)."""
-        return sorted(self._salts)
+    async def _fetch(self, day: int) -> bytes:
+        """Make the day's salt unless another process did first; either way the one
+        stored wins, so every process hashes with the same salt."""
+        mine = os.urandom(SALT_BYTES)
+        stored: Any = await self._redis.set(
+            self._keys.salt(day_name(day)), mine, nx=True, exat=salt_expiry(day), get=True
+        )
+        return bytes(stored) if stored is not None else mine
 
-    async def run(self) -> None:
-        """Listen on the salt channel for the process's life, resubscribing after errors."""
-        while True:
-            try:
-                async with self._redis.pubsub() as pubsub:
-                    await pubsub.subscribe(self._keys.salt_channel)
-                    while True:
-                        message = await pubsub.get_message(timeout=1.0)
-                        if message is None:
-                            continue
-                        if message["type"] == "subscribe":  # confirmed: peers reach us
-                            self._listening.set()
-                        elif message["type"] == "message":
-                            await self._heard(message["data"])
-            except (RedisError, OSError) as exc:
-                self._listening.clear()
-                log.warning("salt channel lost (%s); resubscribing", exc)
-                await asyncio.sleep(RESUBSCRIBE_S)
 
-    async def _obtain(self, day: int) -> tuple[int, bytes]:
-        """The day's salt from a peer, or a new one under the next claim."""
+async def erase_expired_salts(
+    redis: aioredis.Redis, keys: RedisKeys, clock: Callable[[], float] = time.time
+) -> None:
+    """Run for the life of the process that owns the embedded Valkey: at start (salts
+    may have expired while nothing ran) and after each UTC midnight, once the salt of
+    the day before yesterday has expired, rewrite the AOF from memory, so the salt's
+    bytes leave the disk (the files that held them are deleted)."""
+    while True:
         try:
-            await asyncio.wait_for(self._listening.wait(), SUBSCRIBE_WAIT_S)
-        except TimeoutError:
-            raise StreamUnavailable("the salt channel is not subscribed") from None
-        key = self._keys.salt_claim(day_name(day))
-        expires_at = (day + 1) * DAY_S + SALT_KEPT_S
-        for _ in range(OBTAIN_ATTEMPTS):
-            claim: Any = await self._redis.get(key)
-            # A claim means some process made the day's salt: ask for it. No claim: the
-            # first of the day makes it at once (the others' claims then fail: they ask).
-            held = self._salts.get(day)  # handed out by a peer meanwhile
-            if held is None and claim:
-                held = await self._ask(day)
-            if held is not None:
-                return held
-            generation = int(bytes(claim).split(b":", 1)[0]) + 1 if claim else 1
-            mine = f"{generation}:{secrets.token_hex(8)}"
-            if await self._claim(keys=[key], args=[claim or b"", mine, expires_at]):
-                salt = os.urandom(SALT_BYTES)
-                self._salts[day] = (generation, salt)
-                await self._give(day)
-                return generation, salt
-            # Another process claimed it since: its salt is on the way.
-            held = await self._ask(day)
-            if held is not None:
-                return held
-        raise StreamUnavailable(f"no salt for {day_name(day)} after {OBTAIN_ATTEMPTS} attempts")
+            expired = keys.salt(day_name(utc_day(clock()) - SALT_DAYS))
+            # A read deletes a key whose time has passed: the rewrite cannot copy it.
+            if await redis.exists(expired):
+                log.warning("%s has not expired yet; rewriting the AOF later", expired)
+                wait = ERASE_RETRY_S
+            else:
+                await rewrite_aof(redis)
+                wait = (utc_day(clock()) + 1) * DAY_S + ERASE_AFTER_S - clock()
+        except (RedisError, OSError) as exc:
+            log.warning("cannot rewrite the AOF without the expired salt (retrying): %s", exc)
+            wait = ERASE_RETRY_S
+        await asyncio.sleep(wait)
 
-    async def _ask(self, day: int) -> tuple[int, bytes] | None:
-        """Ask the peers for the day's salt; what arrived within the wait, if anything."""
-        arrived = self._arrived.setdefault(day, asyncio.Event())
-        arrived.clear()
-        await self._redis.publish(self._keys.salt_channel, f"ask {day}")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(arrived.wait(), self._ask_wait_s)
-        return self._salts.get(day)
 
-    async def _give(self, day: int) -> None:
-        generation, salt = self._salts[day]
-        await self._redis.publish(self._keys.salt_channel, f"give {day} {generation} {salt.hex()}")
-
-    async def _heard(self, data: bytes) -> None:
-        """A peer's ask (answered if this process holds that day's salt) or salt (taken
-        if it is newer than the one held)."""
-        parts = data.split()
-        try:
-            if parts[0] == b"ask" and len(parts) == 2:
-                day = int(parts[1])
-                if day in self._salts:
-                    await self._give(day)
-            elif parts[0] == b"give" and len(parts) == 4:
-                day, generation, salt = (
-                    int(parts[1]),
-                    int(parts[2]),
-                    bytes.fromhex(parts[3].decode()),
-                )
-                if len(salt) == SALT_BYTES and generation > self._salts.get(day, (0, b""))[0]:
-                    self._salts[day] = (generation, salt)
-                    self._arrived.setdefault(day, asyncio.Event()).set()
-        except (ValueError, IndexError):
-            log.warning("ignored a malformed message on the salt channel")
-
-    def _forget_before(self, day: int) -> None:
-        for old in [d for d in self._salts if d < day]:
-            del self._salts[old]
-            self._arrived.pop(old, None)
+async def rewrite_aof(redis: aioredis.Redis) -> None:
+    """BGREWRITEAOF, waiting until it is done; raises RedisError if it failed."""
+    await redis.bgrewriteaof()
+    while True:
+        info: dict[str, Any] = await redis.info("persistence")
+        if not info["aof_rewrite_in_progress"] and not info["aof_rewrite_scheduled"]:
+            break
+        await asyncio.sleep(REWRITE_POLL_S)
+    if info["aof_last_bgrewrite_status"] != "ok":
+        raise RedisError(f"the AOF rewrite failed ({info['aof_last_bgrewrite_status']})")
 
 
 class RequestVisitor:

@@ -11,10 +11,19 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
 import redis.asyncio as aioredis
 
 from hitstream.keys import RedisKeys
-from sites.model import ApiKey, Site, claim_of, key_from_json, site_from_json, to_json
+from sites.model import (
+    KEY_MERGE,
+    ApiKey,
+    Site,
+    claim_of,
+    key_from_json,
+    site_from_json,
+    to_json,
+)
 
 # The rules of the cached records, in Lua, for every script that checks a caller
 # (the rate limiter's admission script includes them too): a key is valid when its
@@ -50,25 +59,39 @@ return false
 """
 )
 
-# Each new key record keeps the cached record's revocation and earlier expiry (the
-# same merge as ClickHouse's, sites/store.py).
+# KEYS[1]: the keys hash; ARGV[1]: sites/model.py's KEY_MERGE as JSON (field -> 'any' |
+# 'earliest'), then (key id, record) pairs. Each record is merged with the cached one
+# by that rule (ClickHouse's KEYS query merges rows by the same), then stored.
 MERGE_KEYS = """
-for i = 1, #ARGV, 2 do
+local rules = cjson.decode(ARGV[1])
+local function set(value)
+  if value == nil or value == cjson.null then return nil end
+  return value
+end
+local function merged(how, old, new)
+  if how == 'any' then return old == true or new == true end
+  if how ~= 'earliest' then error('unknown merge rule: ' .. tostring(how)) end
+  old, new = set(old), set(new)
+  if old == nil then return new or cjson.null end
+  if new == nil or old < new then return old end
+  return new
+end
+for i = 2, #ARGV, 2 do
   local field, record = ARGV[i], ARGV[i + 1]
   local cached = redis.call('HGET', KEYS[1], field)
   if cached then
     local old, new = cjson.decode(cached), cjson.decode(record)
-    if old.revoked then new.revoked = true end
-    if old.expires_at ~= cjson.null
-        and (new.expires_at == cjson.null or old.expires_at < new.expires_at) then
-      new.expires_at = old.expires_at
+    for name, how in pairs(rules) do
+      new[name] = merged(how, old[name], new[name])
     end
     record = cjson.encode(new)
   end
   redis.call('HSET', KEYS[1], field, record)
 end
-return #ARGV / 2
+return (#ARGV - 1) / 2
 """
+
+MERGE_RULE = orjson.dumps(KEY_MERGE)
 
 
 class SiteCache:
@@ -118,7 +141,7 @@ class SiteCache:
             mapping: dict[Any, Any] = {site.site_id: to_json(site) for site in sites}
             await self._redis.hset(self.sites_hash, mapping=mapping)
         if keys:
-            args: list[Any] = []
+            args: list[Any] = [MERGE_RULE]
             for key in keys:
                 args += [key.key_id, to_json(key)]
             await self._merge_keys(keys=[self.keys_hash], args=args)

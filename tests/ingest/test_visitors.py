@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +18,8 @@ from hitstream.app import Role
 from hitstream.connections import redis_client
 from hitstream.keys import RedisKeys
 from hitstream.settings import Settings
-from ingest.visitors import DAY_S, DailySalts, day_name, utc_day, visitor_id
-from tests.helpers import D0, event, poll_stats, wait_for
+from ingest.visitors import DAY_S, DailySalts, day_name, erase_expired_salts, utc_day, visitor_id
+from tests.helpers import D0, event, poll_stats
 
 CHROME = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/131.0.0.0 Safari/537.36"
 FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"
@@ -68,21 +68,19 @@ def test_one_visitor_on_two_sites_is_two_visitors(
 async def salt_holders(
     url: str, keys: RedisKeys, count: int, **kwargs: Any
 ) -> AsyncIterator[list[DailySalts]]:
-    """`count` processes' salts on one Redis, each with its listener running."""
-    conn = redis_client(url)
-    holders = [DailySalts(conn, keys, **kwargs) for _ in range(count)]
-    tasks = [asyncio.create_task(holder.run()) for holder in holders]
+    """`count` processes' salts on one Redis, each with its own connection."""
+    conns = [redis_client(url) for _ in range(count)]
     try:
-        yield holders
+        yield [DailySalts(conn, keys, **kwargs) for conn in conns]
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await conn.aclose()
+        for conn in conns:
+            await conn.aclose()
 
 
 @pytest.mark.anyio
-async def test_salts_are_shared_per_day_and_rotate_at_midnight(settings: Settings) -> None:
+async def test_salts_are_shared_per_day_and_rotate_at_midnight(
+    settings: Settings, redis_conn: redis.Redis
+) -> None:
     today = utc_day(time.time())
     now = [(today + 1) * DAY_S - 1.0]  # one second before the coming UTC midnight
     url = settings.redis_url or ""
@@ -92,83 +90,109 @@ async def test_salts_are_shared_per_day_and_rotate_at_midnight(settings: Setting
         now[0] += 1.0  # midnight
         after = await other.today()
         assert after != before and await first.today() == after
-        now[0] += DAY_S  # a day later: the salt of two days ago is gone from memory
-        await first.today()
-        assert first.held_days() == [today + 1, today + 2]
+    assert redis_conn.get(settings.keys.salt(day_name(today))) == before
+    assert redis_conn.get(settings.keys.salt(day_name(today + 1))) == after
     ip, agent = "203.0.113.7", CHROME
     assert visitor_id(before, "s", ip, agent) != visitor_id(after, "s", ip, agent)
 
 
 @pytest.mark.anyio
-async def test_when_every_holder_stopped_the_next_process_makes_a_new_salt(
+async def test_ingest_processes_starting_at_once_agree_on_one_salt(
     settings: Settings, redis_conn: redis.Redis
 ) -> None:
+    """Eight processes ask for a new day's salt at the same moment: one makes it (SET
+    NX), the others get that one; a process started later (a restart) reads it too."""
     url = settings.redis_url or ""
-    async with salt_holders(url, settings.keys, 1) as (gone,):
-        old = await gone.today()
-    async with salt_holders(url, settings.keys, 2) as (restarted, peer):
-        new = await restarted.today()
-        assert new != old and await peer.today() == new
-    claim = redis_conn.get(settings.keys.salt_claim(day_name(utc_day(time.time()))))
-    assert claim is not None and claim.startswith(b"2:"), "the second generation of the day"
+    async with salt_holders(url, settings.keys, 8) as holders:
+        salts = await asyncio.gather(*(holder.today() for holder in holders))
+    async with salt_holders(url, settings.keys, 1) as (restarted,):
+        salts.append(await restarted.today())
+    stored = redis_conn.get(settings.keys.salt(day_name(utc_day(time.time()))))
+    assert stored is not None and set(salts) == {stored}
 
 
 @pytest.mark.anyio
-async def test_two_processes_that_made_a_salt_at_once_converge_on_the_later_one(
-    settings: Settings,
+async def test_a_salt_is_deleted_at_the_end_of_the_next_day(
+    settings: Settings, redis_conn: redis.Redis
 ) -> None:
-    """A peer whose answer comes too late: the asker makes a salt of the next generation,
-    which every process then takes."""
-    url = settings.redis_url or ""
-    async with salt_holders(url, settings.keys, 1) as (first,):
-        earlier = await first.today()
-        async with salt_holders(url, settings.keys, 1, ask_wait_s=0.0) as (impatient,):
-            later = await impatient.today()
-            assert later != earlier
-            await wait_until(lambda: first.today(), later, "the first process to take it")
+    """Its TTL is about two days (between one and two, by the hour it was made): the
+    current and the previous day's salts are kept, older ones are gone, as Plausible's."""
+    async with salt_holders(settings.redis_url or "", settings.keys, 1) as (holder,):
+        await holder.today()
+    today = utc_day(time.time())
+    key = settings.keys.salt(day_name(today))
+    assert redis_conn.expiretime(key) == (today + 2) * DAY_S
+    assert DAY_S < redis_conn.ttl(key) <= 2 * DAY_S
 
 
-async def wait_until(get: Callable[[], Awaitable[bytes]], expected: bytes, what: str) -> None:
+def test_without_redis_a_new_days_salt_is_a_503_not_a_salt_of_its_own(
+    make_client: Callable[..., TestClient], make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    """Ingest started, then Redis lost before the day's first event: a clean 503 (a
+    process making up its own salt would count the day's visitors twice)."""
+    server = ValkeyServer(data_dir=tmp_path / "lost")
+    server.start()
+    try:
+        ingest = make_client(
+            make_settings(redis_url=server.connection_url), frozenset({Role.INGEST})
+        )
+    finally:
+        server.stop()
+    answer = ingest.post("/event", json=event("v", "/"), headers={"user-agent": CHROME})
+    assert answer.status_code == 503 and answer.headers["retry-after"]
+    assert answer.json() == {
+        "error": "redis unavailable, retry later",
+        "details": [{"field": "redis", "message": "temporarily unavailable"}],
+    }
+
+
+async def wait_until(condition: Callable[[], bool], what: str) -> None:
     deadline = time.monotonic() + 10
-    while await get() != expected:
+    while not condition():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         await asyncio.sleep(0.02)
 
 
+def files_holding(root: Path, secret: bytes) -> list[str]:
+    return [
+        path.name
+        for path in root.rglob("*")
+        if path.is_file()
+        and (secret in path.read_bytes() or secret.hex().encode() in path.read_bytes())
+    ]
+
+
 @pytest.mark.anyio
-async def test_no_salt_is_ever_written_to_disk(tmp_path: Path) -> None:
-    """A real Valkey with an append-only file: after two processes share a salt and
-    Redis rewrites its AOF and saves a snapshot, no file holds the salt, and no key does."""
+async def test_an_expired_salt_leaves_redis_and_then_the_aof_files(tmp_path: Path) -> None:
+    """A real Valkey with an append-only file, as `serve` runs it: a salt whose time has
+    passed (PEXPIRE simulates it) is gone from Redis at once, from the AOF only when the
+    AOF is rewritten, which erase_expired_salts does once that day's salt has expired."""
     server = ValkeyServer(data_dir=tmp_path / "valkey", appendonly="yes")
     server.start()
+    keys = RedisKeys("hitstream:")
+    conn = redis_client(server.connection_url)
     try:
-        keys = RedisKeys("hitstream:")
-        async with salt_holders(server.connection_url, keys, 2) as (first, other):
-            salt = await first.today()
-            assert await other.today() == salt
-        conn = redis.Redis.from_url(server.connection_url)
+        salt = await DailySalts(conn, keys).today()
+        key = keys.salt(day_name(utc_day(time.time())))
+        await wait_until(lambda: bool(files_holding(tmp_path, salt)), "the salt in the AOF")
+        await conn.pexpire(key, 1)
+        deadline = time.monotonic() + 10
+        while await conn.exists(key):
+            assert time.monotonic() < deadline, "the salt did not expire"
+            await asyncio.sleep(0.02)
+        assert files_holding(tmp_path, salt), "an expired key stays in the AOF until a rewrite"
+        two_days_on = lambda: time.time() + 2 * DAY_S  # noqa: E731 (its salt has expired)
+        eraser = asyncio.create_task(erase_expired_salts(conn, keys, clock=two_days_on))
         try:
-            values = b"".join(conn.dump(key) or b"" for key in conn.keys("*"))
-            conn.bgrewriteaof()
-            wait_for(
-                lambda: (
-                    conn.info("persistence")["aof_rewrite_in_progress"] == 0
-                    and conn.info("persistence")["aof_rewrite_scheduled"] == 0
-                    and conn.info("persistence")["aof_last_bgrewrite_status"] == "ok"
-                ),
-                what="the AOF rewrite",
-            )
-            conn.save()
+            await wait_until(lambda: not files_holding(tmp_path, salt), "the AOF rewrite")
         finally:
-            conn.close()
+            eraser.cancel()
+            await asyncio.gather(eraser, return_exceptions=True)
+        assert await conn.dbsize() == 0
     finally:
+        await conn.aclose()
         server.stop()
-    files = [path for path in (tmp_path / "valkey").rglob("*") if path.is_file()]
-    assert any(path.suffix == ".rdb" for path in files), files
-    assert salt not in values and salt.hex().encode() not in values
-    for path in files:
-        content = path.read_bytes()
-        assert salt not in content and salt.hex().encode() not in content, path
+    assert not files_holding(tmp_path, salt)
 
 
 def test_rate_limit_buckets_are_not_named_by_ip(

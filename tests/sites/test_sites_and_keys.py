@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -16,7 +19,7 @@ from hitstream.app import Role
 from hitstream.connections import redis_client
 from hitstream.settings import Settings
 from sites.cache import SiteCache
-from sites.model import Site
+from sites.model import ApiKey, Site, key_from_json
 from sites.registry import Registry
 from sites.store import SiteStore
 from tests.helpers import ADMIN, AUTH, create_site, event, wait_for
@@ -288,6 +291,28 @@ def test_revoking_while_rotating_never_brings_the_key_back(app: TestClient) -> N
         assert answer.status_code == 401, f"trial {trial}"
 
 
+def test_sharing_while_rotating_never_makes_a_writing_key(app: TestClient) -> None:
+    """A share created and the site's key rotated at once, eight times: the share token
+    stays read-only (403 on events) and is not aged by the rotation."""
+    for trial in range(8):
+        site = create_site(app, f"share race {trial}")
+        path = f"/api/sites/{site['site_id']}"
+        with ThreadPoolExecutor(2) as pool:
+            sharing = pool.submit(app.post, f"{path}/shares", headers=AUTH)
+            rotating = pool.submit(app.post, f"{path}/keys", headers=AUTH)
+            assert sharing.result().status_code == rotating.result().status_code == 201
+        token = sharing.result().json()["token"]
+        sent = app.post("/event", json=event(site["site_id"]), headers={"x-api-key": token})
+        assert sent.status_code == 403, f"trial {trial}: {sent.text}"
+        keys = next(
+            s
+            for s in app.get("/api/sites", headers=AUTH).json()["sites"]
+            if s["site_id"] == site["site_id"]
+        )["keys"]
+        shared = next(k for k in keys if k["key_id"] == sharing.result().json()["key_id"])
+        assert shared["read_only"] and shared["active"], f"trial {trial}: {shared}"
+
+
 def test_a_non_ascii_authorization_header_is_a_401_not_a_500(app: TestClient) -> None:
     headers = [(b"authorization", "Bearer t\u00e9st".encode("latin-1"))]
     assert app.get("/api/sites", headers=headers).status_code == 401
@@ -316,3 +341,117 @@ def test_refusals_carry_cors_headers_for_an_origin_some_public_site_allows(
     stranger = app.post("/event", json=event("x"), headers={"origin": "https://evil.example"})
     assert stranger.status_code == 401
     assert "access-control-allow-origin" not in stranger.headers
+
+
+def _key_variants(key_id: str) -> list[ApiKey]:
+    """One key's record in every state the merge rule distinguishes."""
+    made = datetime(2026, 1, 1, tzinfo=UTC)
+    ends = (None, made + timedelta(days=1), made + timedelta(days=2))
+    return [
+        ApiKey(key_id, "merge-site", "hash", made, expires, revoked, read_only)
+        for expires, revoked, read_only in itertools.product(ends, (False, True), (False, True))
+    ]
+
+
+@pytest.mark.anyio
+async def test_the_cache_merges_key_records_as_clickhouse_does(
+    schema: Client, keyed: Settings
+) -> None:
+    """Every pair of states of one key, written one after the other: the Redis copy
+    (MERGE_KEYS) ends as ClickHouse's merge (KEYS) does, both from sites/model.py's
+    KEY_MERGE (a share token stays read-only, a revocation stays, the earlier expiry wins)."""
+    pairs = [(first, second) for first, second in itertools.product(_key_variants("k"), repeat=2)]
+    firsts = [replace(a, key_id=f"{n:012x}") for n, (a, _) in enumerate(pairs)]
+    seconds = [replace(b, key_id=f"{n:012x}") for n, (_, b) in enumerate(pairs)]
+    store = SiteStore(schema)
+    store.insert(keys=firsts)
+    store.insert(keys=seconds)
+    in_clickhouse = {key.key_id: key for key in store.load()[1]}
+    conn = redis_client(keyed.redis_url or "")
+    try:
+        cache = SiteCache(conn, keyed.keys)
+        await cache.put(keys=firsts)
+        await cache.put(keys=seconds)
+        cached = await conn.hgetall(keyed.keys.api_keys)
+    finally:
+        await conn.aclose()
+    in_redis = {key.key_id: key for key in map(key_from_json, cached.values())}
+    assert len(in_redis) == len(in_clickhouse) == len(pairs)
+    disagree = [
+        (pairs[n], in_redis[key_id], in_clickhouse[key_id])
+        for n, key_id in enumerate(f"{n:012x}" for n in range(len(pairs)))
+        if in_redis[key_id] != in_clickhouse[key_id]
+    ]
+    assert not disagree, f"{len(disagree)} of {len(pairs)} pairs, first: {disagree[0]}"
+    for (first, second), key in zip(pairs, (in_clickhouse[k.key_id] for k in firsts), strict=True):
+        assert key.read_only == (first.read_only or second.read_only)
+        assert key.revoked == (first.revoked or second.revoked)
+
+
+SHARE_STEPS = ("share", "rebuild", "rotate_read", "rotate_write", "revoke", "unmarked_write")
+
+
+def _share_orders() -> list[tuple[str, ...]]:
+    """Every order of the steps in which a rotation reads before it writes, and the
+    share exists before a write that does not carry its mark."""
+    return [
+        order
+        for order in itertools.permutations(SHARE_STEPS)
+        if order.index("rotate_read") < order.index("rotate_write")
+        and order.index("share") < order.index("unmarked_write")
+    ]
+
+
+@pytest.mark.anyio
+async def test_a_share_token_never_writes_events_whatever_the_interleaving(
+    app: TestClient, ch: Client, keyed: Settings
+) -> None:
+    """A share token beside everything else that writes key records, in every order (180):
+    a cache rebuild from ClickHouse, a rotation of the site's key (its read and its write
+    apart, as two admins' requests interleave), the revocation of the site's key, and a
+    write of the share's record that does not carry `read_only` (a rotation by a build
+    from before share tokens, migration 0014, which takes the share for an ordinary
+    key). After every step, the token sends no event; at the end it is still a share token."""
+    conn = redis_client(keyed.redis_url or "")
+    cache = SiteCache(conn, keyed.keys)
+    registry = Registry(SiteStore(ch), cache)
+    failures: list[str] = []
+    try:
+        for trial, order in enumerate(_share_orders()):
+            site = Site(f"share-race-{trial}", "Share race")
+            site_key, _ = await registry.create_site(site)
+            share: tuple[ApiKey, str] | None = None
+            rotation_read: list[ApiKey] = []
+            for step in order:
+                if step == "share":
+                    share = await registry.share(site.site_id)
+                elif step == "rebuild":
+                    await conn.delete(keyed.keys.registry_loaded)
+                    assert await registry.ensure_cached()
+                elif step == "rotate_read":
+                    found = await registry.site(site.site_id)
+                    rotation_read = found[1] if found else []
+                elif step == "rotate_write":
+                    await registry.rotate(site.site_id, rotation_read, grace_s=3600)
+                elif step == "revoke":
+                    await registry.revoke(site_key)
+                else:
+                    assert share is not None
+                    until = datetime.now(UTC) + timedelta(hours=1)
+                    unmarked = replace(share[0], read_only=False, expires_at=until)
+                    SiteStore(ch).insert(keys=[unmarked])
+                    await cache.put(keys=[unmarked])
+                if share is not None:
+                    sent = app.post(
+                        "/event", json=event(site.site_id), headers={"x-api-key": share[1]}
+                    )
+                    if sent.status_code == 202:
+                        failures.append(f"{' '.join(order)}: wrote after {step}")
+                        break
+            assert share is not None
+            # Still a share token: valid, read-only (what the reading routes check).
+            kept = await cache.key(share[1])
+            assert kept is not None and kept.read_only, f"{order}: {kept}"
+    finally:
+        await conn.aclose()
+    assert not failures, f"{len(failures)} of {len(_share_orders())} orders, e.g. {failures[:3]}"
