@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response, StreamingResponse
 
 from hitstream.http import APIError, validation_details
+from reporting import csvcells
 from reporting.periods import Period, resolve
 from schemas.event import clickhouse_time
 from schemas.query import QueryError, explicit_range
@@ -37,13 +38,24 @@ COLUMNS = (
     "country", "interactive", "engagement_ms", "scroll_depth", "revenue_amount",
     "revenue_currency",
 )  # fmt: skip
+# The text columns (the others are numbers, times, UUIDs, a flag and a map: none can
+# start a formula); in CSV the engine quotes their formula-like values (reporting.csvcells).
+TEXT_COLUMNS = frozenset({
+    "event_type", "path", "hostname", "referrer", "source", "utm_source", "utm_medium",
+    "utm_campaign", "utm_term", "utm_content", "user_id", "browser", "browser_version", "os",
+    "os_version", "device", "country", "revenue_currency",
+})  # fmt: skip
 # Day by day in the table's own order (sorting by time would hold a day's rows in memory).
-EXPORT = f"""
-SELECT {", ".join(COLUMNS)} FROM events
+EXPORT = """
+SELECT {columns} FROM events
 WHERE site_id = {{site_id:String}}
   AND ts >= {{t0:DateTime64(3, 'UTC')}} AND ts < {{t1:DateTime64(3, 'UTC')}}
 ORDER BY site_id, toDate(ts)
 """
+EXPORT_AS_IS = EXPORT.format(columns=", ".join(COLUMNS))
+EXPORT_CSV = EXPORT.format(
+    columns=", ".join(csvcells.cell_sql(c) if c in TEXT_COLUMNS else c for c in COLUMNS)
+)
 FORMATS = {
     "ndjson": ("JSONEachRow", "application/x-ndjson"),
     "csv": ("CSV", "text/csv; charset=utf-8"),
@@ -99,7 +111,7 @@ def _parquet_file(client: Client, parameters: dict[str, Any], directory: Path) -
     path = Path(name)
     try:
         client.command(
-            f"{EXPORT} INTO OUTFILE '{path}' TRUNCATE FORMAT Parquet", parameters=parameters
+            f"{EXPORT_AS_IS} INTO OUTFILE '{path}' TRUNCATE FORMAT Parquet", parameters=parameters
         )
     except BaseException:
         path.unlink(missing_ok=True)
@@ -142,9 +154,12 @@ async def export(request: Request[Any]) -> Response:
         return FileResponse(
             path, media_type=media_type, headers=headers, background=BackgroundTask(path.unlink)
         )
-    chunks = _stream(client, EXPORT, parameters, fmt)
     if query.format == "csv":
-        chunks = _with_header(chunks)
+        chunks = _with_header(
+            _stream(client, EXPORT_CSV, {**parameters, **csvcells.SQL_PARAMETERS}, fmt)
+        )
+    else:
+        chunks = _stream(client, EXPORT_AS_IS, parameters, fmt)
     return StreamingResponse(chunks, media_type=media_type, headers=headers)
 
 
