@@ -44,6 +44,7 @@ from hitstream.settings import Settings
 from ingest.ratelimit import RateLimiter
 from ingest.stream import StreamWriter
 from ingest.visitors import DailySalts
+from reporting.exportlimits import ExportLimits
 from reporting.queries import StatsReader
 from schemas.migrate import migrate
 from sites.cache import SiteCache
@@ -84,6 +85,7 @@ class AppState(TypedDict, total=False):
     registry: Registry
     stats_reader: StatsReader
     export_client: Callable[[], Client]
+    export_limits: ExportLimits
 
 
 ADMIN_TOKEN_FILE = "admin_token"
@@ -246,6 +248,11 @@ async def _open(
         # Exports stream for as long as they take: each gets its own client.
         # One thread: an export is paced by the client reading it, not by the engine.
         state["export_client"] = partial(clickhouse_client, settings, {"max_threads": 1})
+        limits = ExportLimits.from_settings(settings)
+        removed = await to_thread.run_sync(limits.clear)
+        if removed:
+            log.info("removed %d export files left in %s", removed, limits.directory)
+        state["export_limits"] = limits
 
     if Role.CONSUME in roles:
         writer_client = await to_thread.run_sync(clickhouse_client, settings, WRITER_SESSION)

@@ -17,6 +17,7 @@ from starlette.routing import BaseRoute, Route
 from hitstream.http import APIError, JSONResponse, api_routes, read_model, validation_details
 from reporting import answer
 from reporting.export import export
+from reporting.exportlimits import ExportLimits
 from reporting.queries import StatsReader
 from schemas.query import QueryBody, QueryError, parse
 from schemas.stats import StatsQuery
@@ -28,6 +29,7 @@ class ReportingState(AccessState):
 
     stats_reader: StatsReader
     export_client: Callable[[], Client]
+    export_limits: ExportLimits
 
 
 async def get_stats(request: Request[ReportingState]) -> Response:
