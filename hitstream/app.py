@@ -44,6 +44,7 @@ from hitstream.settings import Settings
 from ingest.ratelimit import RateLimiter
 from ingest.stream import StreamWriter
 from ingest.visitors import DailySalts, erase_expired_salts
+from reporting.exportlimits import ExportLimits
 from reporting.queries import STREAM_TIME_FACTOR, Readers, engine_settings, kill_queries
 from schemas.migrate import migrate
 from sites.cache import SiteCache
@@ -85,6 +86,7 @@ class AppState(TypedDict, total=False):
     stats_readers: Readers
     stream_readers: Readers
     export_client: Callable[[], Client]
+    export_limits: ExportLimits
 
 
 ADMIN_TOKEN_FILE = "admin_token"
@@ -239,11 +241,11 @@ async def _open(
         state["registry"] = registry
 
     if Role.REPORT in roles:
-        limits = engine_settings(settings.query_timeout_s, int(settings.query_max_memory))
-        streamed = {**limits, "max_execution_time": settings.query_timeout_s * STREAM_TIME_FACTOR}
+        engine = engine_settings(settings.query_timeout_s, int(settings.query_max_memory))
+        streamed = {**engine, "max_execution_time": settings.query_timeout_s * STREAM_TIME_FACTOR}
         kill = kill_queries(admin)
         pools = []
-        for count, session in ((STATS_READERS, limits), (STREAM_READERS, streamed)):
+        for count, session in ((STATS_READERS, engine), (STREAM_READERS, streamed)):
             clients = []
             for _ in range(count):
                 client = await to_thread.run_sync(partial(clickhouse_client, settings, session))
@@ -255,6 +257,11 @@ async def _open(
         # Exports stream for as long as they take: each gets its own client.
         # One thread: an export is paced by the client reading it, not by the engine.
         state["export_client"] = partial(clickhouse_client, settings, {"max_threads": 1})
+        exports = ExportLimits.from_settings(settings)
+        removed = await to_thread.run_sync(exports.clear)
+        if removed:
+            log.info("removed %d export files left in %s", removed, exports.directory)
+        state["export_limits"] = exports
 
     if Role.CONSUME in roles:
         writer_client = await to_thread.run_sync(clickhouse_client, settings, WRITER_SESSION)

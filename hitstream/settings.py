@@ -116,6 +116,19 @@ class Settings(BaseSettings):
         default=5.0, gt=0, le=120, description="how long a query waits for a free reader (then 503)"
     )
 
+    # Exports (see README, "Security"): how long one may last, the disk Parquet's files take.
+    export_timeout_s: float = Field(
+        default=3600.0,
+        gt=0,
+        le=7 * 86_400,
+        description="an export is cut after this long (a reader that stops reading)",
+    )
+    export_max_bytes: ByteSize = Field(
+        default=ByteSize(10 << 30),
+        ge=1 << 20,
+        description="Parquet exports' temporary files at most this much; more are refused",
+    )
+
     # Fault injection for the test suite only: the consumer SIGKILLs itself at this point.
     failpoint: Literal["", "kill-before-insert", "kill-after-insert"] = ""
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from reporting import periods
+from reporting import csvcells, periods
 from reporting.compiler import Compiled, compile_query
 from reporting.periods import Period
 from reporting.queries import TOP_PATHS_LIMIT, DayStats, StatsReader
@@ -219,7 +219,8 @@ def _compare(
 
 
 def csv_lines(reader: StatsReader, the_plan: Plan) -> Iterator[bytes]:
-    """The answer as CSV, header first, streamed block by block."""
+    """The answer as CSV, header first, streamed block by block; dimension values (event
+    data) a spreadsheet would evaluate are quoted (reporting.csvcells), metrics are numbers."""
     query = the_plan.query
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
@@ -227,7 +228,7 @@ def csv_lines(reader: StatsReader, the_plan: Plan) -> Iterator[bytes]:
     for block in reader.blocks(the_plan.compiled):
         for row in block:
             shaped = _shape(query, row[: len(the_plan.compiled.columns)])
-            writer.writerow([*shaped["dimensions"], *shaped["metrics"]])
+            writer.writerow([*map(csvcells.cell, shaped["dimensions"]), *shaped["metrics"]])
         yield buffer.getvalue().encode()
         buffer.seek(0)
         buffer.truncate()

@@ -18,6 +18,7 @@ from starlette.routing import BaseRoute, Route
 from hitstream.http import APIError, JSONResponse, api_routes, read_model, validation_details
 from reporting import answer
 from reporting.export import export
+from reporting.exportlimits import ExportLimits
 from reporting.queries import Readers, StatsReader
 from schemas.query import QueryBody, QueryError, parse
 from schemas.stats import StatsQuery
@@ -30,6 +31,7 @@ class ReportingState(AccessState):
     stats_readers: Readers
     stream_readers: Readers
     export_client: Callable[[], Client]
+    export_limits: ExportLimits
 
 
 async def get_stats(request: Request[ReportingState]) -> Response:

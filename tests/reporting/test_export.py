@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx2 as httpx
 import pytest
@@ -16,7 +17,7 @@ from clickhouse_connect.driver.client import Client
 from starlette.testclient import TestClient
 
 from hitstream.settings import Settings
-from tests.helpers import ADMIN, AUTH, HitstreamProcess
+from tests.helpers import ADMIN, AUTH, HitstreamProcess, wait_for
 from tests.reporting.test_query import DAY0, DAY1, at, write
 
 
@@ -138,3 +139,52 @@ def test_a_million_event_export_streams_in_flat_memory(tmp_path: Path) -> None:
     first = samples[0]
     assert max(samples) - first < 40 * 1024, f"RSS grew: {[s >> 10 for s in samples]} MB"
     assert peak - first < 60 * 1024, f"peak {peak >> 10} MB, after 32 MB {first >> 10} MB"
+
+
+# Values a spreadsheet would run as formulas, as anyone who can send an event may send.
+HOSTILE = {
+    "event_type": "@SUM(1+1)",
+    "utm_campaign": '=HYPERLINK("https://evil.example","x")',
+    "utm_source": "+cmd|' /C calc'!A0",
+    "utm_medium": "-2+3",
+    "user_id": "\uff1dcmd",  # a full-width "="
+    "props": {"plan": "=1+1"},
+}
+
+
+def test_csv_cells_a_spreadsheet_would_evaluate_come_back_quoted(app: TestClient) -> None:
+    sent = app.post(
+        "/event",
+        json={"site_id": "s", "path": "/x", "timestamp": at(DAY0, "10:00:00Z").replace(" ", "T"),
+              "revenue": {"amount": "-12.5", "currency": "EUR"}, **HOSTILE},
+    )  # fmt: skip
+    assert sent.status_code == 202, sent.text
+
+    def exported() -> list[dict[str, str]] | None:
+        rows = list(csv.DictReader(io.StringIO(get(app, "csv").text)))
+        return rows or None
+
+    row = wait_for(exported, what="the event in the export")[0]
+    assert row["event_type"] == "'@SUM(1+1)"
+    assert row["utm_campaign"] == "'" + HOSTILE["utm_campaign"]
+    assert row["utm_source"] == "'+cmd|' /C calc'!A0"
+    assert row["utm_medium"] == "'-2+3"
+    assert row["user_id"] == "'\uff1dcmd"
+    assert row["source"] == "'+cmd|' /C calc'!A0"  # a campaign's source is its utm_source
+    assert row["props"].startswith("{")  # a map is not a formula
+    assert row["revenue_amount"] == "-12.5" and row["path"] == "/x"  # numbers stay numbers
+    for dimension, value in [
+        ("event:name", "'@SUM(1+1)"),
+        ("visit:utm_campaign", "'" + HOSTILE["utm_campaign"]),
+        ("visit:source", "'+cmd|' /C calc'!A0"),
+        ("event:props:plan", "'=1+1"),
+    ]:
+        body = {"site_id": "s", "date_range": [DAY0.isoformat(), DAY1.isoformat()],
+                "metrics": ["events"], "dimensions": [dimension], "format": "csv"}  # fmt: skip
+
+        def rows(body: dict[str, Any] = body) -> list[list[str]] | None:
+            answer = app.post("/api/v2/query", json=body)
+            assert answer.status_code == 200, answer.text
+            return list(csv.reader(io.StringIO(answer.text)))[1:] or None
+
+        assert wait_for(rows, what=dimension) == [[value, "1"]], dimension

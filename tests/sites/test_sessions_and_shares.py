@@ -164,3 +164,23 @@ def test_revoking_a_share_token_closes_the_link_and_rotation_leaves_it_alone(
     gone = app.delete(f"/api/sites/{site['site_id']}/keys/{shared['key_id']}", headers=AUTH)
     assert gone.status_code == 200
     assert app.post("/api/v2/query", json=body, headers=bearer).status_code == 401
+
+
+def test_a_page_of_another_origin_cannot_start_an_export_with_the_session_cookie(
+    app: TestClient,
+) -> None:
+    login(app)
+    export = "/api/sites/s/export?from=2026-01-01&to=2026-01-02"
+    # What a sibling subdomain's <img src=...> (same-site) or another site's page sends.
+    for headers in ({"Sec-Fetch-Site": "same-site"}, {"Sec-Fetch-Site": "cross-site"},
+                    {"Origin": "https://evil.testserver"}):  # fmt: skip
+        refused = app.get(export, headers=headers)
+        assert refused.status_code == 403, headers
+        assert refused.json()["details"][0]["field"] in {"sec-fetch-site", "origin"}
+    # This origin's pages, the address bar, and clients that send neither header.
+    for headers in ({"Sec-Fetch-Site": "same-origin"}, {"Sec-Fetch-Site": "none"}, SAME_ORIGIN, {}):
+        assert app.get(export, headers=headers).status_code == 200, headers
+    # A bearer token is never sent by a browser on its own: its requests are not refused.
+    app.cookies.clear()
+    bearer = app.get(export, headers={**AUTH, "Sec-Fetch-Site": "cross-site"})
+    assert bearer.status_code == 200
