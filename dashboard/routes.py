@@ -10,7 +10,6 @@ JavaScript and the vendored uPlot, so the package runs with no internet and no N
 from __future__ import annotations
 
 import hashlib
-import hmac
 from html import escape
 from importlib import resources
 from pathlib import Path
@@ -23,8 +22,8 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from hitstream.http import read_body
-from sites.access import AccessState, is_admin, same_origin_write
+from hitstream.http import APIError, read_body
+from sites.access import AccessState, is_admin, matches, same_origin_write
 from sites.sessions import COOKIE
 
 STATIC_PATH = "/dashboard/static"
@@ -68,7 +67,13 @@ SHARE_NAV = '<p class="shared">Shared link, read-only</p>'
 
 
 def _page(
-    title: str, view: str, body: str = "", mode: str = "admin", site: str = "", status: int = 200
+    title: str,
+    view: str,
+    body: str = "",
+    mode: str = "admin",
+    site: str = "",
+    status: int = 200,
+    headers: dict[str, str] | None = None,
 ) -> HTMLResponse:
     html = PAGE.substitute(
         title=escape(title),
@@ -81,12 +86,15 @@ def _page(
         nav=ADMIN_NAV if mode == "admin" and view != "login" else SHARE_NAV if site else "",
         body=body,
     )
-    return HTMLResponse(html, status_code=status, headers=HEADERS)
+    return HTMLResponse(html, status_code=status, headers={**HEADERS, **(headers or {})})
 
 
-def _login_page(message: str = "", status: int = 200) -> HTMLResponse:
+def _login_page(
+    message: str = "", status: int = 200, headers: dict[str, str] | None = None
+) -> HTMLResponse:
     shown = f'<p class="error" role="alert">{escape(message)}</p>' if message else ""
-    return _page("Log in", "login", LOGIN.substitute(message=shown), status=status)
+    body = LOGIN.substitute(message=shown)
+    return _page("Log in", "login", body, status=status, headers=headers)
 
 
 async def login_form(request: Request[AccessState]) -> Response:
@@ -105,7 +113,14 @@ async def login(request: Request[AccessState]) -> Response:
     if not same_origin_write(request):
         return _login_page("This form was sent from another site.", 403)
     given = (await _form(request)).get("token", "").strip()
-    if not hmac.compare_digest(given.encode(), token.encode()):
+    verified = matches(given, token)
+    try:
+        await request.state["auth_attempts"].settle(request, verified, "token")
+    except APIError as refused:  # too many failed logins from this address
+        retry = refused.headers.get("Retry-After", "")
+        message = f"Too many failed logins from this address: try again in {retry} s."
+        return _login_page(message, refused.status_code, refused.headers)
+    if not verified:
         return _login_page("That is not the admin token.", 401)
     sessions = request.state["sessions"]
     secret = await sessions.open(token)

@@ -41,12 +41,14 @@ from hitstream.http import EXCEPTION_HANDLERS
 from hitstream.metrics import Metrics, RequestMetrics
 from hitstream.metrics import routes as metrics_routes
 from hitstream.settings import Settings
+from ingest.auth import FailedAttempts
 from ingest.ratelimit import RateLimiter
 from ingest.stream import StreamWriter
 from ingest.visitors import DailySalts, erase_expired_salts
 from reporting.exportlimits import ExportLimits
 from reporting.queries import STREAM_TIME_FACTOR, Readers, engine_settings, kill_queries
 from schemas.migrate import migrate
+from sites.access import Attempts, require_metrics_reader
 from sites.cache import SiteCache
 from sites.registry import Registry
 from sites.sessions import Sessions
@@ -77,6 +79,7 @@ class AppState(TypedDict, total=False):
     site_cache: SiteCache
     sessions: Sessions
     rate_limiter: RateLimiter
+    auth_attempts: Attempts
     salts: DailySalts
     engine_checks: dict[str, health.Check]
     role_checks: dict[str, health.Check]
@@ -114,7 +117,7 @@ def create_app(settings: Settings, roles: Iterable[Role] = ALL_ROLES) -> Starlet
         routes += ingest.routes.routes() + ingest.tracker.routes()
     if Role.REPORT in wanted:
         routes += reporting.routes.routes() + sites.routes.routes() + dashboard.routes.routes()
-    routes += health.routes() + consumers.queue.routes() + metrics_routes()
+    routes += health.routes() + consumers.queue.routes() + metrics_routes(require_metrics_reader)
 
     routes += openapi.routes(routes, site_id_required=settings.ingest_auth == "open")
     metrics = Metrics(role_name(wanted))
@@ -214,8 +217,11 @@ async def _open(
     cache = SiteCache(redis, settings.keys)
     state["site_cache"] = cache
     state["sessions"] = Sessions(redis, settings.keys, settings.session_ttl_s)
-    state["rate_limiter"] = RateLimiter(redis, settings.keys)
-    state["salts"] = DailySalts(redis, settings.keys)
+    limiter = RateLimiter(redis, settings.keys)
+    state["rate_limiter"] = limiter
+    salts = DailySalts(redis, settings.keys)
+    state["salts"] = salts
+    state["auth_attempts"] = FailedAttempts(limiter, salts, settings)
     state["admin_token"] = _admin_token(settings, all_in_one=roles == ALL_ROLES)
 
     if Role.INGEST in roles:

@@ -77,7 +77,9 @@ class RedisKeys:
         return f"{self.prefix}registry:loaded"
 
     def rate_limit(self, bucket: str) -> str:
-        """A token bucket (`ip:<address>`, `key:<key_id>`, `site:<site_id>`)."""
+        """A token bucket (`ip:<address>`, `key:<key_id>`, `site:<site_id>`, one visitor
+        address on a public site `site:<site_id>:ip:<address>`, an address's failed
+        authentications `auth-failures:<address>`)."""
         return f"{self.prefix}ratelimit:{bucket}"
 
     @property

@@ -35,6 +35,8 @@ disable_created_metrics()  # type: ignore[no-untyped-call]
 
 # A scrape runs these first: they read what lives elsewhere (the stream's state).
 Refresh = Callable[[], Awaitable[None]]
+# Who may scrape: raises the refusal (the app passes sites/access.py's check).
+Guard = Callable[[Request[Any]], Awaitable[None]]
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 BATCH_BUCKETS = (1, 10, 100, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000)
@@ -134,8 +136,17 @@ async def get_metrics(request: Request[MetricsState]) -> Response:
     return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
 
-def routes() -> list[BaseRoute]:
-    return [Route("/metrics", get_metrics, methods=["GET"])]
+def routes(guard: Guard | None = None) -> list[BaseRoute]:
+    """GET /metrics, behind `guard` when given (key mode: a token)."""
+    if guard is None:
+        return [Route("/metrics", get_metrics, methods=["GET"])]
+    check = guard
+
+    async def guarded(request: Request[MetricsState]) -> Response:
+        await check(request)
+        return await get_metrics(request)
+
+    return [Route("/metrics", guarded, methods=["GET"])]
 
 
 class RequestMetrics:

@@ -36,7 +36,8 @@ ERRORS = {
     "404": "no such resource",
     "413": "body over HITSTREAM_MAX_BODY_BYTES",
     "415": "unsupported media type",
-    "429": "rate limit exceeded (Retry-After, RateLimit-* headers)",
+    "429": "rate limit exceeded, or too many failed authentications from this address "
+    "(Retry-After, RateLimit-* headers)",
     "503": "an engine is unavailable or ingest is over its backlog limit (Retry-After)",
 }
 
@@ -185,7 +186,9 @@ def _operation(op: Operation) -> dict[str, Any]:
         answers[status]["content"]["text/plain"] = text
     if op.ok_csv:
         answers[status]["content"]["text/csv"] = {"schema": {"type": "string"}}
-    for code in op.errors:
+    # Whatever checks credentials also refuses an address after too many wrong ones.
+    errors = (*op.errors, "429") if "401" in op.errors else op.errors
+    for code in sorted(set(errors)):
         answers[code] = {
             "description": ERRORS[code],
             "content": {"application/json": {"schema": _ref("Error")}},

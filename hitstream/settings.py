@@ -30,6 +30,11 @@ TOOL_VARIABLES = frozenset(
 
 MAX_RAW_TTL_DAYS = 3650
 
+# A bearer token anyone can try against the admin routes must resist guessing even at
+# the failed-authentication limit's pace: `hitstream serve` makes 43 random characters.
+MIN_TOKEN_LENGTH = 24
+MIN_TOKEN_DISTINCT = 10
+
 
 class Settings(BaseSettings):
     """Configuration for every hitstream role; created once at the entry point."""
@@ -139,6 +144,9 @@ class Settings(BaseSettings):
     admin_token: SecretStr | None = Field(
         default=None, description="bearer token for /api/sites; serve generates one if unset"
     )
+    metrics_token: SecretStr | None = Field(
+        default=None, description="bearer token for /metrics in key mode (or the admin token)"
+    )
     key_grace_s: int = Field(default=86_400, ge=0, description="old keys live on after rotation")
     session_ttl_s: int = Field(
         default=7 * 86_400, ge=60, description="how long a dashboard login lasts"
@@ -149,6 +157,17 @@ class Settings(BaseSettings):
         default=1000, ge=0, description="per API key, or per public site; 0 disables"
     )
     rate_limit_key_burst: int = Field(default=2000, ge=0)
+    rate_limit_public_ip_per_s: float = Field(
+        default=10, ge=0, description="per visitor address on one public site; 0 disables"
+    )
+    rate_limit_public_ip_burst: int = Field(default=100, ge=0)
+    rate_limit_auth_failures_per_s: float = Field(
+        default=0.2, ge=0, description="failed admin/key authentications per address; 0 disables"
+    )
+    rate_limit_auth_failures_burst: int = Field(default=10, ge=0)
+    max_public_batch_events: int = Field(
+        default=10, ge=1, le=10_000, description="largest POST /events without an API key"
+    )
     forwarded_allow_ips: str = Field(
         default="127.0.0.1", description="proxies trusted for X-Forwarded-For (client IPs)"
     )
@@ -170,6 +189,20 @@ class Settings(BaseSettings):
         if self.backlog_high_water <= self.trim_threshold:
             raise ValueError("backlog_high_water must be above trim_threshold")
         return self
+
+    @field_validator("admin_token", "metrics_token")
+    @classmethod
+    def _strong(cls, value: SecretStr | None) -> SecretStr | None:
+        token = None if value is None else value.get_secret_value()
+        if token is not None and (
+            len(token) < MIN_TOKEN_LENGTH or len(set(token)) < MIN_TOKEN_DISTINCT
+        ):
+            raise ValueError(
+                f"too easy to guess: use at least {MIN_TOKEN_LENGTH} characters with at "
+                f"least {MIN_TOKEN_DISTINCT} different characters (e.g. the output of "
+                "`openssl rand -base64 32`)"
+            )
+        return value
 
     @field_validator("data_dir")
     @classmethod

@@ -3,11 +3,16 @@
 A request is admitted before its body is read (its key verified, or in key mode at
 least an Origin that some public site allows) and charged to its client IP; the
 buckets of a key or a public site are charged only once that key or origin is
-verified, so nobody can drain another caller's bucket.
+verified, so nobody can drain another caller's bucket. On a public site each visitor
+address has its own bucket too, so one address takes only a small share of the site's.
+Failed authentications (a wrong key here, a wrong admin token anywhere: FailedAttempts)
+are charged to the client's address and logged.
 """
 
 from __future__ import annotations
 
+import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -17,12 +22,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from hitstream.http import APIError
+from hitstream.settings import Settings
 from ingest.ratelimit import Bucket, Check, Outcome, RateLimiter, Verdict
 from ingest.visitors import DailySalts, address_tag
 from schemas.event import EventIn
 from sites.access import KEY_HEADER, AccessState
 from sites.cache import SiteCache
-from sites.model import claim_of, key_from_json, site_from_json
+from sites.model import Site, claim_of, key_from_json, site_from_json
 
 
 class AdmissionState(AccessState):
@@ -35,6 +41,12 @@ class AdmissionState(AccessState):
 AdmissionT = TypeVar("AdmissionT", bound=AdmissionState)
 PREFLIGHT_MAX_AGE_S = "86400"
 _UNLIMITED = Verdict(allowed=True, limit=0, remaining=0, retry_after_s=0)
+# A site's own public rate (`public_rate_limit_per_s`) allows a burst of this many
+# seconds' worth, as the deployment's defaults do (1000/s, 2000).
+OWN_RATE_BURST_S = 2
+FAILURES_BUCKET = "auth-failures"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -83,15 +95,18 @@ async def _admit_key(
 ) -> Caller:
     claim = claim_of(api_key)
     if claim is None:
-        await _charge(request)
+        await _charge(request, check=Check.given(False), failures=True)
+        log_failure(request, KEY_HEADER)
         raise _invalid_key()
     bucket = _caller_bucket(request, f"key:{claim.key_id}")
     outcome = await _charge(
-        request, bucket, Check("key", cache.keys_hash, claim.key_id, claim.proof)
+        request, [bucket], Check("key", cache.keys_hash, claim.key_id, claim.proof), failures=True
     )
     # The script checked the key by the registry's rules (sites/cache.py).
     key = key_from_json(outcome.record) if outcome.verified and outcome.record else None
     if key is None:
+        if not outcome.genuine:  # a revoked or expired key is not logged at every request
+            log_failure(request, KEY_HEADER)
         raise _invalid_key()
     if key.read_only:
         raise APIError(
@@ -124,10 +139,9 @@ async def authorize(
     if site_id is None or caller.cors_origin is None:
         raise key_required()
     cache = request.state["site_cache"]
-    bucket = _caller_bucket(request, f"site:{site_id}")
-    outcome = await _charge(
-        request, bucket, Check("site", cache.sites_hash, site_id, caller.cors_origin), ip=False
-    )
+    buckets = _public_buckets(request, await cache.site(site_id), site_id, await _address(request))
+    check = Check("site", cache.sites_hash, site_id, caller.cors_origin)
+    outcome = await _charge(request, buckets, check, ip=False)
     site = site_from_json(outcome.record) if outcome.verified and outcome.record else None
     if site is None:
         raise key_required()
@@ -135,35 +149,112 @@ async def authorize(
 
 
 def _caller_bucket(request: Request[AdmissionT], name: str) -> Bucket:
-    """The bucket of an API key or public site, charged only once it is verified."""
+    """The bucket of an API key, charged only once it is verified."""
     settings = request.state["settings"]
     return Bucket(name, settings.rate_limit_key_per_s, settings.rate_limit_key_burst, gated=True)
 
 
+def _public_buckets(
+    request: Request[AdmissionT], site: Site | None, site_id: str, address: str
+) -> list[Bucket]:
+    """A public site's bucket (its own rate if its owner set one, else the deployment's)
+    and the visitor address's bucket on it (never more than the site's), both charged
+    only once the origin is verified. One script checks both before taking from either,
+    so an address refused at its own bucket leaves the site's whole."""
+    settings = request.state["settings"]
+    own = site.public_rate_limit_per_s if site else 0
+    if own > 0:
+        rate, burst = own, max(1, math.ceil(own * OWN_RATE_BURST_S))
+    else:
+        rate, burst = settings.rate_limit_key_per_s, settings.rate_limit_key_burst
+    site_bucket = Bucket(f"site:{site_id}", rate, burst, gated=True)
+    ip_rate, ip_burst = settings.rate_limit_public_ip_per_s, settings.rate_limit_public_ip_burst
+    if site_bucket.live:
+        ip_rate, ip_burst = min(ip_rate, rate), min(ip_burst, burst)
+    return [Bucket(f"site:{site_id}:ip:{address}", ip_rate, ip_burst, gated=True), site_bucket]
+
+
+async def _address(request: Request[AdmissionT]) -> str:
+    return await _address_with(request.state["salts"], request)
+
+
+async def _address_with(salts: DailySalts, request: Request[Any]) -> str:
+    """What buckets are named by instead of the client's IP (ingest/visitors.py)."""
+    return address_tag(await salts.today(), client_ip(request))
+
+
+def failures_bucket(settings: Settings, address: str) -> Bucket:
+    """An address's failed authentications: checked on every attempt, charged on failure."""
+    rate, burst = settings.rate_limit_auth_failures_per_s, settings.rate_limit_auth_failures_burst
+    return Bucket(f"{FAILURES_BUCKET}:{address}", rate, burst, failures=True)
+
+
 async def _charge(
     request: Request[AdmissionT],
-    bucket: Bucket | None = None,
+    caller_buckets: Sequence[Bucket] = (),
     check: Check | None = None,
     ip: bool = True,
+    failures: bool = False,
 ) -> Outcome:
-    """Charge the client IP (unless `ip` is False) and, once verified, `bucket`; 429."""
+    """Charge the client IP (unless `ip` is False), the caller's buckets (as each says:
+    gated ones once verified), and with `failures` the address's failed
+    authentications unless verified; 429."""
     settings = request.state["settings"]
-    address = address_tag(await request.state["salts"].today(), client_ip(request))
-    buckets = [bucket] if bucket else []
+    address = await _address(request)
+    buckets = list(caller_buckets)
     if ip:
         ip_rate, ip_burst = settings.rate_limit_ip_per_s, settings.rate_limit_ip_burst
         buckets.insert(0, Bucket(f"ip:{address}", ip_rate, ip_burst))
+    if failures:
+        buckets.append(failures_bucket(settings, address))
     if check is None and not any(b.live for b in buckets):
         return Outcome(True, _UNLIMITED, None)  # nothing to verify or take: no round trip
     outcome: Outcome = await request.state["rate_limiter"].check(buckets, check)
     if not outcome.verdict.allowed:
-        raise APIError(
-            429,
-            "rate limit exceeded, retry later",
-            [{"field": "rate", "message": f"retry after {outcome.verdict.retry_after_s}s"}],
-            headers=outcome.verdict.headers(),
-        )
+        raise too_many(outcome.verdict, KEY_HEADER)
     return outcome
+
+
+def too_many(verdict: Verdict, field: str) -> APIError:
+    """The 429 of a refusal: over a rate, or too many failed authentications (`field`
+    names the credential)."""
+    retry = f"retry after {verdict.retry_after_s}s"
+    if verdict.limited_by is not None and verdict.limited_by.failures:
+        error = "too many failed authentications from this address, retry later"
+    else:
+        error, field = "rate limit exceeded, retry later", "rate"
+    return APIError(429, error, [{"field": field, "message": retry}], headers=verdict.headers())
+
+
+def log_failure(request: Request[Any], credential: str) -> None:
+    """One line per failed authentication, for the operator (and fail2ban): the route and
+    the client's address, never what was sent. The failures limit bounds their number."""
+    route = getattr(request.scope.get("route"), "path", None) or "unmatched"
+    log.warning(
+        "failed authentication (%s) on %s %s from %s",
+        credential, request.method, route, client_ip(request),
+    )  # fmt: skip
+
+
+class FailedAttempts:
+    """Admin tokens (and keys) checked outside ingest, charged to the client's address
+    when wrong (sites/access.py calls `settle` with the outcome of its check)."""
+
+    def __init__(self, limiter: RateLimiter, salts: DailySalts, settings: Settings) -> None:
+        self._limiter = limiter
+        self._salts = salts
+        self._settings = settings
+
+    async def settle(self, request: Request[Any], verified: bool, credential: str) -> None:
+        """429 while the address is over its failures, right credential or not; a
+        failure is charged and logged."""
+        bucket = failures_bucket(self._settings, await _address_with(self._salts, request))
+        if bucket.live:
+            outcome = await self._limiter.check([bucket], Check.given(verified))
+            if not outcome.verdict.allowed:
+                raise too_many(outcome.verdict, credential)
+        if not verified:
+            log_failure(request, credential)
 
 
 def client_ip(request: Request[Any]) -> str:

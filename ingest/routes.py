@@ -215,14 +215,20 @@ async def post_event(request: IngestRequest) -> Response:
 async def post_events(request: IngestRequest) -> Response:
     """Accept a JSON array of events, all or nothing; 202 once all are in the stream."""
     caller, body = await _body(request)
-    limit = request.state["settings"].max_batch_events
+    settings = request.state["settings"]
+    limit = settings.max_batch_events
+    if caller.public:
+        # A browser's tracker sends an event or a few at a time; without a key, a batch
+        # of hundreds is a flood riding on one request's charge.
+        limit = min(limit, settings.max_public_batch_events)
     if isinstance(body, list) and not body:
         raise APIError(400, "empty batch", [{"field": "body", "message": "at least one event"}])
     if isinstance(body, list) and len(body) > limit:
+        without_key = " without an API key" if caller.public else ""
         raise APIError(
             400,
-            f"batch too large: {len(body)} events, at most {limit}",
-            [{"field": "body", "message": f"at most {limit} events per request"}],
+            f"batch too large: {len(body)} events, at most {limit}{without_key}",
+            [{"field": "body", "message": f"at most {limit} events per request{without_key}"}],
         )
     if not isinstance(body, list):
         raise APIError(

@@ -91,6 +91,9 @@ class SiteInfo(BaseModel):
     allowed_origins: list[str]
     domains: list[str] = Field(default_factory=list)
     timezone: str = "UTC"
+    public_rate_limit_per_s: float = Field(
+        default=0, description="keyless requests a second; 0: the deployment's limit"
+    )
     created_at: str
     keys: list[KeyInfo] | None = None
 

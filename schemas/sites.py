@@ -6,7 +6,15 @@ import functools
 import zoneinfo
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictStr,
+    field_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from schemas.urls import HOST
@@ -49,6 +57,11 @@ def _timezone(value: str) -> str:
 
 
 TIMEZONE_HELP = "IANA time zone of the site's stats days (default UTC)"
+MAX_PUBLIC_RATE = 1_000_000.0
+PUBLIC_RATE_HELP = (
+    "requests a second this public site takes without a key, from all its visitors "
+    "(a burst of two seconds' worth); 0: the deployment's HITSTREAM_RATE_LIMIT_KEY_PER_S"
+)
 
 
 class SiteCreate(BaseModel):
@@ -65,6 +78,9 @@ class SiteCreate(BaseModel):
         description="host names events in Plausible's shape may name this site by",
     )
     timezone: StrictStr = Field(default="UTC", max_length=64, description=TIMEZONE_HELP)
+    public_rate_limit_per_s: StrictFloat = Field(
+        default=0, ge=0, le=MAX_PUBLIC_RATE, allow_inf_nan=False, description=PUBLIC_RATE_HELP
+    )
 
     @field_validator("allowed_origins")
     @classmethod
@@ -92,6 +108,9 @@ class SiteUpdate(BaseModel):
     allowed_origins: list[StrictStr] | None = Field(default=None, max_length=MAX_ORIGINS)
     domains: list[StrictStr] | None = Field(default=None, max_length=MAX_DOMAINS)
     timezone: StrictStr | None = Field(default=None, max_length=64, description=TIMEZONE_HELP)
+    public_rate_limit_per_s: StrictFloat | None = Field(
+        default=None, ge=0, le=MAX_PUBLIC_RATE, allow_inf_nan=False, description=PUBLIC_RATE_HELP
+    )
 
     @field_validator("allowed_origins")
     @classmethod

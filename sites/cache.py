@@ -26,13 +26,17 @@ from sites.model import (
 )
 
 # The rules of the cached records, in Lua, for every script that checks a caller
-# (the rate limiter's admission script includes them too): a key is valid when its
-# secret's hash matches and it is neither revoked nor expired (by Redis's clock, in
-# ms); a public site admits browsers from its allowed origins.
+# (the rate limiter's admission script includes them too): a key is genuine when its
+# secret's hash matches (a revoked or expired key's holder is no guesser), and valid
+# when genuine and neither revoked nor expired (by Redis's clock, in ms); a public
+# site admits browsers from its allowed origins.
 RULES = """
+local function key_is_genuine(record, proof)
+  return cjson.decode(record).key_hash == proof
+end
 local function key_is_valid(record, proof, now)
   local r = cjson.decode(record)
-  return r.key_hash == proof and not r.revoked
+  return key_is_genuine(record, proof) and not r.revoked
     and (r.expires_at == cjson.null or r.expires_at > now)
 end
 local function site_admits(record, origin)
@@ -49,12 +53,14 @@ local function now_ms()
 end
 """
 
-# KEYS[1]: the keys hash; ARGV: key id, proof. The record if the key is valid.
+# KEYS[1]: the keys hash; ARGV: key id, proof. The record if the key is valid, 1 if
+# it is only genuine (revoked or expired), else false.
 VERIFY_KEY = (
     RULES
     + """
 local record = redis.call('HGET', KEYS[1], ARGV[1])
 if record and key_is_valid(record, ARGV[2], now_ms()) then return record end
+if record and key_is_genuine(record, ARGV[2]) then return 1 end
 return false
 """
 )
@@ -109,11 +115,18 @@ class SiteCache:
 
     async def key(self, api_key: str) -> ApiKey | None:
         """The record of this plaintext key, if it is one of ours and valid now."""
+        return (await self.check_key(api_key))[0]
+
+    async def check_key(self, api_key: str) -> tuple[ApiKey | None, bool]:
+        """The record of this plaintext key if it is valid now, and whether it is genuine
+        (one of ours, maybe revoked or expired: not a guess)."""
         claim = claim_of(api_key)
         if claim is None:
-            return None
-        record = await self._verify_key(keys=[self.keys_hash], args=[claim.key_id, claim.proof])
-        return key_from_json(record) if record else None
+            return None, False
+        found = await self._verify_key(keys=[self.keys_hash], args=[claim.key_id, claim.proof])
+        if isinstance(found, bytes | str):
+            return key_from_json(found), True
+        return None, bool(found)
 
     async def site(self, site_id: str) -> Site | None:
         raw = await self._redis.hget(self.sites_hash, site_id)

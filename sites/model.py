@@ -19,8 +19,10 @@ KEY_PATTERN = re.compile(r"^hs_([0-9a-f]{12})_([A-Za-z0-9_\-]{43})$")
 
 @dataclass(frozen=True)
 class Site:
-    """A site; `public` sites accept events without a key from `allowed_origins`;
-    events in Plausible's shape name it by its id or one of its `domains`."""
+    """A site; `public` sites accept events without a key from `allowed_origins`, at
+    `public_rate_limit_per_s` requests a second if its owner set one (0: the
+    deployment's HITSTREAM_RATE_LIMIT_KEY_PER_S); events in Plausible's shape name it by
+    its id or one of its `domains`."""
 
     site_id: str
     name: str
@@ -29,6 +31,7 @@ class Site:
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     domains: tuple[str, ...] = ()
     timezone: str = "UTC"
+    public_rate_limit_per_s: float = 0
 
 
 @dataclass(frozen=True)
@@ -132,6 +135,7 @@ def site_from_json(raw: bytes | str) -> Site:
         _moment(data["created_at"]),
         tuple(data.get("domains", ())),  # absent from records cached before migration 0010
         data.get("timezone", "UTC"),  # absent from records cached before migration 0011
+        data.get("public_rate_limit_per_s", 0),  # absent before migration 0015
     )
 
 

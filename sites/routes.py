@@ -40,6 +40,7 @@ def _site_json(site: Site, keys: list[ApiKey] | None = None) -> dict[str, Any]:
         "allowed_origins": list(site.allowed_origins),
         "domains": list(site.domains),
         "timezone": site.timezone,
+        "public_rate_limit_per_s": site.public_rate_limit_per_s,
         "created_at": site.created_at.isoformat(),
     }
     if keys is not None:
@@ -91,6 +92,7 @@ async def create_site(request: AdminRequest) -> Response:
         tuple(body.allowed_origins),
         domains=tuple(body.domains),
         timezone=body.timezone,
+        public_rate_limit_per_s=body.public_rate_limit_per_s,
     )
     key, plaintext = await registry.create_site(site)
     return JSONResponse(

@@ -16,7 +16,7 @@ SITES_TABLE = "sites"
 KEYS_TABLE = "api_key_states"
 SITE_COLUMNS = [
     "site_id", "name", "public", "allowed_origins", "created_at", "updated_at", "domains",
-    "timezone",
+    "timezone", "public_rate_limit_per_s",
 ]  # fmt: skip
 KEY_COLUMNS = [
     "key_id", "site_id", "key_hash", "created_at", "expires_at", "revoked", "updated_at",
@@ -26,7 +26,8 @@ KEY_COLUMNS = [
 # Current state of every site (latest row of each, by updated_at); one site's, or (site_id
 # '') every site's.
 SITES = (
-    "SELECT site_id, name, public, allowed_origins, created_at, domains, timezone"
+    "SELECT site_id, name, public, allowed_origins, created_at, domains, timezone,"
+    " public_rate_limit_per_s"
     f" FROM {SITES_TABLE} FINAL"
     " WHERE {site_id:String} = '' OR site_id = {site_id:String}"
 )
@@ -65,6 +66,7 @@ class SiteStore:
                     now,
                     list(s.domains),
                     s.timezone,
+                    s.public_rate_limit_per_s,
                 ]
                 for s in sites
             ]
@@ -89,8 +91,8 @@ class SiteStore:
         """Every site (or only `site_id`), oldest first, and their keys."""
         only = {"site_id": site_id}
         sites = [
-            Site(site, name, bool(public), tuple(origins), _utc(created), tuple(domains), tz)
-            for site, name, public, origins, created, domains, tz in self._client.query(
+            Site(site, name, bool(public), tuple(origins), _utc(created), tuple(domains), tz, rate)
+            for site, name, public, origins, created, domains, tz, rate in self._client.query(
                 SITES, parameters=only
             ).result_rows
         ]

@@ -42,7 +42,7 @@ D1 = (_RECENT + timedelta(days=1)).isoformat()
 
 
 # The admin token of the tests' apps that have one, and the header that sends it.
-ADMIN = "test-admin-token"
+ADMIN = "test-admin-token-7c3e9a1f5b"
 AUTH = {"Authorization": f"Bearer {ADMIN}"}
 
 

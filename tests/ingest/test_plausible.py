@@ -22,7 +22,7 @@ CHROME = (
     "(KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
 )
 BROWSER = {"User-Agent": CHROME}
-ADMIN = "plausible-admin-token"
+ADMIN = "plausible-admin-token-2d8f"
 AUTH = {"Authorization": f"Bearer {ADMIN}"}
 
 

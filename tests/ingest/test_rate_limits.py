@@ -11,9 +11,10 @@ import redis
 from starlette.testclient import TestClient
 
 from hitstream.settings import Settings
-from tests.helpers import event, wait_for
+from tests.helpers import ADMIN as TOKEN
+from tests.helpers import AUTH, event, wait_for
 
-ADMIN = {"Authorization": "Bearer t"}
+ADMIN = AUTH
 
 
 def assert_limited(response: httpx.Response) -> None:
@@ -30,7 +31,7 @@ def test_noisy_key_is_cut_recovers_and_leaves_other_sites_alone(
     redis_conn: redis.Redis,
 ) -> None:
     settings = make_settings(
-        ingest_auth="key", admin_token="t", rate_limit_key_per_s=2, rate_limit_key_burst=5
+        ingest_auth="key", admin_token=TOKEN, rate_limit_key_per_s=2, rate_limit_key_burst=5
     )
     app = make_client(settings)
     noisy = app.post("/api/sites", json={"name": "noisy"}, headers=ADMIN).json()
@@ -79,7 +80,7 @@ def tight(make_client: Callable[..., TestClient], make_settings: Callable[..., S
     """Key mode, buckets of 3 for keys and sites, a roomy IP bucket."""
     settings = make_settings(
         ingest_auth="key",
-        admin_token="t",
+        admin_token=TOKEN,
         rate_limit_key_per_s=0.01,
         rate_limit_key_burst=3,
         rate_limit_ip_per_s=0.01,
@@ -136,3 +137,99 @@ def test_unauthenticated_bodies_are_refused_unread_and_charged_to_the_ip(
     assert app.post("/event", content=junk, headers={"x-api-key": "nonsense"}).status_code == 401
     # Every failure was charged to the client IP: its bucket of 4 is now empty.
     assert_limited(app.post("/event", json=event("s"), headers={"origin": "https://x.example"}))
+
+
+SHOP = "https://shop.example"
+
+
+@pytest.fixture
+def shop(make_client: Callable[..., TestClient], make_settings: Callable[..., Settings]) -> Any:
+    """Key mode; a public site whose bucket holds 10 requests, of which one visitor's
+    address may take 3; the test client plays a trusted proxy (X-Forwarded-For)."""
+    settings = make_settings(
+        ingest_auth="key",
+        admin_token=TOKEN,
+        rate_limit_key_per_s=0.01,
+        rate_limit_key_burst=10,
+        rate_limit_public_ip_per_s=0.01,
+        rate_limit_public_ip_burst=3,
+        forwarded_allow_ips="*",
+    )
+    app = make_client(settings)
+    body = {"name": "shop", "public": True, "allowed_origins": [SHOP]}
+    site = app.post("/api/sites", json=body, headers=ADMIN).json()
+    return app, site, settings
+
+
+def visitor(ip: str) -> dict[str, str]:
+    return {"origin": SHOP, "x-forwarded-for": ip}
+
+
+def test_a_flooder_from_one_ip_cannot_make_another_ips_events_on_a_public_site_429(
+    shop: Any,
+) -> None:
+    app, site, _ = shop
+    flood = [
+        app.post("/event", json=event(site["site_id"]), headers=visitor("203.0.113.5"))
+        for _ in range(15)
+    ]
+    statuses = [
+        app.post("/event", json=event(site["site_id"]), headers=visitor("198.51.100.9")).status_code
+        for _ in range(3)
+    ]
+    assert statuses == [202] * 3, "the flooder's refused requests left the site's bucket whole"
+    assert [a.status_code for a in flood[:3]] == [202] * 3
+    for answer in flood[3:]:
+        assert_limited(answer)
+
+
+def test_a_keyless_batch_over_the_cap_is_refused_and_nothing_enqueued(
+    shop: Any, redis_conn: redis.Redis
+) -> None:
+    app, site, settings = shop
+    cap = settings.max_public_batch_events
+    over = [event(site["site_id"])] * (cap + 1)
+    refused = app.post("/events", json=over, headers=visitor("203.0.113.6"))
+    assert refused.status_code == 400, refused.text
+    assert f"at most {cap}" in refused.json()["error"] and "API key" in refused.json()["error"]
+    assert redis_conn.xlen(settings.keys.stream) == 0
+    at_cap = app.post("/events", json=over[:cap], headers=visitor("203.0.113.6"))
+    assert at_cap.status_code == 202 and at_cap.json()["accepted"] == cap
+
+
+def test_keyed_batches_keep_the_full_cap_and_their_own_bucket(
+    shop: Any, redis_conn: redis.Redis
+) -> None:
+    app, site, settings = shop
+    keyed = {"x-api-key": site["api_key"], "x-forwarded-for": "203.0.113.6"}
+    batch = [event(site["site_id"])] * settings.max_batch_events
+    statuses = [app.post("/events", json=batch, headers=keyed).status_code for _ in range(5)]
+    assert statuses == [202] * 5, "a key is not held to a visitor's share"
+    assert redis_conn.xlen(settings.keys.stream) == 5 * settings.max_batch_events
+
+
+def test_an_owner_can_lower_a_public_sites_own_rate(
+    make_client: Callable[..., TestClient], make_settings: Callable[..., Settings]
+) -> None:
+    settings = make_settings(
+        ingest_auth="key",
+        admin_token=TOKEN,
+        forwarded_allow_ips="*",
+    )
+    app = make_client(settings)
+    body = {"name": "shop", "public": True, "allowed_origins": [SHOP]}
+    body["public_rate_limit_per_s"] = 0.5  # a burst of 1: two seconds' worth at most
+    site = app.post("/api/sites", json=body, headers=ADMIN).json()
+    assert site["public_rate_limit_per_s"] == 0.5
+    first = app.post("/event", json=event(site["site_id"]), headers=visitor("198.51.100.1"))
+    assert first.status_code == 202
+    assert_limited(app.post("/event", json=event(site["site_id"]), headers=visitor("198.51.100.2")))
+    # 0: the deployment's rate again.
+    changed = app.patch(
+        f"/api/sites/{site['site_id']}", json={"public_rate_limit_per_s": 0}, headers=ADMIN
+    )
+    assert changed.status_code == 200 and changed.json()["public_rate_limit_per_s"] == 0
+    again = app.post("/event", json=event(site["site_id"]), headers=visitor("198.51.100.3"))
+    assert again.status_code == 202
+    listed = app.get("/api/sites", headers=ADMIN).json()["sites"]
+    assert listed[0]["public_rate_limit_per_s"] == 0

@@ -77,6 +77,35 @@ def test_session_writes_need_a_page_of_this_origin(app: TestClient) -> None:
     assert app.post("/api/sites", json=body, headers=SAME_ORIGIN).status_code == 201
 
 
+def test_a_session_write_from_this_host_on_another_scheme_or_port_is_refused(
+    app: TestClient,
+) -> None:
+    login(app)
+    body = {"name": "From elsewhere"}
+    for origin in ("https://testserver", "http://testserver:8080", "null"):
+        assert app.post("/api/sites", json=body, headers={"Origin": origin}).status_code == 401
+        assert login(app, headers={"Origin": origin}).status_code == 403, origin
+    explicit_port = {"Origin": "http://testserver:80"}
+    assert app.post("/api/sites", json=body, headers=explicit_port).status_code == 201
+
+
+def test_behind_a_tls_proxy_the_forwarded_scheme_is_this_origins(
+    make_client: Callable[..., TestClient], make_settings: Callable[..., Settings]
+) -> None:
+    """X-Forwarded-Proto from a trusted proxy (HITSTREAM_FORWARDED_ALLOW_IPS) names the
+    scheme the browser used; the Host header is passed through."""
+    app = make_client(make_settings(ingest_auth="key", admin_token=ADMIN, forwarded_allow_ips="*"))
+    tls = {"X-Forwarded-Proto": "https"}
+    done = login(app, headers={**tls, "Origin": "https://testserver"})
+    assert done.status_code == 303 and "Secure" in done.headers["set-cookie"]
+    cookie = {"Cookie": f"{COOKIE}={done.cookies[COOKIE]}", **tls}
+    body = {"name": "Behind a proxy"}
+    sent = app.post("/api/sites", json=body, headers={**cookie, "Origin": "https://testserver"})
+    assert sent.status_code == 201, sent.text
+    plain = app.post("/api/sites", json=body, headers={**cookie, "Origin": "http://testserver"})
+    assert plain.status_code == 401
+
+
 def test_logout_ends_the_session_for_every_copy_of_the_cookie(app: TestClient) -> None:
     secret = login(app).cookies[COOKIE]
     out = app.post("/logout", headers=SAME_ORIGIN, follow_redirects=False)
@@ -95,7 +124,8 @@ def test_a_new_admin_token_ends_the_sessions_opened_with_the_old_one(
     app.cookies.clear()
     assert app.get("/api/sites", headers={"Cookie": f"{COOKIE}={secret}"}).status_code == 200
     # The same deployment (same Redis keys), restarted with another admin token.
-    changed = make_client(make_settings(ingest_auth="key", admin_token="a-new-admin-token"))
+    new_token = "a-new-admin-token-9e4b1c7d"
+    changed = make_client(make_settings(ingest_auth="key", admin_token=new_token))
     assert changed.get("/api/sites", headers={"Cookie": f"{COOKIE}={secret}"}).status_code == 401
 
 
