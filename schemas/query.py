@@ -208,15 +208,15 @@ def _check_text(value: str, where: str) -> None:
 def _check_cost(filters: tuple[Filter, ...]) -> None:
     """The filters' values and patterns within what one query may ask (see MAX_*)."""
     conditions = list(_conditions(filters))
-    size = sum(len(c.encode("utf-8")) for item in conditions for c in item.clauses)
-    if size > MAX_FILTER_BYTES:
-        raise QueryError(
-            "filters", f"the filters' values take {size} bytes; at most {MAX_FILTER_BYTES}"
-        )
     patterns = sum(len(item.clauses) for item in conditions if item.op == "matches")
     if patterns > MAX_PATTERNS:
         raise QueryError(
             "filters", f"{patterns} regular expressions; a query has at most {MAX_PATTERNS}"
+        )
+    size = sum(len(c.encode("utf-8")) for item in conditions for c in item.clauses)
+    if size > MAX_FILTER_BYTES:
+        raise QueryError(
+            "filters", f"the filters' values take {size} bytes; at most {MAX_FILTER_BYTES}"
         )
 
 
