@@ -91,11 +91,17 @@ class BatchProcessor:
         Redelivered entries that belong to a recorded plan are replayed as that plan,
         whatever else came with them; the rest are checked against what is stored.
         """
-        self.holding.update(ids)
+        # Entries another call has in hand (a reclaim and a lost read's rescue can both
+        # come upon them) are left to it: taken here synchronously, before any await.
+        mine = [(i, e) for i, e in zip(ids, entries, strict=True) if i not in self.holding]
+        if not mine:
+            return
+        held = [i for i, _ in mine]
+        self.holding.update(held)
         try:
-            await self._process(ids, entries, redelivered)
+            await self._process(held, [e for _, e in mine], redelivered)
         finally:
-            self.holding.difference_update(ids)
+            self.holding.difference_update(held)
 
     async def _process(
         self, ids: Sequence[bytes], entries: Sequence[dict[bytes, bytes]], redelivered: bool

@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 # Consumers with nothing pending and idle this long are removed from the group.
 STALE_CONSUMER_IDLE_MS = 3_600_000
 # How often a consumer looks for entries whose read was lost. Pending longer than the
-# reads' own deadline (worker.READ_TIMEOUT_S), held by no handler: that read has failed,
+# reads' own deadline (worker.lost_after_ms), held by no handler: that read has failed,
 # so no answer can still bring them.
 LOST_READ_CHECK_S = 1.0
 

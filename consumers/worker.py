@@ -27,13 +27,22 @@ log = logging.getLogger(__name__)
 faststream_log = logging.getLogger(f"{__name__}.faststream")
 faststream_log.setLevel(logging.WARNING)
 
-# The stream reads' deadline, and their socket reads: a batch's answer is a few MB, and a
-# process busy answering ingest runs its event loop only so often. One read of 1 MiB per
-# turn instead of 64 KiB lets the answer arrive in a few turns, within the deadline.
+# A stream read's answer must arrive within this after its block time; and the socket is
+# read 1 MiB at a time: a batch's answer is a few MB, and a process busy answering ingest
+# runs its event loop only so often (64 KiB a turn needed dozens of turns).
 READ_TIMEOUT_S = 5.0
 READ_SIZE = 1 << 20
-# Delivered this long ago and held by no handler: the read failed (its deadline passed).
-LOST_AFTER_MS = int(READ_TIMEOUT_S * 1000) + 1000
+
+
+def read_deadline_s(settings: Settings) -> float:
+    """How long a stream read may take in all: its block time, then its answer."""
+    return settings.poll_interval_ms / 1000 + READ_TIMEOUT_S
+
+
+def lost_after_ms(settings: Settings) -> int:
+    """Delivered this long ago and held by no handler: that read has failed (its
+    deadline passed), so no answer can still bring the entries."""
+    return int(read_deadline_s(settings) * 1000) + 1000
 
 
 async def ensure_group(redis: aioredis.Redis, stream: str, group: str) -> bool:
@@ -65,7 +74,7 @@ def create_broker(
         logger=faststream_log,
         log_level=logging.DEBUG,
         graceful_timeout=settings.shutdown_timeout_s,
-        socket_timeout=READ_TIMEOUT_S,
+        socket_timeout=read_deadline_s(settings),
         socket_read_size=READ_SIZE,
     )
     subscriber = broker.subscriber(
@@ -141,7 +150,7 @@ class Consumer:
         self._recovering = False
         await asyncio.gather(
             self.recovery.run(self._keep_reading),
-            self.recovery.watch_lost_reads(LOST_AFTER_MS),
+            self.recovery.watch_lost_reads(lost_after_ms(self._settings)),
         )
 
     async def _keep_reading(self) -> None:

@@ -249,7 +249,10 @@ async def _open(
     if Role.REPORT in roles:
         engine = engine_settings(settings.query_timeout_s, int(settings.query_max_memory))
         streamed = {**engine, "max_execution_time": settings.query_timeout_s * STREAM_TIME_FACTOR}
-        kill = kill_queries(admin)
+        # The client that stops queries is its own: those it stops may hold every other.
+        killer = await to_thread.run_sync(clickhouse_client, settings)
+        stack.callback(close_quietly, killer)
+        kill = kill_queries(killer)
         pools = []
         for count, session in ((STATS_READERS, engine), (STREAM_READERS, streamed)):
             clients = []

@@ -43,7 +43,7 @@ log = logging.getLogger("hitstream")
 STREAM_ID = re.compile(r"^\d+-\d+$")
 
 # The variables each command reads most (all of them: README, "Configuration").
-_HTTP = ["host", "port", "ingest_auth", "admin_token", "access_log"]
+_HTTP = ["host", "port", "ingest_auth", "admin_token", "metrics_token", "access_log"]
 _CONSUMER = ["group", "consumer_name", "batch_size", "max_deliveries"]
 ROLE_COMMANDS: dict[str, tuple[frozenset[Role], str, list[str]]] = {
     "serve": (

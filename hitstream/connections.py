@@ -259,8 +259,14 @@ def clickhouse_client(settings: Settings, session_settings: dict[str, Any] | Non
         # The name is validated against an identifier pattern in Settings.
         bootstrap.command(f"CREATE DATABASE IF NOT EXISTS `{settings.clickhouse_database}`")
         bootstrap.close()
+        # Over HTTP, no server session: a session runs one query at a time, and a client
+        # shared by threads (the registry's, /health's) would answer SESSION_IS_LOCKED.
+        # Settings travel with every query either way.
+        http: dict[str, Any] = (
+            {} if dsn.startswith("chdb://") else {"autogenerate_session_id": False}
+        )
         return clickhouse_connect.get_client(
-            dsn=dsn, database=settings.clickhouse_database, settings=session_settings or {}
+            dsn=dsn, database=settings.clickhouse_database, settings=session_settings or {}, **http
         )
     except Exception as exc:
         raise ConfigError(f"cannot open ClickHouse at {redact(dsn)}: {exc}") from exc

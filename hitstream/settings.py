@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import itertools
 import os
 import socket
 from collections.abc import Mapping
@@ -34,6 +35,13 @@ MAX_RAW_TTL_DAYS = 3650
 # the failed-authentication limit's pace: `hitstream serve` makes 43 random characters.
 MIN_TOKEN_LENGTH = 24
 MIN_TOKEN_DISTINCT = 10
+
+
+def _mostly_runs(token: str) -> bool:
+    """Whether two thirds of neighbouring characters are the same or next to each other
+    (`abcdef…`, `0123…0123`, `aabbcc…`): distinct characters that a guesser tries first."""
+    steps = sum(abs(ord(b) - ord(a)) <= 1 for a, b in itertools.pairwise(token))
+    return steps * 3 > (len(token) - 1) * 2
 
 
 class Settings(BaseSettings):
@@ -195,12 +203,14 @@ class Settings(BaseSettings):
     def _strong(cls, value: SecretStr | None) -> SecretStr | None:
         token = None if value is None else value.get_secret_value()
         if token is not None and (
-            len(token) < MIN_TOKEN_LENGTH or len(set(token)) < MIN_TOKEN_DISTINCT
+            len(token) < MIN_TOKEN_LENGTH
+            or len(set(token)) < MIN_TOKEN_DISTINCT
+            or _mostly_runs(token)
         ):
             raise ValueError(
                 f"too easy to guess: use at least {MIN_TOKEN_LENGTH} characters with at "
-                f"least {MIN_TOKEN_DISTINCT} different characters (e.g. the output of "
-                "`openssl rand -base64 32`)"
+                f"least {MIN_TOKEN_DISTINCT} different characters, not a run such as "
+                "abcd… or 1234… (e.g. the output of `openssl rand -base64 32`)"
             )
         return value
 

@@ -11,6 +11,7 @@ are charged to the client's address and logged.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import math
 from collections.abc import Sequence
@@ -179,14 +180,30 @@ async def _address(request: Request[AdmissionT]) -> str:
 
 
 async def _address_with(salts: DailySalts, request: Request[Any]) -> str:
-    """What buckets are named by instead of the client's IP (ingest/visitors.py)."""
-    return address_tag(await salts.today(), client_ip(request))
+    """What buckets are named by instead of the client's IP (ingest/visitors.py): an
+    IPv6 client by its /64, which one subscriber holds whole (it could take a new address
+    for every request)."""
+    return address_tag(await salts.today(), bucket_address(client_ip(request)))
 
 
-def failures_bucket(settings: Settings, address: str) -> Bucket:
-    """An address's failed authentications: checked on every attempt, charged on failure."""
+def bucket_address(ip: str) -> str:
+    """The address a client's buckets are charged to: an IPv4 address, an IPv6 /64."""
+    try:
+        parsed = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip
+    if isinstance(parsed, ipaddress.IPv4Address):
+        return ip
+    if parsed.ipv4_mapped is not None:
+        return str(parsed.ipv4_mapped)
+    return f"{ipaddress.IPv6Network((parsed, 64), strict=False).network_address}/64"
+
+
+def failures_bucket(settings: Settings, address: str, keyed: bool) -> Bucket:
+    """An address's failed authentications, charged on failure: checked on every attempt,
+    or for keys (`keyed`) only on a failure (Bucket)."""
     rate, burst = settings.rate_limit_auth_failures_per_s, settings.rate_limit_auth_failures_burst
-    return Bucket(f"{FAILURES_BUCKET}:{address}", rate, burst, failures=True)
+    return Bucket(f"{FAILURES_BUCKET}:{address}", rate, burst, failures=True, keyed=keyed)
 
 
 async def _charge(
@@ -206,7 +223,7 @@ async def _charge(
         ip_rate, ip_burst = settings.rate_limit_ip_per_s, settings.rate_limit_ip_burst
         buckets.insert(0, Bucket(f"ip:{address}", ip_rate, ip_burst))
     if failures:
-        buckets.append(failures_bucket(settings, address))
+        buckets.append(failures_bucket(settings, address, keyed=True))
     if check is None and not any(b.live for b in buckets):
         return Outcome(True, _UNLIMITED, None)  # nothing to verify or take: no round trip
     outcome: Outcome = await request.state["rate_limiter"].check(buckets, check)
@@ -245,10 +262,13 @@ class FailedAttempts:
         self._salts = salts
         self._settings = settings
 
-    async def settle(self, request: Request[Any], verified: bool, credential: str) -> None:
-        """429 while the address is over its failures, right credential or not; a
-        failure is charged and logged."""
-        bucket = failures_bucket(self._settings, await _address_with(self._salts, request))
+    async def settle(
+        self, request: Request[Any], verified: bool, credential: str, keyed: bool = False
+    ) -> None:
+        """429 while the address is over its failures, right credential or not (for a
+        key, `keyed`, only when it is wrong); a failure is charged and logged."""
+        address = await _address_with(self._salts, request)
+        bucket = failures_bucket(self._settings, address, keyed)
         if bucket.live:
             outcome = await self._limiter.check([bucket], Check.given(verified))
             if not outcome.verdict.allowed:

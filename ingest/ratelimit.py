@@ -27,7 +27,8 @@ from sites.cache import RULES
 # then per bucket: rate, burst, mode ('0' always charged, '1' charged only when
 # verified, '2' checked always, charged only on a failed authentication: a key whose
 # secret does not match, or 'given' '0'; a revoked or expired key's genuine secret is
-# no guess). The request passes if
+# no guess; '3' as '2', but checked only on a failed authentication: a right key is
+# never refused for others' guesses from its address, a shared NAT's). The request passes if
 # every checked bucket holds a token; then one is taken from each charged one (a bucket
 # nothing is taken from is not written: its level follows from its last state). Redis's
 # own clock is used, so every replica sees one time.
@@ -61,13 +62,13 @@ local checked, tokens, takes = {}, {}, {}
 for i = 2, #KEYS do
   local rate, burst = tonumber(ARGV[3 * i - 2]), tonumber(ARGV[3 * i - 1])
   local mode = ARGV[3 * i]
-  if mode ~= '1' or verified == 1 then
+  if (mode ~= '1' or verified == 1) and (mode ~= '3' or genuine == 0) then
     local state = redis.call('HMGET', KEYS[i], 'tokens', 'ts')
     local level = tonumber(state[1]) or burst
     local since = now - (tonumber(state[2]) or now)
     level = math.min(burst, level + since * rate / 1000)
     tokens[i] = level
-    takes[i] = (mode ~= '2' or genuine == 0) and 1 or 0
+    takes[i] = ((mode ~= '2' and mode ~= '3') or genuine == 0) and 1 or 0
     checked[#checked + 1] = i
     if level < 1 then
       allowed = 0
@@ -98,13 +99,19 @@ class Bucket:
     rate: float
     burst: int
     gated: bool = False  # charged only once the caller is verified
-    # Checked on every attempt, charged only when the caller is not verified.
+    # Charged only when the caller is not verified; checked on every attempt (an admin
+    # token: the right one is refused too while the address is over, no oracle), or with
+    # `keyed` only on a failure (a key's 256 random bits need no such care, and a right
+    # key behind a NAT a guesser shares must keep working).
     failures: bool = False
+    keyed: bool = False
 
     @property
     def mode(self) -> int:
         """The script's mode of this bucket (GATED_BUCKETS)."""
-        return 2 if self.failures else int(self.gated)
+        if self.failures:
+            return 3 if self.keyed else 2
+        return int(self.gated)
 
     @property
     def live(self) -> bool:

@@ -186,7 +186,8 @@ def _compare(
     assert earlier is not None
     unpaged = dataclasses.replace(
         query,
-        include=query.include.model_copy(update={"total_rows": False}),
+        # The earlier period is planned without a comparison of its own (checked already).
+        include=query.include.model_copy(update={"total_rows": False, "compare": None}),
         pagination=query.pagination.model_copy(update={"offset": 0, "limit": MAX_LIMIT}),
     )
     before = plan(unpaged, the_plan.period.tz, now, period=earlier)

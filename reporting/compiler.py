@@ -30,6 +30,7 @@ from schemas.query import (
     Query,
     empty_label,
     is_event_dimension,
+    pattern_as_run,
 )
 
 # Each time bucket: what rows are grouped by (cheap: numbers), and how a group's bucket
@@ -135,6 +136,8 @@ def _simple(item: Condition, column: str, binder: _Binder) -> str:
         # One pass over the value for all needles (at most 255 a call). A lambda over the
         # needles (arrayExists) copies the whole array for every row: 120 KB of needles
         # took 4 GB.
+        if "" in item.clauses:  # every value contains the empty string (as position())
+            return "1"
         find = "multiSearchAny" if item.case_sensitive else "multiSearchAnyCaseInsensitiveUTF8"
         clauses = list(item.clauses)
         calls = [
@@ -142,11 +145,11 @@ def _simple(item: Condition, column: str, binder: _Binder) -> str:
             for i in range(0, len(clauses), NEEDLES)
         ]
         return "(" + " OR ".join(calls) + ")"
-    flags = "" if item.case_sensitive else "(?i)"
     return (
         "("
         + " OR ".join(
-            f"match({column}, {binder.bind(flags + pattern, 'String')})" for pattern in item.clauses
+            f"match({column}, {binder.bind(pattern_as_run(p, item.case_sensitive), 'String')})"
+            for p in item.clauses
         )
         + ")"
     )

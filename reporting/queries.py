@@ -15,7 +15,7 @@ import contextlib
 import itertools
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, ParamSpec, TypeVar
@@ -42,7 +42,7 @@ LIMIT_CODES = {
 }
 # Streamed answers (CSV) are paced by the client reading them: their time limit is this
 # many times a query's (the server cuts a client that stops reading much sooner).
-STREAM_TIME_FACTOR = 30
+STREAM_TIME_FACTOR = 6
 
 
 def engine_settings(timeout_s: float, max_memory: int) -> dict[str, Any]:
@@ -172,7 +172,7 @@ class Readers:
         name: str,
         clients: Sequence[Client],
         wait_s: float,
-        kill: Callable[[str], None] | None = None,
+        kill: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self.name = name
         self._idle: asyncio.Queue[Client] = asyncio.Queue()
@@ -239,31 +239,39 @@ class Readers:
             gone = asyncio.ensure_future(connected())
             try:
                 await asyncio.wait({work, gone}, return_when=asyncio.FIRST_COMPLETED)
+                if work.done():
+                    return work.result()
+                log.info("the client left: stopping its queries %s*", reader.query_ids)
+                await self.stop_queries(reader)
+                return None
             finally:
                 gone.cancel()
-            if work.done():
-                return work.result()
-            log.info("the client left: stopping its queries %s*", reader.query_ids)
-            if self._kill is not None:
-                await to_thread.run_sync(self._kill, reader.query_ids, limiter=self._threads)
-            # The client is lent until its query has ended: it runs one query at a time.
-            with contextlib.suppress(Exception):
-                await work
-            return None
+                if not work.done():
+                    # Lent until its query has ended (a client runs one query at a time),
+                    # even when this request is cancelled (a shutdown).
+                    with CancelScope(shield=True), contextlib.suppress(Exception):
+                        await work
 
-    async def chunks(self, reader: StatsReader, chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
-        """The chunks of a blocking iterator over a lent client, each pulled on the pool's
-        threads; the iterator is closed however the answer ends."""
-        try:
-            while True:
-                chunk = await self.call(reader, next, chunks, None)
-                if chunk is None:
-                    return
-                yield chunk
-        finally:
+    async def stop_queries(self, reader: StatsReader) -> None:
+        """Ask the engine to stop the lease's queries (a server's KILL QUERY)."""
+        if self._kill is not None:
+            with CancelScope(shield=True):
+                await self._kill(reader.query_ids)
+
+    async def pull(self, reader: StatsReader, chunks: Iterator[bytes]) -> bytes | None:
+        """The next chunk of a blocking iterator over a lent client (None at its end),
+        pulled on the pool's threads."""
+        return await self.call(reader, next, chunks, None)
+
+    async def finish(self, reader: StatsReader, chunks: Iterator[bytes], whole: bool) -> None:
+        """Close the iterator; an answer that ended before its last chunk (the client
+        gone or cut) first stops its queries. Safe to call twice."""
+        with CancelScope(shield=True):
+            if not whole:
+                await self.stop_queries(reader)
             close = getattr(chunks, "close", None)
             if close is not None:
-                with CancelScope(shield=True), contextlib.suppress(Exception):
+                with contextlib.suppress(Exception):
                     await to_thread.run_sync(close, limiter=self._threads)
 
 
@@ -286,8 +294,10 @@ def engine_limits() -> Iterator[None]:
         ) from None  # fmt: skip
 
 
-def kill_queries(client: Client) -> Callable[[str], None]:
-    """Stop every query whose id starts with a prefix (a server's KILL QUERY)."""
+def kill_queries(client: Client) -> Callable[[str], Awaitable[None]]:
+    """Stop every query whose id starts with a prefix (a server's KILL QUERY), from a
+    client and a thread of its own: the queries to stop may hold every reader's."""
+    threads = CapacityLimiter(1)
 
     def kill(prefix: str) -> None:
         with contextlib.suppress(ClickHouseError):
@@ -296,4 +306,7 @@ def kill_queries(client: Client) -> Callable[[str], None]:
                 parameters={"prefix": prefix},
             )
 
-    return kill
+    async def run(prefix: str) -> None:
+        await to_thread.run_sync(kill, prefix, limiter=threads)
+
+    return run

@@ -4,8 +4,7 @@ range, metric, breakdown and filter, in Plausible's Stats API v2 shape)."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator
-from functools import partial
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -114,27 +113,47 @@ async def disconnected(request: Request[Any]) -> None:
 
 
 class LentStream(StreamingResponse):
-    """A streamed answer over a client lent from a pool, given back when the answer
-    ends, however it ends (sent, cut by the server, or the client gone)."""
+    """A streamed answer over a client lent from a pool: its first chunk is pulled
+    before the answer begins (an engine error or limit is answered as such, not as a
+    cut 200), and the client is given back when the answer ends, however it ends (sent,
+    cut by the server, or the client gone), once its engine stream is closed."""
 
-    def __init__(self, readers: Readers, reader: StatsReader, chunks: Iterator[bytes]) -> None:
-        super().__init__(readers.chunks(reader, chunks), media_type=f"{CSV}; charset=utf-8")
-        self._give_back = partial(readers.give_back, reader)
+    def __init__(
+        self, readers: Readers, reader: StatsReader, chunks: Iterator[bytes], first: bytes
+    ) -> None:
+        self._readers, self._reader, self._chunks = readers, reader, chunks
+        self._whole = False
+        super().__init__(self._body(first), media_type=f"{CSV}; charset=utf-8")
 
     @classmethod
     async def open(
         cls, readers: Readers, fn: Callable[[StatsReader, answer.Plan], Iterator[bytes]],
         the_plan: answer.Plan,
     ) -> LentStream:  # fmt: skip
-        """Borrow first (a 503 if every reader is busy), before the answer has begun."""
+        """Borrow (a 503 if every reader is busy) and pull the first chunk."""
         reader = await readers.borrow()
-        return cls(readers, reader, fn(reader, the_plan))
+        chunks = fn(reader, the_plan)
+        try:
+            first = await readers.pull(reader, chunks)
+        except BaseException:
+            await readers.finish(reader, chunks, whole=True)
+            readers.give_back(reader)
+            raise
+        return cls(readers, reader, chunks, first or b"")
+
+    async def _body(self, first: bytes) -> AsyncIterator[bytes]:
+        chunk: bytes | None = first
+        while chunk is not None:
+            yield chunk
+            chunk = await self._readers.pull(self._reader, self._chunks)
+        self._whole = True
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         try:
             await super().__call__(scope, receive, send)
         finally:
-            self._give_back()
+            await self._readers.finish(self._reader, self._chunks, self._whole)
+            self._readers.give_back(self._reader)
 
 
 def routes() -> list[BaseRoute]:

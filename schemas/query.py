@@ -396,7 +396,7 @@ def _filter(item: Any, where: str, depth: int) -> Filter:
     positive = NEGATED.get(op, op)
     if positive == "matches":
         for i, pattern in enumerate(clauses):
-            _check_pattern(pattern, f"{where}[2][{i}]")
+            _check_pattern(pattern_as_run(pattern, case_sensitive), f"{where}[2][{i}]")
     return Condition(
         op=positive,  # type: ignore[arg-type]
         dimension=dimension,
@@ -404,6 +404,11 @@ def _filter(item: Any, where: str, depth: int) -> Filter:
         negated=op in NEGATED,
         case_sensitive=case_sensitive,
     )
+
+
+def pattern_as_run(pattern: str, case_sensitive: bool) -> str:
+    """A `matches` clause as the engine runs it (its size is checked as run)."""
+    return pattern if case_sensitive else "(?i)" + pattern
 
 
 def _check_pattern(pattern: str, where: str) -> None:

@@ -27,10 +27,13 @@ class Attempts(Protocol):
     """Failed authentications, charged to the client's address (ingest/auth.py's
     FailedAttempts, wired by the app)."""
 
-    async def settle(self, request: Request[Any], verified: bool, credential: str) -> None:
+    async def settle(
+        self, request: Request[Any], verified: bool, credential: str, keyed: bool = False
+    ) -> None:
         """429 while the address is over its failures, whatever `verified` (the
-        credential is right, or a revoked or expired key's own); a failure (`verified`
-        False) is charged and logged, naming `credential`, never its value."""
+        credential is right, or a revoked or expired key's own), except for a right key
+        (`keyed`); a failure (`verified` False) is charged and logged, naming
+        `credential`, never its value."""
 
 
 class AccessState(TypedDict):
@@ -212,7 +215,7 @@ async def require_reader(request: Request[AccessT], site_id: str) -> None:
     )
     if api_key and (header_key or not _admin_settles(request, api_key)):
         # A revoked or expired key's holder (a stale shared link) is no guesser.
-        await request.state["auth_attempts"].settle(request, genuine, KEY_HEADER)
+        await request.state["auth_attempts"].settle(request, genuine, KEY_HEADER, keyed=True)
     if key is None:
         raise APIError(
             401,

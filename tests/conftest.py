@@ -23,13 +23,14 @@ from hitstream.app import ALL_ROLES, Role, create_app
 from hitstream.connections import clickhouse_client
 from hitstream.settings import Settings
 from schemas.migrate import migrate
-from tests.helpers import poll_stats
+from tests.helpers import free_port, poll_stats
 
 
 @pytest.fixture(scope="session")
 def valkey(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ValkeyServer]:
-    """A real Valkey server process for the whole session."""
-    server = ValkeyServer(data_dir=tmp_path_factory.mktemp("valkey"))
+    """A real Valkey server process for the whole session, on a free port (a session
+    per pytest-xdist worker)."""
+    server = ValkeyServer(port=free_port(), data_dir=tmp_path_factory.mktemp("valkey"))
     server.start()
     yield server
     server.stop()

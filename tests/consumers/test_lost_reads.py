@@ -10,7 +10,7 @@ import pytest
 import redis
 from starlette.testclient import TestClient
 
-from consumers.worker import LOST_AFTER_MS
+from consumers.worker import lost_after_ms
 from hitstream.settings import Settings
 from tests.helpers import D0, event, poll_stats, stream_entry
 
@@ -44,7 +44,7 @@ def test_entries_of_a_lost_read_are_counted_within_seconds_not_at_the_idle_recla
     assert redis_conn.xpending(stream, group)["pending"] == LOST
 
     # The entries' read is known lost once it is older than the reads' deadline.
-    deadline_s = LOST_AFTER_MS / 1000 + 10
+    deadline_s = lost_after_ms(settings) / 1000 + 10
     poll_stats(client, lambda s: s["total_views"] == LOST, deadline_s, site_id="lost", date=D0)
     assert redis_conn.xpending(stream, group)["pending"] == 0
     messages = [r.getMessage() for r in caplog.records]

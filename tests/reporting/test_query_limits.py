@@ -80,6 +80,42 @@ def test_nine_filters_of_a_thousand_patterns_are_a_400_not_a_503(seeded: TestCli
     assert f"at most {MAX_PATTERNS}" in response.json()["details"][0]["message"]
 
 
+def test_a_case_insensitive_pattern_is_measured_as_the_engine_runs_it(
+    seeded: TestClient,
+) -> None:
+    """`(?i)` multiplies a pattern's program: the size checked is the one run."""
+    pattern = "k" * 600
+    assert query(seeded, [["matches", "event:page", [pattern]]]).status_code == 200
+    insensitive = [["matches", "event:page", [pattern], {"case_sensitive": False}]]
+    assert field_of(query(seeded, insensitive)) == "filters[0][2][0]"
+
+
+def test_contains_an_empty_string_matches_every_value(seeded: TestClient) -> None:
+    every = query(seeded, [])
+    assert every.status_code == 200
+    with_empty = query(seeded, [["contains", "event:page", ["", "zzz"]]])
+    assert with_empty.json()["results"] == every.json()["results"] != []
+    none = query(seeded, [["contains_not", "event:page", [""]]])
+    assert none.json()["results"][0]["metrics"] == [0]
+
+
+def test_a_comparison_on_the_first_days_answers_and_before_them_is_a_400(
+    seeded: TestClient,
+) -> None:
+    first = seeded.post(
+        "/api/v2/query",
+        json={"site_id": "big", "date_range": ["1970-01-03", "1970-01-03"],
+              "metrics": ["visitors"], "include": {"compare": "previous_period"}},
+    )  # fmt: skip
+    assert first.status_code == 200, first.text
+    before = seeded.post(
+        "/api/v2/query",
+        json={"site_id": "big", "date_range": ["1970-01-02", "1970-01-02"],
+              "metrics": ["visitors"], "include": {"compare": "previous_period"}},
+    )  # fmt: skip
+    assert field_of(before) == "include.compare"
+
+
 def test_a_comparison_before_1970_is_a_400(seeded: TestClient) -> None:
     response = seeded.post(
         "/api/v2/query",
@@ -141,3 +177,9 @@ def test_a_query_past_its_memory_limit_is_a_400_naming_it(
     response = client.post("/api/v2/query", json=body)
     assert field_of(response) == "query"
     assert "memory limit" in response.json()["details"][0]["message"]
+    # A CSV answer too: its first chunk is pulled before the answer begins, so the
+    # limit is a 400, not a 200 cut short.
+    csv = client.post("/api/v2/query", json=body, headers={"accept": "text/csv"})
+    assert field_of(csv) == "query"
+    readers = client.app_state["stream_readers"]
+    assert readers.idle == readers.size

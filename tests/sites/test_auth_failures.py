@@ -117,6 +117,8 @@ def test_a_revoked_keys_holder_is_refused_but_not_taken_for_a_guesser(
         ("secret", "at least 24 characters"),
         ("a" * 40, "at least 10 different characters"),
         ("abababababababababababababababab", "at least 10 different characters"),
+        ("abcdefghijklmnopqrstuvwx", "not a run"),
+        ("0123456789012345678901234", "not a run"),
     ],
 )
 def test_a_weak_admin_token_is_refused_with_one_clear_line(token: str, why: str) -> None:
@@ -135,3 +137,35 @@ def test_generated_and_random_tokens_pass(
     generated = (settings.data_dir / "admin_token").read_text().strip()
     for token in (generated, secrets.token_urlsafe(32), secrets.token_hex(12), ADMIN):
         assert Settings(admin_token=token).admin_token is not None
+
+
+@pytest.mark.parametrize("route", ["/event", "/api/v2/query"])
+def test_a_right_key_from_a_guessers_address_still_works(app: TestClient, route: str) -> None:
+    """Behind one NAT, a guesser's failures lock out its guesses, never the right keys of
+    others at the address (256 random bits need no oracle protection)."""
+    site = create_site(app)
+    forged = from_ip("203.0.113.20", {"x-api-key": f"hs_{site['key_id']}_{'B' * 43}"})
+    body = event(site["site_id"]) if route == "/event" else {
+        "site_id": site["site_id"], "date_range": "day", "metrics": ["visitors"]
+    }  # fmt: skip
+    for _ in range(ALLOWANCE):
+        assert app.post(route, json=body, headers=forged).status_code == 401
+    assert_too_many(app.post(route, json=body, headers=forged))
+    same_nat = from_ip("203.0.113.20", {"x-api-key": site["api_key"]})
+    assert app.post(route, json=body, headers=same_nat).status_code in (200, 202)
+    # The admin token keeps the stricter rule: refused too while the address is over.
+    assert_too_many(app.get("/api/sites", headers=from_ip("203.0.113.20", AUTH)))
+
+
+def test_an_ipv6_guesser_is_limited_by_its_64_not_each_address(app: TestClient) -> None:
+    """One subscriber holds a /64: a new address per guess does not reset the count."""
+    statuses = [
+        app.get(
+            "/api/sites",
+            headers=from_ip(f"2001:db8:7:7::{i:x}", {"Authorization": f"Bearer {GUESS}"}),
+        ).status_code
+        for i in range(1, ALLOWANCE + 2)
+    ]
+    assert statuses == [401] * ALLOWANCE + [429]
+    other_64 = from_ip("2001:db8:7:8::1", {"Authorization": f"Bearer {GUESS}"})
+    assert app.get("/api/sites", headers=other_64).status_code == 401
