@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 RUN_STAMP := $(VENV)/.run-stamp
 DEV_STAMP := $(VENV)/.dev-stamp
 
-.PHONY: run test bench lint browser clean
+.PHONY: run test test-fast bench lint browser clean
 
 $(VENV)/bin/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "hitstream needs Python 3.11+ (set PYTHON=python3.11)")'
@@ -34,8 +34,13 @@ browser:
 	  echo "installing Debian's chromium for the browser tests ..."; \
 	  apt-get install -y -q chromium || { apt-get update -q && apt-get install -y -q chromium; }; }
 
+# The whole suite, a worker per core (at most 4: each starts its own engines).
 test: $(DEV_STAMP) browser
-	$(BIN)/pytest
+	$(BIN)/pytest --numprocesses=auto --maxprocesses=4
+
+# The edit-test loop: everything but the tests that start processes or a browser.
+test-fast: $(DEV_STAMP)
+	$(BIN)/pytest --numprocesses=auto --maxprocesses=4 -m "not e2e" -x
 
 bench: $(DEV_STAMP)
 	$(BIN)/pip install --quiet -e '.[embedded,dev,bench]'
