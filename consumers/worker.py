@@ -28,9 +28,11 @@ faststream_log = logging.getLogger(f"{__name__}.faststream")
 faststream_log.setLevel(logging.WARNING)
 
 # A stream read's answer must arrive within this after its block time; and the socket is
-# read 1 MiB at a time: a batch's answer is a few MB, and a process busy answering ingest
-# runs its event loop only so often (64 KiB a turn needed dozens of turns).
-READ_TIMEOUT_S = 5.0
+# read 1 MiB at a time. A batch's answer is a few MB, and a process busy answering ingest
+# runs its event loop only so often: under a burst into `serve` with the cores taken, a
+# 5 s deadline passed mid-answer and threw the read away (measured: two reads of 10,000
+# in a burst of 300,000); 15 s lets such an answer arrive.
+READ_TIMEOUT_S = 15.0
 READ_SIZE = 1 << 20
 
 
