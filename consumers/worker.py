@@ -36,6 +36,10 @@ READ_TIMEOUT_S = 15.0
 READ_SIZE = 1 << 20
 
 
+# How long a stopping consumer waits for FastStream's cancelled reading tasks to end.
+READER_STOP_S = 5.0
+
+
 def read_deadline_s(settings: Settings) -> float:
     """How long a stream read may take in all: its block time, then its answer."""
     return settings.poll_interval_ms / 1000 + READ_TIMEOUT_S
@@ -184,15 +188,27 @@ class Consumer:
         self._stopping = True
         self.recovery.stop()
         self.processor.stop()
+        readers = self._reading_tasks()
         await self._broker.stop()
         try:
             async with asyncio.timeout(self._settings.shutdown_timeout_s):
                 if self._task is not None:
                     await self._task
                 if self._subscriber.running:  # started while stop() was stopping the broker
+                    readers += self._reading_tasks()
                     await self._subscriber.stop()
                 await self.recovery.drain_own_pending(at_shutdown=True)
         except (TimeoutError, Stopping):
             log.warning("stopping with entries still pending; they will be redelivered")
         except Exception:
             log.exception("consumer failed while stopping")
+        # FastStream cancels its reading tasks without waiting for them: one whose read
+        # failed as the connection closed would end with an exception nobody retrieved.
+        if readers:
+            done, _ = await asyncio.wait(readers, timeout=READER_STOP_S)
+            for task in done:
+                if not task.cancelled():
+                    task.exception()
+
+    def _reading_tasks(self) -> list[asyncio.Task[Any]]:
+        return [task for task in getattr(self._subscriber, "tasks", ()) if not task.done()]
