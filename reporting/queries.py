@@ -104,9 +104,10 @@ class StatsReader:
     stop them all when the client that asked has gone.
     """
 
-    def __init__(self, client: Client, query_ids: str) -> None:
+    def __init__(self, client: Client, query_ids: str, owner: str = "") -> None:
         self.client = client
         self.query_ids = query_ids
+        self.owner = owner
         self._numbers = itertools.count()
 
     def _settings(self) -> dict[str, Any]:
@@ -164,6 +165,14 @@ def _by_views(path_views: tuple[str, int]) -> tuple[int, str]:
     return -views, path
 
 
+@dataclass
+class _Share:
+    """One owner's part of a pool: its slots, and its requests holding or waiting."""
+
+    slots: asyncio.Semaphore
+    users: int = 0
+
+
 class Readers:
     """A pool of ClickHouse clients, each lent to one request at a time."""
 
@@ -183,30 +192,57 @@ class Readers:
         self._kill = kill
         # One thread per client: the pool never needs more, and never waits for others'.
         self._threads = CapacityLimiter(len(clients))
+        self._per_owner = max(1, len(clients) // 2)
+        self._shares: dict[str, _Share] = {}
 
     @property
     def idle(self) -> int:
         """Clients not lent now."""
         return self._idle.qsize()
 
-    async def borrow(self) -> StatsReader:
+    async def borrow(self, owner: str = "") -> StatsReader:
         """A client for this request, waited for at most `wait_s` (then a 503); it must be
-        given back."""
+        given back.
+
+        One `owner` (a client address) holds at most half the pool at once: its further
+        queries wait behind its own, so one client (a dashboard's panels, or a flood)
+        cannot take every reader from the others.
+        """
+        share = self._shares.setdefault(owner, _Share(asyncio.Semaphore(self._per_owner)))
+        share.users += 1
         try:
-            client = await asyncio.wait_for(self._idle.get(), self._wait_s)
+            async with asyncio.timeout(self._wait_s):
+                await share.slots.acquire()
+                try:
+                    client = await self._idle.get()
+                except BaseException:
+                    share.slots.release()
+                    raise
         except TimeoutError:
+            self._leave(owner, share)
             raise unavailable(
                 "every stats reader is busy, retry later", "query", f"{self.name} readers busy"
             ) from None
-        return StatsReader(client, f"hitstream-{uuid.uuid4().hex}-")
+        except BaseException:
+            self._leave(owner, share)
+            raise
+        return StatsReader(client, f"hitstream-{uuid.uuid4().hex}-", owner)
 
     def give_back(self, reader: StatsReader) -> None:
         self._idle.put_nowait(reader.client)
+        share = self._shares[reader.owner]
+        share.slots.release()
+        self._leave(reader.owner, share)
+
+    def _leave(self, owner: str, share: _Share) -> None:
+        share.users -= 1
+        if not share.users:
+            del self._shares[owner]
 
     @contextlib.asynccontextmanager
-    async def lease(self) -> AsyncIterator[StatsReader]:
+    async def lease(self, owner: str = "") -> AsyncIterator[StatsReader]:
         """A client for the time of a block."""
-        reader = await self.borrow()
+        reader = await self.borrow(owner)
         try:
             yield reader
         finally:
@@ -220,13 +256,13 @@ class Readers:
         with engine_limits():
             return await to_thread.run_sync(lambda: fn(*args, **kwargs), limiter=self._threads)
 
-    async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        """`fn(reader, *args)` on a lent client."""
-        async with self.lease() as reader:
+    async def run(self, owner: str, fn: Callable[..., T], *args: Any) -> T:
+        """`fn(reader, *args)` on a client lent to `owner`."""
+        async with self.lease(owner) as reader:
             return await self.call(reader, fn, reader, *args)
 
     async def run_while(
-        self, connected: Callable[[], Any], fn: Callable[..., T], *args: Any
+        self, owner: str, connected: Callable[[], Any], fn: Callable[..., T], *args: Any
     ) -> T | None:
         """As `run`, but when `connected` (an awaitable that ends when the client leaves)
         ends first, the queries of the lease are stopped and None is returned.
@@ -234,7 +270,7 @@ class Readers:
         A server stops them at once (KILL QUERY); the embedded engine cannot stop a query
         from another thread, so there the query's time limit ends it.
         """
-        async with self.lease() as reader:
+        async with self.lease(owner) as reader:
             work = asyncio.ensure_future(self.call(reader, fn, reader, *args))
             gone = asyncio.ensure_future(connected())
             try:

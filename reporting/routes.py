@@ -50,7 +50,8 @@ async def get_stats(request: Request[ReportingState]) -> Response:
     # An engine error answers 503 (hitstream.http); anything else is a bug, logged.
     if tz.key == "UTC":
         stats = await readers.run(
-            lambda reader: reader.day_stats(query.site_id, query.date, query.event_type)
+            owner(request),
+            lambda reader: reader.day_stats(query.site_id, query.date, query.event_type),
         )
     else:  # the site's own days: its zone's today unless a date is given
         day = query.date if "date" in request.query_params else dt.datetime.now(tz).date()
@@ -62,7 +63,9 @@ async def get_stats(request: Request[ReportingState]) -> Response:
                 [{"field": "date", "message": f"a site with a time zone is read from raw "
                   f"events, kept {ttl} days (HITSTREAM_RAW_TTL_DAYS)"}],
             )  # fmt: skip
-        stats = await readers.run(answer.local_day_stats, query.site_id, day, query.event_type, tz)
+        stats = await readers.run(
+            owner(request), answer.local_day_stats, query.site_id, day, query.event_type, tz
+        )
     return JSONResponse(
         {
             "site_id": stats.site_id,
@@ -92,7 +95,9 @@ async def post_query(request: Request[ReportingState]) -> Response:
         query = parse(body)
         first_day = None
         if query.date_range.keyword == "all":
-            first_day = await readers.run(lambda reader: reader.first_day(body.site_id))
+            first_day = await readers.run(
+                owner(request), lambda reader: reader.first_day(body.site_id)
+            )
         ttl = request.state["settings"].raw_ttl_days
         plan = answer.plan(query, tz, now, first_day, csv=csv, raw_ttl_days=ttl)
     except QueryError as exc:
@@ -100,10 +105,20 @@ async def post_query(request: Request[ReportingState]) -> Response:
             400, "invalid query", [{"field": exc.field, "message": exc.message}]
         ) from None
     if csv:
-        return await LentStream.open(request.state["stream_readers"], answer.csv_lines, plan)
+        return await LentStream.open(
+            request.state["stream_readers"], owner(request), answer.csv_lines, plan
+        )
     echo = body.model_dump(include={"site_id", "metrics", "dimensions", "filters"}, mode="json")
-    result = await readers.run_while(lambda: disconnected(request), answer.answer, plan, echo, now)
+    result = await readers.run_while(
+        owner(request), lambda: disconnected(request), answer.answer, plan, echo, now
+    )
     return JSONResponse(result) if result is not None else Response(status_code=499)
+
+
+def owner(request: Request[Any]) -> str:
+    """Whom a query's engine client is lent to: the client's address (from
+    X-Forwarded-For only behind a trusted proxy, as uvicorn applies it)."""
+    return request.client.host if request.client else ""
 
 
 async def disconnected(request: Request[Any]) -> None:
@@ -127,11 +142,11 @@ class LentStream(StreamingResponse):
 
     @classmethod
     async def open(
-        cls, readers: Readers, fn: Callable[[StatsReader, answer.Plan], Iterator[bytes]],
-        the_plan: answer.Plan,
+        cls, readers: Readers, owner: str,
+        fn: Callable[[StatsReader, answer.Plan], Iterator[bytes]], the_plan: answer.Plan,
     ) -> LentStream:  # fmt: skip
         """Borrow (a 503 if every reader is busy) and pull the first chunk."""
-        reader = await readers.borrow()
+        reader = await readers.borrow(owner)
         chunks = fn(reader, the_plan)
         try:
             first = await readers.pull(reader, chunks)
