@@ -120,8 +120,8 @@ class Recovery:
             for entry_id in lost:
                 pipe.xrange(settings.keys.stream, entry_id, entry_id)
             replies: list[Any] = await pipe.execute()
-        # A reclaim may have taken some of them in hand meanwhile.
-        entries = [e for reply in replies for e in reply if e[0] not in self._processor.holding]
+        # One a reclaim took in hand meanwhile is left to it by process().
+        entries = [entry for reply in replies for entry in reply]
         gone = {i for i, reply in zip(lost, replies, strict=True) if not reply}
         if gone:  # deleted from the stream by hand: nothing left to write
             await self._redis.xack(settings.keys.stream, settings.group, *gone)
@@ -132,15 +132,26 @@ class Recovery:
 
     async def watch_lost_reads(self, lost_after_ms: int) -> None:
         """Look for entries of lost reads every LOST_READ_CHECK_S until stopped."""
+
+        async def look() -> None:
+            await self.drain_lost_reads(lost_after_ms)
+
+        await self._every(LOST_READ_CHECK_S, look, "looking for lost reads")
+
+    async def _every(
+        self, interval: float, step: Callable[[], Awaitable[object]], what: str
+    ) -> None:
+        """Run `step` every `interval` until stopped; a Redis error is logged and the next
+        round tries again."""
         while not self._stopping.is_set():
             try:
-                await self.drain_lost_reads(lost_after_ms)
+                await step()
             except Stopping:
                 return
             except RedisError as exc:
-                log.warning("looking for lost reads failed: %s", exc)
+                log.warning("%s failed: %s", what, exc)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), timeout=LOST_READ_CHECK_S)
+                await asyncio.wait_for(self._stopping.wait(), timeout=interval)
 
     async def _redeliver(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
         ids = [entry_id for entry_id, _ in entries]
@@ -193,17 +204,12 @@ class Recovery:
     async def run(self, keep_reading: Callable[[], Awaitable[None]] | None = None) -> None:
         """Reclaim and trim every interval until stopped; `keep_reading` runs first in
         each round (the consumer's check that its group and subscriber still exist)."""
-        interval = self._settings.maintenance_interval_s
-        while not self._stopping.is_set():
-            try:
-                if keep_reading is not None:
-                    await keep_reading()
-                await self.reclaim_once()
-                await self.trim_once()
-                await self.forget_stale_consumers()
-            except Stopping:
-                return
-            except RedisError as exc:
-                log.warning("recovery round failed: %s", exc)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), timeout=interval)
+
+        async def maintain() -> None:
+            if keep_reading is not None:
+                await keep_reading()
+            await self.reclaim_once()
+            await self.trim_once()
+            await self.forget_stale_consumers()
+
+        await self._every(self._settings.maintenance_interval_s, maintain, "recovery round")

@@ -253,16 +253,17 @@ async def _open(
         killer = await to_thread.run_sync(clickhouse_client, settings)
         stack.callback(close_quietly, killer)
         kill = kill_queries(killer)
-        pools = []
-        for count, session in ((STATS_READERS, engine), (STREAM_READERS, streamed)):
+
+        async def pool(name: str, count: int, session: dict[str, Any]) -> Readers:
             clients = []
             for _ in range(count):
                 client = await to_thread.run_sync(partial(clickhouse_client, settings, session))
                 stack.callback(close_quietly, client)
                 clients.append(client)
-            pools.append(clients)
-        state["stats_readers"] = Readers("stats", pools[0], settings.query_wait_s, kill)
-        state["stream_readers"] = Readers("stream", pools[1], settings.query_wait_s, kill)
+            return Readers(name, clients, settings.query_wait_s, kill)
+
+        state["stats_readers"] = await pool("stats", STATS_READERS, engine)
+        state["stream_readers"] = await pool("stream", STREAM_READERS, streamed)
         # Exports stream for as long as they take: each gets its own client.
         # One thread: an export is paced by the client reading it, not by the engine.
         state["export_client"] = partial(clickhouse_client, settings, {"max_threads": 1})

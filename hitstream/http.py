@@ -207,6 +207,12 @@ def _too_large(max_bytes: int) -> APIError:
     )
 
 
+def client_ip(request: Request[Any]) -> str:
+    """The client's address (from X-Forwarded-For only behind a trusted proxy: uvicorn
+    applies HITSTREAM_FORWARDED_ALLOW_IPS). Kept in memory only: hashed where it is used."""
+    return request.client.host if request.client else ""
+
+
 def api_routes(method: str, table: Iterable[tuple[str, Endpoint]]) -> list[BaseRoute]:
     """Each `(path, endpoint)` at its path and under `/api` (the seeds used both)."""
     return [

@@ -5,9 +5,9 @@ request's headers and body, keeps headers and URLs of any size in memory, and bu
 long URL by repeated concatenation (a 100 MB URL sent in 4 KB pieces froze the event
 loop for 17.6 s). Here, per connection: the request head (request line and headers)
 must arrive within `header_timeout_s` and fit in MAX_HEAD_BYTES, the URL in
-MAX_URL_BYTES, the body within `body_timeout_s`; a client that takes none of an answer
-for `send_timeout_s` (its socket full, writing paused) is cut, so a streamed answer it
-does not read cannot hold what the answer holds (an engine client); and the server holds at most
+MAX_URL_BYTES, the body within `body_timeout_s`; a client whose socket stays full
+(writing paused) for `send_timeout_s` is cut, so a streamed answer it does not read
+cannot hold what the answer holds (an engine client); and the server holds at most
 `max_connections` at once, closing extra ones as soon as they open (their
 descriptors are the scarce resource). The descriptor limit is raised
 to the hard limit at start so that cap, not EMFILE, is what a flood meets.
@@ -159,7 +159,7 @@ class GuardedProtocol(HttpToolsProtocol):
 
     def check_deadline(self, now: float) -> None:
         """Called by the sweep: answer 408 to a head or body that is taking too long; cut
-        a client that has taken none of its answer for `send_timeout_s`."""
+        a client whose socket has stayed full for `send_timeout_s`."""
         paused = self._paused_since
         if paused is not None and now - paused > self.send_timeout_s:
             log.warning("a client read none of its answer for %.0fs: cut", now - paused)

@@ -22,7 +22,7 @@ from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import Response
 
-from hitstream.http import APIError
+from hitstream.http import APIError, client_ip
 from hitstream.settings import Settings
 from ingest.ratelimit import Bucket, Check, Outcome, RateLimiter, Verdict
 from ingest.visitors import DailySalts, address_tag
@@ -275,12 +275,6 @@ class FailedAttempts:
                 raise too_many(outcome.verdict, credential)
         if not verified:
             log_failure(request, credential)
-
-
-def client_ip(request: Request[Any]) -> str:
-    """The client's address (from X-Forwarded-For only behind a trusted proxy: uvicorn
-    applies HITSTREAM_FORWARDED_ALLOW_IPS). Kept in memory only: hashed where it is used."""
-    return request.client.host if request.client else ""
 
 
 def key_required() -> APIError:

@@ -17,6 +17,7 @@ from reporting.compiler import Compiled, compile_query
 from reporting.periods import Period
 from reporting.queries import TOP_PATHS_LIMIT, DayStats, StatsReader
 from schemas.query import (
+    FIRST_MOMENT,
     MAX_CSV_ROWS,
     MAX_LIMIT,
     Condition,
@@ -29,8 +30,6 @@ from schemas.query import (
 # A compiled query's SQL at most (the engine refuses past its max_query_size, 256 KiB):
 # the filters' bounds (schemas/query.py) keep far below it; this is the last guard.
 MAX_SQL_CHARS = 200_000
-# The first moment a range or a comparison may start (schemas/query.py bounds dates).
-FIRST_MOMENT = dt.datetime(1970, 1, 2, tzinfo=dt.UTC)
 
 # Metrics answered as whole numbers; the others (rates, ratios) as decimals.
 INT_METRICS = frozenset({"visitors", "visits", "pageviews", "events", "users", "visit_duration"})

@@ -4,7 +4,7 @@ time, and the stats queries a lent client runs.
 What a request may take is bounded: a client is waited for asynchronously and at most
 `wait_s` (then 503), its blocking work runs on the pool's own threads (never on the
 thread pool the consumer, the registry and /health use), and every query carries the
-engine limits of its pool (time, memory, result size). Streaming answers (CSV) lend from
+engine limits of its pool (time, memory). Streaming answers (CSV) lend from
 a pool of their own, so answers a slow client reads cannot take the readers of others.
 """
 

@@ -14,7 +14,14 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
-from hitstream.http import APIError, JSONResponse, api_routes, read_model, validation_details
+from hitstream.http import (
+    APIError,
+    JSONResponse,
+    api_routes,
+    client_ip,
+    read_model,
+    validation_details,
+)
 from reporting import answer
 from reporting.export import export
 from reporting.exportlimits import ExportLimits
@@ -50,7 +57,7 @@ async def get_stats(request: Request[ReportingState]) -> Response:
     # An engine error answers 503 (hitstream.http); anything else is a bug, logged.
     if tz.key == "UTC":
         stats = await readers.run(
-            owner(request),
+            client_ip(request),
             lambda reader: reader.day_stats(query.site_id, query.date, query.event_type),
         )
     else:  # the site's own days: its zone's today unless a date is given
@@ -64,7 +71,7 @@ async def get_stats(request: Request[ReportingState]) -> Response:
                   f"events, kept {ttl} days (HITSTREAM_RAW_TTL_DAYS)"}],
             )  # fmt: skip
         stats = await readers.run(
-            owner(request), answer.local_day_stats, query.site_id, day, query.event_type, tz
+            client_ip(request), answer.local_day_stats, query.site_id, day, query.event_type, tz
         )
     return JSONResponse(
         {
@@ -96,7 +103,7 @@ async def post_query(request: Request[ReportingState]) -> Response:
         first_day = None
         if query.date_range.keyword == "all":
             first_day = await readers.run(
-                owner(request), lambda reader: reader.first_day(body.site_id)
+                client_ip(request), lambda reader: reader.first_day(body.site_id)
             )
         ttl = request.state["settings"].raw_ttl_days
         plan = answer.plan(query, tz, now, first_day, csv=csv, raw_ttl_days=ttl)
@@ -106,19 +113,13 @@ async def post_query(request: Request[ReportingState]) -> Response:
         ) from None
     if csv:
         return await LentStream.open(
-            request.state["stream_readers"], owner(request), answer.csv_lines, plan
+            request.state["stream_readers"], client_ip(request), answer.csv_lines, plan
         )
     echo = body.model_dump(include={"site_id", "metrics", "dimensions", "filters"}, mode="json")
     result = await readers.run_while(
-        owner(request), lambda: disconnected(request), answer.answer, plan, echo, now
+        client_ip(request), lambda: disconnected(request), answer.answer, plan, echo, now
     )
     return JSONResponse(result) if result is not None else Response(status_code=499)
-
-
-def owner(request: Request[Any]) -> str:
-    """Whom a query's engine client is lent to: the client's address (from
-    X-Forwarded-For only behind a trusted proxy, as uvicorn applies it)."""
-    return request.client.host if request.client else ""
 
 
 async def disconnected(request: Request[Any]) -> None:

@@ -27,7 +27,15 @@ from pydantic_core import PydanticCustomError
 
 from schemas import entry
 from schemas.sources import is_self_referral, source_of_campaign, source_of_host
-from schemas.urls import MAX_TAG, UNSAFE, UTM_TAGS, normalize_path, normalize_referrer, parse_page
+from schemas.urls import (
+    MAX_TAG,
+    UNSAFE,
+    UNSAFE_MESSAGE,
+    UTM_TAGS,
+    normalize_path,
+    normalize_referrer,
+    parse_page,
+)
 
 # ClickHouse's Date covers 1970..2149; refuse what would be clamped there silently.
 MIN_TIMESTAMP = datetime(1970, 1, 2, tzinfo=UTC)
@@ -98,10 +106,7 @@ class TimeWindow:
 
 def _printable(value: str) -> str:
     if UNSAFE.search(value):
-        raise PydanticCustomError(
-            "unsafe_chars",
-            "must not contain control characters, bidirectional overrides or lone surrogates",
-        )
+        raise PydanticCustomError("unsafe_chars", UNSAFE_MESSAGE)
     return value
 
 

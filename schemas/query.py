@@ -17,7 +17,7 @@ import re2
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
 from schemas.event import MAX_PROP_KEY, MAX_PROP_VALUE
-from schemas.urls import UNSAFE
+from schemas.urls import UNSAFE, UNSAFE_MESSAGE
 
 # Metrics counted from events; the session metrics need whole visits.
 EVENT_METRICS = ("visitors", "visits", "pageviews", "events", "users")
@@ -70,6 +70,8 @@ MAX_LIMIT = 10_000
 MAX_FILTER_BYTES = 65_536
 MAX_PATTERNS = 20
 MAX_PATTERN_PROGRAM = 2_000
+# The first moment a range, or the period it is compared with, may start.
+FIRST_MOMENT = dt.datetime(1970, 1, 2, tzinfo=dt.UTC)
 # A CSV answer without a limit has every row, up to this many.
 MAX_CSV_ROWS = 1_000_000
 
@@ -200,9 +202,7 @@ def prop_key(name: str) -> str:
 def _check_text(value: str, where: str) -> None:
     """Names and values as strict as event fields: nothing ingest would have refused."""
     if UNSAFE.search(value):
-        raise QueryError(
-            where, "must not contain control characters, bidirectional overrides or lone surrogates"
-        )
+        raise QueryError(where, UNSAFE_MESSAGE)
 
 
 def _check_cost(filters: tuple[Filter, ...]) -> None:
@@ -324,7 +324,7 @@ def _bound(text: str, where: str) -> dt.date | dt.datetime:
     try:
         if _DAY.match(text):
             day = dt.date.fromisoformat(text)
-            if not dt.date(1970, 1, 2) <= day <= dt.date(2099, 12, 31):
+            if not FIRST_MOMENT.date() <= day <= dt.date(2099, 12, 31):
                 raise QueryError(where, "must be between 1970-01-02 and 2099-12-31")
             return day
         moment = dt.datetime.fromisoformat(text)
@@ -334,11 +334,7 @@ def _bound(text: str, where: str) -> dt.date | dt.datetime:
         ) from None
     if moment.tzinfo is None:
         raise QueryError(where, "a date-time needs an offset, e.g. 2024-01-01T12:00:00+02:00")
-    if (
-        not dt.datetime(1970, 1, 2, tzinfo=dt.UTC)
-        <= moment
-        <= dt.datetime(2100, 1, 1, tzinfo=dt.UTC)
-    ):
+    if not FIRST_MOMENT <= moment <= dt.datetime(2100, 1, 1, tzinfo=dt.UTC):
         raise QueryError(where, "must be between 1970-01-02 and 2100")
     return moment
 

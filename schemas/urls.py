@@ -18,6 +18,7 @@ MAX_TAG = 256
 UNSAFE = re.compile(
     r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]"
 )
+UNSAFE_MESSAGE = "must not contain control characters, bidirectional overrides or lone surrogates"
 
 
 # A host name (letters of any script, digits, '-', '_', '.') or an IP address literal.

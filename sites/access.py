@@ -155,12 +155,18 @@ async def require_admin(request: Request[AccessT], costly: bool = False) -> None
     if not request.state["admin_token"]:
         raise APIError(403, ADMIN_DISABLED, [{"field": AUTHORIZATION, "message": "disabled"}])
     if not await is_admin(request):
-        given = bearer(request)
-        if given is not None and not _admin_settles(request, given):
-            await request.state["auth_attempts"].settle(request, False, AUTHORIZATION)
+        await _charge_unsettled(request)
         raise _admin_required()
     if costly and bearer(request) is None and (foreign := _foreign_page(request)):
         raise APIError(403, "a page of another origin cannot start this", [foreign])
+
+
+async def _charge_unsettled(request: Request[AccessT]) -> None:
+    """A refused admin route: a key-shaped bearer token, which is_admin left to a key
+    check that this route does not make, is charged here as the failure it is."""
+    given = bearer(request)
+    if given is not None and not _admin_settles(request, given):
+        await request.state["auth_attempts"].settle(request, False, AUTHORIZATION)
 
 
 def _admin_required() -> APIError:
@@ -192,8 +198,7 @@ async def require_metrics_reader(request: Request[AccessT]) -> None:
             [{"field": AUTHORIZATION, "message": "disabled"}],
         )
     if not await is_admin(request):
-        if given is not None and not _admin_settles(request, given):
-            await request.state["auth_attempts"].settle(request, False, AUTHORIZATION)
+        await _charge_unsettled(request)
         raise APIError(
             401,
             "the metrics token or the admin token is required",

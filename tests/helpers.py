@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from starlette.testclient import TestClient
@@ -84,3 +87,37 @@ def row_of(body: dict[str, Any]) -> bytes:
 def stream_entry(body: dict[str, Any], client_id: bool = False) -> dict[bytes, bytes]:
     """A stream entry exactly as ingest writes it (schemas/entry.py)."""
     return entry.fields(row_of(body), client_id)
+
+
+# Migrates the embedded engine of $HITSTREAM_DATA_DIR and runs the SQL given as argv[1]:
+# a subprocess, since this process may open only its own chdb path.
+_SEED = """
+import sys
+from hitstream.connections import clickhouse_client
+from hitstream.settings import Settings
+from schemas.migrate import migrate
+settings = Settings()
+client = clickhouse_client(settings)
+migrate(client, settings.raw_ttl_days)
+client.command(sys.argv[1])
+"""
+
+
+def seed_data_dir(data: Path, insert: str, timeout: float = 120) -> Path:
+    """A data dir (made private if new) whose engine holds what `insert` writes, for the
+    `serve` of a test to start on; returns it."""
+    data.mkdir(mode=0o700, exist_ok=True)
+    env = {"HITSTREAM_DATA_DIR": str(data), "PATH": "/usr/bin:/bin"}
+    done = subprocess.run(
+        [sys.executable, "-c", _SEED, insert], env=env, capture_output=True, text=True,
+        timeout=timeout,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return data
+
+
+def copy_data_dir(seeded: Path, into: Path) -> Path:
+    """A copy of a seeded data dir for one test's `serve` (tests never share one)."""
+    data = into / "data"
+    subprocess.run(["cp", "-a", str(seeded), str(data)], check=True)
+    return data

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,28 +12,20 @@ from pathlib import Path
 import httpx2 as httpx
 import pytest
 
-from tests.helpers import ADMIN, HitstreamProcess, wait_for
+from tests.helpers import ADMIN, HitstreamProcess, copy_data_dir, seed_data_dir, wait_for
 
 pytestmark = pytest.mark.e2e
 
 # One site of 150,000 distinct long paths (a CSV breakdown of about 35 MB, far more than
 # the socket buffers between a server and a client that reads nothing hold), and the
 # events of today, so `91d` holds them.
-SEED = """
-from hitstream.connections import clickhouse_client
-from hitstream.settings import Settings
-from schemas.migrate import migrate
-settings = Settings()
-client = clickhouse_client(settings)
-migrate(client, settings.raw_ttl_days)
-client.command(
+SEED = (
     "INSERT INTO events (event_id, site_id, event_type, path, ts, received_at, visitor_id)"
     " SELECT generateUUIDv4(number), 'big', 'pageview',"
     " concat('/', repeat('p', 200), '/', toString(number)),"
     " now64(3) - toIntervalSecond(number % 3600), now64(3), number + 1"
     " FROM numbers(150000)"
 )
-"""
 SLOW_READERS = 4
 SMALL_EVENT = {"site_id": "small", "event_type": "page_view", "path": "/a"}
 CSV_QUERY = {"site_id": "big", "date_range": "91d", "metrics": ["visitors"],
@@ -44,20 +34,12 @@ CSV_QUERY = {"site_id": "big", "date_range": "91d", "metrics": ["visitors"],
 
 @pytest.fixture(scope="module")
 def seeded(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    data = tmp_path_factory.mktemp("slow") / "data"
-    data.mkdir(mode=0o700)
-    env = {"HITSTREAM_DATA_DIR": str(data), "PATH": "/usr/bin:/bin"}
-    done = subprocess.run(
-        [sys.executable, "-c", SEED], env=env, capture_output=True, text=True, timeout=120
-    )
-    assert done.returncode == 0, done.stderr
-    return data
+    return seed_data_dir(tmp_path_factory.mktemp("slow") / "data", SEED)
 
 
 @pytest.fixture
 def server(seeded: Path, tmp_path: Path) -> Iterator[HitstreamProcess]:
-    data = tmp_path / "data"
-    subprocess.run(["cp", "-a", str(seeded), str(data)], check=True)
+    data = copy_data_dir(seeded, tmp_path)
     env = {
         "HITSTREAM_DATA_DIR": str(data),
         "HITSTREAM_ADMIN_TOKEN": ADMIN,

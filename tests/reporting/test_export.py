@@ -5,8 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,7 +15,7 @@ from clickhouse_connect.driver.client import Client
 from starlette.testclient import TestClient
 
 from hitstream.settings import Settings
-from tests.helpers import ADMIN, AUTH, HitstreamProcess, wait_for
+from tests.helpers import ADMIN, AUTH, HitstreamProcess, seed_data_dir, wait_for
 from tests.reporting.test_query import DAY0, DAY1, at, write
 
 
@@ -80,21 +78,13 @@ def test_export_is_for_the_admin_and_refuses_bad_ranges(app: TestClient) -> None
     assert odd.status_code == 400 and odd.json()["details"][0]["field"] == "format"
 
 
-SEED_MILLION = """
-from hitstream.connections import clickhouse_client
-from hitstream.settings import Settings
-from schemas.migrate import migrate
-settings = Settings()
-client = clickhouse_client(settings)
-migrate(client, settings.raw_ttl_days)
-client.command(
+SEED_MILLION = (
     "INSERT INTO events (event_id, site_id, event_type, path, ts, received_at, visitor_id, props)"
     " SELECT generateUUIDv4(number), 'big', 'pageview', concat('/page/', toString(number % 500)),"
     " now64(3) - toIntervalSecond(number % 86400), now64(3), number % 50000,"
     " map('n', toString(number))"
     " FROM numbers(1000000)"
 )
-"""
 
 
 def vm_kb(pid: int, field: str) -> int:
@@ -104,14 +94,8 @@ def vm_kb(pid: int, field: str) -> int:
 
 
 def test_a_million_event_export_streams_in_flat_memory(tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    data.mkdir(mode=0o700)
+    data = seed_data_dir(tmp_path / "data", SEED_MILLION, timeout=300)
     env = {"HITSTREAM_DATA_DIR": str(data), "HITSTREAM_ADMIN_TOKEN": ADMIN}
-    seeded = subprocess.run(
-        [sys.executable, "-c", SEED_MILLION], env={**env, "PATH": "/usr/bin:/bin"},
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert seeded.returncode == 0, seeded.stderr
     server = HitstreamProcess("serve", env, tmp_path / "serve.log").start()
     samples: list[int] = []  # the server's resident memory (KB) every 32 MB received
     size = lines = 0

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import signal
 import socket
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -15,45 +13,29 @@ import pytest
 from starlette.testclient import TestClient
 
 from hitstream.settings import Settings
-from tests.helpers import ADMIN, AUTH, HitstreamProcess, wait_for
+from tests.helpers import ADMIN, AUTH, HitstreamProcess, copy_data_dir, seed_data_dir, wait_for
 
 # Random paths and visitors: a Parquet file of about 18 MB, far more than the socket
 # buffers between a server and a client that reads nothing hold (a few MB).
-SEED = """
-from hitstream.connections import clickhouse_client
-from hitstream.settings import Settings
-from schemas.migrate import migrate
-settings = Settings()
-client = clickhouse_client(settings)
-migrate(client, settings.raw_ttl_days)
-client.command(
+SEED = (
     "INSERT INTO events (event_id, site_id, event_type, path, ts, received_at, visitor_id)"
     " SELECT generateUUIDv4(number), 'big', 'pageview', concat('/p/', toString(rand64(number))),"
     " now64(3) - toIntervalSecond(number % 86400), now64(3), rand64(number)"
     " FROM numbers(400000)"
 )
-"""
 EXPORT = "/api/sites/big/export?from=2000-01-01&to=2099-12-31"
 
 
 @pytest.fixture(scope="module")
 def seeded(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A data dir with a big site's events, copied by each test that starts `serve`."""
-    data = tmp_path_factory.mktemp("seeded") / "data"
-    data.mkdir(mode=0o700)
-    env = {"HITSTREAM_DATA_DIR": str(data), "PATH": "/usr/bin:/bin"}
-    done = subprocess.run(
-        [sys.executable, "-c", SEED], env=env, capture_output=True, text=True, timeout=120
-    )
-    assert done.returncode == 0, done.stderr
-    return data
+    return seed_data_dir(tmp_path_factory.mktemp("seeded") / "data", SEED)
 
 
 @pytest.fixture
 def serve(seeded: Path, tmp_path: Path) -> Iterator[Callable[..., HitstreamProcess]]:
     """`serve` on a copy of the seeded data dir, with the given extra settings."""
-    data = tmp_path / "data"
-    subprocess.run(["cp", "-a", str(seeded), str(data)], check=True)
+    data = copy_data_dir(seeded, tmp_path)
     started: list[HitstreamProcess] = []
 
     def start(**env: str) -> HitstreamProcess:
