@@ -1,4 +1,4 @@
-"""The dead-letter stream: entries that failed `max_deliveries` times, with why."""
+"""A shard's dead-letter stream: its entries that failed `max_deliveries` times, with why."""
 
 from __future__ import annotations
 
@@ -7,10 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import redis.asyncio as aioredis
-from redis.asyncio.client import Pipeline
-
-from hitstream.keys import RedisKeys
+from hitstream.connections import RedisClient, RedisPipeline
+from hitstream.keys import ShardKeys
 from schemas.entry import ROW_FIELD
 
 # What add() puts beside an entry's own fields; replay() strips them again.
@@ -30,12 +28,12 @@ class DeadLetter:
 class DeadLetters:
     """Moves entries to the dead-letter stream, lists them, and re-injects them."""
 
-    def __init__(self, redis: aioredis.Redis, keys: RedisKeys) -> None:
+    def __init__(self, redis: RedisClient, shard: ShardKeys) -> None:
         self._redis = redis
-        self._stream = keys.stream
-        self._dead = keys.dead_letters
+        self._stream = shard.stream
+        self._dead = shard.dead_letters
 
-    def add(self, pipe: Pipeline, letters: Sequence[DeadLetter]) -> None:
+    def add(self, pipe: RedisPipeline, letters: Sequence[DeadLetter]) -> None:
         """Queue each letter's append to the dead-letter stream in the caller's transaction.
 
         The caller acknowledges their source entries in the same transaction.

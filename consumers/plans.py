@@ -19,8 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import redis.asyncio as aioredis
-from redis.asyncio.client import Pipeline
+from hitstream.connections import RedisClient, RedisPipeline
 
 SEPARATOR = b","
 
@@ -36,7 +35,7 @@ class Plan:
 class Plans:
     """The in-flight plans of one consumer group, in one Redis hash (RedisKeys.plans)."""
 
-    def __init__(self, redis: aioredis.Redis, key: str) -> None:
+    def __init__(self, redis: RedisClient, key: str) -> None:
         self._redis = redis
         self.key = key
 
@@ -63,7 +62,7 @@ class Plans:
                 found.append(Plan(token.decode(), plan_ids))
         return found
 
-    def forget(self, pipe: Pipeline, tokens: Sequence[str]) -> None:
+    def forget(self, pipe: RedisPipeline, tokens: Sequence[str]) -> None:
         """Queue the deletion of done plans in the transaction that acknowledges them."""
         if tokens:
             pipe.hdel(self.key, *tokens)

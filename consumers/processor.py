@@ -25,14 +25,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-import redis.asyncio as aioredis
 from anyio import CapacityLimiter, to_thread
 
 from consumers.deadletter import DeadLetter, DeadLetters
 from consumers.plans import Plan, Plans
 from consumers.queue import stream_id_key
 from consumers.sink import ClickHouseSink, batch_token
+from hitstream.connections import RedisClient
 from hitstream.errors import RowsRejected, SinkUnavailable, Stopping
+from hitstream.keys import ShardKeys
 from hitstream.metrics import Metrics
 from hitstream.settings import Settings
 from schemas.entry import Entry, decode
@@ -57,27 +58,29 @@ class BatchProcessor:
     def __init__(
         self,
         settings: Settings,
+        shard: ShardKeys,
         consumer: str,
-        redis: aioredis.Redis,
+        redis: RedisClient,
         sink: ClickHouseSink,
-        dead: DeadLetters,
         metrics: Metrics | None = None,
+        threads: CapacityLimiter | None = None,
     ) -> None:
         self._settings = settings
         self._metrics = metrics or Metrics()
+        self.shard = shard
         self.consumer = consumer
         self._redis = redis
         self._sink = sink
-        self._dead = dead
-        self._stream = settings.keys.stream
-        self._plans = Plans(redis, settings.keys.plans(settings.group))
+        self._dead = DeadLetters(redis, shard)
+        self._stream = shard.stream
+        self._plans = Plans(redis, shard.plans(settings.group))
         self._stopping = asyncio.Event()
         # Entry IDs some call of `process` has in hand (the subscriber's batch, a
         # reclaimed one): the lost-read watcher must not process them a second time.
         self.holding: set[bytes] = set()
-        # Threads of its own for the engine calls: a pool filled by queries (or anything
-        # else) never holds up a write.
-        self._threads = CapacityLimiter(2)
+        # Threads of their own for the engine calls (shared by a consumer's shards): a
+        # pool filled by queries (or anything else) never holds up a write.
+        self._threads = threads or CapacityLimiter(2)
 
     def stop(self) -> None:
         """Stop retrying: a batch that cannot be written now stays pending for redelivery."""

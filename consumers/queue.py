@@ -10,17 +10,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
+from typing import Any, TypeAlias
 
-import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from consumers.deadletter import DeadLetters
+from hitstream import layout
+from hitstream.connections import RedisClient
+from hitstream.errors import REDIS_ERRORS
 from hitstream.health import CHECK_TIMEOUT_S
 from hitstream.http import JSONResponse, api_routes, read_model, unavailable
+from hitstream.keys import ShardKeys
 from hitstream.metrics import Metrics, Refresh
 from hitstream.settings import Settings
 from schemas.entry import ROW_FIELD
@@ -41,7 +43,7 @@ ROW_PREVIEW_CHARS = 300
 class QueueState(AccessState):
     """What /health/queue reads from the app's lifespan state."""
 
-    redis: aioredis.Redis
+    redis: RedisClient
 
 
 def stream_id_key(entry_id: bytes) -> tuple[int, int]:
@@ -50,46 +52,67 @@ def stream_id_key(entry_id: bytes) -> tuple[int, int]:
     return int(ms), int(seq or 0)
 
 
-async def _group(redis: aioredis.Redis, settings: Settings) -> dict[str, Any] | None:
+async def _group(redis: RedisClient, stream: str, group: str) -> dict[str, Any] | None:
     """XINFO GROUPS' entry for our group; None before the stream or the group exists."""
-    if not await redis.exists(settings.keys.stream):
+    if not await redis.exists(stream):
         return None
-    groups: Any = await redis.xinfo_groups(settings.keys.stream)
-    return next((g for g in groups if g["name"].decode() == settings.group), None)
+    groups: Any = await redis.xinfo_groups(stream)
+    return next((g for g in groups if g["name"].decode() == group), None)
 
 
-async def queue_state(redis: aioredis.Redis, settings: Settings) -> dict[str, Any]:
-    """Stream length, the group's pending count, lag and oldest pending age, dead letters."""
-    stream, group = settings.keys.stream, settings.group
-    length = int(await redis.xlen(stream))
-    mine = await _group(redis, settings)
+async def shard_state(redis: RedisClient, shard: ShardKeys, group: str) -> dict[str, Any]:
+    """One shard's stream length, the group's pending count, lag and oldest pending age,
+    and its dead letters."""
+    length = int(await redis.xlen(shard.stream))
+    mine = await _group(redis, shard.stream, group)
     pending, oldest_age, consumers = 0, 0.0, 0
     lag: int | None = length
     if mine is not None:
-        summary: Any = await redis.xpending(stream, group)
+        summary: Any = await redis.xpending(shard.stream, group)
         pending, consumers, lag = int(summary["pending"]), int(mine["consumers"]), mine["lag"]
         if pending:
             oldest_ms, _ = stream_id_key(summary["min"])
             oldest_age = max(0.0, time.time() - oldest_ms / 1000)
     return {
-        "stream": stream,
+        "shard": shard.name,
+        "stream": shard.stream,
         "length": length,
-        "group": group,
         "consumers": consumers,
         "pending": pending,
         "lag": lag,
         "oldest_pending_age_s": round(oldest_age, 3),
-        "dead_letters": int(await redis.xlen(settings.keys.dead_letters)),
+        "dead_letters": int(await redis.xlen(shard.dead_letters)),
     }
 
 
-def refresher(redis: aioredis.Redis, settings: Settings, metrics: Metrics) -> Refresh:
+async def queue_state(redis: RedisClient, settings: Settings) -> dict[str, Any]:
+    """The queue in sum over every shard (lengths, pending, lag and dead letters added,
+    the oldest pending age and the most consumers of any shard), and each shard's own."""
+    shards = [
+        await shard_state(redis, shard, settings.group)
+        for shard in await layout.shards_to_read(redis, settings.keys)
+    ]
+    lags = [shard["lag"] for shard in shards]
+    return {
+        "group": settings.group,
+        "length": sum(shard["length"] for shard in shards),
+        "consumers": max(shard["consumers"] for shard in shards),
+        "pending": sum(shard["pending"] for shard in shards),
+        # Redis cannot tell a group's lag after some deletions: then neither can the sum.
+        "lag": None if None in lags else sum(lags),
+        "oldest_pending_age_s": max(shard["oldest_pending_age_s"] for shard in shards),
+        "dead_letters": sum(shard["dead_letters"] for shard in shards),
+        "shards": shards,
+    }
+
+
+def refresher(redis: RedisClient, settings: Settings, metrics: Metrics) -> Refresh:
     """Set the stream's gauges from a fresh reading, at each scrape of /metrics."""
 
     async def refresh() -> None:
         try:
             state = await asyncio.wait_for(queue_state(redis, settings), CHECK_TIMEOUT_S)
-        except (RedisError, TimeoutError) as exc:
+        except (*REDIS_ERRORS, TimeoutError) as exc:
             log.warning("queue state unavailable for /metrics: %s", exc)
             return
         metrics.stream_length.set(state["length"])
@@ -113,23 +136,29 @@ async def get_queue_health(request: Request[QueueState]) -> Response:
         body = await asyncio.wait_for(
             queue_state(request.state["redis"], settings), timeout=CHECK_TIMEOUT_S
         )
-    except (RedisError, TimeoutError) as exc:
+    except (*REDIS_ERRORS, TimeoutError) as exc:
         log.warning("queue state unavailable: %s", exc)
         raise unavailable("redis unavailable, retry later", "redis") from exc
     return JSONResponse(body)
 
 
-async def counters(redis: aioredis.Redis, settings: Settings) -> tuple[int, int] | None:
-    """Entries ever added to the stream and ever drained by the group (delivered and
-    acknowledged), or None before the stream or the group exists."""
-    mine = await _group(redis, settings)
-    if mine is None or mine.get("entries-read") is None:
-        return None
-    info: Any = await redis.xinfo_stream(settings.keys.stream)
-    return int(info["entries-added"]), int(mine["entries-read"]) - int(mine["pending"])
+async def counters(redis: RedisClient, settings: Settings) -> tuple[int, int] | None:
+    """Entries ever added to the stream shards and ever drained by the group (delivered
+    and acknowledged), or None before any shard's stream or group exists."""
+    added = drained = 0
+    found = False
+    for shard in await layout.shards_to_read(redis, settings.keys):
+        mine = await _group(redis, shard.stream, settings.group)
+        if mine is None or mine.get("entries-read") is None:
+            continue
+        info: Any = await redis.xinfo_stream(shard.stream)
+        added += int(info["entries-added"])
+        drained += int(mine["entries-read"]) - int(mine["pending"])
+        found = True
+    return (added, drained) if found else None
 
 
-async def sample_forever(redis: aioredis.Redis, settings: Settings) -> None:
+async def sample_forever(redis: RedisClient, settings: Settings) -> None:
     """Every SAMPLE_INTERVAL_S, record the counters once for the deployment (the first
     process to write an instant wins); run as a background task by every process."""
     while True:
@@ -142,11 +171,11 @@ async def sample_forever(redis: aioredis.Redis, settings: Settings) -> None:
                 value = f"{read[0]} {read[1]}"
                 key = settings.keys.queue_sample(bucket)
                 await redis.set(key, value, nx=True, ex=SAMPLES_KEPT_S)
-        except RedisError as exc:
+        except REDIS_ERRORS as exc:
             log.warning("queue sample skipped: %s", exc)
 
 
-async def rates(redis: aioredis.Redis, settings: Settings) -> list[dict[str, Any]]:
+async def rates(redis: RedisClient, settings: Settings) -> list[dict[str, Any]]:
     """Insert and drain rates (events/s) between consecutive samples of the last
     SAMPLES_KEPT_S; a gap (no process ran) is skipped, not averaged over."""
     last = int(time.time() // SAMPLE_INTERVAL_S) * SAMPLE_INTERVAL_S
@@ -172,25 +201,28 @@ async def rates(redis: aioredis.Redis, settings: Settings) -> list[dict[str, Any
     return out
 
 
-async def _consumers(redis: aioredis.Redis, settings: Settings) -> list[dict[str, Any]]:
-    try:
-        found: Any = await redis.xinfo_consumers(settings.keys.stream, settings.group)
-    except RedisError:  # no stream or no group yet
-        return []
-    return [
-        {
-            "name": c["name"].decode(),
-            "pending": int(c["pending"]),
-            "idle_s": round(int(c["idle"]) / 1000, 1),
-        }
-        for c in found
-    ]
+async def _consumers(redis: RedisClient, settings: Settings) -> list[dict[str, Any]]:
+    """Each consumer of the group, its pending entries and idle time over every shard."""
+    found: dict[str, dict[str, Any]] = {}
+    for shard in await layout.shards_to_read(redis, settings.keys):
+        try:
+            members: Any = await redis.xinfo_consumers(shard.stream, settings.group)
+        except REDIS_ERRORS:  # no stream or no group yet
+            continue
+        for member in members:
+            name = member["name"].decode()
+            idle_s = round(int(member["idle"]) / 1000, 1)
+            seen = found.setdefault(name, {"name": name, "pending": 0, "idle_s": idle_s})
+            seen["pending"] += int(member["pending"])
+            seen["idle_s"] = min(seen["idle_s"], idle_s)
+    return list(found.values())
 
 
-def _letter(entry_id: bytes, fields: dict[bytes, bytes]) -> dict[str, Any]:
+def _letter(shard: ShardKeys, entry_id: bytes, fields: dict[bytes, bytes]) -> dict[str, Any]:
     row = fields.get(ROW_FIELD, b"").decode("utf-8", "replace")
     return {
         "id": entry_id.decode(),
+        "shard": shard.name,
         "error": fields.get(b"error", b"").decode("utf-8", "replace"),
         "deliveries": int(fields.get(b"deliveries", b"0") or 0),
         "failed_at_ms": int(fields.get(b"failed_at_ms", b"0") or 0),
@@ -205,15 +237,17 @@ async def get_queue(request: Request[QueueState]) -> Response:
     redis, settings = request.state["redis"], request.state["settings"]
     try:
         state = await asyncio.wait_for(queue_state(redis, settings), CHECK_TIMEOUT_S)
-        letters = await DeadLetters(redis, settings.keys).list(DEAD_LETTERS_SHOWN)
         body = {
             **state,
             "consumer_list": await _consumers(redis, settings),
-            "dead_letter_list": [_letter(i, f) for i, f in letters],
+            "dead_letter_list": [
+                _letter(*letter)
+                for letter in await dead_letters(redis, settings, DEAD_LETTERS_SHOWN)
+            ],
             "rates": await rates(redis, settings),
             "sample_interval_s": SAMPLE_INTERVAL_S,
         }
-    except (RedisError, TimeoutError) as exc:
+    except (*REDIS_ERRORS, TimeoutError) as exc:
         log.warning("queue state unavailable: %s", exc)
         raise unavailable("redis unavailable, retry later", "redis") from exc
     return JSONResponse(body)
@@ -226,9 +260,35 @@ async def replay_dead_letters(request: Request[QueueState]) -> Response:
     body = await read_model(
         request, ReplayRequest, settings.max_body_bytes, "invalid replay request"
     )
-    letters = DeadLetters(request.state["redis"], settings.keys)
-    replayed = await letters.replay([i.encode() for i in body.ids])
-    return JSONResponse({"replayed": replayed, "dead_letters": await letters.count()})
+    redis = request.state["redis"]
+    replayed = await replay(redis, settings, body.ids)
+    state = await queue_state(redis, settings)
+    return JSONResponse({"replayed": replayed, "dead_letters": state["dead_letters"]})
+
+
+Letter: TypeAlias = tuple[ShardKeys, bytes, dict[bytes, bytes]]
+
+
+async def dead_letters(redis: RedisClient, settings: Settings, count: int) -> list[Letter]:
+    """The oldest `count` dead letters of every shard (shard, entry ID, fields)."""
+    found = []
+    for shard in await layout.shards_to_read(redis, settings.keys):
+        for entry_id, fields in await DeadLetters(redis, shard).list(count):
+            found.append((shard, entry_id, fields))
+    found.sort(key=lambda letter: stream_id_key(letter[1]))
+    return found[:count]
+
+
+async def replay(redis: RedisClient, settings: Settings, refs: list[str]) -> int:
+    """Put dead letters back on their shard's stream: each `<shard>:<id>` from that
+    shard, each bare `<id>` from any shard that has it; none named: all of them."""
+    replayed = 0
+    for shard in await layout.shards_to_read(redis, settings.keys):
+        ids = [ref.rpartition(":")[2] for ref in refs if ref.rpartition(":")[0] in ("", shard.name)]
+        if refs and not ids:
+            continue
+        replayed += await DeadLetters(redis, shard).replay([i.encode() for i in ids])
+    return replayed
 
 
 def routes() -> list[BaseRoute]:

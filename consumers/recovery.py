@@ -13,17 +13,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Any
-
-import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
 from consumers.processor import BatchProcessor
 from consumers.queue import stream_id_key
-from hitstream.errors import Stopping
+from hitstream.connections import RedisClient
 from hitstream.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -36,7 +31,7 @@ STALE_CONSUMER_IDLE_MS = 3_600_000
 LOST_READ_CHECK_S = 1.0
 
 
-async def trim_acknowledged(redis: aioredis.Redis, stream: str, threshold: int) -> int:
+async def trim_acknowledged(redis: RedisClient, stream: str, threshold: int) -> int:
     """Drop entries every group has acknowledged, once the stream is longer than
     `threshold`; return how many went."""
     if await redis.xlen(stream) <= threshold:
@@ -60,14 +55,13 @@ async def trim_acknowledged(redis: aioredis.Redis, stream: str, threshold: int) 
 
 
 class Recovery:
-    """Own-pending drain, reclaiming and trimming for one consumer."""
+    """Own-pending drain, reclaiming and trimming for one consumer of one shard."""
 
-    def __init__(
-        self, settings: Settings, redis: aioredis.Redis, processor: BatchProcessor
-    ) -> None:
+    def __init__(self, settings: Settings, redis: RedisClient, processor: BatchProcessor) -> None:
         self._settings = settings
         self._redis = redis
         self._processor = processor
+        self._stream = processor.shard.stream
         self._stopping = asyncio.Event()
 
     def stop(self) -> None:
@@ -86,7 +80,7 @@ class Recovery:
             reply: Any = await self._redis.xreadgroup(
                 settings.group,
                 self._processor.consumer,
-                {settings.keys.stream: cursor},
+                {self._stream: cursor},
                 count=settings.batch_size,
             )
             entries = reply[0][1] if reply else []
@@ -104,7 +98,7 @@ class Recovery:
         handler holds (their read's answer was lost); return how many."""
         settings = self._settings
         rows: Any = await self._redis.xpending_range(
-            settings.keys.stream,
+            self._stream,
             settings.group,
             min="-",
             max="+",
@@ -118,40 +112,17 @@ class Recovery:
             return 0
         async with self._redis.pipeline(transaction=False) as pipe:
             for entry_id in lost:
-                pipe.xrange(settings.keys.stream, entry_id, entry_id)
+                pipe.xrange(self._stream, entry_id, entry_id)
             replies: list[Any] = await pipe.execute()
         # One a reclaim took in hand meanwhile is left to it by process().
         entries = [entry for reply in replies for entry in reply]
         gone = {i for i, reply in zip(lost, replies, strict=True) if not reply}
         if gone:  # deleted from the stream by hand: nothing left to write
-            await self._redis.xack(settings.keys.stream, settings.group, *gone)
+            await self._redis.xack(self._stream, settings.group, *gone)
         if entries:
             log.warning("read again %d entries whose read was lost (timed out)", len(entries))
             await self._redeliver(entries)
         return len(entries)
-
-    async def watch_lost_reads(self, lost_after_ms: int) -> None:
-        """Look for entries of lost reads every LOST_READ_CHECK_S until stopped."""
-
-        async def look() -> None:
-            await self.drain_lost_reads(lost_after_ms)
-
-        await self._every(LOST_READ_CHECK_S, look, "looking for lost reads")
-
-    async def _every(
-        self, interval: float, step: Callable[[], Awaitable[object]], what: str
-    ) -> None:
-        """Run `step` every `interval` until stopped; a Redis error is logged and the next
-        round tries again."""
-        while not self._stopping.is_set():
-            try:
-                await step()
-            except Stopping:
-                return
-            except RedisError as exc:
-                log.warning("%s failed: %s", what, exc)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), timeout=interval)
 
     async def _redeliver(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
         ids = [entry_id for entry_id, _ in entries]
@@ -163,7 +134,7 @@ class Recovery:
         claimed, start = 0, "0-0"
         while not self._stopping.is_set():
             claim: Any = await self._redis.xautoclaim(
-                settings.keys.stream,
+                self._stream,
                 settings.group,
                 self._processor.consumer,
                 min_idle_time=settings.claim_idle_ms,
@@ -173,7 +144,7 @@ class Recovery:
             next_start, entries, deleted = claim
             if deleted:
                 # Gone from the stream (deleted by hand): nothing left to write.
-                await self._redis.xack(settings.keys.stream, settings.group, *deleted)
+                await self._redis.xack(self._stream, settings.group, *deleted)
             if entries:
                 log.info("reclaimed %d idle pending entries", len(entries))
                 await self._redeliver(entries)
@@ -185,31 +156,22 @@ class Recovery:
 
     async def trim_once(self) -> int:
         """Drop acknowledged entries once the stream passes the threshold."""
-        return await trim_acknowledged(
-            self._redis, self._settings.keys.stream, self._settings.trim_threshold
-        )
+        return await trim_acknowledged(self._redis, self._stream, self._settings.trim_threshold)
 
     async def forget_stale_consumers(self) -> None:
         """Remove long-idle consumers with nothing pending (dead replicas, old pids)."""
         settings = self._settings
-        for info in await self._redis.xinfo_consumers(settings.keys.stream, settings.group):
+        for info in await self._redis.xinfo_consumers(self._stream, settings.group):
             name = info["name"].decode() if isinstance(info["name"], bytes) else info["name"]
             if (
                 name != self._processor.consumer
                 and info["pending"] == 0
                 and info["idle"] > STALE_CONSUMER_IDLE_MS
             ):
-                await self._redis.xgroup_delconsumer(settings.keys.stream, settings.group, name)
+                await self._redis.xgroup_delconsumer(self._stream, settings.group, name)
 
-    async def run(self, keep_reading: Callable[[], Awaitable[None]] | None = None) -> None:
-        """Reclaim and trim every interval until stopped; `keep_reading` runs first in
-        each round (the consumer's check that its group and subscriber still exist)."""
-
-        async def maintain() -> None:
-            if keep_reading is not None:
-                await keep_reading()
-            await self.reclaim_once()
-            await self.trim_once()
-            await self.forget_stale_consumers()
-
-        await self._every(self._settings.maintenance_interval_s, maintain, "recovery round")
+    async def maintain(self) -> None:
+        """One maintenance round: reclaim, trim, forget stale consumers."""
+        await self.reclaim_once()
+        await self.trim_once()
+        await self.forget_stale_consumers()

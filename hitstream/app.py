@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from functools import partial
 from typing import Any, TypedDict
 
-import redis.asyncio as aioredis
 from anyio import to_thread
 from clickhouse_connect.driver.client import Client
 from starlette.applications import Starlette
@@ -27,16 +26,17 @@ import reporting.routes
 import sites.routes
 from consumers.sink import WRITER_SESSION, ClickHouseSink
 from consumers.worker import Consumer
-from hitstream import health, openapi
+from hitstream import health, layout, openapi
 from hitstream.connections import (
     EmbeddedValkey,
+    RedisClient,
     clickhouse_client,
     close_quietly,
+    open_redis,
     redact,
-    redis_client,
 )
 from hitstream.datadir import secure_data_dir, write_private
-from hitstream.errors import ConfigError
+from hitstream.errors import REDIS_ERRORS, ConfigError
 from hitstream.http import EXCEPTION_HANDLERS
 from hitstream.metrics import Metrics, RequestMetrics
 from hitstream.metrics import routes as metrics_routes
@@ -75,7 +75,7 @@ class AppState(TypedDict, total=False):
 
     settings: Settings
     admin_token: str | None
-    redis: aioredis.Redis
+    redis: RedisClient
     site_cache: SiteCache
     sessions: Sessions
     rate_limiter: RateLimiter
@@ -204,8 +204,15 @@ async def _open(
         redis_url = await to_thread.run_sync(valkey.start)
         stack.callback(valkey.stop)
         await stack.enter_async_context(_background(valkey.supervise()))
-    redis = redis_client(redis_url)
+    redis, cluster = await open_redis(redis_url, settings.redis_cluster)
     stack.push_async_callback(redis.aclose)
+    # The shard count follows the Redis found (one server or a cluster) unless set.
+    settings = settings.for_redis(cluster)
+    state["settings"] = settings
+    try:
+        await layout.record(redis, settings.keys)
+    except REDIS_ERRORS as exc:  # ingest starts without Redis, and answers 503 meanwhile
+        log.warning("cannot record the shard count in Redis: %s", exc)
     if settings.redis_url is None:
         # The embedded Valkey's AOF would keep expired salts; an external Redis's
         # operator rewrites its own (README, Privacy).

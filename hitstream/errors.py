@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from redis.exceptions import RedisClusterException, RedisError
+
 
 class HitstreamError(Exception):
     """Root of every error hitstream raises on purpose."""
@@ -53,3 +55,11 @@ class RowsRejected(HitstreamError):
 
 class Stopping(HitstreamError):
     """Shutdown began while work could not be finished: it stays pending for redelivery."""
+
+
+# What a Redis call can raise: redis-py's errors, and its cluster client's own, which do
+# not derive from RedisError (a slot with no primary, no node reachable).
+REDIS_ERRORS: tuple[type[RedisError], type[RedisClusterException]] = (
+    RedisError,
+    RedisClusterException,
+)

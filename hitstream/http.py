@@ -9,14 +9,14 @@ from typing import Any, TypeVar
 import orjson
 from clickhouse_connect.driver.exceptions import Error as ClickHouseError
 from pydantic import BaseModel, ValidationError
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from hitstream import jsonbody
-from hitstream.errors import EngineUnavailable
+from hitstream.errors import REDIS_ERRORS, EngineUnavailable
 
 Endpoint = Callable[..., Awaitable[Response]]
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -121,7 +121,7 @@ def engine_unavailable(request: Request[Any], exc: Exception) -> APIError:
     if isinstance(exc, EngineUnavailable):
         engine = exc.engine
     else:
-        engine = "redis" if isinstance(exc, RedisError) else "clickhouse"
+        engine = "redis" if isinstance(exc, REDIS_ERRORS) else "clickhouse"
     log.warning("%s error on %s %s: %s", engine, request.method, request.url.path, exc)
     return unavailable(f"{engine} unavailable, retry later", engine)
 
@@ -226,6 +226,7 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     APIError: on_api_error,
     HTTPException: on_http_exception,
     RedisError: on_engine_error,
+    RedisClusterException: on_engine_error,
     ClickHouseError: on_engine_error,
     EngineUnavailable: on_engine_error,
     Exception: on_unexpected,

@@ -7,7 +7,6 @@ import itertools
 import os
 import socket
 from collections.abc import Mapping
-from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
@@ -30,6 +29,11 @@ TOOL_VARIABLES = frozenset(
 
 
 MAX_RAW_TTL_DAYS = 3650
+
+# Shards of the event stream (hitstream/keys.py): on a Redis Cluster, enough that their
+# hash tags spread over the masters; on one server, one (it gains nothing from more).
+MAX_STREAM_SHARDS = 1024
+CLUSTER_STREAM_SHARDS = 16
 
 # A bearer token anyone can try against the admin routes must resist guessing even at
 # the failed-authentication limit's pace: `hitstream serve` makes 43 random characters.
@@ -82,6 +86,20 @@ class Settings(BaseSettings):
     consumer_name: str | None = Field(
         default=None, pattern=_KEY_NAME, description="default: serve-<host>-<port> or <host>-<pid>"
     )
+    redis_cluster: bool | None = Field(
+        default=None, description="whether the Redis is a cluster; default: ask it at start"
+    )
+    stream_shards: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_STREAM_SHARDS,
+        description="streams the events are split over by site; default 1, on a cluster 16",
+    )
+    shards: str | None = Field(
+        default=None,
+        pattern=r"^\d+(-\d+)?(,\d+(-\d+)?)*$",
+        description="the shards this consumer reads, e.g. 0-7 or 0,2,4-5; default all",
+    )
     batch_size: int = Field(default=10_000, ge=1, le=100_000)
     poll_interval_ms: int = Field(default=100, ge=1, le=60_000)
     batch_linger_ms: int = Field(
@@ -92,6 +110,13 @@ class Settings(BaseSettings):
     )
     insert_backoff_initial_s: float = Field(default=0.1, gt=0)
     insert_backoff_max_s: float = Field(default=10.0, gt=0)
+
+    consumer_stall_s: float = Field(
+        default=20.0,
+        gt=0,
+        le=3600,
+        description="a consumer none of whose reads completed this long is unavailable",
+    )
 
     # Delivery guarantees (see README, "Delivery guarantees").
     claim_idle_ms: int = Field(
@@ -196,6 +221,10 @@ class Settings(BaseSettings):
     def _consistent(self) -> Settings:
         if self.backlog_high_water <= self.trim_threshold:
             raise ValueError("backlog_high_water must be above trim_threshold")
+        chosen = self.consumed_shards
+        count = self.stream_shards or MAX_STREAM_SHARDS
+        if chosen is not None and (not chosen or max(chosen) >= count):
+            raise ValueError(f"shards must name shards from 0 to {count - 1}")
         return self
 
     @field_validator("admin_token", "metrics_token")
@@ -244,10 +273,27 @@ class Settings(BaseSettings):
         host = socket.gethostname()
         return f"serve-{host}-{self.port}" if all_in_one else f"{host}-{os.getpid()}"
 
-    @cached_property
+    @property
     def keys(self) -> RedisKeys:
-        """The Redis key names of this deployment."""
-        return RedisKeys(self.redis_prefix)
+        """The Redis key names of this deployment (one shard until `for_redis` knows)."""
+        return RedisKeys(self.redis_prefix, self.stream_shards or 1)
+
+    def for_redis(self, cluster: bool) -> Settings:
+        """These settings with the shard count decided for the Redis found at start."""
+        if self.stream_shards is not None:
+            return self
+        return self.model_copy(update={"stream_shards": CLUSTER_STREAM_SHARDS if cluster else 1})
+
+    @property
+    def consumed_shards(self) -> frozenset[int] | None:
+        """The shards HITSTREAM_SHARDS names (None: every shard)."""
+        if self.shards is None:
+            return None
+        chosen: set[int] = set()
+        for part in self.shards.split(","):
+            first, _, last = part.partition("-")
+            chosen.update(range(int(first), int(last or first) + 1))
+        return frozenset(chosen)
 
     @property
     def clickhouse_dsn(self) -> str:

@@ -18,10 +18,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import Response
 
+from hitstream.errors import REDIS_ERRORS
 from hitstream.http import APIError, client_ip
 from hitstream.settings import Settings
 from ingest.ratelimit import Bucket, Check, Outcome, RateLimiter, Verdict
@@ -312,7 +312,7 @@ async def error_cors_headers(request: Request[AdmissionT]) -> dict[str, str]:
         return cors_headers("*")
     try:
         allowed = await request.state["site_cache"].origin_allowed_somewhere(origin)
-    except RedisError:
+    except REDIS_ERRORS:
         return {}
     return cors_headers(origin) if allowed else {}
 

@@ -6,8 +6,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import redis.asyncio as aioredis
-
+from hitstream.connections import RedisClient
 from hitstream.keys import RedisKeys
 from sites.cache import RULES
 
@@ -174,7 +173,7 @@ class RateLimiter:
     """Checks a request against its buckets (per client IP, per API key or public site, per
     visitor address on a public site, and per address's failed authentications)."""
 
-    def __init__(self, redis: aioredis.Redis, keys: RedisKeys) -> None:
+    def __init__(self, redis: RedisClient, keys: RedisKeys) -> None:
         self._redis = redis
         self._keys = keys
         self._script = redis.register_script(GATED_BUCKETS)

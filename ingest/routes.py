@@ -10,12 +10,11 @@ from datetime import UTC, datetime
 from typing import Any, TypeAlias
 
 from pydantic import ValidationError
-from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
-from hitstream.errors import EngineUnavailable, StreamUnavailable
+from hitstream.errors import REDIS_ERRORS, EngineUnavailable, StreamUnavailable
 from hitstream.http import (
     BEACON_TYPES,
     APIError,
@@ -25,6 +24,7 @@ from hitstream.http import (
     client_ip,
     engine_unavailable,
     read_json,
+    retry_later,
     unavailable,
     validation_details,
 )
@@ -41,7 +41,7 @@ from ingest.auth import (
 )
 from ingest.bots import is_bot
 from ingest.geo import country
-from ingest.stream import StreamWriter
+from ingest.stream import PartlyStored, StreamWriter
 from ingest.visitors import RequestVisitor
 from schemas import plausible
 from schemas.event import Encoded, EventBatch, EventIn, TimeWindow, encode
@@ -67,9 +67,35 @@ async def _append(request: IngestRequest, events: list[Encoded]) -> None:
         raise unavailable("ingest is over its backlog limit, retry later", "stream", refusal)
     try:
         await writer.append(events)
+    except PartlyStored as exc:
+        log.warning("append refused by a shard of the stream: %s", exc)
+        raise partly_stored(events, exc.stored) from exc
     except StreamUnavailable as exc:
         log.warning("append refused by Redis: %s", exc)
         raise unavailable("event stream unavailable, retry later", "stream") from exc
+
+
+def partly_stored(events: list[Encoded], stored: list[int]) -> APIError:
+    """The 503 of a batch whose sites' shards took their part but not all: which events
+    are stored. A retry of the whole request counts each event with an event_id once
+    (ingest recognises it); one without is stored again, so resend only the others."""
+    message = (
+        f"{len(stored)} of {len(events)} events were stored (`stored` lists their indexes "
+        "and event_ids); send the others again, or the whole batch if every event has an "
+        "event_id"
+    )
+    extra = {
+        "accepted": len(stored),
+        "stored": stored,
+        "event_ids": [events[i].event_id for i in stored],
+    }
+    return APIError(
+        503,
+        "event stream partly unavailable, retry later",
+        [{"field": "stream", "message": message}],
+        headers=retry_later(),
+        extra=extra,
+    )
 
 
 def _window(request: IngestRequest) -> dict[str, TimeWindow]:
@@ -266,7 +292,7 @@ def _with_cors(endpoint: Endpoint) -> Endpoint:
             return await endpoint(request)
         except APIError as exc:
             refusal = exc
-        except (RedisError, EngineUnavailable) as exc:
+        except (*REDIS_ERRORS, EngineUnavailable) as exc:
             refusal = engine_unavailable(request, exc)
         request.state["metrics"].ingest_refused.labels(str(refusal.status_code)).inc()
         refusal.headers.update(await error_cors_headers(request))

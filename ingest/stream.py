@@ -7,12 +7,14 @@ import logging
 import time
 from collections.abc import Sequence
 from string import Template
+from typing import Any
 
-import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.asyncio.cluster import RedisCluster
+from redis.commands.core import AsyncScript
 
-from hitstream.errors import StreamUnavailable
-from hitstream.keys import RedisKeys
+from hitstream.connections import RedisClient
+from hitstream.errors import REDIS_ERRORS, StreamUnavailable
+from hitstream.keys import RedisKeys, ShardKeys, shard_of
 from schemas.entry import CLIENT_ID_FIELD, CLIENT_ID_MARK, ROW_FIELD
 from schemas.event import Encoded
 
@@ -121,39 +123,93 @@ return added
 )
 
 
-class StreamWriter:
-    """Appends encoded events to one stream; a batch is appended atomically.
+class PartlyStored(StreamUnavailable):
+    """A batch over several shards of which some shards took their part and others did
+    not: `stored` holds the indexes (in the batch) of the events that are stored."""
 
-    Events whose event_id came from the client are appended at most once per site and
-    dedup window (a client retry inside the window is acknowledged, not re-added).
-    """
+    def __init__(self, message: str, stored: list[int]) -> None:
+        super().__init__(message)
+        self.stored = stored
 
-    def __init__(
-        self, redis: aioredis.Redis, keys: RedisKeys, dedup_window_s: int, high_water: int
-    ) -> None:
-        self._redis = redis
+
+class _Shard:
+    """The appends to one shard's stream: one script call per batch, and the group
+    commit of single events (requests that arrive while a call is in flight go together
+    in the next one; each is answered once its entry is stored)."""
+
+    def __init__(self, script: AsyncScript, keys: ShardKeys, dedup_window_s: int) -> None:
+        self._script = script
         self._stream = keys.stream
-        self._probe = keys.health_probe
-        self._dedup_args: list[str | bytes | int] = [
+        self._args: list[str | bytes | int] = [
             keys.dedup,
             dedup_window_s,
             DEDUP_SLICES,
             keys.visits,
             VISIT_GAP_MS,
         ]
-        self._high_water = high_water
-        self._append_once = redis.register_script(APPEND_ONCE)
-        self.backlog = 0
-        self.memory_share = 0.0
-        self._read_at = time.monotonic()
-        # Group commit of single events: requests that arrive while a script call is in
-        # flight go together in the next one; each is answered once its entry is stored.
         self._waiting: list[tuple[Encoded, asyncio.Future[None]]] = []
         self._committer: asyncio.Task[None] | None = None
 
+    async def run(self, events: Sequence[Encoded]) -> None:
+        """One EVALSHA appends them all, atomically (far cheaper than one XADD each)."""
+        args = list(self._args)
+        for e in events:
+            args += [e.row, e.site_id, e.id_bytes if e.client_id else b"", e.visitor_id, e.ts_ms]
+        await self._script(keys=[self._stream], args=args)
+
+    async def one(self, event: Encoded) -> None:
+        """Append a single event with the others waiting on this shard."""
+        done = asyncio.get_running_loop().create_future()
+        self._waiting.append((event, done))
+        if self._committer is None or self._committer.done():
+            self._committer = asyncio.create_task(self._commit())
+        await done
+
+    async def _commit(self) -> None:
+        """Send the waiting single events, one script call at a time, until none wait."""
+        await asyncio.sleep(0)  # let requests of this loop iteration join
+        while self._waiting:
+            group, self._waiting = self._waiting, []
+            failure: Exception | None = None
+            try:
+                await self.run([event for event, _ in group])
+            except REDIS_ERRORS as exc:
+                failure = StreamUnavailable(str(exc))
+            for _, done in group:
+                if done.done():  # the client went away
+                    continue
+                if failure is not None:
+                    done.set_exception(failure)
+                else:
+                    done.set_result(None)
+
+
+class StreamWriter:
+    """Appends encoded events to the stream shard of their site; a batch is appended
+    atomically where it can be: all of it when its events share a shard (one site's
+    always do), each shard's part atomically otherwise (PartlyStored says which).
+
+    Events whose event_id came from the client are appended at most once per site and
+    dedup window (a client retry inside the window is acknowledged, not re-added).
+    """
+
+    def __init__(
+        self, redis: RedisClient, keys: RedisKeys, dedup_window_s: int, high_water: int
+    ) -> None:
+        self._redis = redis
+        self._keys = keys
+        self._probe = keys.health_probe
+        self._high_water = high_water
+        script = redis.register_script(APPEND_ONCE)
+        self._shards = [_Shard(script, shard, dedup_window_s) for shard in keys.all_shards]
+        self.backlog = 0
+        self.memory_share = 0.0
+        self._read_at = time.monotonic()
+
     def refusal(self) -> str | None:
-        """Why ingest must refuse now (503), or None: a long backlog, Redis nearly full,
-        or no reading of either for STALE_AFTER_S (Redis not answering)."""
+        """Why ingest must refuse now (503), or None: a long backlog in some shard, some
+        Redis server nearly full, or no reading of either for STALE_AFTER_S (Redis not
+        answering)."""
         if time.monotonic() - self._read_at > STALE_AFTER_S:
             return "the backlog could not be read; Redis is not answering"
         if self.backlog >= self._high_water:
@@ -174,49 +230,40 @@ class StreamWriter:
         return True
 
     async def append(self, events: Sequence[Encoded]) -> None:
-        """Store all events or none of them; returns only once Redis has them."""
-        if len(events) == 1 and not events[0].client_id:
-            await self._group_commit(events[0])
-            return
-        try:
-            await self._run_script(events)
-        except RedisError as exc:
-            raise StreamUnavailable(str(exc)) from exc
-
-    async def _run_script(self, events: Sequence[Encoded]) -> None:
-        """One EVALSHA appends them all, atomically (far cheaper than one XADD each)."""
-        args = list(self._dedup_args)
-        for e in events:
-            args += [e.row, e.site_id, e.id_bytes if e.client_id else b"", e.visitor_id, e.ts_ms]
-        await self._append_once(keys=[self._stream], args=args)
-
-    async def _group_commit(self, event: Encoded) -> None:
-        done = asyncio.get_running_loop().create_future()
-        self._waiting.append((event, done))
-        if self._committer is None or self._committer.done():
-            self._committer = asyncio.create_task(self._commit())
-        await done
-
-    async def _commit(self) -> None:
-        """Send the waiting single events, one script call at a time, until none wait."""
-        await asyncio.sleep(0)  # let requests of this loop iteration join
-        while self._waiting:
-            group, self._waiting = self._waiting, []
-            failure: Exception | None = None
+        """Store all events or none of them (of each shard's part, on several shards);
+        returns only once Redis has them."""
+        by_shard: dict[int, list[int]] = {}
+        for index, event in enumerate(events):
+            by_shard.setdefault(shard_of(event.site_id, self._keys.shards), []).append(index)
+        if len(by_shard) == 1:
+            shard = self._shards[next(iter(by_shard))]
             try:
-                await self._run_script([event for event, _ in group])
-            except RedisError as exc:
-                failure = StreamUnavailable(str(exc))
-            for _, done in group:
-                if done.done():  # the client went away
-                    continue
-                if failure is not None:
-                    done.set_exception(failure)
+                if len(events) == 1 and not events[0].client_id:
+                    await shard.one(events[0])
                 else:
-                    done.set_result(None)
+                    await shard.run(events)
+            except REDIS_ERRORS as exc:
+                raise StreamUnavailable(str(exc)) from exc
+            return
+        parts = list(by_shard.items())
+        outcomes = await asyncio.gather(
+            *(self._shards[k].run([events[i] for i in indexes]) for k, indexes in parts),
+            return_exceptions=True,
+        )
+        failures = [o for o in outcomes if isinstance(o, BaseException)]
+        if not failures:
+            return
+        stored = sorted(
+            i for (_, indexes), o in zip(parts, outcomes, strict=True) if o is None for i in indexes
+        )
+        for failure in failures:
+            if not isinstance(failure, REDIS_ERRORS):
+                raise failure
+        raise PartlyStored(str(failures[0]), stored)
 
     async def watch_backlog(self, interval_s: float) -> None:
-        """Keep `backlog` and `memory_share` current; run as a background task.
+        """Keep `backlog` (the longest shard) and `memory_share` (the fullest server)
+        current; run as a background task.
 
         A failed reading is not ignored: once the last good one is STALE_AFTER_S old,
         `refusal()` says so and ingest answers 503.
@@ -224,17 +271,31 @@ class StreamWriter:
         failing = False
         while True:
             try:
-                async with self._redis.pipeline(transaction=False) as pipe:
-                    pipe.xlen(self._stream)
-                    pipe.info("memory")
-                    length, memory = await pipe.execute()
-                self.backlog = int(length)
-                limit = int(memory.get("maxmemory") or 0)
-                self.memory_share = int(memory["used_memory"]) / limit if limit else 0.0
+                self.backlog = await self._longest_shard()
+                self.memory_share = max(map(_memory_share, await self._memory()))
                 self._read_at = time.monotonic()
                 failing = False
-            except (RedisError, OSError) as exc:
+            except (*REDIS_ERRORS, OSError) as exc:
                 if not failing:
                     log.warning("cannot read the backlog (ingest refuses meanwhile): %s", exc)
                 failing = True
             await asyncio.sleep(interval_s)
+
+    async def _longest_shard(self) -> int:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for shard in self._keys.all_shards:
+                pipe.xlen(shard.stream)
+            lengths: list[Any] = await pipe.execute()
+        return max(int(length) for length in lengths)
+
+    async def _memory(self) -> list[dict[str, Any]]:
+        """INFO memory of every server that holds a shard (each primary of a cluster)."""
+        if isinstance(self._redis, RedisCluster):
+            replies: Any = await self._redis.info("memory", target_nodes=RedisCluster.PRIMARIES)
+            return list(replies.values()) if "used_memory" not in replies else [replies]
+        return [await self._redis.info("memory")]
+
+
+def _memory_share(memory: dict[str, Any]) -> float:
+    limit = int(memory.get("maxmemory") or 0)
+    return int(memory["used_memory"]) / limit if limit else 0.0

@@ -29,9 +29,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from hitstream.connections import RedisClient
+from hitstream.errors import REDIS_ERRORS
 from hitstream.keys import RedisKeys
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,7 @@ class DailySalts:
     """The salt of the current UTC day, made or read once per process and day."""
 
     def __init__(
-        self, redis: aioredis.Redis, keys: RedisKeys, clock: Callable[[], float] = time.time
+        self, redis: RedisClient, keys: RedisKeys, clock: Callable[[], float] = time.time
     ) -> None:
         self._redis = redis
         self._keys = keys
@@ -97,7 +98,7 @@ class DailySalts:
 
 
 async def erase_expired_salts(
-    redis: aioredis.Redis, keys: RedisKeys, clock: Callable[[], float] = time.time
+    redis: RedisClient, keys: RedisKeys, clock: Callable[[], float] = time.time
 ) -> None:
     """Run for the life of the process that owns the embedded Valkey: at start (salts
     may have expired while nothing ran) and after each UTC midnight, once the salt of
@@ -113,13 +114,13 @@ async def erase_expired_salts(
             else:
                 await rewrite_aof(redis)
                 wait = (utc_day(clock()) + 1) * DAY_S + ERASE_AFTER_S - clock()
-        except (RedisError, OSError) as exc:
+        except (*REDIS_ERRORS, OSError) as exc:
             log.warning("cannot rewrite the AOF without the expired salt (retrying): %s", exc)
             wait = ERASE_RETRY_S
         await asyncio.sleep(wait)
 
 
-async def rewrite_aof(redis: aioredis.Redis) -> None:
+async def rewrite_aof(redis: RedisClient) -> None:
     """BGREWRITEAOF, waiting until it is done; raises RedisError if it failed."""
     await redis.bgrewriteaof()
     while True:

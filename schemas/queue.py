@@ -11,15 +11,17 @@ MAX_REPLAY_IDS = 1000
 MAX_ID_PART = 2**64 - 1
 
 
-def _in_range(entry_id: str) -> str:
-    if any(int(part) > MAX_ID_PART for part in entry_id.split("-")):
+def _in_range(ref: str) -> str:
+    if any(int(part) > MAX_ID_PART for part in ref.rpartition(":")[2].split("-")):
         raise ValueError("not a stream ID: a part is over 2**64 - 1")
-    return entry_id
+    return ref
 
 
-StreamId = Annotated[
+# A dead letter's stream ID, alone (looked for in every shard) or after its shard's name
+# as the queue panel lists it (`3:1732345678901-0`, `legacy:...`).
+DeadLetterRef = Annotated[
     str,
-    StringConstraints(pattern=r"^[0-9]{1,20}-[0-9]{1,20}$"),
+    StringConstraints(pattern=r"^((legacy|[0-9]{1,4}):)?[0-9]{1,20}-[0-9]{1,20}$"),
     AfterValidator(_in_range),
 ]
 
@@ -29,4 +31,4 @@ class ReplayRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    ids: list[StreamId] = Field(default_factory=list, max_length=MAX_REPLAY_IDS)
+    ids: list[DeadLetterRef] = Field(default_factory=list, max_length=MAX_REPLAY_IDS)

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
-import redis.asyncio as aioredis
 
+from hitstream.connections import RedisClient
 from hitstream.keys import RedisKeys
 from sites.model import (
     KEY_MERGE,
@@ -103,7 +103,7 @@ MERGE_RULE = orjson.dumps(KEY_MERGE)
 class SiteCache:
     """Sites, keys and the allowed origins of public sites, in Redis."""
 
-    def __init__(self, redis: aioredis.Redis, keys: RedisKeys) -> None:
+    def __init__(self, redis: RedisClient, keys: RedisKeys) -> None:
         self._redis = redis
         self._merge_keys = redis.register_script(MERGE_KEYS)
         self._verify_key = redis.register_script(VERIFY_KEY)

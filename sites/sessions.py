@@ -10,8 +10,7 @@ import hashlib
 import hmac
 import secrets
 
-import redis.asyncio as aioredis
-
+from hitstream.connections import RedisClient
 from hitstream.keys import RedisKeys
 
 COOKIE = "hs_session"
@@ -24,7 +23,7 @@ def _digest(value: str) -> str:
 class Sessions:
     """Opens, checks and ends dashboard sessions."""
 
-    def __init__(self, redis: aioredis.Redis, keys: RedisKeys, ttl_s: int) -> None:
+    def __init__(self, redis: RedisClient, keys: RedisKeys, ttl_s: int) -> None:
         self._redis = redis
         self._keys = keys
         self.ttl_s = ttl_s

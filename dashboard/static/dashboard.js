@@ -614,7 +614,7 @@
             h('td', { class: 'num', text: String(d.deliveries) }),
             h('td', { class: 'error-text', text: d.error }),
             h('td', {}, [h('code', { class: 'row', text: d.row })]),
-            h('td', {}, [h('button', { type: 'button', text: 'Replay', 'aria-label': 'Replay ' + d.id, onclick: function () { replay([d.id]); } })])
+            h('td', {}, [h('button', { type: 'button', text: 'Replay', 'aria-label': 'Replay ' + d.id, onclick: function () { replay([d.shard + ':' + d.id]); } })])
           ]);
         });
         clear(letters).append(table('Dead letters, oldest first', ['Entry', 'Failed at (UTC)', 'Deliveries', 'Error', 'Row', ''], rows));

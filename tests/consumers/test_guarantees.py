@@ -15,7 +15,6 @@ import redis
 from clickhouse_connect.driver.client import Client
 from starlette.testclient import TestClient
 
-from consumers.deadletter import DeadLetters
 from consumers.processor import BatchProcessor
 from consumers.recovery import trim_acknowledged
 from consumers.sink import ClickHouseSink
@@ -40,11 +39,11 @@ def raw_count(ch: Client, site: str) -> tuple[int, int]:
 
 
 def pending(conn: redis.Redis, settings: Settings) -> int:
-    return int(conn.xpending(settings.keys.stream, settings.group)["pending"])
+    return int(conn.xpending(settings.keys.shard(0).stream, settings.group)["pending"])
 
 
 def drained(conn: redis.Redis, settings: Settings) -> None:
-    wait_drained(conn, settings.keys.stream, settings.group)
+    wait_drained(conn, settings.keys.shard(0).stream, settings.group)
 
 
 @pytest.mark.anyio
@@ -54,15 +53,17 @@ async def test_same_batch_redelivered_on_purpose_counts_once(
     """Process one batch, then hand the same entries in again, both ways they can come back."""
     ingest = [stream_entry(event("again", f"/{i}")) for i in range(30)]
     for fields in ingest:
-        redis_conn.xadd(settings.keys.stream, fields)
+        redis_conn.xadd(settings.keys.shard(0).stream, fields)
     redis = redis_client(settings.redis_url or "")
     try:
-        await ensure_group(redis, settings.keys.stream, settings.group)
-        reply: Any = await redis.xreadgroup(settings.group, "c1", {settings.keys.stream: ">"})
+        await ensure_group(redis, settings.keys.shard(0).stream, settings.group)
+        reply: Any = await redis.xreadgroup(
+            settings.group, "c1", {settings.keys.shard(0).stream: ">"}
+        )
         ids = [entry_id for entry_id, _ in reply[0][1]]
         entries = [fields for _, fields in reply[0][1]]
-        dead = DeadLetters(redis, settings.keys)
-        processor = BatchProcessor(settings, "c1", redis, ClickHouseSink(schema), dead)
+        shard = settings.keys.shard(0)
+        processor = BatchProcessor(settings, shard, "c1", redis, ClickHouseSink(schema))
         await processor.process(ids, entries)
         await processor.process(ids, entries)  # same composition: the insert token dedups
         await processor.process(ids, entries, redelivered=True)  # stored-ID check skips all
@@ -101,7 +102,7 @@ def test_client_retry_after_the_dedup_window_still_counts_once(
     client = make_client(settings)
     body = event("late-retry", "/", event_id=str(uuid.uuid4()))
     assert client.post("/event", json=body).status_code == 202
-    remembered = settings.keys.dedup + "late-retry:*"
+    remembered = settings.keys.shard(0).dedup + "late-retry:*"
     wait_for(
         lambda: True if not redis_conn.keys(remembered) else None,
         timeout=10,
@@ -110,7 +111,9 @@ def test_client_retry_after_the_dedup_window_still_counts_once(
     assert client.post("/event", json=body).status_code == 202
     wait_for(
         lambda: (
-            True if redis_conn.xinfo_groups(settings.keys.stream)[0]["entries-read"] == 2 else None
+            True
+            if redis_conn.xinfo_groups(settings.keys.shard(0).stream)[0]["entries-read"] == 2
+            else None
         ),
         what="both copies to be read",
     )
@@ -131,13 +134,13 @@ def test_poison_entries_are_dead_lettered_and_good_ones_count(
     good = [event("poison", f"/{i}", timestamp=f"{D0}T04:04:04Z") for i in range(20)]
     bad_uuid = b'{"event_id":"zzzzzzzz-zzzz-zzzz-zzzz-zzzzzzzzzzzz","site_id":"poison"}'
     client.post("/events", json=good[:10])
-    redis_conn.xadd(settings.keys.stream, entry.fields(bad_uuid))
-    redis_conn.xadd(settings.keys.stream, {b"something": b"else"})
+    redis_conn.xadd(settings.keys.shard(0).stream, entry.fields(bad_uuid))
+    redis_conn.xadd(settings.keys.shard(0).stream, {b"something": b"else"})
     client.post("/events", json=good[10:])
     dead = wait_for(
         lambda: (
-            redis_conn.xrange(settings.keys.dead_letters) or None
-            if redis_conn.xlen(settings.keys.dead_letters) == 2
+            redis_conn.xrange(settings.keys.shard(0).dead_letters) or None
+            if redis_conn.xlen(settings.keys.shard(0).dead_letters) == 2
             else None
         ),
         what="two dead letters",
@@ -175,7 +178,7 @@ def test_poison_entries_are_dead_lettered_and_good_ones_count(
     wait_for(
         lambda: (
             True
-            if redis_conn.xlen(settings.keys.dead_letters) == 2
+            if redis_conn.xlen(settings.keys.shard(0).dead_letters) == 2
             and pending(redis_conn, settings) == 0
             else None
         ),
@@ -207,41 +210,50 @@ async def test_backlog_over_trim_threshold_keeps_every_pending_entry(
         redis = redis_client(settings.redis_url or "")
         try:
             assert (
-                await trim_acknowledged(redis, settings.keys.stream, settings.trim_threshold) == 0
+                await trim_acknowledged(
+                    redis, settings.keys.shard(0).stream, settings.trim_threshold
+                )
+                == 0
             )
         finally:
             await redis.aclose()
-        assert redis_conn.xlen(settings.keys.stream) == 100
+        assert redis_conn.xlen(settings.keys.shard(0).stream) == 100
     finally:
         ch.command("ATTACH TABLE events")
     poll_stats(client, lambda b: b["total_views"] == 100, site_id="trim", date=D0)
     # Once acknowledged, the entries over the threshold are trimmed away.
-    wait_for(lambda: True if redis_conn.xlen(settings.keys.stream) <= 10 else None, what="trim")
+    wait_for(
+        lambda: True if redis_conn.xlen(settings.keys.shard(0).stream) <= 10 else None, what="trim"
+    )
 
 
 @pytest.mark.anyio
 async def test_trim_waits_for_every_group(settings: Settings, redis_conn: redis.Redis) -> None:
     for i in range(30):
-        redis_conn.xadd(settings.keys.stream, entry.fields(b"x" + str(i).encode()))
-    redis_conn.xgroup_create(settings.keys.stream, settings.group, id="0")
-    redis_conn.xgroup_create(settings.keys.stream, "slow-reader", id="0")
-    entries = redis_conn.xreadgroup(settings.group, "c", {settings.keys.stream: ">"})[0][1]
-    redis_conn.xack(settings.keys.stream, settings.group, *[i for i, _ in entries])
+        redis_conn.xadd(settings.keys.shard(0).stream, entry.fields(b"x" + str(i).encode()))
+    redis_conn.xgroup_create(settings.keys.shard(0).stream, settings.group, id="0")
+    redis_conn.xgroup_create(settings.keys.shard(0).stream, "slow-reader", id="0")
+    entries = redis_conn.xreadgroup(settings.group, "c", {settings.keys.shard(0).stream: ">"})[0][1]
+    redis_conn.xack(settings.keys.shard(0).stream, settings.group, *[i for i, _ in entries])
     redis = redis_client(settings.redis_url or "")
     try:
 
         async def trim_once() -> int:
-            return await trim_acknowledged(redis, settings.keys.stream, threshold=5)
+            return await trim_acknowledged(redis, settings.keys.shard(0).stream, threshold=5)
 
         assert await trim_once() == 0  # slow-reader has read nothing
-        redis_conn.xreadgroup("slow-reader", "c", {settings.keys.stream: ">"}, count=20)
+        redis_conn.xreadgroup("slow-reader", "c", {settings.keys.shard(0).stream: ">"}, count=20)
         assert await trim_once() == 0  # read but not acknowledged: still pending
-        slow = redis_conn.xpending_range(settings.keys.stream, "slow-reader", "-", "+", 100)
-        redis_conn.xack(settings.keys.stream, "slow-reader", *[p["message_id"] for p in slow[:12]])
+        slow = redis_conn.xpending_range(
+            settings.keys.shard(0).stream, "slow-reader", "-", "+", 100
+        )
+        redis_conn.xack(
+            settings.keys.shard(0).stream, "slow-reader", *[p["message_id"] for p in slow[:12]]
+        )
         assert await trim_once() == 12
     finally:
         await redis.aclose()
-    assert redis_conn.xlen(settings.keys.stream) == 18
+    assert redis_conn.xlen(settings.keys.shard(0).stream) == 18
 
 
 def test_backpressure_answers_503_and_drops_nothing_accepted(
@@ -266,7 +278,7 @@ def test_backpressure_answers_503_and_drops_nothing_accepted(
 
     wait_for(until_refused, what="a 503 from ingest")
     assert accepted >= 20
-    assert redis_conn.xlen(settings.keys.stream) == accepted
+    assert redis_conn.xlen(settings.keys.shard(0).stream) == accepted
     client = make_client(settings)
     poll_stats(client, lambda b: b["total_views"] == accepted, site_id="pressure", date=D0)
 
@@ -283,7 +295,8 @@ def test_queue_health_reports_backlog_and_dead_letters(
             return state if state["pending"] == 5 else None
 
         state = wait_for(five_pending, what="5 pending")
-        assert state["stream"] == settings.keys.stream and state["group"] == settings.group
+        assert state["group"] == settings.group
+        assert [shard["stream"] for shard in state["shards"]] == [settings.keys.shard(0).stream]
         assert state["length"] == 5 and state["consumers"] == 1 and state["dead_letters"] == 0
         assert state["lag"] == 0 and state["oldest_pending_age_s"] >= 0
     finally:

@@ -31,7 +31,7 @@ def test_entries_of_a_lost_read_are_counted_within_seconds_not_at_the_idle_recla
     and no idle reclaim is needed.
     """
     caplog.set_level(logging.INFO, logger="consumers")
-    stream, group = settings.keys.stream, settings.group
+    stream, group = settings.keys.shard(0).stream, settings.group
     consumer = settings.consumer_name or ""
     assert settings.claim_idle_ms == 60_000
     # One transaction: the consumer's own reads never see these entries as new.

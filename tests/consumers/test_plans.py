@@ -22,7 +22,6 @@ import pytest
 import redis
 from clickhouse_connect.driver.client import Client
 
-from consumers.deadletter import DeadLetters
 from consumers.processor import BatchProcessor
 from consumers.sink import ClickHouseSink, batch_token
 from consumers.worker import ensure_group
@@ -87,14 +86,13 @@ def test_replaying_a_partial_insert_with_its_token_completes_every_table(schema:
 @pytest.fixture
 async def aredis(settings: Settings) -> AsyncIterator[Any]:
     conn = redis_client(settings.redis_url or "")
-    await ensure_group(conn, settings.keys.stream, settings.group)
+    await ensure_group(conn, settings.keys.shard(0).stream, settings.group)
     yield conn
     await conn.aclose()
 
 
 def processor(settings: Settings, name: str, conn: Any, ch: Client) -> BatchProcessor:
-    dead = DeadLetters(conn, settings.keys)
-    return BatchProcessor(settings, name, conn, ClickHouseSink(ch), dead)
+    return BatchProcessor(settings, settings.keys.shard(0), name, conn, ClickHouseSink(ch))
 
 
 async def interrupted_batch(
@@ -103,9 +101,12 @@ async def interrupted_batch(
     """Read `n` new entries as consumer c1 and leave their insert half written."""
     for i in range(n):
         await conn.xadd(
-            settings.keys.stream, stream_entry(event(site, f"/{i % 7}", user_id=f"u{i % 9}"))
+            settings.keys.shard(0).stream,
+            stream_entry(event(site, f"/{i % 7}", user_id=f"u{i % 9}")),
         )
-    reply: Any = await conn.xreadgroup(settings.group, "c1", {settings.keys.stream: ">"}, count=n)
+    reply: Any = await conn.xreadgroup(
+        settings.group, "c1", {settings.keys.shard(0).stream: ">"}, count=n
+    )
     entries = list(reply[0][1])
     first = processor(settings, "c1", conn, ch)
     interrupt_inserts(ch)
@@ -147,13 +148,15 @@ async def test_insert_interrupted_between_raw_part_and_views_counts_once(
         await again.process(ids[:45], fields[:45], redelivered=True)
     else:
         # Another consumer reclaims a part; the replay fetches the rest of the insert.
-        claimed = redis_conn.xclaim(settings.keys.stream, settings.group, "c2", 0, ids[:20])
+        claimed = redis_conn.xclaim(
+            settings.keys.shard(0).stream, settings.group, "c2", 0, ids[:20]
+        )
         assert len(claimed) == 20
         await processor(settings, "c2", aredis, schema).process(
             ids[:20], fields[:20], redelivered=True
         )
-    assert redis_conn.xpending(settings.keys.stream, settings.group)["pending"] == 0
-    assert redis_conn.hlen(settings.keys.plans(settings.group)) == 0
+    assert redis_conn.xpending(settings.keys.shard(0).stream, settings.group)["pending"] == 0
+    assert redis_conn.hlen(settings.keys.shard(0).plans(settings.group)) == 0
     assert table_counts(schema, site) == exact(60, 9)
 
 
@@ -164,9 +167,9 @@ async def test_plans_are_recorded_before_the_insert_and_forgotten_with_the_ack(
     site = f"plan-{uuid.uuid4().hex[:6]}"
     entries = await interrupted_batch(settings, aredis, schema, 10, site)
     ids = [i for i, _ in entries]
-    plans_key = settings.keys.plans(settings.group)
+    plans_key = settings.keys.shard(0).plans(settings.group)
     recorded = redis_conn.hgetall(plans_key)
-    assert list(recorded) == [batch_token(settings.keys.stream, ids).encode()]
+    assert list(recorded) == [batch_token(settings.keys.shard(0).stream, ids).encode()]
     assert recorded[next(iter(recorded))].split(b",") == ids
     await processor(settings, "c1", aredis, schema).process(
         ids, [f for _, f in entries], redelivered=True
@@ -190,8 +193,10 @@ async def test_same_event_id_in_two_sites_is_two_events(
     ]
     for batch in batches:
         for body in batch:
-            await aredis.xadd(settings.keys.stream, stream_entry(body, client_id=True))
-        reply: Any = await aredis.xreadgroup(settings.group, "c1", {settings.keys.stream: ">"})
+            await aredis.xadd(settings.keys.shard(0).stream, stream_entry(body, client_id=True))
+        reply: Any = await aredis.xreadgroup(
+            settings.group, "c1", {settings.keys.shard(0).stream: ">"}
+        )
         entries = reply[0][1]
         await processor(settings, "c1", aredis, schema).process(
             [i for i, _ in entries], [f for _, f in entries]

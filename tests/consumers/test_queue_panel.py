@@ -40,7 +40,7 @@ def test_a_dead_letter_is_listed_with_its_error_and_replayed_by_id(
     make_client: Callable[..., TestClient], panel_settings: Settings, redis_conn: redis.Redis
 ) -> None:
     app = make_client(panel_settings)
-    redis_conn.xadd(panel_settings.keys.stream, entry.fields(POISON))
+    redis_conn.xadd(panel_settings.keys.shard(0).stream, entry.fields(POISON))
     app.post("/event", json=event("panel", "/good", timestamp=f"{D0}T01:00:00Z"))
 
     def listed() -> list[dict[str, object]] | None:

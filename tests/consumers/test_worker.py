@@ -83,7 +83,7 @@ def test_consumer_retries_while_clickhouse_refuses_then_drains(
             lambda: True if "retrying in" in caplog.text else None,
             what="the consumer to report a failed insert",
         )
-        pending = redis_conn.xpending(settings.keys.stream, settings.group)["pending"]
+        pending = redis_conn.xpending(settings.keys.shard(0).stream, settings.group)["pending"]
         assert pending == 40, "nothing is acknowledged before it is written"
     finally:
         ch.command("ATTACH TABLE events")
@@ -92,7 +92,7 @@ def test_consumer_retries_while_clickhouse_refuses_then_drains(
     wait_for(
         lambda: (
             True
-            if redis_conn.xpending(settings.keys.stream, settings.group)["pending"] == 0
+            if redis_conn.xpending(settings.keys.shard(0).stream, settings.group)["pending"] == 0
             else None
         ),
         what="the batch to be acknowledged",

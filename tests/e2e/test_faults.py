@@ -108,7 +108,7 @@ def consumer(settings: Settings, tmp_path: Path, name: str, **extra: str) -> Hit
 
 
 def drained(conn: redis.Redis, settings: Settings, n: int) -> None:
-    wait_drained(conn, settings.keys.stream, settings.group, n)
+    wait_drained(conn, settings.keys.shard(0).stream, settings.group, n)
 
 
 def assert_counted_once(tmp_path: Path, n: int, users: int = 13) -> None:
@@ -221,12 +221,14 @@ def test_sigterm_finishes_and_acknowledges_the_batch_in_hand(
     worker = consumer(settings, tmp_path, "c1", HITSTREAM_BATCH_SIZE="50").start()
     wait_for(
         lambda: (
-            True if redis_conn.xinfo_groups(settings.keys.stream)[0]["entries-read"] > 0 else None
+            True
+            if redis_conn.xinfo_groups(settings.keys.shard(0).stream)[0]["entries-read"] > 0
+            else None
         ),
         what="the consumer to start reading",
     )
     assert worker.stop(signal.SIGTERM, timeout=30) == 0, worker.log()
-    group = redis_conn.xinfo_groups(settings.keys.stream)[0]
+    group = redis_conn.xinfo_groups(settings.keys.shard(0).stream)[0]
     assert group["pending"] == 0, "the batch in hand was acknowledged before exit"
     read = group["entries-read"]
     stored = counts(tmp_path / "ch")
@@ -289,7 +291,7 @@ def test_valkey_server_kill_9_then_restart_keeps_the_stream(
         valkey.terminate()  # SIGKILL
         valkey = ValkeyServer(port=port, data_dir=tmp_path / "v", persist=True, config=config)
         valkey.start()
-        assert redis.Redis(port=port).xlen(settings.keys.stream) == 300
+        assert redis.Redis(port=port).xlen(settings.keys.shard(0).stream) == 300
         client = make_client(settings)
         poll_stats(client, lambda body: body["total_views"] == 300, site_id="aof", date=D0)
     finally:

@@ -159,7 +159,7 @@ def test_stream_entries_are_acknowledged(
     wait_for(
         lambda: (
             True
-            if redis_conn.xpending(settings.keys.stream, settings.group)["pending"] == 0
+            if redis_conn.xpending(settings.keys.shard(0).stream, settings.group)["pending"] == 0
             else None
         ),
         what="pending list to empty",

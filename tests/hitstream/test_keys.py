@@ -6,29 +6,89 @@ import ast
 import re
 from pathlib import Path
 
-from hitstream.keys import RedisKeys
+from hitstream.keys import RedisKeys, ShardKeys, shard_of
 
 ROOT = Path(__file__).resolve().parents[2]
 # What a key name spelt outside keys.py would look like: a ':' and one of the key words.
-KEY_NAME = re.compile(r":(events|dead|dedup|plans|sites|keys|origins|registry|ratelimit|health)\b")
+KEY_NAME = re.compile(
+    r"[:}](events|dead|dedup|plans|sites|keys|origins|registry|ratelimit|health|visit|session"
+    r"|salt|queue-sample|shard-counts)\b"
+)
 CODE = ["hitstream", "ingest", "consumers", "reporting", "schemas", "sites"]
 
 
-def _all_names(keys: RedisKeys) -> list[str]:
+def _shard_names(shard: ShardKeys) -> list[str]:
+    return [
+        shard.stream,
+        shard.dead_letters,
+        shard.plans("g"),
+        shard.dedup + "site:1",
+        shard.visits + "site:1",
+    ]
+
+
+def _control_names(keys: RedisKeys) -> list[str]:
     names = [
         getattr(keys, name)
         for name, member in vars(RedisKeys).items()
-        if isinstance(member, property)
+        if isinstance(member, property) and name not in ("all_shards", "legacy", "_control")
     ]
-    return [*names, keys.plans("g"), keys.rate_limit("ip:1.2.3.4")]
+    return [
+        *names,
+        keys.rate_limit("ip:1.2.3.4"),
+        keys.session("d"),
+        keys.queue_sample(10),
+        keys.salt("2026-12-07"),
+    ]
+
+
+def _all_names(keys: RedisKeys) -> list[str]:
+    shards = [name for shard in keys.all_shards for name in _shard_names(shard)]
+    return [*_control_names(keys), *shards]
+
+
+def _tag(name: str) -> str:
+    """The hash tag Redis Cluster hashes `name` by."""
+    assert name.startswith("{"), name
+    return name[1 : name.index("}")]
 
 
 def test_every_key_derives_from_the_prefix_and_two_prefixes_share_nothing() -> None:
-    one, two = _all_names(RedisKeys("one:")), _all_names(RedisKeys("two:"))
-    assert all(name.startswith("one:") for name in one)
-    assert all(name.startswith("two:") for name in two)
+    one, two = _all_names(RedisKeys("one:", 4)), _all_names(RedisKeys("two:", 4))
+    assert all(_tag(name).startswith("one:") for name in one)
+    assert all(_tag(name).startswith("two:") for name in two)
     assert len(set(one)) == len(one), "each key has its own name"
     assert not set(one) & set(two)
+
+
+def test_a_shards_keys_share_its_tag_and_control_keys_share_one_of_their_own() -> None:
+    """Every script and transaction stays inside one slot of a Redis Cluster."""
+    keys = RedisKeys("p:", 4)
+    tags = [{_tag(name) for name in _shard_names(shard)} for shard in keys.all_shards]
+    assert tags == [{"p:s0"}, {"p:s1"}, {"p:s2"}, {"p:s3"}]
+    assert {_tag(name) for name in _control_names(keys)} == {"p:c"}
+
+
+def test_the_legacy_shard_keeps_the_names_of_releases_before_shards() -> None:
+    legacy = RedisKeys("hitstream:", 8).legacy
+    assert _shard_names(legacy) == [
+        "hitstream:events",
+        "hitstream:events:dead",
+        "hitstream:plans:g",
+        "hitstream:dedup:site:1",
+        "hitstream:visit:site:1",
+    ]
+
+
+def test_a_site_keeps_its_shard_and_growing_the_count_moves_few_sites() -> None:
+    sites = [f"site-{i}" for i in range(4000)]
+    assert {shard_of(site, 1) for site in sites} == {0}
+    spread = [shard_of(site, 8) for site in sites]
+    assert set(spread) == set(range(8))
+    assert max(spread.count(k) for k in range(8)) < 1.25 * len(sites) / 8
+    moved = sum(shard_of(site, 8) != shard_of(site, 9) for site in sites)
+    assert moved < 1.3 * len(sites) / 9, "a jump hash moves about 1/9 of the sites"
+    assert all(shard_of(site, 9) == 8 for site in sites if shard_of(site, 8) != shard_of(site, 9))
 
 
 def test_no_module_but_keys_spells_a_key_name() -> None:

@@ -33,9 +33,11 @@ def test_one_sites_event_id_does_not_suppress_another_sites_event(
     shared = str(uuid.uuid4())
     for site in ("site-a", "site-b", "site-a"):
         assert ingest.post("/event", json=event(site, event_id=shared)).status_code == 202
-    assert redis_conn.xlen(settings.keys.stream) == 2, "each site's copy once, the retry dropped"
-    assert sorted(redis_conn.keys(settings.keys.dedup + "*")) == sorted(
-        redis_conn.keys(settings.keys.dedup + "site-[ab]:*")
+    assert redis_conn.xlen(settings.keys.shard(0).stream) == 2, (
+        "each site's copy once, the retry dropped"
+    )
+    assert sorted(redis_conn.keys(settings.keys.shard(0).dedup + "*")) == sorted(
+        redis_conn.keys(settings.keys.shard(0).dedup + "site-[ab]:*")
     )
 
 
@@ -46,7 +48,7 @@ def test_remembered_event_ids_cost_under_50_bytes_each(
     for _ in range(40):
         batch = [event("mem", event_id=str(uuid.uuid4())) for _ in range(500)]
         assert ingest.post("/events", json=batch).status_code == 202
-    keys = redis_conn.keys(settings.keys.dedup + "mem:*")
+    keys = redis_conn.keys(settings.keys.shard(0).dedup + "mem:*")
     assert 1 <= len(keys) <= 2  # the current slice (and the one before, at a boundary)
     used = sum(int(redis_conn.memory_usage(key, samples=0) or 0) for key in keys)
     assert sum(int(redis_conn.scard(key)) for key in keys) == 20_000
@@ -88,8 +90,8 @@ def test_ingest_refuses_before_redis_is_full_and_resumes(
         return reason if "memory" in reason else None
 
     wait_for(refused, timeout=30, interval=0, what="a 503 naming Redis memory")
-    assert redis_conn.xlen(settings.keys.stream) == accepted, "every 202 is in the stream"
-    redis_conn.delete(settings.keys.stream)  # the consumers drained it
+    assert redis_conn.xlen(settings.keys.shard(0).stream) == accepted, "every 202 is in the stream"
+    redis_conn.delete(settings.keys.shard(0).stream)  # the consumers drained it
     wait_for(
         lambda: True if ingest.post("/event", json=event("full")).status_code == 202 else None,
         what="ingest to accept again",

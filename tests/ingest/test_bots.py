@@ -61,7 +61,9 @@ def test_a_bots_page_views_are_answered_202_and_not_counted(
     )
     body = poll_stats(client, lambda b: b["total_views"] == 1, site_id="bots", date=D0)
     assert body["top_paths"] == [{"path": "/from-a-backend", "views": 1}]
-    assert redis_conn.xlen(settings.keys.stream) == 1, "dropped events never reach the stream"
-    wait_drained(redis_conn, settings.keys.stream, settings.group)
+    assert redis_conn.xlen(settings.keys.shard(0).stream) == 1, (
+        "dropped events never reach the stream"
+    )
+    wait_drained(redis_conn, settings.keys.shard(0).stream, settings.group)
     metrics = client.get("/metrics").text
     assert "hitstream_bot_events_dropped_total 4.0" in metrics

@@ -71,7 +71,7 @@ def test_bad_json_is_400_with_the_reason(
     response = ingest.post("/event", content=body, headers={"content-type": "application/json"})
     assert_error(response, 400)
     assert message in json.dumps(response.json())
-    assert not redis_conn.exists(settings.keys.stream)
+    assert not redis_conn.exists(settings.keys.shard(0).stream)
 
 
 def test_body_over_the_cap_is_413(
@@ -80,7 +80,7 @@ def test_body_over_the_cap_is_413(
     padded = json.dumps({**event("s1"), "pad": "x" * 5000}).encode()
     response = ingest.post("/event", content=padded, headers={"content-type": "application/json"})
     assert_error(response, 413)
-    assert not redis_conn.exists(settings.keys.stream)
+    assert not redis_conn.exists(settings.keys.shard(0).stream)
 
 
 def test_chunked_body_over_the_cap_is_413_while_reading(ingest: TestClient) -> None:

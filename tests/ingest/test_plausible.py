@@ -28,7 +28,8 @@ AUTH = {"Authorization": f"Bearer {ADMIN}"}
 
 def rows(redis_conn: redis.Redis, settings: Settings) -> list[dict[str, Any]]:
     return [
-        orjson.loads(fields[ROW_FIELD]) for _, fields in redis_conn.xrange(settings.keys.stream)
+        orjson.loads(fields[ROW_FIELD])
+        for _, fields in redis_conn.xrange(settings.keys.shard(0).stream)
     ]
 
 
@@ -151,7 +152,7 @@ def test_bad_plausible_events_get_plausibles_errors_and_nothing_is_enqueued(
     payload = answer.json()
     assert field in payload["errors"], payload  # Plausible's shape: {"errors": {field: [...]}}
     assert field in [d["field"] for d in payload["details"]]  # and hitstream's
-    assert redis_conn.xlen(settings.keys.stream) == 0
+    assert redis_conn.xlen(settings.keys.shard(0).stream) == 0
 
 
 def test_revenue_interactive_and_engagement_are_stored(
@@ -215,7 +216,7 @@ def test_a_bots_plausible_event_is_answered_ok_and_marked_dropped(
     answer = ingest.post("/api/event", json=TRACKER, headers=bot)
     assert (answer.status_code, answer.text) == (202, "ok")
     assert answer.headers["x-plausible-dropped"] == "1"
-    assert redis_conn.xlen(settings.keys.stream) == 0
+    assert redis_conn.xlen(settings.keys.shard(0).stream) == 0
 
 
 def test_self_referrals_are_no_referrer(
@@ -261,7 +262,7 @@ def test_a_public_sites_domain_names_it_for_the_tracker(
     answer = keyed_app.post("/api/event", content=orjson.dumps(TRACKER), headers=from_page)
     assert (answer.status_code, answer.text) == (202, "ok")
     assert answer.headers["access-control-allow-origin"] == origin
-    stream = keyed.keys.stream
+    stream = keyed.keys.shard(0).stream
     [(_, fields)] = redis_conn.xrange(stream)
     assert orjson.loads(fields[ROW_FIELD])["site_id"] == site["site_id"]
     # Another origin, or a domain nobody lists, gets nowhere.

@@ -44,7 +44,7 @@ def test_noisy_key_is_cut_recovers_and_leaves_other_sites_alone(
     assert_limited(answers[5])
     assert answers[5].headers["ratelimit-limit"] == "5"
     assert app.post("/event", json=event(quiet["site_id"]), headers=quiet_key).status_code == 202
-    length = redis_conn.xlen(settings.keys.stream)
+    length = redis_conn.xlen(settings.keys.shard(0).stream)
     assert length == 6, "the refused event was not enqueued"
     wait_for(
         lambda: (
@@ -192,7 +192,7 @@ def test_a_keyless_batch_over_the_cap_is_refused_and_nothing_enqueued(
     refused = app.post("/events", json=over, headers=visitor("203.0.113.6"))
     assert refused.status_code == 400, refused.text
     assert f"at most {cap}" in refused.json()["error"] and "API key" in refused.json()["error"]
-    assert redis_conn.xlen(settings.keys.stream) == 0
+    assert redis_conn.xlen(settings.keys.shard(0).stream) == 0
     at_cap = app.post("/events", json=over[:cap], headers=visitor("203.0.113.6"))
     assert at_cap.status_code == 202 and at_cap.json()["accepted"] == cap
 
@@ -205,7 +205,7 @@ def test_keyed_batches_keep_the_full_cap_and_their_own_bucket(
     batch = [event(site["site_id"])] * settings.max_batch_events
     statuses = [app.post("/events", json=batch, headers=keyed).status_code for _ in range(5)]
     assert statuses == [202] * 5, "a key is not held to a visitor's share"
-    assert redis_conn.xlen(settings.keys.stream) == 5 * settings.max_batch_events
+    assert redis_conn.xlen(settings.keys.shard(0).stream) == 5 * settings.max_batch_events
 
 
 def test_an_owner_can_lower_a_public_sites_own_rate(

@@ -17,7 +17,7 @@ from tests.helpers import D0, D1, event, free_port
 
 
 def stream_rows(redis_conn: redis.Redis, settings: Settings) -> list[dict[str, object]]:
-    entries = redis_conn.xrange(settings.keys.stream)
+    entries = redis_conn.xrange(settings.keys.shard(0).stream)
     return [orjson.loads(fields[ROW_FIELD]) for _, fields in entries]
 
 
@@ -79,7 +79,7 @@ def test_bad_event_is_400_with_details_and_nothing_enqueued(
     payload = response.json()
     assert payload["error"]
     assert payload["details"] and all({"field", "message"} <= set(d) for d in payload["details"])
-    assert not redis_conn.exists(settings.keys.stream)
+    assert not redis_conn.exists(settings.keys.shard(0).stream)
 
 
 def test_batch_is_accepted_in_order(
@@ -106,7 +106,7 @@ def test_batch_with_one_bad_item_is_rejected_whole(
     assert payload["details"] == [
         {"field": "path", "message": "Input should be a valid string", "index": 2}
     ]
-    assert not redis_conn.exists(settings.keys.stream)
+    assert not redis_conn.exists(settings.keys.shard(0).stream)
 
 
 @pytest.mark.parametrize("size", [0, 501])
@@ -116,7 +116,7 @@ def test_batch_size_bounds(
     response = ingest_client.post("/events", json=[event("s1")] * size)
     assert response.status_code == 400
     assert response.json()["error"]
-    assert not redis_conn.exists(settings.keys.stream)
+    assert not redis_conn.exists(settings.keys.shard(0).stream)
 
 
 def test_batch_must_be_an_array(ingest_client: TestClient) -> None:

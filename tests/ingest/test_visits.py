@@ -41,7 +41,7 @@ def send(client: TestClient, *bodies: dict[str, Any], agent: str = CHROME) -> No
 def visits(conn: redis.Redis, settings: Settings) -> list[tuple[int, int]]:
     """(minutes after START, visit id as minutes after START) of each stored event."""
     out = []
-    for _, fields in conn.xrange(settings.keys.stream):
+    for _, fields in conn.xrange(settings.keys.shard(0).stream):
         row = orjson.loads(fields[ROW_FIELD])
         moment = datetime.fromisoformat(row["ts"] + "+00:00")
         ms = int(START.timestamp() * 1000)
@@ -98,7 +98,7 @@ def test_the_visit_state_holds_no_address_and_expires(
     ingest: TestClient, redis_conn: redis.Redis, settings: Settings
 ) -> None:
     send(ingest, at(0))
-    keys = redis_conn.keys(settings.keys.visits + "*")
+    keys = redis_conn.keys(settings.keys.shard(0).visits + "*")
     assert len(keys) == 1
     value = redis_conn.get(keys[0])
     assert value is not None and b"testclient" not in keys[0] + value

@@ -56,7 +56,7 @@ def test_login_sets_a_strict_http_only_cookie_and_keeps_the_token_out_of_urls(
     secret = done.cookies[COOKIE]
     stored = b"".join(
         key + (redis_conn.get(key) or b"")
-        for key in redis_conn.scan_iter(f"{keyed.redis_prefix}session:*")
+        for key in redis_conn.scan_iter(keyed.keys.session("*"))
     )
     assert stored and secret.encode() not in stored and ADMIN.encode() not in stored
     assert app.get("/api/sites").status_code == 200  # the cookie, now in the client

@@ -1,0 +1,268 @@
+"""hitstream on a Valkey Cluster (3 masters, a replica each): every Redis path, the
+shards spread over the masters, and a failover under load.
+
+A cross-slot access fails loudly on a cluster (CROSSSLOT, MOVED), so these tests are the
+net for every key, script and transaction that would leave its slot.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from redis.cluster import RedisCluster
+from starlette.testclient import TestClient
+
+from hitstream.app import Role
+from hitstream.settings import Settings
+from hitstream.testcluster import ValkeyCluster
+from schemas import entry
+from tests.helpers import ADMIN, AUTH, D0, create_site, event, poll_stats, wait_for
+
+pytestmark = pytest.mark.e2e
+
+SHARDS = 8
+SITES = [f"cluster-site-{i}" for i in range(24)]
+# An entry no consumer can write (an event_id that is no UUID): dead-lettered.
+POISON = b'{"event_id":"zzzzzzzz-zzzz-zzzz-zzzz-zzzzzzzzzzzz","site_id":"p"}'
+
+
+@pytest.fixture
+def on_cluster(
+    valkey_cluster: ValkeyCluster, make_settings: Callable[..., Settings]
+) -> Callable[..., Settings]:
+    """Settings of a deployment on the session's cluster (a fresh prefix each)."""
+
+    def build(**overrides: Any) -> Settings:
+        base: dict[str, Any] = {
+            "redis_url": valkey_cluster.url,
+            "stream_shards": SHARDS,
+            "admin_token": ADMIN,
+            "maintenance_interval_s": 0.5,
+        }
+        return make_settings(**{**base, **overrides})
+
+    return build
+
+
+@pytest.fixture
+def cluster_conn(valkey_cluster: ValkeyCluster) -> Iterator[RedisCluster]:
+    conn = RedisCluster.from_url(valkey_cluster.url)
+    yield conn
+    conn.close()
+
+
+def totals(app: TestClient, site: str) -> int:
+    body = app.get("/stats", params={"site_id": site, "date": D0}).json()
+    return int(body["total_views"])
+
+
+def test_the_pipeline_on_a_cluster_counts_every_event_once_over_shards_on_every_master(
+    on_cluster: Callable[..., Settings],
+    make_client: Callable[..., TestClient],
+    valkey_cluster: ValkeyCluster,
+    cluster_conn: RedisCluster,
+) -> None:
+    settings = on_cluster()
+    app = make_client(settings)
+    sent: Counter[str] = Counter()
+    for round_ in range(3):
+        for index, site in enumerate(SITES):
+            batch = [
+                event(site, f"/{round_}/{n}", timestamp=f"{D0}T10:00:00Z")
+                for n in range(index % 4 + 1)
+            ]
+            assert app.post("/events", json=batch).status_code == 202
+            sent[site] += len(batch)
+    # A batch over many sites (many shards), with event_ids, sent twice: counted once.
+    mixed = [
+        event(
+            site, "/mixed", timestamp=f"{D0}T11:00:00Z", event_id=f"{n:08d}-0000-4000-8000-{n:012d}"
+        )
+        for n, site in enumerate(SITES)
+    ]
+    for _ in range(2):
+        answer = app.post("/events", json=mixed)
+        assert answer.status_code == 202, answer.text
+    for site in SITES:
+        sent[site] += 1
+        assert (
+            app.post("/event", json=event(site, "/one", timestamp=f"{D0}T12:00:00Z")).status_code
+            == 202
+        )
+        sent[site] += 1
+
+    for site in SITES:
+        poll_stats(app, lambda b, n=sent[site]: b["total_views"] == n, site_id=site, date=D0)
+    # Nothing more arrives later: every shard is drained, and each site counted exactly.
+    state = wait_for(
+        lambda: (
+            ((q := app.get("/health/queue").json())["pending"] == 0 and q["lag"] == 0 and q) or None
+        ),
+        what="every shard drained",
+    )
+    assert [s["shard"] for s in state["shards"]] == [str(k) for k in range(SHARDS)]
+    assert sum(s["length"] for s in state["shards"]) == state["length"]
+    assert {site: totals(app, site) for site in SITES} == dict(sent)
+
+    used = [s for s in settings.keys.all_shards if cluster_conn.exists(s.stream)]
+    masters = {valkey_cluster.master_for_key(s.stream).port for s in used}
+    assert len(used) > 1 and len(masters) > 1, "the shards' streams are spread over masters"
+
+
+def test_every_redis_path_works_on_a_cluster(
+    on_cluster: Callable[..., Settings],
+    make_client: Callable[..., TestClient],
+    cluster_conn: RedisCluster,
+) -> None:
+    """Keys and rate limits, the registry, sessions, salts and visits, dead letters and
+    replay, trimming, the queue panel and /metrics, backpressure."""
+    settings = on_cluster(ingest_auth="key", trim_threshold=5, max_deliveries=2)
+    app = make_client(settings)
+    site = create_site(app, "Cluster")
+    key = {"x-api-key": site["api_key"]}
+    assert app.post("/event", json=event(site["site_id"])).status_code == 401
+    for n in range(12):
+        body = event(site["site_id"], f"/{n}", timestamp=f"{D0}T10:{n:02d}:00Z")
+        answer = app.post("/event", json=body, headers={**key, "user-agent": "Mozilla/5.0 a"})
+        assert answer.status_code == 202, answer.text
+    query = {"site_id": site["site_id"], "date": D0}
+
+    def counted() -> dict[str, Any] | None:
+        answer = app.get("/stats", params=query, headers=AUTH)
+        return answer.json() if answer.json().get("total_views") == 12 else None
+
+    wait_for(counted, what="12 views")
+    aggregate = app.post(
+        "/api/v2/query",
+        json={
+            "site_id": site["site_id"],
+            "metrics": ["visitors", "visits"],
+            "date_range": [D0, D0],
+        },
+        headers=key,
+    )
+    assert aggregate.status_code == 200, aggregate.text
+    assert aggregate.json()["results"][0]["metrics"] == [1, 1], "one visitor, one visit"
+
+    # Sessions: a dashboard login, held in Redis.
+    login = app.post(
+        "/login",
+        content=f"token={ADMIN}",
+        headers={
+            "content-type": "application/x-www-form-urlencoded",
+            "origin": "http://testserver",
+        },
+        follow_redirects=False,
+    )
+    assert login.status_code == 303
+    assert app.get("/api/sites").status_code == 200
+
+    # Dead letters on their shard, listed and replayed; trimming once acknowledged.
+    shard = settings.keys.shard_for("p")
+    cluster_conn.xadd(shard.stream, entry.fields(POISON))
+    letters = wait_for(
+        lambda: app.get("/api/queue", headers=AUTH).json()["dead_letter_list"] or None,
+        what="the poison entry among the dead letters",
+    )
+    assert letters[0]["shard"] == shard.name
+    ref = f"{letters[0]['shard']}:{letters[0]['id']}"
+    replayed = app.post("/api/queue/dead-letters/replay", json={"ids": [ref]}, headers=AUTH)
+    assert replayed.status_code == 200 and replayed.json()["replayed"] == 1
+    wait_for(
+        lambda: [x for x in app.get("/api/queue", headers=AUTH).json()["dead_letter_list"]
+                 if x["id"] != letters[0]["id"]] or None,
+        what="the replayed poison to be dead-lettered again",
+    )  # fmt: skip
+    own = settings.keys.shard_for(site["site_id"]).stream
+    wait_for(lambda: cluster_conn.xlen(own) <= 5 or None, what="the site's shard trimmed")
+    panel = app.get("/api/queue", headers=AUTH).json()
+    assert panel["consumer_list"] and panel["rates"] is not None
+    metrics = app.get("/metrics", headers=AUTH)
+    assert metrics.status_code == 200 and "hitstream_stream_length" in metrics.text
+    assert app.get("/health").json()["status"] == "ok"
+
+
+def test_backpressure_reads_every_shard_on_a_cluster(
+    on_cluster: Callable[..., Settings],
+    make_client: Callable[..., TestClient],
+    cluster_conn: RedisCluster,
+) -> None:
+    settings = on_cluster(trim_threshold=5, backlog_high_water=10)
+    ingest = make_client(settings, frozenset({Role.INGEST}))
+    site = SITES[5]
+    shard = settings.keys.shard_for(site)
+    for n in range(10):
+        cluster_conn.xadd(shard.stream, {b"x": str(n).encode()})
+
+    def refused() -> bool | None:
+        answer = ingest.post("/event", json=event(SITES[6]))
+        return True if answer.status_code == 503 and answer.headers["retry-after"] else None
+
+    wait_for(refused, what="503 once one shard is over the backlog")
+    cluster_conn.delete(shard.stream)
+    wait_for(
+        lambda: ingest.post("/event", json=event(SITES[6])).status_code == 202 or None,
+        what="202 once the shard is drained",
+    )
+
+
+def test_a_killed_master_fails_over_with_only_503s_and_every_event_counted_once(
+    on_cluster: Callable[..., Settings],
+    make_client: Callable[..., TestClient],
+    valkey_cluster: ValkeyCluster,
+) -> None:
+    settings = on_cluster(consumer_stall_s=1.0)
+    app = make_client(settings)
+    site = SITES[0]
+    shard = settings.keys.shard_for(site)
+    master = valkey_cluster.master_for_key(shard.stream)
+    slot = valkey_cluster.slot(shard.stream)
+    statuses: Counter[int] = Counter()
+    accepted = 0
+    stop = threading.Event()
+    health: list[int] = []
+
+    def send() -> None:
+        nonlocal accepted
+        n = 0
+        while not stop.is_set():
+            answer = app.post("/event", json=event(site, f"/{n}", timestamp=f"{D0}T09:00:00Z"))
+            statuses[answer.status_code] += 1
+            if answer.status_code == 202:
+                accepted += 1
+            else:
+                assert answer.status_code == 503 and answer.headers["retry-after"], answer.text
+            n += 1
+            time.sleep(0.01)
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    try:
+        wait_for(lambda: accepted > 50 or None, what="events flowing")
+        killed_at = time.monotonic()
+        valkey_cluster.kill(master)
+        promoted_s = valkey_cluster.wait_promoted(slot)
+        watch_until = time.monotonic() + 20
+        while time.monotonic() < watch_until:
+            health.append(app.get("/health").status_code)
+            if accepted and time.monotonic() - killed_at > promoted_s + 3 and health[-1] == 200:
+                break
+            time.sleep(0.2)
+    finally:
+        stop.set()
+        sender.join()
+    try:
+        assert set(statuses) <= {202, 503}, statuses
+        body = poll_stats(
+            app, lambda b: b["total_views"] == accepted, timeout=60, site_id=site, date=D0
+        )
+        assert body["total_views"] == accepted
+        assert 503 in health, "/health showed the stall"
+        assert app.get("/health").status_code == 200
+    finally:
+        valkey_cluster.restart(master)
