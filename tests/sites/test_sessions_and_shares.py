@@ -55,8 +55,7 @@ def test_login_sets_a_strict_http_only_cookie_and_keeps_the_token_out_of_urls(
     # Redis keeps a digest of the cookie's secret, never the secret nor the admin token.
     secret = done.cookies[COOKIE]
     stored = b"".join(
-        key + (redis_conn.get(key) or b"")
-        for key in redis_conn.scan_iter(keyed.keys.session("*"))
+        key + (redis_conn.get(key) or b"") for key in redis_conn.scan_iter(keyed.keys.session("*"))
     )
     assert stored and secret.encode() not in stored and ADMIN.encode() not in stored
     assert app.get("/api/sites").status_code == 200  # the cookie, now in the client
