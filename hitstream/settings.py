@@ -19,6 +19,7 @@ from hitstream.keys import RedisKeys
 # ClickHouse database names and Redis key names end up in DDL and commands;
 # they are checked here once, at start, so nothing later has to quote them.
 _IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
+IDENTIFIER = _IDENTIFIER  # schemas/cluster.py checks the names it writes into DDL with it
 _KEY_NAME = r"^[A-Za-z0-9_:.\-]{1,128}$"
 
 
@@ -58,6 +59,12 @@ class Settings(BaseSettings):
         default=None, description="chdb:///abs/path or http(s)://host:8123; unset uses chdb"
     )
     clickhouse_database: str = Field(default="hitstream", pattern=_IDENTIFIER)
+    clickhouse_cluster: str | None = Field(
+        default=None,
+        pattern=_IDENTIFIER,
+        description="cluster name (remote_servers) to migrate ON CLUSTER with replicated,"
+        " sharded tables (schemas/cluster.py); unset: one server",
+    )
 
     # HTTP.
     host: str = "127.0.0.1"
@@ -196,6 +203,11 @@ class Settings(BaseSettings):
     def _consistent(self) -> Settings:
         if self.backlog_high_water <= self.trim_threshold:
             raise ValueError("backlog_high_water must be above trim_threshold")
+        if self.clickhouse_cluster and not (self.clickhouse_url or "").startswith("http"):
+            raise ValueError(
+                "clickhouse_cluster needs a ClickHouse server's clickhouse_url (http:// or"
+                " https://): chdb runs no cluster"
+            )
         return self
 
     @field_validator("admin_token", "metrics_token")
