@@ -120,6 +120,7 @@ def migrate(client: Client, raw_ttl_days: int, cluster: str | None = None) -> li
     On a cluster, a current schema costs two reads and no DDL; otherwise the runner holds
     the migration lock while it reads the ledger and applies what is missing."""
     if cluster is None:
+        _check_layout(client, None)
         return _migrate(client, raw_ttl_days, None, None)
     if _current(client, raw_ttl_days, cluster):
         return []
@@ -156,6 +157,7 @@ def rollback(
 ) -> list[int]:
     """Undo applied migrations above `to_version`, newest first; return the versions undone."""
     if cluster is None:
+        _check_layout(client, None)
         return _rollback(client, to_version, raw_ttl_days, None, None)
     _prepare(client, cluster)
     with RunnerLock(client, cluster) as lock:
@@ -200,16 +202,26 @@ def _current(client: Client, raw_ttl_days: int, cluster: str) -> bool:
 
 
 def _prepare(client: Client, cluster: str) -> None:
-    """The database on every server of the cluster; refuses a database migrated for one
-    server (its tables hold the names the Distributed tables take)."""
+    """The database on every server of the cluster, holding a cluster's tables or none."""
     database = str(client.query("SELECT currentDatabase()").result_rows[0][0])
     client.command(clustered.create_database(database, cluster))
+    _check_layout(client, cluster)
+
+
+def _check_layout(client: Client, cluster: str | None) -> None:
+    """Refuse a database whose tables were made for the other layout: a Distributed
+    `events` for one server, a one-server `events` where the Distributed one goes."""
     rows = client.query(clustered.TABLE_ENGINE, parameters={"table": "events"}).result_rows
-    if rows and rows[0][0] != "Distributed":
+    if not rows or (rows[0][0] == "Distributed") == (cluster is not None):
+        return
+    if cluster is None:
         raise ConfigError(
-            f"database {database} was migrated for one server ({rows[0][0]} events):"
-            " HITSTREAM_CLICKHOUSE_CLUSTER needs a database of its own"
+            "this database holds a cluster's tables: set HITSTREAM_CLICKHOUSE_CLUSTER"
         )
+    raise ConfigError(
+        f"this database was migrated for one server ({rows[0][0]} events):"
+        " HITSTREAM_CLICKHOUSE_CLUSTER needs a database of its own"
+    )
 
 
 def _ttl_change(client: Client, days: int, cluster: str | None) -> str | None:
@@ -219,10 +231,6 @@ def _ttl_change(client: Client, days: int, cluster: str | None) -> str | None:
     if not rows:
         return None
     engine = str(rows[0][0])
-    if engine.startswith("Distributed"):
-        raise ConfigError(
-            "this database holds a cluster's tables: set HITSTREAM_CLICKHOUSE_CLUSTER"
-        )
     if not days:
         return NO_RAW_TTL if " TTL " in engine else None
     # ClickHouse shows the stored TTL as `toIntervalDay(N)`.

@@ -23,6 +23,7 @@ from hitstream.settings import Settings
 from schemas import cluster, runner_lock
 from schemas.migrate import (
     APPLIED_VERSIONS,
+    CREATE_LEDGER,
     CURRENT_TTL,
     FORGET_VERSION,
     RECORD_VERSION,
@@ -59,6 +60,27 @@ def test_without_a_cluster_the_sql_is_todays() -> None:
     """migrations.sql was written from load_migrations before the cluster form existed."""
     assert dump(load_migrations(90)) == (SNAPSHOTS / "migrations.sql").read_text()
     assert load_migrations(90, None) == load_migrations(90)
+
+
+class Recording:
+    """A client that passes everything to the engine and keeps the commands it sent."""
+
+    def __init__(self, client: Client) -> None:
+        self.client, self.sent = client, list[str]()
+
+    def command(self, cmd: str, *args: Any, **kwargs: Any) -> Any:
+        self.sent.append(cmd)
+        return self.client.command(cmd, *args, **kwargs)
+
+    def query(self, *args: Any, **kwargs: Any) -> Any:
+        return self.client.query(*args, **kwargs)
+
+
+def test_without_a_cluster_migrate_sends_todays_ddl_to_the_engine(ch: Client) -> None:
+    recording = Recording(ch)
+    migrate(cast(Client, recording), 90)
+    statements = [s for m in load_migrations(90) for s in [*m.up, RECORD_VERSION]]
+    assert recording.sent == [CREATE_LEDGER, *statements]
 
 
 def test_the_cluster_ddl_is_its_snapshot() -> None:
@@ -174,10 +196,12 @@ def test_a_database_migrated_for_one_server_is_refused_on_a_cluster() -> None:
 
 def test_a_cluster_database_is_refused_without_the_setting() -> None:
     server = FakeCluster()
-    server.answer(APPLIED_VERSIONS, [(m.version,) for m in load_migrations(90)])
-    server.answer(CURRENT_TTL, [("Distributed('hitstream', 'h', 'events_local')",)], table="events")
-    with pytest.raises(ConfigError, match="HITSTREAM_CLICKHOUSE_CLUSTER"):
+    server.answer(cluster.TABLE_ENGINE, [("Distributed",)], table="events")
+    with pytest.raises(ConfigError, match="set HITSTREAM_CLICKHOUSE_CLUSTER"):
         migrate(cast(Client, server), 90)
+    with pytest.raises(ConfigError, match="set HITSTREAM_CLICKHOUSE_CLUSTER"):
+        rollback(cast(Client, server), 1, 90)
+    assert server.commands == []
 
 
 def test_a_cluster_rollback_holds_the_lock_and_forgets_on_every_replica() -> None:
