@@ -242,7 +242,9 @@ async def _open(
     if roles & {Role.REPORT, Role.CONSUME}:
         admin = await to_thread.run_sync(clickhouse_client, settings)
         stack.callback(close_quietly, admin)
-        applied = await to_thread.run_sync(migrate, admin, settings.raw_ttl_days)
+        applied = await to_thread.run_sync(
+            migrate, admin, settings.raw_ttl_days, settings.clickhouse_cluster
+        )
         if applied:
             log.info("ClickHouse migrations applied: %s", applied)
         checks["clickhouse"] = health.blocking_check(ClickHouseSink(admin).ping)

@@ -99,7 +99,15 @@ def _parser() -> argparse.ArgumentParser:
     migrate_cmd = commands.add_parser(
         "migrate",
         help="apply the ClickHouse schema migrations (or roll back with --to)",
-        epilog=_variables(["clickhouse_url", "clickhouse_database", "data_dir", "raw_ttl_days"]),
+        epilog=_variables(
+            [
+                "clickhouse_url",
+                "clickhouse_database",
+                "clickhouse_cluster",
+                "data_dir",
+                "raw_ttl_days",
+            ]
+        ),
         formatter_class=raw,
     )
     migrate_cmd.add_argument(
@@ -231,10 +239,12 @@ def _migrate(settings: Settings, to_version: int | None, confirmed: bool) -> Non
     client = clickhouse_client(settings)
     try:
         if to_version is None:
-            done = migrate(client, settings.raw_ttl_days)
+            done = migrate(client, settings.raw_ttl_days, settings.clickhouse_cluster)
             print(f"applied: {done or 'nothing, schema is current'}")
         else:
-            undone = rollback(client, to_version, settings.raw_ttl_days)
+            undone = rollback(
+                client, to_version, settings.raw_ttl_days, settings.clickhouse_cluster
+            )
             print(f"rolled back: {undone or 'nothing, no later migration was applied'}")
     finally:
         close_quietly(client)

@@ -18,6 +18,7 @@ from hitstream.keys import RedisKeys
 # ClickHouse database names and Redis key names end up in DDL and commands;
 # they are checked here once, at start, so nothing later has to quote them.
 _IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
+IDENTIFIER = _IDENTIFIER  # schemas/cluster.py checks the names it writes into DDL with it
 _KEY_NAME = r"^[A-Za-z0-9_:.\-]{1,128}$"
 
 
@@ -62,6 +63,12 @@ class Settings(BaseSettings):
         default=None, description="chdb:///abs/path or http(s)://host:8123; unset uses chdb"
     )
     clickhouse_database: str = Field(default="hitstream", pattern=_IDENTIFIER)
+    clickhouse_cluster: str | None = Field(
+        default=None,
+        pattern=_IDENTIFIER,
+        description="cluster name (remote_servers) to migrate ON CLUSTER with replicated,"
+        " sharded tables (schemas/cluster.py); unset: one server",
+    )
 
     # HTTP.
     host: str = "127.0.0.1"
@@ -225,6 +232,11 @@ class Settings(BaseSettings):
         count = self.stream_shards or MAX_STREAM_SHARDS
         if chosen is not None and (not chosen or max(chosen) >= count):
             raise ValueError(f"shards must name shards from 0 to {count - 1}")
+        if self.clickhouse_cluster and not (self.clickhouse_url or "").startswith("http"):
+            raise ValueError(
+                "clickhouse_cluster needs a ClickHouse server's clickhouse_url (http:// or"
+                " https://): chdb runs no cluster"
+            )
         return self
 
     @field_validator("admin_token", "metrics_token")

@@ -1,0 +1,395 @@
+-- 0001_events up
+CREATE TABLE IF NOT EXISTS events
+(
+    event_id    UUID,
+    site_id     LowCardinality(String),
+    event_type  LowCardinality(String),
+    path        String CODEC(ZSTD(1)),
+    user_id     String CODEC(ZSTD(1)),
+    ts          DateTime64(3, 'UTC') CODEC(Delta, ZSTD(1)),
+    received_at DateTime64(3, 'UTC') CODEC(Delta, ZSTD(1))
+)
+ENGINE = MergeTree
+PARTITION BY toYYYYMM(ts)
+ORDER BY (site_id, toDate(ts), event_type, path)
+TTL toDateTime(ts) + INTERVAL 90 DAY
+SETTINGS non_replicated_deduplication_window = 10000;
+
+-- 0001_events down
+DROP TABLE IF EXISTS events;
+
+-- 0002_daily_totals up
+CREATE TABLE IF NOT EXISTS daily_totals
+(
+    site_id    LowCardinality(String),
+    day        Date,
+    event_type LowCardinality(String),
+    views      SimpleAggregateFunction(sum, UInt64),
+    users      AggregateFunction(uniqExact, String)
+)
+ENGINE = AggregatingMergeTree
+PARTITION BY toYYYYMM(day)
+ORDER BY (site_id, day, event_type)
+SETTINGS index_granularity = 32, non_replicated_deduplication_window = 10000;
+CREATE MATERIALIZED VIEW IF NOT EXISTS daily_totals_mv TO daily_totals AS
+SELECT
+    site_id,
+    toDate(ts) AS day,
+    event_type,
+    count() AS views,
+    uniqExactStateIf(user_id, user_id != '') AS users
+FROM events
+GROUP BY site_id, day, event_type;
+
+-- 0002_daily_totals down
+DROP VIEW IF EXISTS daily_totals_mv;
+DROP TABLE IF EXISTS daily_totals;
+
+-- 0003_daily_paths up
+CREATE TABLE IF NOT EXISTS daily_paths
+(
+    site_id    LowCardinality(String),
+    day        Date,
+    event_type LowCardinality(String),
+    path       String,
+    views      UInt64
+)
+ENGINE = SummingMergeTree(views)
+PARTITION BY toYYYYMM(day)
+ORDER BY (site_id, day, event_type, path)
+SETTINGS index_granularity = 1024, non_replicated_deduplication_window = 10000;
+CREATE MATERIALIZED VIEW IF NOT EXISTS daily_paths_mv TO daily_paths AS
+SELECT
+    site_id,
+    toDate(ts) AS day,
+    event_type,
+    path,
+    count() AS views
+FROM events
+GROUP BY site_id, day, event_type, path;
+
+-- 0003_daily_paths down
+DROP VIEW IF EXISTS daily_paths_mv;
+DROP TABLE IF EXISTS daily_paths;
+
+-- 0004_event_id_index up
+ALTER TABLE events ADD INDEX IF NOT EXISTS event_id_bloom event_id TYPE bloom_filter(0.001) GRANULARITY 1;
+
+-- 0004_event_id_index down
+ALTER TABLE events DROP INDEX IF EXISTS event_id_bloom;
+
+-- 0005_registry up
+CREATE TABLE IF NOT EXISTS sites
+(
+    site_id         String,
+    name            String,
+    public          Bool,
+    allowed_origins Array(String),
+    created_at      DateTime64(3, 'UTC'),
+    updated_at      DateTime64(3, 'UTC')
+)
+ENGINE = ReplacingMergeTree(updated_at)
+ORDER BY site_id;
+CREATE TABLE IF NOT EXISTS api_keys
+(
+    key_id     String,
+    site_id    String,
+    key_hash   String,
+    created_at DateTime64(3, 'UTC'),
+    expires_at Nullable(DateTime64(3, 'UTC')),
+    revoked    Bool,
+    updated_at DateTime64(3, 'UTC')
+)
+ENGINE = ReplacingMergeTree(updated_at)
+ORDER BY key_id;
+
+-- 0005_registry down
+DROP TABLE IF EXISTS api_keys;
+DROP TABLE IF EXISTS sites;
+
+-- 0006_api_key_states up
+CREATE TABLE IF NOT EXISTS api_key_states
+(
+    key_id     String,
+    site_id    SimpleAggregateFunction(any, String),
+    key_hash   SimpleAggregateFunction(any, String),
+    created_at SimpleAggregateFunction(min, DateTime64(3, 'UTC')),
+    expires_at SimpleAggregateFunction(min, Nullable(DateTime64(3, 'UTC'))),
+    revoked    SimpleAggregateFunction(max, Bool),
+    updated_at SimpleAggregateFunction(max, DateTime64(3, 'UTC'))
+)
+ENGINE = AggregatingMergeTree
+ORDER BY key_id;
+INSERT INTO api_key_states
+SELECT key_id, site_id, key_hash, created_at, expires_at, revoked, updated_at FROM api_keys;
+
+-- 0006_api_key_states down
+DROP TABLE IF EXISTS api_key_states;
+
+-- 0007_page_context up
+ALTER TABLE events
+    ADD COLUMN IF NOT EXISTS hostname     LowCardinality(String),
+    ADD COLUMN IF NOT EXISTS referrer     String CODEC(ZSTD(1)),
+    ADD COLUMN IF NOT EXISTS utm_source   LowCardinality(String),
+    ADD COLUMN IF NOT EXISTS utm_medium   LowCardinality(String),
+    ADD COLUMN IF NOT EXISTS utm_campaign LowCardinality(String),
+    ADD COLUMN IF NOT EXISTS utm_term     String CODEC(ZSTD(1)),
+    ADD COLUMN IF NOT EXISTS utm_content  String CODEC(ZSTD(1)),
+    ADD COLUMN IF NOT EXISTS props        Map(String, String) CODEC(ZSTD(1));
+
+-- 0007_page_context down
+ALTER TABLE events
+    DROP COLUMN IF EXISTS hostname,
+    DROP COLUMN IF EXISTS referrer,
+    DROP COLUMN IF EXISTS utm_source,
+    DROP COLUMN IF EXISTS utm_medium,
+    DROP COLUMN IF EXISTS utm_campaign,
+    DROP COLUMN IF EXISTS utm_term,
+    DROP COLUMN IF EXISTS utm_content,
+    DROP COLUMN IF EXISTS props;
+
+-- 0008_visitors up
+ALTER TABLE events ADD COLUMN IF NOT EXISTS visitor_id UInt64;
+ALTER TABLE daily_totals ADD COLUMN IF NOT EXISTS visitors AggregateFunction(uniqExact, UInt64);
+DROP VIEW IF EXISTS daily_totals_mv;
+CREATE MATERIALIZED VIEW daily_totals_mv TO daily_totals AS
+SELECT
+    site_id,
+    toDate(ts) AS day,
+    event_type,
+    count() AS views,
+    uniqExactStateIf(user_id, user_id != '') AS users,
+    uniqExactStateIf(visitor_id, visitor_id != 0) AS visitors
+FROM events
+GROUP BY site_id, day, event_type;
+
+-- 0008_visitors down
+DROP VIEW IF EXISTS daily_totals_mv;
+CREATE MATERIALIZED VIEW daily_totals_mv TO daily_totals AS
+SELECT
+    site_id,
+    toDate(ts) AS day,
+    event_type,
+    count() AS views,
+    uniqExactStateIf(user_id, user_id != '') AS users
+FROM events
+GROUP BY site_id, day, event_type;
+ALTER TABLE daily_totals DROP COLUMN IF EXISTS visitors;
+ALTER TABLE events DROP COLUMN IF EXISTS visitor_id;
+
+-- 0009_client up
+ALTER TABLE events
+    ADD COLUMN IF NOT EXISTS browser         LowCardinality(String),
+    ADD COLUMN IF NOT EXISTS browser_version LowCardinality(String),
+    ADD COLUMN IF NOT EXISTS os              LowCardinality(String),
+    ADD COLUMN IF NOT EXISTS os_version      LowCardinality(String),
+    ADD COLUMN IF NOT EXISTS device          LowCardinality(String),
+    ADD COLUMN IF NOT EXISTS country         LowCardinality(String);
+
+-- 0009_client down
+ALTER TABLE events
+    DROP COLUMN IF EXISTS browser,
+    DROP COLUMN IF EXISTS browser_version,
+    DROP COLUMN IF EXISTS os,
+    DROP COLUMN IF EXISTS os_version,
+    DROP COLUMN IF EXISTS device,
+    DROP COLUMN IF EXISTS country;
+
+-- 0010_source_engagement up
+DROP VIEW IF EXISTS daily_totals_mv;
+CREATE MATERIALIZED VIEW daily_totals_mv TO daily_totals AS
+SELECT
+    site_id,
+    toDate(ts) AS day,
+    event_type,
+    count() AS views,
+    uniqExactStateIf(user_id, user_id != '') AS users,
+    uniqExactStateIf(visitor_id, visitor_id != 0) AS visitors
+FROM events
+GROUP BY site_id, day, event_type;
+ALTER TABLE events
+    ADD COLUMN IF NOT EXISTS source           LowCardinality(String),
+    ADD COLUMN IF NOT EXISTS interactive      Bool DEFAULT true,
+    ADD COLUMN IF NOT EXISTS engagement_ms    UInt32,
+    ADD COLUMN IF NOT EXISTS scroll_depth     UInt8,
+    ADD COLUMN IF NOT EXISTS revenue_amount   Decimal64(3),
+    ADD COLUMN IF NOT EXISTS revenue_currency LowCardinality(String);
+ALTER TABLE sites ADD COLUMN IF NOT EXISTS domains Array(String);
+
+-- 0010_source_engagement down
+ALTER TABLE sites DROP COLUMN IF EXISTS domains;
+ALTER TABLE events
+    DROP COLUMN IF EXISTS source,
+    DROP COLUMN IF EXISTS interactive,
+    DROP COLUMN IF EXISTS engagement_ms,
+    DROP COLUMN IF EXISTS scroll_depth,
+    DROP COLUMN IF EXISTS revenue_amount,
+    DROP COLUMN IF EXISTS revenue_currency;
+
+-- 0011_site_timezone up
+ALTER TABLE sites ADD COLUMN IF NOT EXISTS timezone LowCardinality(String) DEFAULT 'UTC';
+
+-- 0011_site_timezone down
+ALTER TABLE sites DROP COLUMN IF EXISTS timezone;
+
+-- 0012_visits up
+ALTER TABLE events ADD COLUMN IF NOT EXISTS session_id UInt64;
+CREATE TABLE IF NOT EXISTS sessions
+(
+    site_id         LowCardinality(String),
+    visitor_id      UInt64,
+    session_id      UInt64,
+    start           SimpleAggregateFunction(min, DateTime64(3, 'UTC')),
+    end             SimpleAggregateFunction(max, DateTime64(3, 'UTC')),
+    pageviews       SimpleAggregateFunction(sum, UInt64),
+    events          SimpleAggregateFunction(sum, UInt64),
+    user_id         SimpleAggregateFunction(max, String),
+    entry_page      SimpleAggregateFunction(max, String),
+    exit_page       AggregateFunction(argMax, String, DateTime64(3, 'UTC')),
+    hostname        SimpleAggregateFunction(max, LowCardinality(String)),
+    referrer        SimpleAggregateFunction(max, String),
+    source          SimpleAggregateFunction(max, LowCardinality(String)),
+    utm_source      SimpleAggregateFunction(max, LowCardinality(String)),
+    utm_medium      SimpleAggregateFunction(max, LowCardinality(String)),
+    utm_campaign    SimpleAggregateFunction(max, LowCardinality(String)),
+    utm_term        SimpleAggregateFunction(max, String),
+    utm_content     SimpleAggregateFunction(max, String),
+    device          SimpleAggregateFunction(max, LowCardinality(String)),
+    browser         SimpleAggregateFunction(max, LowCardinality(String)),
+    browser_version SimpleAggregateFunction(max, LowCardinality(String)),
+    os              SimpleAggregateFunction(max, LowCardinality(String)),
+    os_version      SimpleAggregateFunction(max, LowCardinality(String)),
+    country         SimpleAggregateFunction(max, LowCardinality(String))
+)
+ENGINE = AggregatingMergeTree
+PARTITION BY toYYYYMM(fromUnixTimestamp64Milli(toInt64(session_id), 'UTC'))
+ORDER BY (site_id, toDate(fromUnixTimestamp64Milli(toInt64(session_id), 'UTC')), visitor_id, session_id)
+SETTINGS non_replicated_deduplication_window = 10000;
+CREATE MATERIALIZED VIEW IF NOT EXISTS sessions_mv TO sessions AS
+SELECT
+    site_id,
+    visitor_id,
+    session_id,
+    min(ts) AS start,
+    max(ts) AS end,
+    countIf(event_type IN ('pageview', 'page_view')) AS pageviews,
+    count() AS events,
+    max(user_id) AS user_id,
+    maxIf(path, opener) AS entry_page,
+    argMaxState(path, ts) AS exit_page,
+    maxIf(hostname, opener) AS hostname,
+    maxIf(referrer, opener) AS referrer,
+    maxIf(source, opener) AS source,
+    maxIf(utm_source, opener) AS utm_source,
+    maxIf(utm_medium, opener) AS utm_medium,
+    maxIf(utm_campaign, opener) AS utm_campaign,
+    maxIf(utm_term, opener) AS utm_term,
+    maxIf(utm_content, opener) AS utm_content,
+    maxIf(device, opener) AS device,
+    maxIf(browser, opener) AS browser,
+    maxIf(browser_version, opener) AS browser_version,
+    maxIf(os, opener) AS os,
+    maxIf(os_version, opener) AS os_version,
+    maxIf(country, opener) AS country
+FROM (
+    SELECT *, toUnixTimestamp64Milli(ts) = toInt64(session_id) AS opener
+    FROM events
+    WHERE session_id != 0 AND event_type != 'engagement'
+)
+GROUP BY site_id, visitor_id, session_id;
+
+-- 0012_visits down
+DROP VIEW IF EXISTS sessions_mv;
+DROP TABLE IF EXISTS sessions;
+ALTER TABLE events DROP COLUMN IF EXISTS session_id;
+
+-- 0013_daily_pages up
+CREATE TABLE IF NOT EXISTS daily_pages
+(
+    site_id    LowCardinality(String),
+    day        Date,
+    event_type LowCardinality(String),
+    path       String,
+    views      SimpleAggregateFunction(sum, UInt64),
+    visitors   AggregateFunction(uniqExact, UInt64)
+)
+ENGINE = AggregatingMergeTree
+PARTITION BY toYYYYMM(day)
+ORDER BY (site_id, day, event_type, path)
+SETTINGS index_granularity = 256, non_replicated_deduplication_window = 10000;
+DROP VIEW IF EXISTS daily_paths_mv;
+CREATE MATERIALIZED VIEW IF NOT EXISTS daily_pages_mv TO daily_pages AS
+SELECT
+    site_id,
+    toDate(ts) AS day,
+    event_type,
+    path,
+    count() AS views,
+    uniqExactStateIf(visitor_id, visitor_id != 0) AS visitors
+FROM events
+GROUP BY site_id, day, event_type, path;
+CREATE TABLE IF NOT EXISTS daily_paths
+(
+    site_id    LowCardinality(String),
+    day        Date,
+    event_type LowCardinality(String),
+    path       String,
+    views      UInt64
+)
+ENGINE = SummingMergeTree(views)
+ORDER BY (site_id, day, event_type, path);
+INSERT INTO daily_pages
+SETTINGS insert_deduplication_token = '0013_daily_pages_views', max_threads = 1
+SELECT site_id, day, event_type, path, sum(views), uniqExactStateIf(toUInt64(0), 0)
+FROM daily_paths
+GROUP BY site_id, day, event_type, path
+ORDER BY site_id, day, event_type, path;
+INSERT INTO daily_pages
+SELECT site_id, toDate(ts) AS day, event_type, path, toUInt64(0),
+    uniqExactStateIf(visitor_id, visitor_id != 0)
+FROM events
+GROUP BY site_id, day, event_type, path;
+DROP TABLE IF EXISTS daily_paths;
+
+-- 0013_daily_pages down
+CREATE TABLE IF NOT EXISTS daily_paths
+(
+    site_id    LowCardinality(String),
+    day        Date,
+    event_type LowCardinality(String),
+    path       String,
+    views      UInt64
+)
+ENGINE = SummingMergeTree(views)
+PARTITION BY toYYYYMM(day)
+ORDER BY (site_id, day, event_type, path)
+SETTINGS index_granularity = 1024, non_replicated_deduplication_window = 10000;
+DROP VIEW IF EXISTS daily_pages_mv;
+CREATE MATERIALIZED VIEW IF NOT EXISTS daily_paths_mv TO daily_paths AS
+SELECT
+    site_id,
+    toDate(ts) AS day,
+    event_type,
+    path,
+    count() AS views
+FROM events
+GROUP BY site_id, day, event_type, path;
+INSERT INTO daily_paths
+SETTINGS insert_deduplication_token = '0013_daily_paths_views', max_threads = 1
+SELECT site_id, day, event_type, path, sum(views)
+FROM daily_pages
+GROUP BY site_id, day, event_type, path
+ORDER BY site_id, day, event_type, path;
+DROP TABLE IF EXISTS daily_pages;
+
+-- 0014_share_tokens up
+ALTER TABLE api_key_states ADD COLUMN IF NOT EXISTS read_only Bool DEFAULT false;
+
+-- 0014_share_tokens down
+ALTER TABLE api_key_states DROP COLUMN IF EXISTS read_only;
+
+-- 0015_site_public_rate up
+ALTER TABLE sites ADD COLUMN IF NOT EXISTS public_rate_limit_per_s Float64 DEFAULT 0;
+
+-- 0015_site_public_rate down
+ALTER TABLE sites DROP COLUMN IF EXISTS public_rate_limit_per_s;
