@@ -47,6 +47,7 @@ from ingest.stream import StreamWriter
 from ingest.visitors import DailySalts, erase_expired_salts
 from reporting.exportlimits import ExportLimits
 from reporting.queries import STREAM_TIME_FACTOR, Readers, engine_settings, kill_queries
+from schemas.cluster import WRITER_SETTINGS as CLUSTER_WRITER
 from schemas.migrate import migrate
 from sites.access import Attempts, require_metrics_reader
 from sites.cache import SiteCache
@@ -283,7 +284,13 @@ async def _open(
         state["export_limits"] = exports
 
     if Role.CONSUME in roles:
-        writer_client = await to_thread.run_sync(clickhouse_client, settings, WRITER_SESSION)
+        # On a ClickHouse cluster, inserts go through the Distributed tables in the
+        # foreground, so the insert's token reaches each shard (schemas/cluster.py).
+        writing = {
+            **WRITER_SESSION,
+            **(cluster.WRITER_SETTINGS if settings.clickhouse_cluster else {}),
+        }
+        writer_client = await to_thread.run_sync(clickhouse_client, settings, writing)
         stack.callback(close_quietly, writer_client)
         name = settings.consumer_for(all_in_one=roles == ALL_ROLES)
         consumer = Consumer(
