@@ -286,10 +286,8 @@ async def _open(
     if Role.CONSUME in roles:
         # On a ClickHouse cluster, inserts go through the Distributed tables in the
         # foreground, so the insert's token reaches each shard (schemas/cluster.py).
-        writing = {
-            **WRITER_SESSION,
-            **(cluster.WRITER_SETTINGS if settings.clickhouse_cluster else {}),
-        }
+        on_cluster = CLUSTER_WRITER if settings.clickhouse_cluster else {}
+        writing = {**WRITER_SESSION, **on_cluster}
         writer_client = await to_thread.run_sync(clickhouse_client, settings, writing)
         stack.callback(close_quietly, writer_client)
         name = settings.consumer_for(all_in_one=roles == ALL_ROLES)
