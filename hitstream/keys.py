@@ -4,8 +4,9 @@ All of them derive from one prefix (HITSTREAM_REDIS_PREFIX, default `hitstream:`
 two deployments on one Redis with different prefixes share nothing. Every key carries
 a Redis Cluster hash tag made here (users never type braces), so each script and each
 transaction touches one slot:
-- shard `k` of the event stream, `{<prefix>s<k>}`: its stream, dead letters, insert
-  plans, and the dedup sets and visit state of the sites it carries;
+- shard `k` of the event stream, `{<prefix>s<k>.<n>}` (`n` spreads the shards' slots:
+  `_shard_tag`): its stream, dead letters, insert plans, and the dedup sets and visit
+  state of the sites it carries;
 - everything else (sites, keys, domains, origins, sessions, rate limits, salts, queue
   samples), `{<prefix>c}`.
 A site's events always go to the same shard (`shard_of`), so its dedup, visits and
@@ -18,12 +19,36 @@ import hashlib
 from dataclasses import dataclass
 from functools import lru_cache
 
+from redis.crc import key_slot
+
 # Sites whose shard is remembered per process (a hash each: cheap, but on the hot path).
 SHARD_CACHE = 65_536
+# Redis Cluster's hash slots.
+SLOTS = 16_384
+# Shard tags are spread over the slots in windows at least this fine (see _shard_tag).
+MIN_WINDOWS = 16
 
 
 def _tag(prefix: str, name: str) -> str:
     return "{" + prefix + name + "}"
+
+
+@lru_cache(maxsize=4096)
+def _shard_tag(prefix: str, index: int) -> str:
+    """Shard `index`'s hash tag, `{<prefix>s<index>.<n>}`, with the first `n` that puts
+    its slot in the shard's own window: windows of 1/16 of the slots or finer, at the
+    points of a van der Corput sequence (0, 1/2, 1/4, 3/4, 1/8 ...). So the first 16
+    shards take one window each, any first 2^j shards spread evenly, and the masters of
+    a cluster whose slots are split in even ranges carry even shares (plain `s<k>` tags
+    put 8 of 16 shards on one master of three)."""
+    windows = max(MIN_WINDOWS, 1 << index.bit_length())
+    point = int(f"{index:b}"[::-1], 2) / (1 << index.bit_length()) if index else 0.0
+    start = int(point * SLOTS)
+    for n in range(64 * windows):
+        tag = f"{prefix}s{index}.{n}"
+        if start <= key_slot(tag.encode()) < start + SLOTS // windows:
+            return _tag(prefix, f"s{index}.{n}")
+    return _tag(prefix, f"s{index}")  # not reached for any prefix tried; still a valid tag
 
 
 @lru_cache(maxsize=SHARD_CACHE)
@@ -53,7 +78,7 @@ class ShardKeys:
 
     @property
     def tag(self) -> str:
-        return self.prefix if self.index is None else _tag(self.prefix, f"s{self.index}")
+        return self.prefix if self.index is None else _shard_tag(self.prefix, self.index)
 
     @property
     def name(self) -> str:

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import ast
 import re
+from collections import Counter
 from pathlib import Path
 
-from hitstream.keys import RedisKeys, ShardKeys, shard_of
+import pytest
+from redis.crc import key_slot
+
+from hitstream.keys import SLOTS, RedisKeys, ShardKeys, shard_of
 
 ROOT = Path(__file__).resolve().parents[2]
 # What a key name spelt outside keys.py would look like: a ':' and one of the key words.
@@ -65,8 +69,19 @@ def test_a_shards_keys_share_its_tag_and_control_keys_share_one_of_their_own() -
     """Every script and transaction stays inside one slot of a Redis Cluster."""
     keys = RedisKeys("p:", 4)
     tags = [{_tag(name) for name in _shard_names(shard)} for shard in keys.all_shards]
-    assert tags == [{"p:s0"}, {"p:s1"}, {"p:s2"}, {"p:s3"}]
+    assert [len(tag) for tag in tags] == [1, 1, 1, 1]
+    assert [tag.pop().partition(".")[0] for tag in tags] == ["p:s0", "p:s1", "p:s2", "p:s3"]
     assert {_tag(name) for name in _control_names(keys)} == {"p:c"}
+
+
+@pytest.mark.parametrize("prefix", ["hitstream:", "test:", "x"])
+def test_shards_spread_evenly_over_masters_that_split_the_slots_evenly(prefix: str) -> None:
+    """16 shards over 3 masters: 5 or 6 each (plain `s<k>` tags gave 3, 8 and 5)."""
+    for masters, shards in ((3, 16), (2, 8), (4, 32)):
+        keys = RedisKeys(prefix, shards)
+        owner = Counter(key_slot(s.stream.encode()) * masters // SLOTS for s in keys.all_shards)
+        assert sorted(owner) == list(range(masters))
+        assert max(owner.values()) - min(owner.values()) <= 1, owner
 
 
 def test_the_legacy_shard_keeps_the_names_of_releases_before_shards() -> None:
