@@ -212,6 +212,8 @@ async def _open(
     state["settings"] = settings
     try:
         await layout.record(redis, settings.keys)
+        if not cluster and await layout.adopt_legacy_keys(redis, settings.keys):
+            log.info("salts and sessions of a release before shards were renamed")
     except REDIS_ERRORS as exc:  # ingest starts without Redis, and answers 503 meanwhile
         log.warning("cannot record the shard count in Redis: %s", exc)
     if settings.redis_url is None:

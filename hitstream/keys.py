@@ -140,6 +140,18 @@ class RedisKeys:
     def _control(self) -> str:
         return _tag(self.prefix, "c")
 
+    # Control keys of releases before shards that outlive a restart, and what they are
+    # now: `<prefix><kind>:<rest>` became `{<prefix>c}<kind>:<rest>`.
+    LEGACY_KINDS = ("salt", "session")
+
+    def legacy_pattern(self, kind: str) -> str:
+        """A SCAN pattern of a legacy control key kind (the prefix has no glob signs)."""
+        return f"{self.prefix}{kind}:*"
+
+    def from_legacy(self, name: str) -> str:
+        """The name a legacy control key has now."""
+        return self._control + name.removeprefix(self.prefix)
+
     @property
     def shard_counts(self) -> str:
         """Set of every shard count a process of this deployment ran with: consumers

@@ -36,3 +36,17 @@ async def shards_to_read(
     if not isinstance(redis, RedisCluster) and await redis.exists(keys.legacy.stream):
         shards.append(keys.legacy)
     return shards
+
+
+async def adopt_legacy_keys(redis: RedisClient, keys: RedisKeys) -> int:
+    """On one server, give the salts and dashboard sessions a release before shards left
+    their names of now (RENAMENX: a key already made under the new name wins), so an
+    upgrade neither counts the day's visitors twice nor logs everyone out; return how
+    many. The cache is rebuilt from ClickHouse; dedup sets and visits expire within the
+    hour."""
+    adopted = 0
+    for kind in keys.LEGACY_KINDS:
+        async for name in redis.scan_iter(match=keys.legacy_pattern(kind), count=1000):
+            old = name.decode() if isinstance(name, bytes) else str(name)
+            adopted += int(await redis.renamenx(old, keys.from_legacy(old)))
+    return adopted
