@@ -25,7 +25,7 @@ from hitstream.testing import HitstreamProcess, memory_mb, wait_for
 from schemas import entry
 
 PREFIX = "bench:"
-STREAM = RedisKeys(PREFIX).stream
+STREAM = RedisKeys(PREFIX).shard(0).stream
 GROUP = "bench"
 BATCH = Settings().batch_size
 

@@ -120,6 +120,11 @@ def refresher(redis: RedisClient, settings: Settings, metrics: Metrics) -> Refre
         metrics.pending.set(state["pending"])
         metrics.oldest_pending.set(state["oldest_pending_age_s"])
         metrics.dead_letters.set(state["dead_letters"])
+        for shard in state["shards"]:
+            metrics.shard_length.labels(shard["shard"]).set(shard["length"])
+            metrics.shard_lag.labels(shard["shard"]).set(shard["lag"] or 0)
+            metrics.shard_pending.labels(shard["shard"]).set(shard["pending"])
+            metrics.shard_dead_letters.labels(shard["shard"]).set(shard["dead_letters"])
 
     return refresh
 

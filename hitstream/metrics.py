@@ -94,6 +94,18 @@ class Metrics:
             "hitstream_oldest_pending_age_seconds", "age of the oldest unacknowledged entry"
         )
         self.dead_letters = gauge("hitstream_dead_letters", "entries in the dead-letter stream")
+        # The same, per shard of the stream (the unlabelled ones are their sums).
+        shard = {"labelnames": ["shard"]}
+        self.shard_length = gauge("hitstream_shard_stream_length", "entries in a shard", **shard)
+        self.shard_lag = gauge(
+            "hitstream_shard_consumer_lag", "entries of a shard the group has not read", **shard
+        )
+        self.shard_pending = gauge(
+            "hitstream_shard_pending_entries", "entries of a shard read, not acknowledged", **shard
+        )
+        self.shard_dead_letters = gauge(
+            "hitstream_shard_dead_letters", "entries in a shard's dead-letter stream", **shard
+        )
         self.batch_rows = Histogram(
             "hitstream_batch_insert_rows",
             "rows per ClickHouse insert",

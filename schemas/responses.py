@@ -64,15 +64,26 @@ class Health(BaseModel):
     roles: dict[str, str]
 
 
-class QueueHealth(BaseModel):
+class ShardState(BaseModel):
+    shard: str = Field(description="the shard's number, or `legacy` (a release before shards)")
     stream: str
     length: int
-    group: str
     consumers: int
     pending: int
     lag: int | None
     oldest_pending_age_s: float
     dead_letters: int
+
+
+class QueueHealth(BaseModel):
+    length: int = Field(description="entries in every shard's stream")
+    group: str
+    consumers: int = Field(description="the most consumers reading any shard")
+    pending: int
+    lag: int | None = Field(description="null when Redis cannot tell some shard's lag")
+    oldest_pending_age_s: float
+    dead_letters: int
+    shards: list[ShardState]
 
 
 class KeyInfo(BaseModel):
@@ -131,6 +142,7 @@ class ConsumerInfo(BaseModel):
 
 class DeadLetterInfo(BaseModel):
     id: str
+    shard: str = Field(description="replay it as `<shard>:<id>`")
     error: str
     deliveries: int
     failed_at_ms: int

@@ -184,6 +184,8 @@ def test_every_redis_path_works_on_a_cluster(
     assert panel["consumer_list"] and panel["rates"] is not None
     metrics = app.get("/metrics", headers=AUTH)
     assert metrics.status_code == 200 and "hitstream_stream_length" in metrics.text
+    for k in range(SHARDS):
+        assert f'hitstream_shard_stream_length{{shard="{k}"}}' in metrics.text
     assert app.get("/health").json()["status"] == "ok"
 
 

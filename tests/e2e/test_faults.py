@@ -179,7 +179,7 @@ def test_serve_sigkilled_five_times_while_draining_counts_exactly(tmp_path: Path
         def entries_read() -> int:
             conn = redis.Redis.from_url((data / "valkey.url").read_text().strip())
             try:
-                return int(conn.xinfo_groups(DEFAULT_KEYS.stream)[0]["entries-read"] or 0)
+                return int(conn.xinfo_groups(DEFAULT_KEYS.shard(0).stream)[0]["entries-read"] or 0)
             finally:
                 conn.close()
 

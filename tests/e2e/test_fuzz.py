@@ -35,7 +35,7 @@ from tests.helpers import DEFAULT_KEYS
 pytestmark = pytest.mark.e2e
 
 ADMIN = "fuzz-admin-token-5a7c3e91"
-STREAM = DEFAULT_KEYS.stream
+STREAM = DEFAULT_KEYS.shard(0).stream
 FUZZ_EXAMPLES = int(os.environ.get("HITSTREAM_FUZZ_EXAMPLES", "60"))
 # plausible_ok: entries added by events in Plausible's shape, answered `ok` (with no
 # event ID): each such answer must add exactly one entry, a dropped one none.

@@ -75,7 +75,7 @@ def test_serve_recovers_its_stream_after_sigkill(tmp_path: Path) -> None:
         ).json()
         assert body["total_views"] == 5
         info = redis.Redis.from_url((tmp_path / "data" / "valkey.url").read_text().strip())
-        assert info.xlen(DEFAULT_KEYS.stream) == 5
+        assert info.xlen(DEFAULT_KEYS.shard(0).stream) == 5
     finally:
         assert again.stop(signal.SIGTERM) == 0, again.log()
 
@@ -99,7 +99,7 @@ def test_two_consumers_share_one_group_without_double_processing(
     tmp_path: Path, valkey: ValkeyServer
 ) -> None:
     prefix = f"shared:{uuid.uuid4().hex[:8]}:"
-    stream = RedisKeys(prefix).stream
+    stream = RedisKeys(prefix).shard(0).stream
     common = {
         "HITSTREAM_REDIS_URL": valkey.connection_url,
         "HITSTREAM_REDIS_PREFIX": prefix,
