@@ -38,8 +38,10 @@ VISIT_GAP_MS = 30 * 60 * 1000
 
 # Atomically: for each (row, site, id, visitor, ms) group, append the row unless `id` (a
 # client's event_id, 16 bytes; '' for none) was already seen for that site within the
-# window. Remembering the ID and appending happen together or not at all, so a failed
-# append never leaves an ID that would make the client's retry look like a duplicate.
+# window. The ID is remembered only after its row is appended (Redis keeps what a script
+# wrote before an error; the stream key's type, the one error an append can meet, is
+# checked before any write), so a failed append never leaves an ID that would make the
+# client's retry look like a duplicate.
 # Redis's clock decides the slice, so every ingest replica agrees. The entry's field
 # names come from schemas/entry.py.
 #
@@ -51,6 +53,12 @@ VISIT_GAP_MS = 30 * 60 * 1000
 # (entry.SESSION_TAIL). Appended together with the row: a visit is never assigned to an
 # event that was not stored, and a stored event always has its visit.
 APPEND_ONCE = Template("""
+-- Redis keeps what a script wrote before an error: the one error a write here can meet
+-- (a key of another type under the stream's name) is checked before any.
+local kind = redis.call('TYPE', KEYS[1])['ok']
+if kind ~= 'stream' and kind ~= 'none' then
+  return redis.error_reply('WRONGTYPE ' .. KEYS[1] .. ' holds a ' .. kind .. ', not a stream')
+end
 local prefix, window, slices = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local visits, gap = ARGV[4], tonumber(ARGV[5])
 local width = math.ceil(window / slices)
@@ -102,11 +110,13 @@ for i = 6, #ARGV, 5 do
       end
     end
     if not seen then
+      -- Appended before it is remembered: a script that fails between the two (Redis
+      -- keeps what a failed script wrote) may store a retry again, never lose it.
+      local row = visit(ARGV[i], site, ARGV[i + 3], ARGV[i + 4])
+      redis.call('XADD', KEYS[1], '*', '$row', row, '$client', '$mark')
       local key = prefix .. site .. ':' .. current
       redis.call('SADD', key, id)
       redis.call('EXPIREAT', key, (current + 1) * width + window)
-      local row = visit(ARGV[i], site, ARGV[i + 3], ARGV[i + 4])
-      redis.call('XADD', KEYS[1], '*', '$row', row, '$client', '$mark')
       added = added + 1
     end
   end
@@ -232,11 +242,10 @@ class StreamWriter:
     async def append(self, events: Sequence[Encoded]) -> None:
         """Store all events or none of them (of each shard's part, on several shards);
         returns only once Redis has them."""
-        by_shard: dict[int, list[int]] = {}
-        for index, event in enumerate(events):
-            by_shard.setdefault(shard_of(event.site_id, self._keys.shards), []).append(index)
-        if len(by_shard) == 1:
-            shard = self._shards[next(iter(by_shard))]
+        count = self._keys.shards
+        first = shard_of(events[0].site_id, count)
+        if count == 1 or all(shard_of(e.site_id, count) == first for e in events):
+            shard = self._shards[first]
             try:
                 if len(events) == 1 and not events[0].client_id:
                     await shard.one(events[0])
@@ -245,6 +254,9 @@ class StreamWriter:
             except REDIS_ERRORS as exc:
                 raise StreamUnavailable(str(exc)) from exc
             return
+        by_shard: dict[int, list[int]] = {}
+        for index, event in enumerate(events):
+            by_shard.setdefault(shard_of(event.site_id, count), []).append(index)
         parts = list(by_shard.items())
         outcomes = await asyncio.gather(
             *(self._shards[k].run([events[i] for i in indexes]) for k, indexes in parts),
