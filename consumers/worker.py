@@ -228,6 +228,9 @@ class Consumer:
         self._threads = CapacityLimiter(INSERT_THREADS)
         self.readers: dict[str, ShardReader] = {}
         self._broker: RedisBroker | None = None
+        # Held while the broker or its subscribers change (a rebuild, a restarted or new
+        # subscriber): one must not start what the other is replacing.
+        self._brokering = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._recovering = True
         self._stopping = False
@@ -334,6 +337,12 @@ class Consumer:
         """
         if self._stopping or self._broker is None:
             return
+        async with self._brokering:
+            await self._keep_subscribers()
+
+    async def _keep_subscribers(self) -> None:
+        if self._stopping or self._broker is None:
+            return
         for reader in list(self.readers.values()):
             if await ensure_group(self._redis, reader.stream, self._settings.group):
                 log.warning(
@@ -355,17 +364,19 @@ class Consumer:
         nodes went stale in a failover (it kept asking a dead node) reads again."""
         if self._stopping or self._broker is None:
             return
-        log.warning("stream reads keep failing; reconnecting the consumer's readers")
-        old = self._broker
-        readers = list(self.readers.values())
-        for reader in readers:
-            reader.watch.completed()  # a fresh start for the new broker's reads
-        self._broker = create_broker(self._settings, await self._live_url(), self._cluster, readers)
-        with contextlib.suppress(Exception):
-            async with asyncio.timeout(READER_STOP_S):
-                await _stop_broker(old, self._reading_tasks(old))
-        if not self._stopping:
-            await self._broker.start()
+        async with self._brokering:
+            log.warning("stream reads keep failing; reconnecting the consumer's readers")
+            old = self._broker
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(READER_STOP_S):
+                    await _stop_broker(old, self._reading_tasks(old))
+            readers = list(self.readers.values())
+            for reader in readers:
+                reader.watch.completed()  # a fresh start for the new broker's reads
+            url = await self._live_url()
+            self._broker = create_broker(self._settings, url, self._cluster, readers)
+            if not self._stopping:
+                await self._broker.start()
 
     async def _live_url(self) -> str:
         """A URL to build the broker from: on a cluster, a primary that answers now (the

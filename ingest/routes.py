@@ -62,7 +62,7 @@ IngestRequest: TypeAlias = Request[IngestState]
 async def _append(request: IngestRequest, events: list[Encoded]) -> None:
     """Append to the stream, or answer 503 + Retry-After when it cannot take them now."""
     writer = request.state["writer"]
-    refusal = writer.refusal()
+    refusal = writer.refusal(events)
     if refusal is not None:
         raise unavailable("ingest is over its backlog limit, retry later", "stream", refusal)
     try:

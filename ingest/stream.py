@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from string import Template
 from typing import Any
 
@@ -149,7 +150,7 @@ class _Shard:
 
     def __init__(self, script: AsyncScript, keys: ShardKeys, dedup_window_s: int) -> None:
         self._script = script
-        self._stream = keys.stream
+        self.stream = keys.stream
         self._args: list[str | bytes | int] = [
             keys.dedup,
             dedup_window_s,
@@ -159,13 +160,25 @@ class _Shard:
         ]
         self._waiting: list[tuple[Encoded, asyncio.Future[None]]] = []
         self._committer: asyncio.Task[None] | None = None
+        self.name = keys.name
+        # The shard's length as last read, and when (ingest/stream.py watch_backlog).
+        self.length = 0
+        self.read_at = time.monotonic()
+
+    def refusal(self, high_water: int, now: float) -> str | None:
+        """Why this shard must refuse now, or None."""
+        if now - self.read_at > STALE_AFTER_S:
+            return f"the backlog of shard {self.name} could not be read; Redis is not answering"
+        if self.length >= high_water:
+            return f"backlog of {self.length} entries in shard {self.name}"
+        return None
 
     async def run(self, events: Sequence[Encoded]) -> None:
         """One EVALSHA appends them all, atomically (far cheaper than one XADD each)."""
         args = list(self._args)
         for e in events:
             args += [e.row, e.site_id, e.id_bytes if e.client_id else b"", e.visitor_id, e.ts_ms]
-        await self._script(keys=[self._stream], args=args)
+        await self._script(keys=[self.stream], args=args)
 
     async def one(self, event: Encoded) -> None:
         """Append a single event with the others waiting on this shard."""
@@ -212,20 +225,25 @@ class StreamWriter:
         self._high_water = high_water
         script = redis.register_script(APPEND_ONCE)
         self._shards = [_Shard(script, shard, dedup_window_s) for shard in keys.all_shards]
-        self.backlog = 0
         self.memory_share = 0.0
-        self._read_at = time.monotonic()
+        self._memory_read_at = time.monotonic()
 
-    def refusal(self) -> str | None:
-        """Why ingest must refuse now (503), or None: a long backlog in some shard, some
-        Redis server nearly full, or no reading of either for STALE_AFTER_S (Redis not
-        answering)."""
-        if time.monotonic() - self._read_at > STALE_AFTER_S:
-            return "the backlog could not be read; Redis is not answering"
-        if self.backlog >= self._high_water:
-            return f"backlog of {self.backlog} entries"
+    def refusal(self, events: Sequence[Encoded] = ()) -> str | None:
+        """Why ingest must refuse `events` now (503; no events: any event), or None: a
+        long backlog in their shard, some Redis server nearly full, or no reading of
+        either for STALE_AFTER_S (Redis not answering). A shard whose master is down
+        refuses its own sites only."""
+        now = time.monotonic()
+        if now - self._memory_read_at > STALE_AFTER_S:
+            return "Redis memory could not be read; Redis is not answering"
         if self.memory_share >= MEMORY_HIGH_WATER:
             return f"Redis memory {self.memory_share:.0%} full"
+        count = self._keys.shards
+        wanted = {shard_of(e.site_id, count) for e in events} if events else range(count)
+        for index in wanted:
+            refusal = self._shards[index].refusal(self._high_water, now)
+            if refusal is not None:
+                return refusal
         return None
 
     async def can_append(self) -> bool:
@@ -274,38 +292,75 @@ class StreamWriter:
         raise PartlyStored(str(failures[0]), stored)
 
     async def watch_backlog(self, interval_s: float) -> None:
-        """Keep `backlog` (the longest shard) and `memory_share` (the fullest server)
-        current; run as a background task.
+        """Keep each shard's length and `memory_share` (the fullest server) current; run
+        as a background task. Each shard is read on its own, so a master that is down
+        leaves only its shards without a reading.
 
         A failed reading is not ignored: once the last good one is STALE_AFTER_S old,
         `refusal()` says so and ingest answers 503.
         """
+        if len(self._shards) == 1 or not isinstance(self._redis, RedisCluster):
+            await self._watch(interval_s, self._read_all, "the backlog")
+            return
+        await asyncio.gather(
+            self._watch(interval_s, self._read_memory, "Redis memory"),
+            *(
+                self._watch(interval_s, functools.partial(self._read_length, shard), shard.name)
+                for shard in self._shards
+            ),
+        )
+
+    async def _watch(
+        self, interval_s: float, read: Callable[[], Awaitable[None]], what: str
+    ) -> None:
         failing = False
         while True:
             try:
-                self.backlog = await self._longest_shard()
-                self.memory_share = max(map(_memory_share, await self._memory()))
-                self._read_at = time.monotonic()
+                await read()
                 failing = False
             except (*REDIS_ERRORS, OSError) as exc:
                 if not failing:
-                    log.warning("cannot read the backlog (ingest refuses meanwhile): %s", exc)
+                    log.warning("cannot read %s (ingest refuses meanwhile): %s", what, exc)
                 failing = True
             await asyncio.sleep(interval_s)
 
-    async def _longest_shard(self) -> int:
+    async def _read_all(self) -> None:
+        """One server: every shard's length and the memory in one round trip."""
         async with self._redis.pipeline(transaction=False) as pipe:
-            for shard in self._keys.all_shards:
+            for shard in self._shards:
                 pipe.xlen(shard.stream)
-            lengths: list[Any] = await pipe.execute()
-        return max(int(length) for length in lengths)
+            if not isinstance(self._redis, RedisCluster):
+                pipe.info("memory")
+            replies: list[Any] = await pipe.execute()
+        memory = replies[len(self._shards) :] or await self._memory()
+        now = time.monotonic()
+        for shard, length in zip(self._shards, replies, strict=False):
+            shard.length, shard.read_at = int(length), now
+        self.memory_share, self._memory_read_at = max(map(_memory_share, memory)), now
+
+    async def _read_length(self, shard: _Shard) -> None:
+        shard.length = int(await self._redis.xlen(shard.stream))
+        shard.read_at = time.monotonic()
+
+    async def _read_memory(self) -> None:
+        self.memory_share = max(map(_memory_share, await self._memory()))
+        self._memory_read_at = time.monotonic()
 
     async def _memory(self) -> list[dict[str, Any]]:
         """INFO memory of every server that holds a shard (each primary of a cluster)."""
-        if isinstance(self._redis, RedisCluster):
-            replies: Any = await self._redis.info("memory", target_nodes=RedisCluster.PRIMARIES)
-            return list(replies.values()) if "used_memory" not in replies else [replies]
-        return [await self._redis.info("memory")]
+        if not isinstance(self._redis, RedisCluster):
+            return [await self._redis.info("memory")]
+        # One primary at a time: one that is down (its shards have no reading either)
+        # must not leave the others unread.
+        cluster = self._redis
+        replies = await asyncio.gather(
+            *(cluster.info("memory", target_nodes=node) for node in cluster.get_primaries()),
+            return_exceptions=True,
+        )
+        found = [reply for reply in replies if isinstance(reply, dict)]
+        if not found:
+            raise next(r for r in replies if isinstance(r, BaseException))
+        return found
 
 
 def _memory_share(memory: dict[str, Any]) -> float:
