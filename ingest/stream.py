@@ -322,6 +322,10 @@ class StreamWriter:
                 if not failing:
                     log.warning("cannot read %s (ingest refuses meanwhile): %s", what, exc)
                 failing = True
+            except Exception:  # a bug must not end the watch: ingest would refuse for ever
+                if not failing:
+                    log.exception("cannot read %s (ingest refuses meanwhile)", what)
+                failing = True
             await asyncio.sleep(interval_s)
 
     async def _read_all(self) -> None:
@@ -353,6 +357,7 @@ class StreamWriter:
         # One primary at a time: one that is down (its shards have no reading either)
         # must not leave the others unread.
         cluster = self._redis
+        await cluster.initialize()  # the primaries are known once it is (a no-op after)
         replies = await asyncio.gather(
             *(cluster.info("memory", target_nodes=node) for node in cluster.get_primaries()),
             return_exceptions=True,

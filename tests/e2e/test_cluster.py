@@ -194,23 +194,26 @@ def test_backpressure_reads_every_shard_on_a_cluster(
     make_client: Callable[..., TestClient],
     cluster_conn: RedisCluster,
 ) -> None:
+    """A shard over the backlog refuses its own sites; the others' go on."""
     settings = on_cluster(trim_threshold=5, backlog_high_water=10)
     ingest = make_client(settings, frozenset({Role.INGEST}))
-    site = SITES[5]
-    shard = settings.keys.shard_for(site)
+    full = SITES[5]
+    shard = settings.keys.shard_for(full)
+    elsewhere = next(s for s in SITES if settings.keys.shard_for(s) != shard)
     for n in range(10):
         cluster_conn.xadd(shard.stream, {b"x": str(n).encode()})
 
-    def refused() -> bool | None:
-        answer = ingest.post("/event", json=event(SITES[6]))
-        return True if answer.status_code == 503 and answer.headers["retry-after"] else None
+    def status(site: str) -> int:
+        return ingest.post("/event", json=event(site)).status_code
 
-    wait_for(refused, what="503 once one shard is over the backlog")
+    wait_for(lambda: status(full) == 503 or None, what="503 once its shard is over the backlog")
+    answer = ingest.post("/event", json=event(full))
+    assert answer.headers["retry-after"] == "1"
+    assert f"shard {shard.name}" in answer.json()["details"][0]["message"]
+    assert status(elsewhere) == 202
+    assert ingest.get("/health").json()["roles"]["ingest"] == "unavailable"
     cluster_conn.delete(shard.stream)
-    wait_for(
-        lambda: ingest.post("/event", json=event(SITES[6])).status_code == 202 or None,
-        what="202 once the shard is drained",
-    )
+    wait_for(lambda: status(full) == 202 or None, what="202 once the shard is drained")
 
 
 def test_a_killed_master_fails_over_with_only_503s_and_every_event_counted_once(
