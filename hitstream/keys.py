@@ -105,6 +105,12 @@ class ShardKeys:
         return f"{self.tag}dedup:"
 
     @property
+    def calls(self) -> str:
+        """Prefix of the marks of ingest's append calls, `<calls><random>`: a call sent
+        again (its connection broke) finds its mark and appends nothing twice."""
+        return f"{self.tag}call:"
+
+    @property
     def visits(self) -> str:
         """Prefix of each visitor's current visit: `<visits><site>:<visitor>` holds
         "<visit id> <last event ms>" (a salted visitor ID, never an address)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from string import Template
@@ -34,6 +35,10 @@ MEMORY_HIGH_WATER = 0.9
 # If the backlog could not be read for this long, ingest refuses (it cannot tell).
 STALE_AFTER_S = 2.0
 
+# How long a script call's mark outlives it: longer than redis-py goes on resending a
+# call whose connection broke (3 tries, at most 10 s apart).
+CALL_MARK_S = 120
+
 # A visit: a visitor's events with no gap of this long between them.
 VISIT_GAP_MS = 30 * 60 * 1000
 
@@ -59,6 +64,12 @@ APPEND_ONCE = Template("""
 local kind = redis.call('TYPE', KEYS[1])['ok']
 if kind ~= 'stream' and kind ~= 'none' then
   return redis.error_reply('WRONGTYPE ' .. KEYS[1] .. ' holds a ' .. kind .. ', not a stream')
+end
+-- A call the client sends again after its connection broke (redis-py does; on a cluster
+-- to the slot's new master, which has what the old one replicated) finds its mark and
+-- appends nothing a second time.
+if not redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[6]) then
+  return -1
 end
 local prefix, window, slices = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local visits, gap = ARGV[4], tonumber(ARGV[5])
@@ -97,7 +108,7 @@ local function visit(row, site, visitor, ms)
   states[key] = state
   return with_visit(row, id)
 end
-for i = 6, #ARGV, 5 do
+for i = 7, #ARGV, 5 do
   local site, id = ARGV[i + 1], ARGV[i + 2]
   if id == '' then
     redis.call('XADD', KEYS[1], '*', '$row', visit(ARGV[i], site, ARGV[i + 3], ARGV[i + 4]))
@@ -151,12 +162,14 @@ class _Shard:
     def __init__(self, script: AsyncScript, keys: ShardKeys, dedup_window_s: int) -> None:
         self._script = script
         self.stream = keys.stream
+        self._calls = keys.calls
         self._args: list[str | bytes | int] = [
             keys.dedup,
             dedup_window_s,
             DEDUP_SLICES,
             keys.visits,
             VISIT_GAP_MS,
+            CALL_MARK_S,
         ]
         self._waiting: list[tuple[Encoded, asyncio.Future[None]]] = []
         self._committer: asyncio.Task[None] | None = None
@@ -178,7 +191,8 @@ class _Shard:
         args = list(self._args)
         for e in events:
             args += [e.row, e.site_id, e.id_bytes if e.client_id else b"", e.visitor_id, e.ts_ms]
-        await self._script(keys=[self.stream], args=args)
+        call = self._calls + os.urandom(8).hex()
+        await self._script(keys=[self.stream, call], args=args)
 
     async def one(self, event: Encoded) -> None:
         """Append a single event with the others waiting on this shard."""

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # What a key name spelt outside keys.py would look like: a ':' and one of the key words.
 KEY_NAME = re.compile(
     r"[:}](events|dead|dedup|plans|sites|keys|origins|registry|ratelimit|health|visit|session"
-    r"|salt|queue-sample|shard-counts)\b"
+    r"|salt|queue-sample|shard-counts|call)\b"
 )
 CODE = ["hitstream", "ingest", "consumers", "reporting", "schemas", "sites"]
 
@@ -28,6 +28,7 @@ def _shard_names(shard: ShardKeys) -> list[str]:
         shard.plans("g"),
         shard.dedup + "site:1",
         shard.visits + "site:1",
+        shard.calls + "ab12",
     ]
 
 
@@ -92,6 +93,7 @@ def test_the_legacy_shard_keeps_the_names_of_releases_before_shards() -> None:
         "hitstream:plans:g",
         "hitstream:dedup:site:1",
         "hitstream:visit:site:1",
+        "hitstream:call:ab12",
     ]
 
 
