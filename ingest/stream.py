@@ -36,8 +36,9 @@ MEMORY_HIGH_WATER = 0.9
 STALE_AFTER_S = 2.0
 
 # How long a script call's mark outlives it: longer than redis-py goes on resending a
-# call whose connection broke (3 tries, at most 10 s apart).
-CALL_MARK_S = 120
+# call whose connection broke (3 more tries, a few seconds apart, each within its 5 s
+# socket timeout).
+CALL_MARK_S = 60
 
 # A visit: a visitor's events with no gap of this long between them.
 VISIT_GAP_MS = 30 * 60 * 1000
