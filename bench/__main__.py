@@ -26,7 +26,7 @@ from typing import Any
 
 import httpx2 as httpx
 
-from bench import dashboard, drain, k6run, seed
+from bench import cluster, dashboard, drain, k6run, seed
 from hitstream.connections import EmbeddedValkey
 from hitstream.settings import Settings
 from hitstream.testing import HitstreamProcess, free_port, wait_for
@@ -369,6 +369,15 @@ TABLE = [
     ),
     ("same, slowest of the 5 loads, ms", "dashboard_30d_load_ms_max", ""),
     ("same, to every panel filled (scrolled through), ms", "dashboard_30d_every_panel_ms", ""),
+    (
+        "Valkey Cluster, 1 master, 16 shards: events/s end to end (ingest + consume, "
+        "100 events of one site per request)",
+        "cluster_1m_events_per_s",
+        "",
+    ),
+    ("same on 3 masters, events/s", "cluster_3m_events_per_s", ""),
+    ("server CPU per event, 1 master, ms", "cluster_1m_cpu_ms_per_event", ""),
+    ("server CPU per event, 3 masters, ms", "cluster_3m_cpu_ms_per_event", ""),
     ("consumer peak RSS draining {rss_drain_events:,} events, MB", "consumer_peak_rss_mb", "≤ 500"),
     ("same, private (anonymous) memory only, sampled, MB", "consumer_peak_anon_mb", ""),
     ("ingest non-2xx rate, all runs", "error_rate", "0"),
@@ -410,6 +419,7 @@ def main() -> None:
         runs=RUNS,
         rss_events=1_000_000 if QUICK else 10_000_000,
     )
+    results |= cluster.run(runs=RUNS, duration=DURATION)
     results["error_rate"] = ERRORS["failed"] / max(1, ERRORS["total"])
     results["ingest_requests_checked"] = ERRORS["total"]
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -234,6 +234,7 @@ class Consumer:
         self._task: asyncio.Task[None] | None = None
         self._recovering = True
         self._stopping = False
+        self._stopped = asyncio.Event()  # wakes the rounds' waits at once
 
     def _reader(self, shard: ShardKeys) -> ShardReader:
         processor = BatchProcessor(
@@ -300,7 +301,8 @@ class Consumer:
                 return
             except REDIS_ERRORS as exc:
                 log.warning("%s round failed: %s", what, exc)
-            await asyncio.sleep(interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopped.wait(), timeout=interval)
 
     async def _look_for_lost_reads(self) -> None:
         lost_after = lost_after_ms(self._settings)
@@ -409,6 +411,7 @@ class Consumer:
         Retries stop first: a batch ClickHouse cannot take now stays pending.
         """
         self._stopping = True
+        self._stopped.set()
         for reader in self.readers.values():
             reader.recovery.stop()
             reader.processor.stop()
