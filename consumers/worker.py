@@ -307,7 +307,7 @@ class Consumer:
     async def _look_for_lost_reads(self) -> None:
         lost_after = lost_after_ms(self._settings)
         for reader in list(self.readers.values()):
-            await reader.recovery.drain_lost_reads(lost_after)
+            await _shard_step(reader, reader.recovery.drain_lost_reads(lost_after), "lost reads")
         if any(self._lost(reader) for reader in self.readers.values()):
             await self._rebuild()
 
@@ -328,7 +328,7 @@ class Consumer:
         """Each round: read new shards, keep reading the others, reclaim, trim."""
         await self._keep_reading()
         for reader in list(self.readers.values()):
-            await reader.recovery.maintain()
+            await _shard_step(reader, reader.recovery.maintain(), "recovery")
 
     async def _keep_reading(self) -> None:
         """Recreate a lost group, restart a stopped subscriber, start new shards.
@@ -444,6 +444,15 @@ class Consumer:
         return [
             task for sub in subscribers for task in getattr(sub, "tasks", ()) if not task.done()
         ]
+
+
+async def _shard_step(reader: ShardReader, step: Awaitable[object], what: str) -> None:
+    """One shard's part of a round: a shard whose master is away is logged and skipped,
+    and the others' parts still run."""
+    try:
+        await step
+    except REDIS_ERRORS as exc:
+        log.warning("%s round of shard %s failed: %s", what, reader.processor.shard.name, exc)
 
 
 def _client_of(broker: RedisBroker) -> Any:
