@@ -85,13 +85,14 @@ async def shard_state(redis: RedisClient, shard: ShardKeys, group: str) -> dict[
     }
 
 
-async def queue_state(redis: RedisClient, settings: Settings) -> dict[str, Any]:
+async def queue_state(
+    redis: RedisClient, settings: Settings, read: list[ShardKeys] | None = None
+) -> dict[str, Any]:
     """The queue in sum over every shard (lengths, pending, lag and dead letters added,
-    the oldest pending age and the most consumers of any shard), and each shard's own."""
-    shards = [
-        await shard_state(redis, shard, settings.group)
-        for shard in await layout.shards_to_read(redis, settings.keys)
-    ]
+    the oldest pending age and the most consumers of any shard), and each shard's own;
+    `read`: the shards, when the caller has them."""
+    read = read or await layout.shards_to_read(redis, settings.keys)
+    shards = [await shard_state(redis, shard, settings.group) for shard in read]
     lags = [shard["lag"] for shard in shards]
     return {
         "group": settings.group,
@@ -206,10 +207,12 @@ async def rates(redis: RedisClient, settings: Settings) -> list[dict[str, Any]]:
     return out
 
 
-async def _consumers(redis: RedisClient, settings: Settings) -> list[dict[str, Any]]:
-    """Each consumer of the group, its pending entries and idle time over every shard."""
+async def _consumers(
+    redis: RedisClient, settings: Settings, shards: list[ShardKeys]
+) -> list[dict[str, Any]]:
+    """Each consumer of the group, its pending entries and idle time over `shards`."""
     found: dict[str, dict[str, Any]] = {}
-    for shard in await layout.shards_to_read(redis, settings.keys):
+    for shard in shards:
         try:
             members: Any = await redis.xinfo_consumers(shard.stream, settings.group)
         except REDIS_ERRORS:  # no stream or no group yet
@@ -241,13 +244,14 @@ async def get_queue(request: Request[QueueState]) -> Response:
     await require_admin(request)
     redis, settings = request.state["redis"], request.state["settings"]
     try:
-        state = await asyncio.wait_for(queue_state(redis, settings), CHECK_TIMEOUT_S)
+        shards = await layout.shards_to_read(redis, settings.keys)
+        state = await asyncio.wait_for(queue_state(redis, settings, shards), CHECK_TIMEOUT_S)
         body = {
             **state,
-            "consumer_list": await _consumers(redis, settings),
+            "consumer_list": await _consumers(redis, settings, shards),
             "dead_letter_list": [
                 _letter(*letter)
-                for letter in await dead_letters(redis, settings, DEAD_LETTERS_SHOWN)
+                for letter in await dead_letters(redis, settings, DEAD_LETTERS_SHOWN, shards)
             ],
             "rates": await rates(redis, settings),
             "sample_interval_s": SAMPLE_INTERVAL_S,
@@ -266,29 +270,34 @@ async def replay_dead_letters(request: Request[QueueState]) -> Response:
         request, ReplayRequest, settings.max_body_bytes, "invalid replay request"
     )
     redis = request.state["redis"]
-    replayed = await replay(redis, settings, body.ids)
-    state = await queue_state(redis, settings)
-    return JSONResponse({"replayed": replayed, "dead_letters": state["dead_letters"]})
+    shards = await layout.shards_to_read(redis, settings.keys)
+    replayed = await replay(redis, settings, body.ids, shards)
+    left = sum([await DeadLetters(redis, shard).count() for shard in shards])
+    return JSONResponse({"replayed": replayed, "dead_letters": left})
 
 
 Letter: TypeAlias = tuple[ShardKeys, bytes, dict[bytes, bytes]]
 
 
-async def dead_letters(redis: RedisClient, settings: Settings, count: int) -> list[Letter]:
+async def dead_letters(
+    redis: RedisClient, settings: Settings, count: int, read: list[ShardKeys] | None = None
+) -> list[Letter]:
     """The oldest `count` dead letters of every shard (shard, entry ID, fields)."""
     found = []
-    for shard in await layout.shards_to_read(redis, settings.keys):
+    for shard in read or await layout.shards_to_read(redis, settings.keys):
         for entry_id, fields in await DeadLetters(redis, shard).list(count):
             found.append((shard, entry_id, fields))
     found.sort(key=lambda letter: stream_id_key(letter[1]))
     return found[:count]
 
 
-async def replay(redis: RedisClient, settings: Settings, refs: list[str]) -> int:
+async def replay(
+    redis: RedisClient, settings: Settings, refs: list[str], read: list[ShardKeys] | None = None
+) -> int:
     """Put dead letters back on their shard's stream: each `<shard>:<id>` from that
     shard, each bare `<id>` from any shard that has it; none named: all of them."""
     replayed = 0
-    for shard in await layout.shards_to_read(redis, settings.keys):
+    for shard in read or await layout.shards_to_read(redis, settings.keys):
         ids = [ref.rpartition(":")[2] for ref in refs if ref.rpartition(":")[0] in ("", shard.name)]
         if refs and not ids:
             continue

@@ -233,8 +233,7 @@ class Consumer:
         self._brokering = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._recovering = True
-        self._stopping = False
-        self._stopped = asyncio.Event()  # wakes the rounds' waits at once
+        self._stopped = asyncio.Event()  # set by stop(); wakes the rounds' waits at once
 
     def _reader(self, shard: ShardKeys) -> ShardReader:
         processor = BatchProcessor(
@@ -278,7 +277,7 @@ class Consumer:
                 await reader.recovery.drain_own_pending()
         except Stopping:
             return
-        if self._stopping or self._broker is None:  # stopped during start-up
+        if self._stopped.is_set() or self._broker is None:  # stopped during start-up
             return
         await self._broker.start()
         for reader in self.readers.values():
@@ -294,7 +293,7 @@ class Consumer:
     ) -> None:
         """Run `step` every `interval` until stopped; a Redis error is logged and the next
         round tries again."""
-        while not self._stopping:
+        while not self._stopped.is_set():
             try:
                 await step()
             except Stopping:
@@ -337,13 +336,13 @@ class Consumer:
         subscriber then stops for good on NOGROUP. The group comes back at the stream's
         start, so events accepted since are all read.
         """
-        if self._stopping or self._broker is None:
+        if self._stopped.is_set() or self._broker is None:
             return
         async with self._brokering:
             await self._keep_subscribers()
 
     async def _keep_subscribers(self) -> None:
-        if self._stopping or self._broker is None:
+        if self._stopped.is_set() or self._broker is None:
             return
         for reader in list(self.readers.values()):
             if await ensure_group(self._redis, reader.stream, self._settings.group):
@@ -352,19 +351,19 @@ class Consumer:
                     reader.stream,
                 )
             # Stopping also stops the subscriber: that one must not be brought back.
-            if not reader.subscriber.running and not self._stopping:
+            if not reader.subscriber.running and not self._stopped.is_set():
                 log.warning("the subscriber of %s had stopped; restarting it", reader.stream)
                 await reader.subscriber.start()
         for reader in await self._new_shards():
             log.info("reading the new shard %s", reader.stream)
             subscriber = _subscribe(self._broker, self._settings, reader)
-            if not self._stopping:
+            if not self._stopped.is_set():
                 await subscriber.start()
 
     async def _rebuild(self) -> None:
         """A fresh broker after repeated failed reads: a cluster client whose view of the
         nodes went stale in a failover (it kept asking a dead node) reads again."""
-        if self._stopping or self._broker is None:
+        if self._stopped.is_set() or self._broker is None:
             return
         async with self._brokering:
             log.warning("stream reads keep failing; reconnecting the consumer's readers")
@@ -377,7 +376,7 @@ class Consumer:
                 reader.watch.completed()  # a fresh start for the new broker's reads
             url = await self._live_url()
             self._broker = create_broker(self._settings, url, self._cluster, readers)
-            if not self._stopping:
+            if not self._stopped.is_set():
                 await self._broker.start()
 
     async def _live_url(self) -> str:
@@ -410,7 +409,6 @@ class Consumer:
 
         Retries stop first: a batch ClickHouse cannot take now stays pending.
         """
-        self._stopping = True
         self._stopped.set()
         for reader in self.readers.values():
             reader.recovery.stop()

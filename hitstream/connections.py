@@ -22,10 +22,9 @@ from anyio import to_thread
 from clickhouse_connect.driver.client import Client
 from redis.asyncio.client import Pipeline
 from redis.asyncio.cluster import ClusterPipeline, RedisCluster
-from redis.exceptions import RedisError
 
 from hitstream.datadir import PRIVATE_DIR, write_private
-from hitstream.errors import ConfigError
+from hitstream.errors import REDIS_ERRORS, ConfigError
 from hitstream.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -277,7 +276,7 @@ async def open_redis(url: str, cluster: bool | None = None) -> tuple[RedisClient
     if cluster is None:
         try:
             cluster = await is_cluster(url)
-        except (RedisError, OSError) as exc:
+        except (*REDIS_ERRORS, OSError) as exc:
             log.warning(
                 "cannot reach Redis at %s to tell whether it is a cluster (%s); taking it "
                 "for a single server (set HITSTREAM_REDIS_CLUSTER to say)",

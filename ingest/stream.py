@@ -254,7 +254,9 @@ class StreamWriter:
         if self.memory_share >= MEMORY_HIGH_WATER:
             return f"Redis memory {self.memory_share:.0%} full"
         count = self._keys.shards
-        wanted = {shard_of(e.site_id, count) for e in events} if events else range(count)
+        wanted = (
+            {shard_of(e.site_id, count) for e in events} if events and count > 1 else range(count)
+        )
         for index in wanted:
             refusal = self._shards[index].refusal(self._high_water, now)
             if refusal is not None:
@@ -314,7 +316,7 @@ class StreamWriter:
         A failed reading is not ignored: once the last good one is STALE_AFTER_S old,
         `refusal()` says so and ingest answers 503.
         """
-        if len(self._shards) == 1 or not isinstance(self._redis, RedisCluster):
+        if not isinstance(self._redis, RedisCluster):
             await self._watch(interval_s, self._read_all, "the backlog")
             return
         await asyncio.gather(
@@ -348,14 +350,12 @@ class StreamWriter:
         async with self._redis.pipeline(transaction=False) as pipe:
             for shard in self._shards:
                 pipe.xlen(shard.stream)
-            if not isinstance(self._redis, RedisCluster):
-                pipe.info("memory")
-            replies: list[Any] = await pipe.execute()
-        memory = replies[len(self._shards) :] or await self._memory()
+            pipe.info("memory")
+            *lengths, memory = await pipe.execute()
         now = time.monotonic()
-        for shard, length in zip(self._shards, replies, strict=False):
+        for shard, length in zip(self._shards, lengths, strict=True):
             shard.length, shard.read_at = int(length), now
-        self.memory_share, self._memory_read_at = max(map(_memory_share, memory)), now
+        self.memory_share, self._memory_read_at = _memory_share(memory), now
 
     async def _read_length(self, shard: _Shard) -> None:
         shard.length = int(await self._redis.xlen(shard.stream))
