@@ -49,7 +49,7 @@ bench: $(DEV_STAMP)
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy hitstream ingest consumers reporting schemas sites dashboard
+	$(BIN)/mypy foundation hitstream ingest consumers reporting schemas sites dashboard
 
 clean:
 	rm -rf $(VENV) .hitstream .bench .pytest_cache .mypy_cache .ruff_cache

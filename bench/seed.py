@@ -14,8 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+from foundation.settings import Settings
 from hitstream.connections import clickhouse_client
-from hitstream.settings import Settings
 from schemas.migrate import migrate
 from sites.model import Site
 from sites.store import SiteStore

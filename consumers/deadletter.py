@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from hitstream.connections import RedisClient, RedisPipeline
-from hitstream.keys import ShardKeys
+from foundation.clients import RedisClient, RedisPipeline
+from foundation.keys import ShardKeys
 from schemas.entry import ROW_FIELD
 
 # What add() puts beside an entry's own fields; replay() strips them again.

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from hitstream.connections import RedisClient, RedisPipeline
+from foundation.clients import RedisClient, RedisPipeline
 
 SEPARATOR = b","
 

@@ -31,11 +31,11 @@ from consumers.deadletter import DeadLetter, DeadLetters
 from consumers.plans import Plan, Plans
 from consumers.queue import stream_id_key
 from consumers.sink import ClickHouseSink, batch_token
-from hitstream.connections import RedisClient
-from hitstream.errors import RowsRejected, SinkUnavailable, Stopping
-from hitstream.keys import ShardKeys
-from hitstream.metrics import Metrics
-from hitstream.settings import Settings
+from foundation.clients import RedisClient
+from foundation.errors import RowsRejected, SinkUnavailable, Stopping
+from foundation.keys import ShardKeys
+from foundation.metrics import Metrics
+from foundation.settings import Settings
 from schemas.entry import Entry, decode
 
 log = logging.getLogger(__name__)

@@ -17,14 +17,14 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from consumers.deadletter import DeadLetters
-from hitstream import layout
-from hitstream.connections import RedisClient
-from hitstream.errors import REDIS_ERRORS
-from hitstream.health import CHECK_TIMEOUT_S
-from hitstream.http import JSONResponse, api_routes, read_model, unavailable
-from hitstream.keys import ShardKeys
-from hitstream.metrics import Metrics, Refresh
-from hitstream.settings import Settings
+from foundation import layout
+from foundation.clients import RedisClient
+from foundation.errors import REDIS_ERRORS
+from foundation.health import CHECK_TIMEOUT_S
+from foundation.http import JSONResponse, api_routes, read_model, unavailable
+from foundation.keys import ShardKeys
+from foundation.metrics import Metrics, Refresh
+from foundation.settings import Settings
 from schemas.entry import ROW_FIELD
 from schemas.queue import ReplayRequest
 from sites.access import AccessState, require_admin

@@ -18,8 +18,8 @@ from typing import Any
 
 from consumers.processor import BatchProcessor
 from consumers.queue import stream_id_key
-from hitstream.connections import RedisClient
-from hitstream.settings import Settings
+from foundation.clients import RedisClient
+from foundation.settings import Settings
 
 log = logging.getLogger(__name__)
 

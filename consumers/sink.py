@@ -7,7 +7,7 @@ from collections.abc import Collection, Sequence
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import Error as ClickHouseError
 
-from hitstream.errors import RowsRejected, SinkUnavailable
+from foundation.errors import RowsRejected, SinkUnavailable
 
 EVENTS_TABLE = "events"
 

@@ -21,12 +21,12 @@ from redis.exceptions import ResponseError
 from consumers.processor import BatchProcessor
 from consumers.recovery import LOST_READ_CHECK_S, Recovery
 from consumers.sink import ClickHouseSink
-from hitstream import layout
-from hitstream.connections import RedisClient
-from hitstream.errors import REDIS_ERRORS, Stopping
-from hitstream.keys import ShardKeys
-from hitstream.metrics import Metrics
-from hitstream.settings import Settings
+from foundation import layout
+from foundation.clients import RedisClient
+from foundation.errors import REDIS_ERRORS, Stopping
+from foundation.keys import ShardKeys
+from foundation.metrics import Metrics
+from foundation.settings import Settings
 
 log = logging.getLogger(__name__)
 # FastStream's own messages (subscriber start and stop, "callback ... is being executed"

@@ -15,15 +15,15 @@ from importlib import resources
 from pathlib import Path
 from string import Template
 from typing import Any
-from urllib.parse import parse_qs, quote
+from urllib.parse import parse_qs
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from hitstream.http import APIError, read_body
-from sites.access import AccessState, is_admin, matches, same_origin_write
+from foundation.http import APIError, read_body
+from sites.access import SHARE_ROUTE, AccessState, is_admin, matches, same_origin_write
 from sites.sessions import COOKIE
 
 STATIC_PATH = "/dashboard/static"
@@ -168,12 +168,6 @@ async def shared(request: Request[AccessState]) -> Response:
     return _page("Shared stats", "stats", mode="share", site=site_id)
 
 
-def share_path(site_id: str, token: str) -> str:
-    """Where a shared link opens the dashboard. The token goes after `#`, which browsers
-    send to no server and put in no Referer."""
-    return f"/share/{quote(site_id, safe='')}#auth={token}"
-
-
 def routes() -> list[BaseRoute]:
     """The dashboard's pages and assets."""
     return [
@@ -183,6 +177,6 @@ def routes() -> list[BaseRoute]:
         Route("/dashboard", _admin_page("Stats", "stats"), methods=["GET"]),
         Route("/dashboard/sites", _admin_page("Sites", "sites"), methods=["GET"]),
         Route("/dashboard/queue", _admin_page("Queue", "queue"), methods=["GET"]),
-        Route("/share/{site_id}", shared, methods=["GET"]),
+        Route(SHARE_ROUTE, shared, methods=["GET"]),
         Mount(STATIC_PATH, StaticFiles(directory=STATIC_DIR), name="dashboard-static"),
     ]

@@ -1,8 +1,5 @@
-"""hitstream: the foundation the rooms share, and the composition root (app, cli)."""
+"""hitstream's composition root: the app factory, the CLI, the server and the engines they open."""
 
-from importlib.metadata import PackageNotFoundError, version
+from foundation import __version__
 
-try:
-    __version__ = version("hitstream")
-except PackageNotFoundError:  # running from a checkout that was never installed
-    __version__ = "0+unknown"
+__all__ = ["__version__"]

@@ -26,21 +26,16 @@ import reporting.routes
 import sites.routes
 from consumers.sink import WRITER_SESSION, ClickHouseSink
 from consumers.worker import Consumer
-from hitstream import health, layout, openapi
-from hitstream.connections import (
-    EmbeddedValkey,
-    RedisClient,
-    clickhouse_client,
-    close_quietly,
-    open_redis,
-    redact,
-)
+from foundation import health, layout
+from foundation.clients import RedisClient, close_quietly
+from foundation.errors import REDIS_ERRORS, ConfigError
+from foundation.http import EXCEPTION_HANDLERS
+from foundation.metrics import Metrics, RequestMetrics
+from foundation.metrics import routes as metrics_routes
+from foundation.settings import Settings
+from hitstream import openapi
+from hitstream.connections import EmbeddedValkey, clickhouse_client, open_redis, redact
 from hitstream.datadir import secure_data_dir, write_private
-from hitstream.errors import REDIS_ERRORS, ConfigError
-from hitstream.http import EXCEPTION_HANDLERS
-from hitstream.metrics import Metrics, RequestMetrics
-from hitstream.metrics import routes as metrics_routes
-from hitstream.settings import Settings
 from ingest.auth import FailedAttempts
 from ingest.ratelimit import RateLimiter
 from ingest.stream import StreamWriter

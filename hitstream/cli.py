@@ -23,18 +23,18 @@ import uvicorn
 from pydantic import ValidationError
 
 from consumers.queue import dead_letters, replay
+from foundation.clients import close_quietly
+from foundation.errors import REDIS_ERRORS, HitstreamError
+from foundation.settings import Settings, describe, unknown_variables, variable
 from hitstream import datadir
 from hitstream.app import ALL_ROLES, Role, create_app
 from hitstream.connections import (
     clickhouse_client,
-    close_quietly,
     embedded_redis_url,
     open_redis,
     require_embedded,
 )
-from hitstream.errors import REDIS_ERRORS, HitstreamError
 from hitstream.server import connection_cap, guarded_protocol, raise_fd_limit
-from hitstream.settings import Settings, describe, unknown_variables, variable
 from schemas.migrate import latest_version, migrate, rollback
 
 log = logging.getLogger("hitstream")

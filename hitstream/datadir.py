@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import IO
 
-from hitstream.errors import ConfigError
+from foundation.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

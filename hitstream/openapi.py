@@ -14,8 +14,8 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from hitstream import __version__
-from hitstream.http import JSONResponse
+from foundation import __version__
+from foundation.http import JSONResponse
 from schemas import responses as r
 from schemas.event import EventIn
 from schemas.plausible import OK, PlausibleEvent

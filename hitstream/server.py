@@ -25,7 +25,8 @@ import httptools
 import orjson
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
-from hitstream.http import error_body
+from foundation.errors import HitstreamError
+from foundation.http import error_body
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ def connection_cap(max_connections: int, fd_limit: int) -> int:
     return max(1, min(max_connections, fd_limit - RESERVED_FDS))
 
 
-class _Refused(Exception):
+class _Refused(HitstreamError):
     """Raised from a parser callback to stop parsing a request being refused."""
 
 

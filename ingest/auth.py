@@ -21,9 +21,9 @@ from typing import Any, TypeVar
 from starlette.requests import Request
 from starlette.responses import Response
 
-from hitstream.errors import REDIS_ERRORS
-from hitstream.http import APIError, client_ip
-from hitstream.settings import Settings
+from foundation.errors import REDIS_ERRORS
+from foundation.http import APIError, client_ip
+from foundation.settings import Settings
 from ingest.ratelimit import Bucket, Check, Outcome, RateLimiter, Verdict
 from ingest.visitors import DailySalts, address_tag
 from schemas.event import EventIn

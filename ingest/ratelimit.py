@@ -6,8 +6,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from hitstream.connections import RedisClient
-from hitstream.keys import RedisKeys
+from foundation.clients import RedisClient
+from foundation.keys import RedisKeys
 from sites.cache import RULES
 
 # One round trip checks who the caller is and charges its buckets: a bucket of the

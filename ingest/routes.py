@@ -14,8 +14,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
-from hitstream.errors import REDIS_ERRORS, EngineUnavailable, StreamUnavailable
-from hitstream.http import (
+from foundation.errors import REDIS_ERRORS, EngineUnavailable, StreamUnavailable
+from foundation.http import (
     BEACON_TYPES,
     APIError,
     Endpoint,
@@ -28,7 +28,7 @@ from hitstream.http import (
     unavailable,
     validation_details,
 )
-from hitstream.metrics import Metrics
+from foundation.metrics import Metrics
 from ingest.agents import describe
 from ingest.auth import (
     AdmissionState,

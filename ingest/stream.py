@@ -14,9 +14,9 @@ from typing import Any
 from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
 
-from hitstream.connections import RedisClient
-from hitstream.errors import REDIS_ERRORS, StreamUnavailable
-from hitstream.keys import RedisKeys, ShardKeys, shard_of
+from foundation.clients import RedisClient
+from foundation.errors import REDIS_ERRORS, StreamUnavailable
+from foundation.keys import RedisKeys, ShardKeys, shard_of
 from schemas.entry import CLIENT_ID_FIELD, CLIENT_ID_MARK, ROW_FIELD
 from schemas.event import Encoded
 

@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from hitstream.http import APIError
+from foundation.http import APIError
 
 PATH = "/js/hitstream.js"
 MEDIA_TYPE = "text/javascript; charset=utf-8"

@@ -31,9 +31,9 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from hitstream.connections import RedisClient
-from hitstream.errors import REDIS_ERRORS
-from hitstream.keys import RedisKeys
+from foundation.clients import RedisClient
+from foundation.errors import REDIS_ERRORS
+from foundation.keys import RedisKeys
 
 log = logging.getLogger(__name__)
 

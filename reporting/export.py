@@ -22,8 +22,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response, StreamingResponse
 
-from hitstream.connections import close_quietly
-from hitstream.http import APIError, validation_details
+from foundation.clients import close_quietly
+from foundation.http import APIError, validation_details
 from reporting import csvcells
 from reporting.exportlimits import ExportLimits
 from reporting.periods import Period, resolve

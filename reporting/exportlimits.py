@@ -19,8 +19,8 @@ from anyio import to_thread
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from hitstream.http import APIError
-from hitstream.settings import Settings
+from foundation.http import APIError
+from foundation.settings import Settings
 
 log = logging.getLogger(__name__)
 

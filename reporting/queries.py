@@ -24,7 +24,7 @@ from anyio import CancelScope, CapacityLimiter, to_thread
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import Error as ClickHouseError
 
-from hitstream.http import APIError, unavailable
+from foundation.http import APIError, unavailable
 from reporting.compiler import Compiled
 from schemas.event import ENGAGEMENT
 

@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
-from hitstream.http import (
+from foundation.http import (
     APIError,
     JSONResponse,
     api_routes,
@@ -54,7 +54,7 @@ async def get_stats(request: Request[ReportingState]) -> Response:
     await require_reader(request, query.site_id)
     readers = request.state["stats_readers"]
     tz = ZoneInfo(await request.state["site_cache"].timezone(query.site_id))
-    # An engine error answers 503 (hitstream.http); anything else is a bug, logged.
+    # An engine error answers 503 (foundation.http); anything else is a bug, logged.
     if tz.key == "UTC":
         stats = await readers.run(
             client_ip(request),

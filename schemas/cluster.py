@@ -45,7 +45,7 @@ from __future__ import annotations
 import re
 from typing import Final
 
-from hitstream.settings import IDENTIFIER
+from foundation.settings import IDENTIFIER
 
 LOCAL_SUFFIX: Final = "_local"
 # {shard}, {database} and {replica} are macros each server expands as it creates a replica.

@@ -15,7 +15,7 @@ from pathlib import Path
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError
 
-from hitstream.errors import ConfigError
+from foundation.errors import ConfigError
 from schemas import cluster as clustered
 from schemas.runner_lock import RunnerLock
 

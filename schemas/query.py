@@ -16,6 +16,7 @@ from typing import Any, Literal
 import re2
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
+from foundation.errors import HitstreamError
 from schemas.event import MAX_PROP_KEY, MAX_PROP_VALUE
 from schemas.urls import UNSAFE, UNSAFE_MESSAGE
 
@@ -127,7 +128,7 @@ class QueryBody(BaseModel):
     format: Literal["json", "csv"] = "json"
 
 
-class QueryError(Exception):
+class QueryError(HitstreamError):
     """A query that cannot be answered, with the part of it at fault."""
 
     def __init__(self, field: str, message: str) -> None:

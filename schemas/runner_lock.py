@@ -29,7 +29,7 @@ from typing import Final, NamedTuple
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError
 
-from hitstream.errors import HitstreamError
+from foundation.errors import HitstreamError
 from schemas.cluster import identifier
 
 log = logging.getLogger(__name__)

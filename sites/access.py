@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import hmac
 from typing import Any, Protocol, TypedDict, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from starlette.requests import Request
 
-from hitstream.http import APIError
-from hitstream.settings import Settings
+from foundation.http import APIError
+from foundation.settings import Settings
 from sites.cache import SiteCache
 from sites.model import claim_of
 from sites.sessions import COOKIE, Sessions
@@ -21,6 +21,15 @@ ADMIN_DISABLED = (
     "admin routes are disabled: set HITSTREAM_ADMIN_TOKEN to enable them "
     "(hitstream serve generates one and prints it when it does)"
 )
+
+# Where a shared link opens the dashboard (the dashboard serves the route).
+SHARE_ROUTE = "/share/{site_id}"
+
+
+def share_path(site_id: str, token: str) -> str:
+    """A shared link's path. The token goes after `#`, which browsers send to no server
+    and put in no Referer."""
+    return SHARE_ROUTE.format(site_id=quote(site_id, safe="")) + f"#auth={token}"
 
 
 class Attempts(Protocol):

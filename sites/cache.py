@@ -13,8 +13,8 @@ from typing import Any
 
 import orjson
 
-from hitstream.connections import RedisClient
-from hitstream.keys import RedisKeys
+from foundation.clients import RedisClient
+from foundation.keys import RedisKeys
 from sites.model import (
     KEY_MERGE,
     ApiKey,

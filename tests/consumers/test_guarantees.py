@@ -19,9 +19,9 @@ from consumers.processor import BatchProcessor
 from consumers.recovery import trim_acknowledged
 from consumers.sink import ClickHouseSink
 from consumers.worker import ensure_group
+from foundation.settings import Settings
 from hitstream.app import Role
 from hitstream.connections import redis_client
-from hitstream.settings import Settings
 from schemas import entry
 from schemas.entry import ROW_FIELD
 from tests.helpers import D0, event, poll_stats, post_batches, stream_entry, wait_drained, wait_for

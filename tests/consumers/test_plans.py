@@ -25,9 +25,9 @@ from clickhouse_connect.driver.client import Client
 from consumers.processor import BatchProcessor
 from consumers.sink import ClickHouseSink, batch_token
 from consumers.worker import ensure_group
+from foundation.errors import SinkUnavailable, Stopping
+from foundation.settings import Settings
 from hitstream.connections import redis_client
-from hitstream.errors import SinkUnavailable, Stopping
-from hitstream.settings import Settings
 from tests.helpers import event, row_of, stream_entry
 
 INTERRUPT = [
@@ -212,7 +212,7 @@ import json, sys, uuid
 from datetime import UTC, datetime, timedelta
 from consumers.sink import WRITER_SESSION, ClickHouseSink
 from hitstream.connections import clickhouse_client
-from hitstream.settings import Settings
+from foundation.settings import Settings
 from schemas import entry
 from schemas.migrate import migrate
 settings = Settings(clickhouse_url="chdb://" + sys.argv[1], redis_url="redis://unused")

@@ -12,8 +12,8 @@ import redis
 from starlette.testclient import TestClient
 
 from consumers import queue
+from foundation.settings import Settings
 from hitstream.connections import redis_client
-from hitstream.settings import Settings
 from schemas import entry
 from tests.helpers import ADMIN, AUTH, D0, event, poll_stats, wait_for
 

@@ -1,5 +1,5 @@
 """Changing HITSTREAM_STREAM_SHARDS on a running deployment: no entry of an old shard is
-left unread, nothing is lost or counted twice (hitstream/layout.py)."""
+left unread, nothing is lost or counted twice (foundation/layout.py)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from collections.abc import Callable
 import redis
 from starlette.testclient import TestClient
 
+from foundation.settings import Settings
 from hitstream.app import Role
-from hitstream.settings import Settings
 from tests.helpers import D0, event, poll_stats, stream_entry, wait_for
 
 SITES = [f"shards-{i}" for i in range(16)]

@@ -12,7 +12,7 @@ from clickhouse_connect.driver.client import Client
 from starlette.testclient import TestClient
 
 from consumers.sink import ClickHouseSink, batch_token
-from hitstream.settings import Settings
+from foundation.settings import Settings
 from tests.helpers import D0, event, wait_for
 
 

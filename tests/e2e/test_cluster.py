@@ -17,9 +17,9 @@ import pytest
 from redis.cluster import RedisCluster
 from starlette.testclient import TestClient
 
+from foundation.settings import Settings
+from foundation.testcluster import ValkeyCluster
 from hitstream.app import Role
-from hitstream.settings import Settings
-from hitstream.testcluster import ValkeyCluster
 from schemas import entry
 from tests.helpers import ADMIN, AUTH, D0, create_site, event, poll_stats, wait_for
 

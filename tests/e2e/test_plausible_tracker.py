@@ -19,7 +19,7 @@ import httpx2 as httpx
 import pytest
 from playwright.sync_api import Page, Request, Response, sync_playwright
 
-from hitstream.testing import HitstreamProcess, wait_stats
+from foundation.testing import HitstreamProcess, wait_stats
 from tests.helpers import free_port
 
 pytestmark = pytest.mark.e2e

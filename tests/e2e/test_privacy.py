@@ -12,7 +12,7 @@ import httpx2 as httpx
 import pytest
 import redis
 
-from hitstream.testing import HitstreamProcess, wait_stats
+from foundation.testing import HitstreamProcess, wait_stats
 from tests.helpers import D0, DEFAULT_KEYS, event
 
 pytestmark = pytest.mark.e2e

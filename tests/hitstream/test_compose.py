@@ -10,8 +10,8 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+from foundation.settings import Settings
 from hitstream.cli import ROLE_COMMANDS
-from hitstream.settings import Settings
 
 COMPOSE = Path(__file__).resolve().parents[2] / "docker-compose.yml"
 HITSTREAM_SERVICES = {"migrate", "ingest", "consume", "report"}

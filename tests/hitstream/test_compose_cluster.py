@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from hitstream.settings import Settings
+from foundation.settings import Settings
 from schemas import cluster
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -11,8 +11,8 @@ import httpx2 as httpx
 import pytest
 from starlette.testclient import TestClient
 
+from foundation.testing import HitstreamProcess
 from hitstream.openapi import SWAGGER_UI_DIR
-from hitstream.testing import HitstreamProcess
 
 
 def test_docs_load_only_assets_the_server_ships(client: TestClient) -> None:

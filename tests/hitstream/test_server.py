@@ -12,8 +12,8 @@ from pathlib import Path
 import httpx2 as httpx
 import pytest
 
+from foundation.testing import memory_mb
 from hitstream.server import MAX_HEAD_BYTES, MAX_URL_BYTES
-from hitstream.testing import memory_mb
 from tests.helpers import HitstreamProcess, event, wait_for
 
 pytestmark = pytest.mark.e2e

@@ -10,8 +10,8 @@ from collections.abc import Callable
 import redis
 from starlette.testclient import TestClient
 
+from foundation.settings import Settings
 from hitstream.app import Role
-from hitstream.settings import Settings
 from ingest.visitors import day_name, utc_day
 
 

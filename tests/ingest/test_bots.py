@@ -6,7 +6,7 @@ import pytest
 import redis
 from starlette.testclient import TestClient
 
-from hitstream.settings import Settings
+from foundation.settings import Settings
 from ingest.bots import is_bot
 from tests.helpers import D0, event, poll_stats, wait_drained
 

@@ -10,7 +10,7 @@ import pytest
 from clickhouse_connect.driver.client import Client
 from starlette.testclient import TestClient
 
-from hitstream.settings import Settings
+from foundation.settings import Settings
 from ingest.agents import describe
 from ingest.geo import country
 from schemas.entry import ClientColumns

@@ -12,9 +12,9 @@ import pytest
 import redis
 from starlette.testclient import TestClient
 
+from foundation.settings import Settings
+from foundation.testing import HitstreamProcess, free_port
 from hitstream.app import Role
-from hitstream.settings import Settings
-from hitstream.testing import HitstreamProcess, free_port
 from tests.helpers import event
 
 EVENT = json.dumps(event("s1")).encode()

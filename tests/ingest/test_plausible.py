@@ -12,8 +12,8 @@ import pytest
 import redis
 from starlette.testclient import TestClient
 
+from foundation.settings import Settings
 from hitstream.app import Role
-from hitstream.settings import Settings
 from schemas.entry import ROW_FIELD
 from tests.helpers import event
 

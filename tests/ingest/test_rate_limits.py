@@ -10,7 +10,7 @@ import pytest
 import redis
 from starlette.testclient import TestClient
 
-from hitstream.settings import Settings
+from foundation.settings import Settings
 from tests.helpers import ADMIN as TOKEN
 from tests.helpers import AUTH, event, wait_for
 

@@ -10,9 +10,9 @@ from collections.abc import Callable
 import redis
 from starlette.testclient import TestClient
 
+from foundation.keys import shard_of
+from foundation.settings import Settings
 from hitstream.app import Role
-from hitstream.keys import shard_of
-from hitstream.settings import Settings
 from ingest.stream import APPEND_ONCE, CALL_MARK_S, DEDUP_SLICES, VISIT_GAP_MS
 from tests.helpers import event, row_of
 

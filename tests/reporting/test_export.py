@@ -14,7 +14,7 @@ import pytest
 from clickhouse_connect.driver.client import Client
 from starlette.testclient import TestClient
 
-from hitstream.settings import Settings
+from foundation.settings import Settings
 from tests.helpers import ADMIN, AUTH, HitstreamProcess, seed_data_dir, wait_for
 from tests.reporting.test_query import DAY0, DAY1, at, write
 

@@ -12,7 +12,7 @@ import httpx2 as httpx
 import pytest
 from starlette.testclient import TestClient
 
-from hitstream.settings import Settings
+from foundation.settings import Settings
 from tests.helpers import ADMIN, AUTH, HitstreamProcess, copy_data_dir, seed_data_dir, wait_for
 
 # Random paths and visitors: a Parquet file of about 18 MB, far more than the socket

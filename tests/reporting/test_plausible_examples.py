@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
+from foundation.settings import Settings
 from hitstream.app import Role
-from hitstream.settings import Settings
 
 SITE = "dummy.site"
 ANSWERED: dict[str, dict[str, Any]] = {

@@ -16,8 +16,8 @@ from clickhouse_connect.driver.client import Client
 from starlette.testclient import TestClient
 
 from consumers.sink import ClickHouseSink
+from foundation.settings import Settings
 from hitstream.app import Role
-from hitstream.settings import Settings
 from reporting import answer
 from schemas import entry
 from schemas.query import QueryBody, parse

@@ -11,7 +11,7 @@ import pytest
 from clickhouse_connect.driver.client import Client
 from starlette.testclient import TestClient
 
-from hitstream.settings import Settings
+from foundation.settings import Settings
 from schemas.query import MAX_FILTER_BYTES, MAX_PATTERN_PROGRAM, MAX_PATTERNS
 
 ROWS = 30_000

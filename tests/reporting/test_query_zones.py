@@ -10,7 +10,7 @@ import pytest
 from clickhouse_connect.driver.client import Client
 from starlette.testclient import TestClient
 
-from hitstream.settings import Settings
+from foundation.settings import Settings
 from tests.helpers import ADMIN, AUTH, create_site
 from tests.reporting.test_query import rows, write
 

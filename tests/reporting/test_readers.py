@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from clickhouse_connect.driver.client import Client
 
+from foundation.http import APIError
+from foundation.settings import Settings
 from hitstream.connections import clickhouse_client
-from hitstream.http import APIError
-from hitstream.settings import Settings
 from reporting.queries import Readers
 
 

@@ -18,8 +18,8 @@ import pytest
 from clickhouse_connect.driver.client import Client
 from pydantic import ValidationError
 
-from hitstream.errors import ConfigError
-from hitstream.settings import Settings
+from foundation.errors import ConfigError
+from foundation.settings import Settings
 from schemas import cluster, runner_lock
 from schemas.migrate import (
     APPLIED_VERSIONS,

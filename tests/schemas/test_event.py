@@ -10,7 +10,7 @@ import orjson
 import pytest
 from pydantic import ValidationError
 
-from hitstream import jsonbody
+from foundation import jsonbody
 from schemas.event import EventBatch, EventIn, TimeWindow, encode, normalize_path
 
 RECEIVED = datetime(2025, 11, 14, 12, 0, 0, 123000, tzinfo=UTC)

@@ -12,7 +12,7 @@ import pytest
 from pydantic import ValidationError
 from starlette.testclient import TestClient
 
-from hitstream.settings import Settings, describe
+from foundation.settings import Settings, describe
 from tests.helpers import ADMIN, AUTH, create_site, event
 
 BASE = "http://testserver"

@@ -10,7 +10,7 @@ import pytest
 import redis
 from starlette.testclient import TestClient
 
-from hitstream.settings import Settings
+from foundation.settings import Settings
 from sites.sessions import COOKIE
 from tests.helpers import ADMIN, AUTH, create_site, event
 

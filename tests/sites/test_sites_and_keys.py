@@ -15,9 +15,9 @@ import redis
 from clickhouse_connect.driver.client import Client
 from starlette.testclient import TestClient
 
+from foundation.settings import Settings
 from hitstream.app import Role
 from hitstream.connections import redis_client
-from hitstream.settings import Settings
 from sites.cache import SiteCache
 from sites.model import ApiKey, Site, key_from_json
 from sites.registry import Registry

@@ -15,8 +15,8 @@ from typing import Any
 
 from redis.asyncio.cluster import RedisCluster
 
-from hitstream.connections import RedisClient
-from hitstream.keys import RedisKeys, ShardKeys
+from foundation.clients import RedisClient
+from foundation.keys import RedisKeys, ShardKeys
 
 
 async def record(redis: RedisClient, keys: RedisKeys) -> None:

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
-from hitstream.http import JSONResponse, api_routes, retry_later
+from foundation.http import JSONResponse, api_routes, retry_later
 
 CHECK_TIMEOUT_S = 2.0
 

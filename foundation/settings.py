@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import ByteSize, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from hitstream.keys import RedisKeys
+from foundation.keys import RedisKeys
 
 # ClickHouse database names and Redis key names end up in DDL and commands;
 # they are checked here once, at start, so nothing later has to quote them.

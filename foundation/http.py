@@ -15,8 +15,8 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from hitstream import jsonbody
-from hitstream.errors import REDIS_ERRORS, EngineUnavailable
+from foundation import jsonbody
+from foundation.errors import REDIS_ERRORS, EngineUnavailable, HitstreamError
 
 Endpoint = Callable[..., Awaitable[Response]]
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -33,7 +33,7 @@ class JSONResponse(Response):
         return orjson.dumps(content)
 
 
-class APIError(Exception):
+class APIError(HitstreamError):
     """An error answered as `{"error": ..., "details": [...]}` with the given status
     (`extra` adds keys beside them, e.g. Plausible's `errors` for its shape)."""
 

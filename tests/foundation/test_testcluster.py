@@ -11,7 +11,7 @@ import pytest
 import redis
 from redis.cluster import RedisCluster
 
-from hitstream.testcluster import ClusterView, ValkeyCluster
+from foundation.testcluster import ClusterView, ValkeyCluster
 
 pytestmark = pytest.mark.e2e
 

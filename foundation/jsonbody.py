@@ -10,11 +10,13 @@ import json
 import math
 from typing import Any
 
+from foundation.errors import HitstreamError
+
 MAX_DEPTH = 16
 MAX_KEYS = 64
 
 
-class MalformedJSON(ValueError):
+class MalformedJSON(HitstreamError, ValueError):
     """The body is not JSON this service accepts; the message says why."""
 
 
