@@ -175,50 +175,68 @@ async def _open(
     settings: Settings, roles: frozenset[Role], stack: contextlib.AsyncExitStack, metrics: Metrics
 ) -> AppState:
     """Open what the roles need, registering each close on the stack; return request state."""
-    checks: dict[str, health.Check] = {}
-    role_checks: dict[str, health.Check] = {}
     state: AppState = {
         "settings": settings,
         "metrics": metrics,
-        "engine_checks": checks,
-        "role_checks": role_checks,
+        "engine_checks": {},
+        "role_checks": {},
     }
-
     uses_chdb = bool(roles & {Role.REPORT, Role.CONSUME}) and settings.clickhouse_url is None
     if settings.redis_url is None or uses_chdb:
         await to_thread.run_sync(secure_data_dir, settings.data_dir)
-    redis_url = settings.redis_url
-    if redis_url is None:
-        if roles != ALL_ROLES:
-            raise ConfigError(
-                "HITSTREAM_REDIS_URL is required for separate roles; "
-                "the embedded Valkey is started only by `hitstream serve`"
-            )
-        valkey = EmbeddedValkey(
-            settings.data_dir, settings.redis_appendfsync, settings.redis_maxmemory
+    redis_url = await _redis_url(settings, roles, stack)
+    redis = await _open_redis(state, redis_url, stack)
+    _open_shared(state, redis, all_in_one=roles == ALL_ROLES)
+    await _run_shared(state, redis, stack)
+    if Role.INGEST in roles:
+        await _open_ingest(state, redis, stack)
+    if roles & {Role.REPORT, Role.CONSUME}:
+        await _open_registry(state, stack)
+    if Role.REPORT in roles:
+        await _open_readers(state, stack)
+    if Role.CONSUME in roles:
+        await _open_consumer(state, redis_url, redis, roles, stack)
+    return state
+
+
+async def _redis_url(
+    settings: Settings, roles: frozenset[Role], stack: contextlib.AsyncExitStack
+) -> str:
+    """The Redis to use: the configured one, or an embedded Valkey that `serve` starts."""
+    if settings.redis_url is not None:
+        return settings.redis_url
+    if roles != ALL_ROLES:
+        raise ConfigError(
+            "HITSTREAM_REDIS_URL is required for separate roles; "
+            "the embedded Valkey is started only by `hitstream serve`"
         )
-        redis_url = await to_thread.run_sync(valkey.start)
-        stack.callback(valkey.stop)
-        await stack.enter_async_context(_background(valkey.supervise()))
-    redis, cluster = await open_redis(redis_url, settings.redis_cluster)
+    valkey = EmbeddedValkey(settings.data_dir, settings.redis_appendfsync, settings.redis_maxmemory)
+    url = await to_thread.run_sync(valkey.start)
+    stack.callback(valkey.stop)
+    await stack.enter_async_context(_background(valkey.supervise()))
+    return url
+
+
+async def _open_redis(state: AppState, url: str, stack: contextlib.AsyncExitStack) -> RedisClient:
+    """A client of the Redis at `url`; the state's settings take its shard count."""
+    redis, cluster = await open_redis(url, state["settings"].redis_cluster)
     stack.push_async_callback(redis.aclose)
     # The shard count follows the Redis found (one server or a cluster) unless set.
-    settings = settings.for_redis(cluster)
-    state["settings"] = settings
+    settings = state["settings"] = state["settings"].for_redis(cluster)
     try:
         await layout.record(redis, settings.keys)
         if not cluster and await layout.adopt_legacy_keys(redis, settings.keys):
             log.info("salts and sessions of a release before shards were renamed")
     except REDIS_ERRORS as exc:  # ingest starts without Redis, and answers 503 meanwhile
         log.warning("cannot record the shard count in Redis: %s", exc)
-    if settings.redis_url is None:
-        # The embedded Valkey's AOF would keep expired salts; an external Redis's
-        # operator rewrites its own (README, Privacy).
-        await stack.enter_async_context(_background(erase_expired_salts(redis, settings.keys)))
-    checks["redis"] = redis.ping
+    state["engine_checks"]["redis"] = redis.ping
     state["redis"] = redis
-    metrics.refreshers.append(consumers.queue.refresher(redis, settings, metrics))
-    await stack.enter_async_context(_background(consumers.queue.sample_forever(redis, settings)))
+    return redis
+
+
+def _open_shared(state: AppState, redis: RedisClient, all_in_one: bool) -> None:
+    """What every role reads through Redis: sites, sessions, rate limits, salts."""
+    settings = state["settings"]
     cache = SiteCache(redis, settings.keys)
     state["site_cache"] = cache
     state["sessions"] = Sessions(redis, settings.keys, settings.session_ttl_s)
@@ -227,74 +245,105 @@ async def _open(
     salts = DailySalts(redis, settings.keys)
     state["salts"] = salts
     state["auth_attempts"] = FailedAttempts(limiter, salts, settings)
-    state["admin_token"] = _admin_token(settings, all_in_one=roles == ALL_ROLES)
+    state["admin_token"] = _admin_token(settings, all_in_one)
 
-    if Role.INGEST in roles:
-        writer = StreamWriter(
-            redis, settings.keys, settings.dedup_window_s, settings.backlog_high_water
-        )
-        await stack.enter_async_context(_background(writer.watch_backlog(BACKLOG_REFRESH_S)))
-        state["writer"] = writer
-        role_checks["ingest"] = writer.can_append
 
-    if roles & {Role.REPORT, Role.CONSUME}:
-        admin = await to_thread.run_sync(clickhouse_client, settings)
-        stack.callback(close_quietly, admin)
-        applied = await to_thread.run_sync(
-            migrate, admin, settings.raw_ttl_days, settings.clickhouse_cluster
-        )
-        if applied:
-            log.info("ClickHouse migrations applied: %s", applied)
-        checks["clickhouse"] = health.blocking_check(ClickHouseSink(admin).ping)
-        registry = Registry(SiteStore(admin), cache)
-        await registry.ensure_cached()
-        await stack.enter_async_context(
-            _background(registry.keep_cached(settings.maintenance_interval_s))
-        )
-        state["registry"] = registry
+async def _run_shared(
+    state: AppState, redis: RedisClient, stack: contextlib.AsyncExitStack
+) -> None:
+    """The background work of every role: the queue's figures and erasing expired salts."""
+    settings, metrics = state["settings"], state["metrics"]
+    if settings.redis_url is None:
+        # The embedded Valkey's AOF would keep expired salts; an external Redis's
+        # operator rewrites its own (README, Privacy).
+        await stack.enter_async_context(_background(erase_expired_salts(redis, settings.keys)))
+    metrics.refreshers.append(consumers.queue.refresher(redis, settings, metrics))
+    await stack.enter_async_context(_background(consumers.queue.sample_forever(redis, settings)))
 
-    if Role.REPORT in roles:
-        engine = engine_settings(settings.query_timeout_s, int(settings.query_max_memory))
-        streamed = {**engine, "max_execution_time": settings.query_timeout_s * STREAM_TIME_FACTOR}
-        # The client that stops queries is its own: those it stops may hold every other.
-        killer = await to_thread.run_sync(clickhouse_client, settings)
-        stack.callback(close_quietly, killer)
-        kill = kill_queries(killer)
 
-        async def pool(name: str, count: int, session: dict[str, Any]) -> Readers:
-            clients = []
-            for _ in range(count):
-                client = await to_thread.run_sync(partial(clickhouse_client, settings, session))
-                stack.callback(close_quietly, client)
-                clients.append(client)
-            return Readers(name, clients, settings.query_wait_s, kill)
+async def _open_ingest(
+    state: AppState, redis: RedisClient, stack: contextlib.AsyncExitStack
+) -> None:
+    """The stream writer and its backlog watch."""
+    settings = state["settings"]
+    writer = StreamWriter(
+        redis, settings.keys, settings.dedup_window_s, settings.backlog_high_water
+    )
+    await stack.enter_async_context(_background(writer.watch_backlog(BACKLOG_REFRESH_S)))
+    state["writer"] = writer
+    state["role_checks"]["ingest"] = writer.can_append
 
-        state["stats_readers"] = await pool("stats", STATS_READERS, engine)
-        state["stream_readers"] = await pool("stream", STREAM_READERS, streamed)
-        # Exports stream for as long as they take: each gets its own client.
-        # One thread: an export is paced by the client reading it, not by the engine.
-        state["export_client"] = partial(clickhouse_client, settings, {"max_threads": 1})
-        exports = ExportLimits.from_settings(settings)
-        removed = await to_thread.run_sync(exports.clear)
-        if removed:
-            log.info("removed %d export files left in %s", removed, exports.directory)
-        state["export_limits"] = exports
 
-    if Role.CONSUME in roles:
-        # On a ClickHouse cluster, inserts go through the Distributed tables in the
-        # foreground, so the insert's token reaches each shard (schemas/cluster.py).
-        on_cluster = CLUSTER_WRITER if settings.clickhouse_cluster else {}
-        writing = {**WRITER_SESSION, **on_cluster}
-        writer_client = await to_thread.run_sync(clickhouse_client, settings, writing)
-        stack.callback(close_quietly, writer_client)
-        name = settings.consumer_for(all_in_one=roles == ALL_ROLES)
-        consumer = Consumer(
-            settings, name, redis_url, redis, ClickHouseSink(writer_client), metrics
-        )
-        await consumer.start()
-        stack.push_async_callback(consumer.stop)
-        role_checks["consumer"] = consumer.check
-    return state
+async def _open_registry(state: AppState, stack: contextlib.AsyncExitStack) -> None:
+    """ClickHouse migrated, and the sites registry kept cached in Redis."""
+    settings = state["settings"]
+    admin = await to_thread.run_sync(clickhouse_client, settings)
+    stack.callback(close_quietly, admin)
+    applied = await to_thread.run_sync(
+        migrate, admin, settings.raw_ttl_days, settings.clickhouse_cluster
+    )
+    if applied:
+        log.info("ClickHouse migrations applied: %s", applied)
+    state["engine_checks"]["clickhouse"] = health.blocking_check(ClickHouseSink(admin).ping)
+    registry = Registry(SiteStore(admin), state["site_cache"])
+    await registry.ensure_cached()
+    await stack.enter_async_context(
+        _background(registry.keep_cached(settings.maintenance_interval_s))
+    )
+    state["registry"] = registry
+
+
+async def _open_readers(state: AppState, stack: contextlib.AsyncExitStack) -> None:
+    """The reporting role's reader pools, the client that stops queries, and exports."""
+    settings = state["settings"]
+    engine = engine_settings(settings.query_timeout_s, int(settings.query_max_memory))
+    streamed = {**engine, "max_execution_time": settings.query_timeout_s * STREAM_TIME_FACTOR}
+    # The client that stops queries is its own: those it stops may hold every other.
+    killer = await to_thread.run_sync(clickhouse_client, settings)
+    stack.callback(close_quietly, killer)
+    kill = kill_queries(killer)
+
+    async def pool(name: str, count: int, session: dict[str, Any]) -> Readers:
+        clients = []
+        for _ in range(count):
+            client = await to_thread.run_sync(partial(clickhouse_client, settings, session))
+            stack.callback(close_quietly, client)
+            clients.append(client)
+        return Readers(name, clients, settings.query_wait_s, kill)
+
+    state["stats_readers"] = await pool("stats", STATS_READERS, engine)
+    state["stream_readers"] = await pool("stream", STREAM_READERS, streamed)
+    # Exports stream for as long as they take: each gets its own client.
+    # One thread: an export is paced by the client reading it, not by the engine.
+    state["export_client"] = partial(clickhouse_client, settings, {"max_threads": 1})
+    exports = ExportLimits.from_settings(settings)
+    removed = await to_thread.run_sync(exports.clear)
+    if removed:
+        log.info("removed %d export files left in %s", removed, exports.directory)
+    state["export_limits"] = exports
+
+
+async def _open_consumer(
+    state: AppState,
+    redis_url: str,
+    redis: RedisClient,
+    roles: frozenset[Role],
+    stack: contextlib.AsyncExitStack,
+) -> None:
+    """The consumer with its own writing client, started; stopped first at shutdown."""
+    settings = state["settings"]
+    # On a ClickHouse cluster, inserts go through the Distributed tables in the
+    # foreground, so the insert's token reaches each shard (schemas/cluster.py).
+    on_cluster = CLUSTER_WRITER if settings.clickhouse_cluster else {}
+    writing = {**WRITER_SESSION, **on_cluster}
+    writer_client = await to_thread.run_sync(clickhouse_client, settings, writing)
+    stack.callback(close_quietly, writer_client)
+    name = settings.consumer_for(all_in_one=roles == ALL_ROLES)
+    sink = ClickHouseSink(writer_client)
+    consumer = Consumer(settings, name, redis_url, redis, sink, state["metrics"])
+    await consumer.start()
+    stack.push_async_callback(consumer.stop)
+    state["role_checks"]["consumer"] = consumer.check
 
 
 def _admin_token(settings: Settings, all_in_one: bool) -> str | None:
