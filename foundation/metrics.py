@@ -48,16 +48,22 @@ class Metrics:
     def __init__(self, role: str = "serve") -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         # In multiprocess mode the values live in shared files, not in a registry.
-        registry = None if MULTIPROCESS else self.registry
+        self._registry = None if MULTIPROCESS else self.registry
         self.refreshers: list[Refresh] = []
-
-        def gauge(name: str, doc: str, **kw: Any) -> Gauge:
-            return Gauge(name, doc, registry=registry, multiprocess_mode="mostrecent", **kw)
-
-        self.info = gauge(
+        self.info = self._gauge(
             "hitstream_info", "the role and version of this process", labelnames=["role", "version"]
         )
         self.info.labels(role, __version__).set(1)
+        self._http_metrics()
+        self._queue_gauges()
+        self._writer_metrics()
+
+    def _gauge(self, name: str, doc: str, **kw: Any) -> Gauge:
+        return Gauge(name, doc, registry=self._registry, multiprocess_mode="mostrecent", **kw)
+
+    def _http_metrics(self) -> None:
+        """What the HTTP side answered and stored."""
+        registry = self._registry
         self.requests = Counter(
             "hitstream_http_requests",
             "HTTP requests answered, by route and status",
@@ -85,6 +91,10 @@ class Metrics:
             ["status"],
             registry=registry,
         )
+
+    def _queue_gauges(self) -> None:
+        """The stream's state, refreshed from Redis when scraped."""
+        gauge = self._gauge
         self.stream_length = gauge("hitstream_stream_length", "entries in the event stream")
         self.consumer_lag = gauge(
             "hitstream_consumer_lag", "entries the consumer group has not read yet"
@@ -106,6 +116,10 @@ class Metrics:
         self.shard_dead_letters = gauge(
             "hitstream_shard_dead_letters", "entries in a shard's dead-letter stream", **shard
         )
+
+    def _writer_metrics(self) -> None:
+        """What the consumers wrote to ClickHouse or set aside."""
+        registry = self._registry
         self.batch_rows = Histogram(
             "hitstream_batch_insert_rows",
             "rows per ClickHouse insert",

@@ -164,6 +164,40 @@ def _listen(settings: Settings) -> socket.socket:
     return sock
 
 
+def _connection_cap(settings: Settings) -> int:
+    """The connections this process may hold, warned about when below the setting."""
+    fd_limit = raise_fd_limit()
+    cap = connection_cap(settings.max_connections, fd_limit)
+    if cap < settings.max_connections:
+        log.warning(
+            "at most %d client connections (the descriptor limit is %d; %s asks for %d)",
+            cap,
+            fd_limit,
+            variable("max_connections"),
+            settings.max_connections,
+        )
+    return cap
+
+
+def _uvicorn_config(settings: Settings, roles: frozenset[Role]) -> uvicorn.Config:
+    """uvicorn serving the app of these roles through hitstream's guarded HTTP protocol."""
+    cap = _connection_cap(settings)
+    return uvicorn.Config(
+        create_app(settings, roles),
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http=guarded_protocol(
+            settings.header_timeout_s, settings.body_timeout_s, settings.send_timeout_s, cap
+        ),
+        lifespan="on",
+        access_log=settings.access_log,
+        log_level="info",
+        timeout_graceful_shutdown=30,
+        proxy_headers=False,  # the app applies HITSTREAM_FORWARDED_ALLOW_IPS itself
+    )
+
+
 def _run_server(settings: Settings, command: str) -> None:
     roles = ROLE_COMMANDS[command][0]
     if settings.redis_url is None and roles != ALL_ROLES:
@@ -182,30 +216,7 @@ def _run_server(settings: Settings, command: str) -> None:
         lock = datadir.DataDirLock(settings.data_dir, command).acquire()
     sock = _listen(settings)
     settings = settings.model_copy(update={"port": sock.getsockname()[1]})
-    fd_limit = raise_fd_limit()
-    cap = connection_cap(settings.max_connections, fd_limit)
-    if cap < settings.max_connections:
-        log.warning(
-            "at most %d client connections (the descriptor limit is %d; %s asks for %d)",
-            cap,
-            fd_limit,
-            variable("max_connections"),
-            settings.max_connections,
-        )
-    config = uvicorn.Config(
-        create_app(settings, roles),
-        host=settings.host,
-        port=settings.port,
-        loop="uvloop",
-        http=guarded_protocol(
-            settings.header_timeout_s, settings.body_timeout_s, settings.send_timeout_s, cap
-        ),
-        lifespan="on",
-        access_log=settings.access_log,
-        log_level="info",
-        timeout_graceful_shutdown=30,
-        proxy_headers=False,  # the app applies HITSTREAM_FORWARDED_ALLOW_IPS itself
-    )
+    config = _uvicorn_config(settings, roles)
     server = uvicorn.Server(config)
     # uvicorn re-raises the stop signal once it has shut down cleanly; these handlers
     # turn that into a normal return, so a graceful SIGTERM/SIGINT exits with status 0.
