@@ -1,15 +1,17 @@
 """The dashboard: login, logout, and the pages that show a site's stats, the sites and
 the queue.
 
-Each page is a small server-rendered HTML shell; `static/dashboard.js` fills it from
-the public APIs only (/api/v2/query, /api/sites, /api/queue), with the session cookie
-(the admin) or a shared link's token (one site, read-only). No build step: plain
-JavaScript and the vendored uPlot, so the package runs with no internet and no Node.
+Each page is a small server-rendered HTML shell; the ES modules under `static/js/`
+(`main.js` first) fill it from the public APIs only (/api/v2/query, /api/sites,
+/api/queue), with the session cookie (the admin) or a shared link's token (one site,
+read-only). No build step: plain JavaScript modules served as they are and the vendored
+uPlot, so the package runs with no internet and no Node.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from html import escape
 from importlib import resources
 from pathlib import Path
@@ -23,6 +25,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from foundation.http import APIError, read_body
+from schemas.event import ENGAGEMENT, PAGEVIEWS
 from sites.access import SHARE_ROUTE, AccessState, is_admin, matches, same_origin_write
 from sites.sessions import COOKIE
 
@@ -36,12 +39,26 @@ def _template(name: str) -> Template:
     return Template(resources.files("dashboard").joinpath(f"templates/{name}").read_text())
 
 
+def content_version(directory: Path) -> str:
+    """A short hash of every file under `directory`, names and contents."""
+    digest = hashlib.sha256()
+    for path in sorted(directory.rglob("*")):
+        if path.is_file():
+            digest.update(path.relative_to(directory).as_posix().encode() + b"\0")
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
 PAGE = _template("page.html")
 LOGIN = _template("login.html")
-# Changes with any shipped asset, so browsers fetch new ones after an upgrade.
-VERSION = hashlib.sha256(
-    b"".join(p.read_bytes() for p in sorted(STATIC_DIR.rglob("*")) if p.is_file())
-).hexdigest()[:12]
+# Changes with any shipped asset, so browsers fetch new ones after an upgrade. It is a
+# directory of the assets' path, not a query string: the modules import each other by
+# relative paths, which then carry it too (a page never runs a stale module).
+VERSION = content_version(STATIC_DIR)
+ASSETS_PATH = f"{STATIC_PATH}/{VERSION}"
+# The event names the scripts need, from their owner (schemas/event.py), as attributes
+# of the page's body: page views and engagement are not custom events.
+EVENT_NAMES = {"pageviews": escape(json.dumps(list(PAGEVIEWS))), "engagement": escape(ENGAGEMENT)}
 
 # Pages run only their own scripts and talk only to their own origin; no page may be
 # framed (clickjacking) and no address leaks to other origins through Referer
@@ -77,14 +94,14 @@ def _page(
 ) -> HTMLResponse:
     html = PAGE.substitute(
         title=escape(title),
-        static=STATIC_PATH,
-        version=VERSION,
+        static=ASSETS_PATH,
         view=view,
         mode=mode,
         site=escape(site),
         home="/dashboard" if mode == "admin" else "#",
         nav=ADMIN_NAV if mode == "admin" and view != "login" else SHARE_NAV if site else "",
         body=body,
+        **EVENT_NAMES,
     )
     return HTMLResponse(html, status_code=status, headers={**HEADERS, **(headers or {})})
 
@@ -178,5 +195,5 @@ def routes() -> list[BaseRoute]:
         Route("/dashboard/sites", _admin_page("Sites", "sites"), methods=["GET"]),
         Route("/dashboard/queue", _admin_page("Queue", "queue"), methods=["GET"]),
         Route(SHARE_ROUTE, shared, methods=["GET"]),
-        Mount(STATIC_PATH, StaticFiles(directory=STATIC_DIR), name="dashboard-static"),
+        Mount(ASSETS_PATH, StaticFiles(directory=STATIC_DIR), name="dashboard-static"),
     ]
