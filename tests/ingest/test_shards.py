@@ -13,7 +13,7 @@ from starlette.testclient import TestClient
 from foundation.keys import shard_of
 from foundation.settings import Settings
 from hitstream.app import Role
-from ingest.stream import APPEND_ONCE, CALL_MARK_S, DEDUP_SLICES, VISIT_GAP_MS
+from ingest.stream import APPEND_ONCE, CALL_MARK_S, append_args
 from tests.helpers import event, row_of
 
 SHARDS = 4
@@ -88,7 +88,7 @@ def test_an_append_call_sent_again_appends_nothing_twice(
     shard = settings.keys.shard(0)
     append = redis_conn.register_script(APPEND_ONCE)
     row = row_of(event("again", "/x"))
-    args = [shard.dedup, 3600, DEDUP_SLICES, shard.visits, VISIT_GAP_MS, CALL_MARK_S]
+    args = append_args(shard, 3600)
     args += [row, "again", b"", 0, 0]
     call = shard.calls + "c0ffee"
     assert append(keys=[shard.stream, call], args=args) == 1
