@@ -8,16 +8,22 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from string import Template
 from typing import Any
 
 from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
 
+from foundation import lua
 from foundation.clients import RedisClient
 from foundation.errors import REDIS_ERRORS, StreamUnavailable
 from foundation.keys import RedisKeys, ShardKeys, shard_of
-from schemas.entry import CLIENT_ID_FIELD, CLIENT_ID_MARK, ROW_FIELD
+from schemas.entry import (
+    CLIENT_ID_FIELD,
+    CLIENT_ID_MARK,
+    ROW_FIELD,
+    SESSION_FORMAT,
+    SESSION_TAIL,
+)
 from schemas.event import Encoded
 
 log = logging.getLogger(__name__)
@@ -43,107 +49,28 @@ CALL_MARK_S = 60
 # A visit: a visitor's events with no gap of this long between them.
 VISIT_GAP_MS = 30 * 60 * 1000
 
-# Atomically: for each (row, site, id, visitor, ms) group, append the row unless `id` (a
-# client's event_id, 16 bytes; '' for none) was already seen for that site within the
-# window. The ID is remembered only after its row is appended (Redis keeps what a script
-# wrote before an error; the stream key's type, the one error an append can meet, is
-# checked before any write), so a failed append never leaves an ID that would make the
-# client's retry look like a duplicate.
-# Redis's clock decides the slice, so every ingest replica agrees. The entry's field
-# names come from schemas/entry.py.
-#
-# The same script tells each event's visit, where the events of every ingest replica
-# meet: a visitor's current visit is "<id> <last ms>" (its id is the time of its first
-# event); an event less than the gap after the last one (or before the first) joins it,
-# a later one starts a new visit, a much older one (an import) gets a visit of its own
-# and leaves the current one alone. The id is written into the row's last field
-# (entry.SESSION_TAIL). Appended together with the row: a visit is never assigned to an
-# event that was not stored, and a stored event always has its visit.
-APPEND_ONCE = Template("""
--- Redis keeps what a script wrote before an error: the one error a write here can meet
--- (a key of another type under the stream's name) is checked before any.
-local kind = redis.call('TYPE', KEYS[1])['ok']
-if kind ~= 'stream' and kind ~= 'none' then
-  return redis.error_reply('WRONGTYPE ' .. KEYS[1] .. ' holds a ' .. kind .. ', not a stream')
-end
--- A call the client sends again after its connection broke (redis-py does; on a cluster
--- to the slot's new master, which has what the old one replicated) finds its mark and
--- appends nothing a second time.
-if not redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[6]) then
-  return -1
-end
-local prefix, window, slices = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-local visits, gap = ARGV[4], tonumber(ARGV[5])
-local width = math.ceil(window / slices)
-local current = math.floor(tonumber(redis.call('TIME')[1]) / width)
-local added = 0
-local states = {}
-local function with_visit(row, id)
-  return string.sub(row, 1, -3) .. string.format('%d', id) .. '}'
-end
-local function visit(row, site, visitor, ms)
-  if visitor == '0' then
-    return row
-  end
-  ms = tonumber(ms)
-  local key = visits .. site .. ':' .. visitor
-  local state = states[key]
-  if state == nil then
-    local stored = redis.call('GET', key)
-    if stored then
-      local first, seen = string.match(stored, '^(%d+) (%d+)$$')
-      state = {tonumber(first), tonumber(seen)}
-    else
-      state = false
-    end
-  end
-  local id = ms
-  if state and ms < state[2] + gap and ms > state[1] - gap then
-    id = state[1]
-    state = {id, math.max(state[2], ms)}
-  elseif state and ms < state[1] then
-    return with_visit(row, ms)
-  else
-    state = {ms, ms}
-  end
-  states[key] = state
-  return with_visit(row, id)
-end
-for i = 7, #ARGV, 5 do
-  local site, id = ARGV[i + 1], ARGV[i + 2]
-  if id == '' then
-    redis.call('XADD', KEYS[1], '*', '$row', visit(ARGV[i], site, ARGV[i + 3], ARGV[i + 4]))
-    added = added + 1
-  else
-    local seen = false
-    for slice = current - slices, current do
-      if redis.call('SISMEMBER', prefix .. site .. ':' .. slice, id) == 1 then
-        seen = true
-        break
-      end
-    end
-    if not seen then
-      -- Appended before it is remembered: a script that fails between the two (Redis
-      -- keeps what a failed script wrote) may store a retry again, never lose it.
-      local row = visit(ARGV[i], site, ARGV[i + 3], ARGV[i + 4])
-      redis.call('XADD', KEYS[1], '*', '$row', row, '$client', '$mark')
-      local key = prefix .. site .. ':' .. current
-      redis.call('SADD', key, id)
-      redis.call('EXPIREAT', key, (current + 1) * width + window)
-      added = added + 1
-    end
-  end
-end
--- Each visitor's visit is read and written once per call, however many events it had.
-for key, state in pairs(states) do
-  if state then
-    redis.call('SET', key, string.format('%d %d', state[1], state[2]), 'PX', 2 * gap)
-  end
-end
-return added
-""").substitute(
-    row=ROW_FIELD.decode(), client=CLIENT_ID_FIELD.decode(), mark=CLIENT_ID_MARK.decode()
-)
+# Ingest's one write (ingest/lua/append_once.lua; its contract is in its header): each
+# row appended once per client event_id and dedup window, with its visit's id written in
+# (ingest/lua/visits.lua), atomically.
+APPEND_ONCE = lua.load("ingest", "append_once", needs=(lua.load("ingest", "visits"),))
+
+
+def append_args(keys: ShardKeys, dedup_window_s: int) -> list[str | bytes | int]:
+    """APPEND_ONCE's arguments before the events, for one shard: what the script takes
+    from its owners (the entry's field names and the row's session tail: schemas/entry.py)."""
+    return [
+        keys.dedup,
+        dedup_window_s,
+        DEDUP_SLICES,
+        keys.visits,
+        VISIT_GAP_MS,
+        CALL_MARK_S,
+        ROW_FIELD,
+        CLIENT_ID_FIELD,
+        CLIENT_ID_MARK,
+        SESSION_TAIL,
+        SESSION_FORMAT,
+    ]
 
 
 class PartlyStored(StreamUnavailable):
@@ -164,14 +91,7 @@ class _Shard:
         self._script = script
         self.stream = keys.stream
         self._calls = keys.calls
-        self._args: list[str | bytes | int] = [
-            keys.dedup,
-            dedup_window_s,
-            DEDUP_SLICES,
-            keys.visits,
-            VISIT_GAP_MS,
-            CALL_MARK_S,
-        ]
+        self._args = append_args(keys, dedup_window_s)
         self._waiting: list[tuple[Encoded, asyncio.Future[None]]] = []
         self._committer: asyncio.Task[None] | None = None
         self.name = keys.name

@@ -32,9 +32,17 @@ ROW_KEYS = (
     "source", "interactive", "engagement_ms", "scroll_depth", "revenue_amount",
     "revenue_currency", "session_id",
 )  # fmt: skip
-# A row ends with its visit's id, 0 until ingest's script writes the id in its place
-# (ingest/stream.py: visits are told apart where every replica's events meet, in Redis).
-SESSION_TAIL = b'"session_id":0}'
+# A row ends with its visit's id: SESSION_TAIL (the id 0) until ingest's script writes
+# SESSION_FORMAT with the id in its place (ingest/lua/visits.lua receives both: visits
+# are told apart where every replica's events meet, in Redis).
+SESSION_FORMAT = b'"session_id":%d}'
+SESSION_TAIL = SESSION_FORMAT % 0
+
+# A visit's id (the row's session_id) is the time of the visit's first event in epoch
+# milliseconds (0: no visit). This is the rule's one statement: ingest's script assigns
+# ids by it (ingest/lua/visits.lua), and ClickHouse reads a visit's start back from the
+# id with VISIT_OPENED (migration 0012's `sessions` table and view; the stats compiler).
+VISIT_OPENED = "fromUnixTimestamp64Milli(toInt64(session_id), 'UTC')"
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from foundation import lua
 from foundation.clients import RedisClient
 from foundation.keys import RedisKeys
 from sites.model import (
@@ -25,78 +26,16 @@ from sites.model import (
     to_json,
 )
 
-# The rules of the cached records, in Lua, for every script that checks a caller
-# (the rate limiter's admission script includes them too): a key is genuine when its
-# secret's hash matches (a revoked or expired key's holder is no guesser), and valid
-# when genuine and neither revoked nor expired (by Redis's clock, in ms); a public
-# site admits browsers from its allowed origins.
-RULES = """
-local function key_is_genuine(record, proof)
-  return cjson.decode(record).key_hash == proof
-end
-local function key_is_valid(record, proof, now)
-  local r = cjson.decode(record)
-  return key_is_genuine(record, proof) and not r.revoked
-    and (r.expires_at == cjson.null or r.expires_at > now)
-end
-local function site_admits(record, origin)
-  local r = cjson.decode(record)
-  if not r.public then return false end
-  for _, allowed in ipairs(r.allowed_origins) do
-    if allowed == origin then return true end
-  end
-  return false
-end
-local function now_ms()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
-"""
+# The scripts (sites/lua) and the rules they share with the rate limiter's admission
+# script (ingest/lua/gated_buckets.lua): Redis's clock, a key's validity, a public
+# site's origins.
+REDIS_CLOCK = lua.load("sites", "redis_clock")
+KEY_RULES = lua.load("sites", "key_rules")
+SITE_RULES = lua.load("sites", "site_rules")
+VERIFY_KEY = lua.load("sites", "verify_key", needs=(REDIS_CLOCK, KEY_RULES))
+MERGE_KEYS = lua.load("sites", "merge_keys")
 
-# KEYS[1]: the keys hash; ARGV: key id, proof. The record if the key is valid, 1 if
-# it is only genuine (revoked or expired), else false.
-VERIFY_KEY = (
-    RULES
-    + """
-local record = redis.call('HGET', KEYS[1], ARGV[1])
-if record and key_is_valid(record, ARGV[2], now_ms()) then return record end
-if record and key_is_genuine(record, ARGV[2]) then return 1 end
-return false
-"""
-)
-
-# KEYS[1]: the keys hash; ARGV[1]: sites/model.py's KEY_MERGE as JSON (field -> 'any' |
-# 'earliest'), then (key id, record) pairs. Each record is merged with the cached one
-# by that rule (ClickHouse's KEYS query merges rows by the same), then stored.
-MERGE_KEYS = """
-local rules = cjson.decode(ARGV[1])
-local function set(value)
-  if value == nil or value == cjson.null then return nil end
-  return value
-end
-local function merged(how, old, new)
-  if how == 'any' then return old == true or new == true end
-  if how ~= 'earliest' then error('unknown merge rule: ' .. tostring(how)) end
-  old, new = set(old), set(new)
-  if old == nil then return new or cjson.null end
-  if new == nil or old < new then return old end
-  return new
-end
-for i = 2, #ARGV, 2 do
-  local field, record = ARGV[i], ARGV[i + 1]
-  local cached = redis.call('HGET', KEYS[1], field)
-  if cached then
-    local old, new = cjson.decode(cached), cjson.decode(record)
-    for name, how in pairs(rules) do
-      new[name] = merged(how, old[name], new[name])
-    end
-    record = cjson.encode(new)
-  end
-  redis.call('HSET', KEYS[1], field, record)
-end
-return (#ARGV - 1) / 2
-"""
-
+# MERGE_KEYS's first argument: the merge rule's owner is sites/model.py.
 MERGE_RULE = orjson.dumps(KEY_MERGE)
 
 

@@ -38,8 +38,9 @@ class Site:
 class ApiKey:
     """One key of a site: valid until revoked or, after a rotation, until `expires_at`.
 
-    Requests are checked by the cache's script (sites/cache.py, KEY_IS_VALID), with
-    Redis's clock; `active` is the same rule for what the admin routes show.
+    Requests are checked by the cache's scripts (sites/lua/key_rules.lua, key_is_valid),
+    with Redis's clock; `active` is the same rule for what the admin routes show
+    (tests/sites/test_cache_lua.py checks they agree).
     """
 
     key_id: str
@@ -57,7 +58,7 @@ class ApiKey:
 
 
 # How the records of one key merge wherever two meet: ClickHouse's query over its rows
-# (sites/store.py, KEYS) and the Redis cache's script (sites/cache.py, MERGE_KEYS) both
+# (sites/store.py, KEYS) and the Redis cache's script (sites/lua/merge_keys.lua) both
 # receive this rule, and a test checks they agree. Revocation and a share token's
 # read-only mark are for good (ANY: true if any record has it), so no write that lacks
 # them (a rotation that read the key before a revocation, a build from before share

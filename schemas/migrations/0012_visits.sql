@@ -1,6 +1,7 @@
--- Visits (sessions): each event's visit id, told at ingest (ingest/stream.py: the time in
--- milliseconds of the visit's first event; 0 for events without a visitor, engagement
--- events, and rows stored before this migration), and one row per visit in `sessions`,
+-- Visits (sessions): each event's visit id, told at ingest (the time in milliseconds of
+-- the visit's first event, by the rule schemas/entry.py states above VISIT_OPENED; 0 for
+-- events without a visitor, engagement events, and rows stored before this migration),
+-- and one row per visit in `sessions`,
 -- kept by sessions_mv: its bounds, page views, events, entry and exit page and the
 -- dimensions of its first event. Stats queries read visits from here instead of
 -- computing them from raw events (reporting/compiler.py). Rows merge per visit; a query

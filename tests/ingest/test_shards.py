@@ -13,8 +13,7 @@ from starlette.testclient import TestClient
 from foundation.keys import shard_of
 from foundation.settings import Settings
 from hitstream.app import Role
-from ingest.stream import APPEND_ONCE, CALL_MARK_S, DEDUP_SLICES, VISIT_GAP_MS
-from tests.helpers import event, row_of
+from tests.helpers import event
 
 SHARDS = 4
 
@@ -77,23 +76,3 @@ def test_a_batch_of_one_sites_events_stays_all_or_nothing(
     redis_conn.delete(stream)
     assert ingest.post("/events", json=[event(a, "/1"), event(a, "/2")]).status_code == 202
     assert redis_conn.xlen(stream) == 2
-
-
-def test_an_append_call_sent_again_appends_nothing_twice(
-    make_settings: Callable[..., Settings], redis_conn: redis.Redis
-) -> None:
-    """redis-py resends a call whose connection broke after the server ran it (a failover
-    on a cluster): the script finds its call's mark and stores nothing a second time."""
-    settings = make_settings()
-    shard = settings.keys.shard(0)
-    append = redis_conn.register_script(APPEND_ONCE)
-    row = row_of(event("again", "/x"))
-    args = [shard.dedup, 3600, DEDUP_SLICES, shard.visits, VISIT_GAP_MS, CALL_MARK_S]
-    args += [row, "again", b"", 0, 0]
-    call = shard.calls + "c0ffee"
-    assert append(keys=[shard.stream, call], args=args) == 1
-    assert append(keys=[shard.stream, call], args=args) == -1
-    assert redis_conn.xlen(shard.stream) == 1
-    assert 0 < redis_conn.ttl(call) <= CALL_MARK_S
-    assert append(keys=[shard.stream, shard.calls + "other"], args=args) == 1
-    assert redis_conn.xlen(shard.stream) == 2

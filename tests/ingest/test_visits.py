@@ -1,4 +1,4 @@
-"""Visits are told at ingest, in the script that appends each event (ingest/stream.py):
+"""Visits are told at ingest, in the script that appends each event (ingest/lua/visits.lua):
 a visitor's events with no gap of 30 minutes or more are one visit, across replicas."""
 
 from __future__ import annotations
