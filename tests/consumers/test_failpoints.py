@@ -50,5 +50,6 @@ def test_a_wrapped_command_runs_hitstream() -> None:
         capture_output=True,
         check=True,
         text=True,
+        cwd=ROOT,
     )
     assert "consume" in done.stdout
