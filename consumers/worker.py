@@ -20,6 +20,7 @@ from redis.exceptions import ResponseError
 
 from consumers.processor import BatchProcessor
 from consumers.recovery import LOST_READ_CHECK_S, Recovery
+from consumers.retries import pause
 from consumers.sink import ClickHouseSink
 from foundation import layout
 from foundation.clients import RedisClient
@@ -300,8 +301,7 @@ class Consumer:
                 return
             except REDIS_ERRORS as exc:
                 log.warning("%s round failed: %s", what, exc)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopped.wait(), timeout=interval)
+            await pause(self._stopped, interval)
 
     async def _look_for_lost_reads(self) -> None:
         lost_after = lost_after_ms(self._settings)

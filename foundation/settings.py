@@ -174,9 +174,6 @@ class Settings(BaseSettings):
         description="Parquet exports' temporary files at most this much; more are refused",
     )
 
-    # Fault injection for the test suite only: the consumer SIGKILLs itself at this point.
-    failpoint: Literal["", "kill-before-insert", "kill-after-insert"] = ""
-
     # Security (see README, "Security").
     ingest_auth: Literal["open", "key"] = Field(
         default="open", description="open: any site_id; key: x-api-key required (or public site)"

@@ -96,7 +96,8 @@ class HitstreamProcess:
         self.log_path = log_path
         clean = {k: v for k, v in os.environ.items() if not k.startswith("HITSTREAM_")}
         self._env = {**clean, **env, "HITSTREAM_PORT": str(self.port)}
-        # `wrapper` runs first and ends with `exec "$@"` (e.g. to set up a mount namespace).
+        # `wrapper` runs first and is handed the rest: a script ending with `exec "$@"`
+        # (e.g. to set up a mount namespace), or a Python module of the tests' own.
         self._command = [*wrapper, str(Path(sys.executable).with_name("hitstream")), command]
         self.proc: subprocess.Popen[bytes] | None = None
 

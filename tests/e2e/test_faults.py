@@ -23,6 +23,7 @@ from foundation.settings import Settings
 from hitstream.app import Role
 from tests.consumers.test_plans import INTERRUPT
 from tests.e2e.test_processes import stats_when
+from tests.failpoints import POINTS, failpoint
 from tests.helpers import (
     D0,
     DEFAULT_KEYS,
@@ -92,7 +93,9 @@ def accepted_backlog(
     return accept
 
 
-def consumer(settings: Settings, tmp_path: Path, name: str, **extra: str) -> HitstreamProcess:
+def consumer(
+    settings: Settings, tmp_path: Path, name: str, wrapper: tuple[str, ...] = (), **extra: str
+) -> HitstreamProcess:
     env = {
         "HITSTREAM_REDIS_URL": settings.redis_url or "",
         "HITSTREAM_REDIS_PREFIX": settings.redis_prefix,
@@ -104,7 +107,7 @@ def consumer(settings: Settings, tmp_path: Path, name: str, **extra: str) -> Hit
         "HITSTREAM_MAINTENANCE_INTERVAL_S": "0.2",
         **extra,
     }
-    return HitstreamProcess("consume", env, tmp_path / f"{name}.log")
+    return HitstreamProcess("consume", env, tmp_path / f"{name}.log", wrapper)
 
 
 def drained(conn: redis.Redis, settings: Settings, n: int) -> None:
@@ -122,6 +125,38 @@ def assert_counted_once(tmp_path: Path, n: int, users: int = 13) -> None:
         "visit_events": n,
         "visits": users,
     }
+
+
+@pytest.mark.parametrize("point", POINTS)
+@pytest.mark.parametrize("recovered_by", ["restart", "another consumer"])
+def test_sigkilled_consumer_loses_and_doubles_nothing(
+    point: str,
+    recovered_by: str,
+    tmp_path: Path,
+    settings: Settings,
+    redis_conn: redis.Redis,
+    accepted_backlog: Callable[[int], list[str]],
+) -> None:
+    """A consumer SIGKILLed right before or right after an insert (tests/failpoints.py):
+    its batch stays pending and is written once by whoever takes it over."""
+    accepted_backlog(N)
+    doomed = consumer(settings, tmp_path, "c1", failpoint(point)).start(wait=False)
+    assert doomed.wait() == -signal.SIGKILL, doomed.log()
+    assert f"failpoint {point}" in doomed.log()
+    left = redis_conn.xpending(settings.keys.shard(0).stream, settings.group)
+    assert left["pending"] > 0 and left["consumers"][0]["name"] == b"c1"
+    if recovered_by == "restart":
+        # Same name, long claim threshold: only the own-pending drain can recover it.
+        rescuer = consumer(settings, tmp_path, "c1", HITSTREAM_CLAIM_IDLE_MS="600000").start()
+    else:
+        rescuer = consumer(settings, tmp_path, "c2").start()
+    drained(redis_conn, settings, N)
+    assert rescuer.stop() == 0, rescuer.log()
+    if recovered_by != "restart":
+        assert "reclaimed" in rescuer.log()
+    # Its insert was recorded before the kill: replayed with its token, written once.
+    assert "replaying an interrupted insert" in rescuer.log()
+    assert_counted_once(tmp_path, N)
 
 
 def test_sigkill_between_the_raw_part_and_the_views_counts_once(
