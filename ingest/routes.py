@@ -29,6 +29,7 @@ from foundation.http import (
     validation_details,
 )
 from foundation.metrics import Metrics
+from ingest import plausible
 from ingest.agents import describe
 from ingest.auth import (
     AdmissionState,
@@ -40,11 +41,11 @@ from ingest.auth import (
     preflight,
 )
 from ingest.bots import is_bot
+from ingest.encode import Encoded, encode
 from ingest.geo import country
 from ingest.stream import PartlyStored, StreamWriter
 from ingest.visitors import RequestVisitor
-from schemas import plausible
-from schemas.event import Encoded, EventBatch, EventIn, TimeWindow, encode
+from schemas.event import EventBatch, EventIn, TimeWindow
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +128,7 @@ def _require_site(events: list[EventIn], batch: bool) -> None:
 def _read_event(
     body: Any, window: dict[str, TimeWindow], index: int | None = None
 ) -> tuple[EventIn, bool]:
-    """One event of either shape, and whether it was Plausible's (schemas/plausible.py).
+    """One event of either shape, and whether it was Plausible's (ingest/plausible.py).
     A refusal names the fields as the body sent them; Plausible's shape always names
     its site (`domain`)."""
     shaped = plausible.is_plausible(body)
@@ -216,21 +217,13 @@ def _from_a_bot(events: list[EventIn], user_agent: str) -> bool:
 DROPPED = {"status": "dropped", "reason": "bot"}
 
 
-def _plausible_answer(dropped: bool, headers: dict[str, str]) -> Response:
-    """What Plausible's API answers: 202 `ok`, with `x-plausible-dropped` when the event
-    was not recorded."""
-    if dropped:
-        headers = {**headers, "x-plausible-dropped": "1"}
-    return Response(plausible.OK, status_code=202, media_type="text/plain", headers=headers)
-
-
 async def post_event(request: IngestRequest) -> Response:
     """Accept one event (hitstream's shape or Plausible's); 202 once it is in the stream."""
     caller, body = await _body(request)
     event, shaped = _read_event(body, _window(request))
     stored, headers = await _accept(request, caller, [event], batch=False, shaped=[shaped])
     if shaped:
-        return _plausible_answer(stored is None, headers)
+        return plausible.answer(stored is None, headers)
     if stored is None:
         return JSONResponse({**DROPPED, "event_id": None}, status_code=202, headers=headers)
     return JSONResponse(

@@ -17,8 +17,8 @@ from redis.commands.core import AsyncScript
 from foundation.clients import RedisClient
 from foundation.errors import REDIS_ERRORS, StreamUnavailable
 from foundation.keys import RedisKeys, ShardKeys, shard_of
+from ingest.encode import Encoded
 from schemas.entry import CLIENT_ID_FIELD, CLIENT_ID_MARK, ROW_FIELD
-from schemas.event import Encoded
 
 log = logging.getLogger(__name__)
 
