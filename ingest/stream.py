@@ -17,6 +17,7 @@ from foundation import lua
 from foundation.clients import RedisClient
 from foundation.errors import REDIS_ERRORS, StreamUnavailable
 from foundation.keys import RedisKeys, ShardKeys, shard_of
+from ingest.encode import Encoded
 from schemas.entry import (
     CLIENT_ID_FIELD,
     CLIENT_ID_MARK,
@@ -24,7 +25,6 @@ from schemas.entry import (
     SESSION_FORMAT,
     SESSION_TAIL,
 )
-from schemas.event import Encoded
 
 log = logging.getLogger(__name__)
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import ipaddress
 import logging
 import os
 import time
@@ -167,3 +168,23 @@ def user_visitor_id(site_id: str, user_id: str) -> int:
 def address_tag(salt: bytes, ip: str) -> str:
     """What a rate-limit bucket is named by instead of the IP (Redis persists key names)."""
     return hashlib.blake2b(ip.encode(), digest_size=8, key=salt).hexdigest()
+
+
+async def address_of(salts: DailySalts, ip: str) -> str:
+    """What buckets are named by instead of the client's IP (address_tag): an
+    IPv6 client by its /64, which one subscriber holds whole (it could take a new address
+    for every request)."""
+    return address_tag(await salts.today(), bucket_address(ip))
+
+
+def bucket_address(ip: str) -> str:
+    """The address a client's buckets are charged to: an IPv4 address, an IPv6 /64."""
+    try:
+        parsed = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip
+    if isinstance(parsed, ipaddress.IPv4Address):
+        return ip
+    if parsed.ipv4_mapped is not None:
+        return str(parsed.ipv4_mapped)
+    return f"{ipaddress.IPv6Network((parsed, 64), strict=False).network_address}/64"

@@ -1,11 +1,10 @@
-"""The event as clients send it, its normalisation, and the row it becomes in the stream."""
+"""The event as clients send it (`POST /event`, `POST /events`): its wire model, the
+validation and normalisation of its fields, and the times it is stored with."""
 
 from __future__ import annotations
 
-import functools
-import os
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -25,15 +24,11 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from schemas import entry
-from schemas.sources import is_self_referral, source_of_campaign, source_of_host
 from schemas.urls import (
     MAX_TAG,
     UNSAFE,
     UNSAFE_MESSAGE,
-    UTM_TAGS,
     normalize_path,
-    normalize_referrer,
     parse_page,
 )
 
@@ -321,26 +316,6 @@ class EventIn(BaseModel):
 EventBatch = TypeAdapter(list[EventIn])
 
 
-@dataclass(frozen=True)
-class Encoded:
-    """One event ready for the stream: its id, site and row, and whether the client chose
-    the id (then ingest remembers it, per site, to recognise a retry)."""
-
-    event_id: str
-    site_id: str
-    row: bytes
-    client_id: bool
-    # What ingest's script needs to tell the event's visit (ingest/stream.py): its
-    # visitor (0: none, and engagement events join no visit) and time in milliseconds.
-    visitor_id: int = 0
-    ts_ms: int = 0
-
-    @property
-    def id_bytes(self) -> bytes:
-        """The event ID as 16 bytes (the compact form ingest remembers)."""
-        return uuid.UUID(self.event_id).bytes
-
-
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
 
@@ -354,96 +329,3 @@ def clickhouse_time(moment: datetime) -> str:
     """UTC wall time in the form ClickHouse's DateTime64 parses by default."""
     naive = moment.astimezone(UTC).replace(tzinfo=None)
     return naive.isoformat(sep=" ", timespec="milliseconds")
-
-
-def _random_uuids(count: int) -> list[str]:
-    """`count` random (version 4) UUIDs from one read of the OS's random source."""
-    raw = bytearray(os.urandom(16 * count))
-    ids = []
-    for start in range(0, len(raw), 16):
-        raw[start + 6] = (raw[start + 6] & 0x0F) | 0x40  # version 4
-        raw[start + 8] = (raw[start + 8] & 0x3F) | 0x80  # RFC 4122 variant
-        h = raw[start : start + 16].hex()
-        ids.append(f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}")
-    return ids
-
-
-def encode(
-    events: Sequence[EventIn],
-    received_at: datetime,
-    site_id: str | None = None,
-    visitor: Callable[[str, str | None], int] | None = None,
-    client: entry.ClientColumns = entry.UNKNOWN_CLIENT,
-) -> list[Encoded]:
-    """Fill defaults and encode each event as its stream row (schemas/entry.py).
-
-    `site_id` (from the API key) overrides the body's. `visitor(site_id, user_id)` gives
-    each event's visitor ID (ingest/visitors.py); without it, visitor 0 (none). What is
-    the same for the whole request (time received, fresh IDs) is computed once.
-    """
-    received = clickhouse_time(received_at)
-    fresh = iter(_random_uuids(sum(1 for e in events if e.event_id is None)))
-    encoded = []
-    for event in events:
-        event_id = str(event.event_id) if event.event_id else next(fresh)
-        site = site_id or event.site_id or ""
-        page = parse_page(event.url) if event.url else None
-        utm = dict(page.utm) if page else {}
-        for tag in UTM_TAGS:  # an explicit field wins over the URL's query string
-            explicit = getattr(event, tag)
-            if explicit is not None:
-                utm[tag] = explicit
-        referrer, source = _referrer_and_source(
-            event.referrer or "", page.hostname if page else "", utm.get("utm_source")
-        )
-        visitor_id = visitor(site, event.user_id) if visitor is not None else 0
-        row = entry.encode_row(
-            event_id=event_id,
-            site_id=site,
-            event_type=event.event_type,
-            path=event.path or (page.path if page else "/"),
-            user_id=event.user_id or "",
-            ts=clickhouse_time(event.timestamp) if event.timestamp else received,
-            received_at=received,
-            hostname=page.hostname if page else "",
-            referrer=referrer,
-            utm=utm,
-            props=event.props or {},
-            visitor_id=visitor_id,
-            client=client,
-            source=source,
-            interactive=event.interactive,
-            engagement_ms=event.engagement_ms or 0,
-            scroll_depth=event.scroll_depth or 0,
-            revenue=(str(event.revenue.amount), event.revenue.currency) if event.revenue else None,
-        )
-        moment = event.timestamp or received_at
-        encoded.append(
-            Encoded(
-                event_id,
-                site,
-                row,
-                event.event_id is not None,
-                visitor_id if event.event_type != ENGAGEMENT else 0,
-                epoch_ms(moment),  # exactly the ms the row's ts holds
-            )
-        )
-    return encoded
-
-
-# Visitors come from few places to few pages: the answer is cached per combination
-# (3 us per event of a browser-shaped batch without it, most of it host comparisons).
-@functools.lru_cache(maxsize=65_536)
-def _referrer_and_source(
-    raw_referrer: str, page_host: str, utm_source: str | None
-) -> tuple[str, str]:
-    """The referrer as stored (host/path) and the visit's source: utm_source (a known
-    source's name when it names one), else the referrer's source; a referrer on the
-    page's own host is internal navigation, no referrer at all."""
-    referrer = normalize_referrer(raw_referrer) if raw_referrer else ""
-    referrer_host = referrer.split("/", 1)[0]
-    if referrer and is_self_referral(referrer_host, page_host):
-        referrer = ""
-    if utm_source is not None:
-        return referrer, source_of_campaign(utm_source)
-    return referrer, source_of_host(referrer_host) if referrer else ""

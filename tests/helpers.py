@@ -13,8 +13,9 @@ from starlette.testclient import TestClient
 
 from foundation.keys import RedisKeys
 from foundation.testing import HitstreamProcess, free_port, wait_drained, wait_for, wait_stats
+from ingest.encode import encode
 from schemas import entry
-from schemas.event import EventIn, encode
+from schemas.event import EventIn
 
 __all__ = [
     "ADMIN",

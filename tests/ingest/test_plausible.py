@@ -1,6 +1,6 @@
 """Plausible's Events API shape on every ingest route and content type, through the real
 app and a real Redis: what is answered, what reaches the stream, how domains name sites
-(schemas/plausible.py, ingest/routes.py)."""
+(schemas/plausible.py, ingest/plausible.py, ingest/routes.py)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from starlette.testclient import TestClient
 
 from foundation.settings import Settings
 from hitstream.app import Role
+from ingest import plausible
 from schemas.entry import ROW_FIELD
 from tests.helpers import event
 
@@ -318,3 +319,52 @@ def test_a_domain_belongs_to_one_site(keyed_app: TestClient) -> None:
         "/api/sites", json={"name": "Bad", "domains": ["https://x.example/"]}, headers=AUTH
     )
     assert bad.status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("body", "is_plausible"),
+    [
+        ({"name": "pageview", "url": "https://a.example/", "domain": "a.example"}, True),
+        ({"n": "pageview", "u": "https://a.example/", "d": "a.example"}, True),
+        ({"name": "x", "site_id": "s"}, False),  # a hitstream mark wins
+        ({"path": "/"}, False),
+        (["not", "an", "object"], False),
+    ],
+)
+def test_which_shape_a_body_is(body: Any, is_plausible: bool) -> None:
+    assert plausible.is_plausible(body) is is_plausible
+
+
+def test_plausible_keys_become_hitstream_fields_without_empty_props() -> None:
+    body = {"n": "Signup", "u": "https://a.example/", "d": "a", "r": None, "p": {"a": "", "b": 1}}
+    assert plausible.as_event_fields({**body, "v": 36}) == {
+        "event_type": "Signup",
+        "url": "https://a.example/",
+        "site_id": "a",
+        "props": {"b": 1},
+    }
+
+
+def test_refusals_name_fields_as_sent_and_map_to_plausibles_errors() -> None:
+    details = [{"field": "event_type", "message": "m1"}, {"field": "props.k", "message": "m2"}]
+    sent = plausible.as_sent(details, {"n": "", "p": {"k": []}})
+    assert [d["field"] for d in sent] == ["n", "p.k"]
+    assert plausible.errors_map(sent) == {"n": ["m1"], "p.k": ["m2"]}
+
+
+def test_the_fragment_is_the_page_only_with_hash_routing() -> None:
+    url = "https://a.example/app#/settings"
+    assert plausible.hash_route({"u": url, "h": 1}) == "/app#/settings"
+    assert plausible.hash_route({"u": url}) is None
+    assert plausible.hash_route({"u": "https://a.example/app", "h": 1}) is None
+
+
+def test_plausibles_answer_marks_a_dropped_event() -> None:
+    kept = plausible.answer(False, {"Vary": "Origin"})
+    dropped = plausible.answer(True, {})
+    assert (kept.status_code, kept.body, kept.headers.get("x-plausible-dropped")) == (
+        202,
+        b"ok",
+        None,
+    )
+    assert dropped.headers["x-plausible-dropped"] == "1"

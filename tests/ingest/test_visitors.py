@@ -18,7 +18,15 @@ from foundation.keys import RedisKeys
 from foundation.settings import Settings
 from hitstream.app import Role
 from hitstream.connections import redis_client
-from ingest.visitors import DAY_S, DailySalts, day_name, erase_expired_salts, utc_day, visitor_id
+from ingest.visitors import (
+    DAY_S,
+    DailySalts,
+    bucket_address,
+    day_name,
+    erase_expired_salts,
+    utc_day,
+    visitor_id,
+)
 from tests.helpers import D0, event, poll_stats
 
 CHROME = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/131.0.0.0 Safari/537.36"
@@ -216,3 +224,16 @@ def test_x_forwarded_for_is_ignored_from_an_untrusted_peer(client: TestClient) -
         post(client, "forged", CHROME, ip=ip)
     body = poll_stats(client, lambda b: b["total_views"] == 3, site_id="forged", date=D0)
     assert body["unique_visitors"] == 1
+
+
+@pytest.mark.parametrize(
+    ("ip", "address"),
+    [
+        ("203.0.113.9", "203.0.113.9"),
+        ("::ffff:203.0.113.9", "203.0.113.9"),  # an IPv4 client behind a dual-stack socket
+        ("2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"),  # a subscriber holds its whole /64
+        ("not an address", "not an address"),
+    ],
+)
+def test_buckets_are_charged_to_an_ipv4_address_or_an_ipv6_64(ip: str, address: str) -> None:
+    assert bucket_address(ip) == address

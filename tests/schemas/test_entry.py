@@ -7,8 +7,9 @@ from datetime import UTC, datetime
 
 import orjson
 
+from ingest.encode import encode
 from schemas import entry
-from schemas.event import EventIn, encode
+from schemas.event import EventIn
 
 
 def test_an_encoded_event_round_trips_through_its_entry() -> None:

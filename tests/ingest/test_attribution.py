@@ -1,5 +1,5 @@
 """Referrer sources: the table's shape and size, host and campaign classification,
-self-referrals (schemas/sources.py, schemas/referrer_sources.toml)."""
+self-referrals (ingest/attribution.py, ingest/referrer_sources.toml)."""
 
 from __future__ import annotations
 
@@ -9,15 +9,18 @@ from pathlib import Path
 import orjson
 import pytest
 
-from schemas.event import EventIn, encode
-from schemas.sources import (
+from ingest.attribution import (
     SOURCES,
+    TABLE,
     bare_host,
     is_self_referral,
     load_table,
+    referrer_and_source,
     source_of_campaign,
     source_of_host,
 )
+from ingest.encode import encode
+from schemas.event import EventIn
 
 
 def test_the_table_names_at_least_100_referrer_domains() -> None:
@@ -149,3 +152,16 @@ def test_what_an_events_referrer_and_source_become(
     [encoded] = encode([EventIn.model_validate(body)], datetime.now(UTC))
     row = orjson.loads(encoded.row)
     assert (row["referrer"], row["source"]) == (referrer, source)
+
+
+def test_the_table_ships_beside_its_code() -> None:
+    assert TABLE.parent.name == "ingest" and TABLE.is_file()
+
+
+def test_referrer_and_source_of_a_campaign_and_of_a_referrer() -> None:
+    assert referrer_and_source("https://www.google.com/search?q=x", "shop.example", None) == (
+        "www.google.com/search",
+        "Google",
+    )
+    assert referrer_and_source("", "shop.example", "fb") == ("", "Facebook")
+    assert referrer_and_source("https://shop.example/a", "shop.example", None) == ("", "")

@@ -1,6 +1,6 @@
 """Where a visit came from: the referrer's host named after a known source (Google,
 Reddit, Hacker News, ...) from hitstream's table (referrer_sources.toml), a campaign's
-utm_source, or nothing (direct)."""
+utm_source, or nothing (direct). Ingest attributes each event once, as it encodes it."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from schemas.urls import normalize_referrer
 
 TABLE = Path(__file__).with_name("referrer_sources.toml")
 CATEGORIES = frozenset(
@@ -111,3 +113,21 @@ def source_of_campaign(utm_source: str) -> str:
 def is_self_referral(referrer_host: str, page_host: str) -> bool:
     """A referrer on the page's own host (`www.` aside): internal navigation."""
     return bool(page_host) and bare_host(referrer_host) == bare_host(page_host)
+
+
+# Visitors come from few places to few pages: the answer is cached per combination
+# (3 us per event of a browser-shaped batch without it, most of it host comparisons).
+@functools.lru_cache(maxsize=65_536)
+def referrer_and_source(
+    raw_referrer: str, page_host: str, utm_source: str | None
+) -> tuple[str, str]:
+    """The referrer as stored (host/path) and the visit's source: utm_source (a known
+    source's name when it names one), else the referrer's source; a referrer on the
+    page's own host is internal navigation, no referrer at all."""
+    referrer = normalize_referrer(raw_referrer) if raw_referrer else ""
+    referrer_host = referrer.split("/", 1)[0]
+    if referrer and is_self_referral(referrer_host, page_host):
+        referrer = ""
+    if utm_source is not None:
+        return referrer, source_of_campaign(utm_source)
+    return referrer, source_of_host(referrer_host) if referrer else ""
