@@ -14,22 +14,17 @@ from zoneinfo import ZoneInfo
 
 from reporting import csvcells, periods
 from reporting.compiler import Compiled, compile_query
+from reporting.model import Condition, DateRange, Query, QueryError
+from reporting.parse import FIRST_MOMENT
 from reporting.periods import Period
 from reporting.queries import TOP_PATHS_LIMIT, DayStats, StatsReader
-from schemas.query import (
-    FIRST_MOMENT,
-    MAX_CSV_ROWS,
-    MAX_LIMIT,
-    Condition,
-    DateRange,
-    Pagination,
-    Query,
-    QueryError,
-)
+from schemas.query import MAX_LIMIT, Pagination
 
 # A compiled query's SQL at most (the engine refuses past its max_query_size, 256 KiB):
-# the filters' bounds (schemas/query.py) keep far below it; this is the last guard.
+# the filters' bounds (reporting/filters.py) keep far below it; this is the last guard.
 MAX_SQL_CHARS = 200_000
+# A CSV answer without a limit has every row, up to this many.
+MAX_CSV_ROWS = 1_000_000
 
 # Metrics answered as whole numbers; the others (rates, ratios) as decimals.
 INT_METRICS = frozenset({"visitors", "visits", "pageviews", "events", "users", "visit_duration"})

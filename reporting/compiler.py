@@ -16,6 +16,8 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
+from reporting.filters import pattern_as_run
+from reporting.model import Condition, Filter, Logic, Query
 from reporting.periods import Period
 from schemas.event import ENGAGEMENT, PAGEVIEWS, clickhouse_time, epoch_ms
 from schemas.query import (
@@ -24,14 +26,19 @@ from schemas.query import (
     SESSION_METRICS,
     TIME_DIMENSIONS,
     VISIT_DIMENSIONS,
-    Condition,
-    Filter,
-    Logic,
-    Query,
-    empty_label,
     is_event_dimension,
-    pattern_as_run,
 )
+
+# What a breakdown shows for an empty value, as Plausible's API does; a filter clause
+# naming it matches the empty value.
+DIRECT = "Direct / None"
+NOT_SET = "(not set)"
+
+
+def empty_label(dimension: str) -> str:
+    """The label of a dimension's empty value in results."""
+    return DIRECT if dimension == "visit:source" else NOT_SET
+
 
 # Each time bucket: what rows are grouped by (cheap: numbers), and how a group's bucket
 # is labelled afterwards, in ClickHouse's spelling of periods.FORMATS (minutes are %i).

@@ -12,7 +12,7 @@ import datetime as dt
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from schemas.query import DateRange, QueryError
+from reporting.model import DateRange, QueryError
 
 REALTIME = dt.timedelta(minutes=30)
 # Most buckets a time dimension may make (time:minute over a month would be 43,200).

@@ -19,8 +19,9 @@ from consumers.sink import ClickHouseSink
 from foundation.settings import Settings
 from hitstream.app import Role
 from reporting import answer
+from reporting.parse import parse
 from schemas import entry
-from schemas.query import QueryBody, parse
+from schemas.query import QueryBody
 
 NOW = datetime.now(UTC)
 DAY0 = NOW.date() - timedelta(days=3)
