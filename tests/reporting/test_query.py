@@ -1,5 +1,5 @@
 """POST /api/v2/query against hand-computed answers on small fixed data sets, written
-straight into ClickHouse (visits are computed at query time, reporting/compiler.py)."""
+straight into ClickHouse (visits are computed at query time, reporting/sources.py)."""
 
 from __future__ import annotations
 
