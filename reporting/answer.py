@@ -14,22 +14,17 @@ from zoneinfo import ZoneInfo
 
 from reporting import csvcells, periods
 from reporting.compiler import Compiled, compile_query
+from reporting.model import Condition, DateRange, Query, QueryError
+from reporting.parse import FIRST_MOMENT
 from reporting.periods import Period
 from reporting.queries import TOP_PATHS_LIMIT, DayStats, StatsReader
-from schemas.query import (
-    FIRST_MOMENT,
-    MAX_CSV_ROWS,
-    MAX_LIMIT,
-    Condition,
-    DateRange,
-    Pagination,
-    Query,
-    QueryError,
-)
+from schemas.query import MAX_LIMIT, Pagination
 
 # A compiled query's SQL at most (the engine refuses past its max_query_size, 256 KiB):
-# the filters' bounds (schemas/query.py) keep far below it; this is the last guard.
+# the filters' bounds (reporting/filters.py) keep far below it; this is the last guard.
 MAX_SQL_CHARS = 200_000
+# A CSV answer without a limit has every row, up to this many.
+MAX_CSV_ROWS = 1_000_000
 
 # Metrics answered as whole numbers; the others (rates, ratios) as decimals.
 INT_METRICS = frozenset({"visitors", "visits", "pageviews", "events", "users", "visit_duration"})
@@ -61,12 +56,8 @@ def plan(
     dimension with too many buckets, or for a range that reaches days whose raw events
     have expired (`raw_ttl_days`) when the answer needs them."""
     period = period or periods.resolve(query.date_range, tz, now, first_day)
-    bucket = buckets = None
+    bucket, buckets = _buckets(query, period)
     time = query.time_dimension
-    if time:
-        bucket = periods.auto_bucket(period) if time == "time" else time.split(":", 1)[1]
-        where = f"dimensions[{query.dimensions.index(time)}]"
-        buckets = periods.checked_labels(period, bucket, where)
     fill = buckets if query.include.time_labels and query.dimensions == (time,) else None
     limit = query.pagination.limit or (MAX_CSV_ROWS if csv else MAX_LIMIT)
     compiled = compile_query(query, period, bucket, limit, fill)
@@ -76,18 +67,33 @@ def plan(
     if query.include.compare:
         earlier = _compared_with(period, query.include.compare)
     if raw_ttl_days and compiled.reads_raw_events:
-        kept_from = now - dt.timedelta(days=raw_ttl_days - 1)
-        kept_from = dt.datetime.combine(kept_from.date(), dt.time(0), tzinfo=dt.UTC)
-        if period.start < kept_from:
-            raise QueryError(
-                "date_range",
-                f"raw events before {kept_from.date().isoformat()} have expired "
-                f"(HITSTREAM_RAW_TTL_DAYS={raw_ttl_days}) and this query needs them; "
-                "unfiltered visitors, page views, events and users over whole UTC days (in "
-                "total, by time, by event name or by page), and visit metrics without event "
-                "filters, are kept for every day",
-            )
+        _check_kept(period, now, raw_ttl_days)
     return Plan(query, period, bucket, buckets, compiled, earlier)
+
+
+def _buckets(query: Query, period: Period) -> tuple[str | None, list[str] | None]:
+    """The time dimension's bucket and every bucket's label (None, None without one)."""
+    time = query.time_dimension
+    if not time:
+        return None, None
+    bucket = periods.auto_bucket(period) if time == "time" else time.split(":", 1)[1]
+    where = f"dimensions[{query.dimensions.index(time)}]"
+    return bucket, periods.checked_labels(period, bucket, where)
+
+
+def _check_kept(period: Period, now: dt.datetime, raw_ttl_days: int) -> None:
+    """A 400 for a range reaching days whose raw events have expired."""
+    kept_from = now - dt.timedelta(days=raw_ttl_days - 1)
+    kept_from = dt.datetime.combine(kept_from.date(), dt.time(0), tzinfo=dt.UTC)
+    if period.start < kept_from:
+        raise QueryError(
+            "date_range",
+            f"raw events before {kept_from.date().isoformat()} have expired "
+            f"(HITSTREAM_RAW_TTL_DAYS={raw_ttl_days}) and this query needs them; "
+            "unfiltered visitors, page views, events and users over whole UTC days (in "
+            "total, by time, by event name or by page), and visit metrics without event "
+            "filters, are kept for every day",
+        )
 
 
 def _compared_with(period: Period, how: str) -> Period:
@@ -181,32 +187,15 @@ def _compare(
 ) -> None:
     """Give each row the same row of the previous period (time buckets by position)."""
     query = the_plan.query
-    earlier = the_plan.earlier
-    assert earlier is not None
-    unpaged = dataclasses.replace(
-        query,
-        # The earlier period is planned without a comparison of its own (checked already).
-        include=query.include.model_copy(update={"total_rows": False, "compare": None}),
-        pagination=query.pagination.model_copy(update={"offset": 0, "limit": MAX_LIMIT}),
-    )
-    before = plan(unpaged, the_plan.period.tz, now, period=earlier)
-    time = query.time_dimension
-    position = query.dimensions.index(time) if time else None
-
-    def key(dimensions: list[str], positions: dict[str, int]) -> tuple[str, ...]:
-        if position is None:
-            return tuple(dimensions)
-        index = positions.get(dimensions[position], -1)
-        return (*dimensions[:position], str(index), *dimensions[position + 1 :])
-
-    now_labels = {label: i for i, label in enumerate(the_plan.buckets or ())}
-    before_labels = {label: i for i, label in enumerate(before.buckets or ())}
+    before = _earlier_plan(the_plan, now)
+    before_positions = _positions(before.buckets)
     previous_rows = {
-        key(row["dimensions"], before_labels): row
+        _row_key(query, row["dimensions"], before_positions): row
         for row in (_shape(query, r) for r in reader.rows(before.compiled))
     }
+    positions = _positions(the_plan.buckets)
     for row in results:
-        match = previous_rows.get(key(row["dimensions"], now_labels))
+        match = previous_rows.get(_row_key(query, row["dimensions"], positions))
         metrics = match["metrics"] if match else [0 for _ in query.metrics]
         row["comparison"] = {
             "dimensions": match["dimensions"] if match else [],
@@ -216,6 +205,32 @@ def _compare(
                 for m, a, b in zip(query.metrics, row["metrics"], metrics, strict=True)
             ],
         }
+
+
+def _earlier_plan(the_plan: Plan, now: dt.datetime) -> Plan:
+    """The query over the period compared with: every row, and without a comparison of
+    its own (checked already)."""
+    query = the_plan.query
+    assert the_plan.earlier is not None
+    unpaged = dataclasses.replace(
+        query,
+        include=query.include.model_copy(update={"total_rows": False, "compare": None}),
+        pagination=query.pagination.model_copy(update={"offset": 0, "limit": MAX_LIMIT}),
+    )
+    return plan(unpaged, the_plan.period.tz, now, period=the_plan.earlier)
+
+
+def _positions(buckets: list[str] | None) -> dict[str, int]:
+    return {label: i for i, label in enumerate(buckets or ())}
+
+
+def _row_key(query: Query, dimensions: list[str], positions: dict[str, int]) -> tuple[str, ...]:
+    """A row's dimensions, its time bucket as its position among the period's buckets."""
+    time = query.time_dimension
+    if time is None:
+        return tuple(dimensions)
+    at = query.dimensions.index(time)
+    return (*dimensions[:at], str(positions.get(dimensions[at], -1)), *dimensions[at + 1 :])
 
 
 def csv_lines(reader: StatsReader, the_plan: Plan) -> Iterator[bytes]:

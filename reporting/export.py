@@ -26,9 +26,10 @@ from foundation.clients import close_quietly
 from foundation.http import APIError, validation_details
 from reporting import csvcells
 from reporting.exportlimits import ExportLimits
+from reporting.model import QueryError
+from reporting.parse import explicit_range
 from reporting.periods import Period, resolve
 from schemas.event import clickhouse_time
-from schemas.query import QueryError, explicit_range
 from sites.access import require_admin
 
 # What an export holds: every stored column but the site (it is the site's).

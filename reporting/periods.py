@@ -12,12 +12,12 @@ import datetime as dt
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from schemas.query import DateRange, QueryError
+from reporting.model import DateRange, QueryError
 
 REALTIME = dt.timedelta(minutes=30)
 # Most buckets a time dimension may make (time:minute over a month would be 43,200).
 MAX_BUCKETS = 10_000
-# The labels of each bucket, as the engine formats them (reporting/compiler.py).
+# The labels of each bucket, as the engine formats them (reporting/expressions.py).
 FORMATS = {
     "minute": "%Y-%m-%d %H:%M:00",
     "hour": "%Y-%m-%d %H:00:00",
@@ -117,34 +117,41 @@ def auto_bucket(period: Period) -> str:
 
 
 def labels(period: Period, bucket: str) -> list[str]:
-    """Every bucket of the range, in order, as the engine labels them."""
-    fmt = FORMATS[bucket]
-    tz = period.tz
-    out: list[str] = []
+    """Every bucket of the range, in order, as the engine labels them (at most one past
+    MAX_BUCKETS)."""
     if bucket in _STEP:
-        step = _STEP[bucket]
-        local = period.start.astimezone(tz)
-        floor = local.replace(second=0, microsecond=0)
-        if bucket == "hour":
-            floor = floor.replace(minute=0)
-        moment = floor.astimezone(dt.UTC)
-        while moment < period.end:
-            label = moment.astimezone(tz).strftime(fmt)
-            if not out or out[-1] != label:
-                out.append(label)
-            moment += step
-            if len(out) > MAX_BUCKETS:
-                break
-        return out
-    first = period.start.astimezone(tz).date()
-    last = (period.end - _EPSILON).astimezone(tz).date()
+        return _clock_labels(period, bucket)
+    return _calendar_labels(period, bucket)
+
+
+def _clock_labels(period: Period, bucket: str) -> list[str]:
+    """Minutes or hours: stepped in UTC and labelled locally (a repeated DST hour once)."""
+    fmt, tz = FORMATS[bucket], period.tz
+    floor = period.start.astimezone(tz).replace(second=0, microsecond=0)
+    if bucket == "hour":
+        floor = floor.replace(minute=0)
+    moment = floor.astimezone(dt.UTC)
+    out: list[str] = []
+    while moment < period.end and len(out) <= MAX_BUCKETS:
+        label = moment.astimezone(tz).strftime(fmt)
+        if not out or out[-1] != label:
+            out.append(label)
+        moment += _STEP[bucket]
+    return out
+
+
+def _calendar_labels(period: Period, bucket: str) -> list[str]:
+    """Local days, weeks (from Monday) or months."""
+    first = period.start.astimezone(period.tz).date()
+    last = (period.end - _EPSILON).astimezone(period.tz).date()
     if bucket == "week":
         first -= dt.timedelta(days=first.weekday())
     elif bucket == "month":
         first = first.replace(day=1)
+    out: list[str] = []
     day = first
     while day <= last and len(out) <= MAX_BUCKETS:
-        out.append(day.strftime(fmt))
+        out.append(day.strftime(FORMATS[bucket]))
         if bucket == "month":
             day = _month_start(day, -1)
         else:

@@ -25,8 +25,10 @@ from foundation.http import (
 from reporting import answer
 from reporting.export import export
 from reporting.exportlimits import ExportLimits
+from reporting.model import QueryError
+from reporting.parse import parse
 from reporting.queries import Readers, StatsReader
-from schemas.query import QueryBody, QueryError, parse
+from schemas.query import QueryBody
 from schemas.stats import StatsQuery
 from sites.access import AccessState, require_reader
 

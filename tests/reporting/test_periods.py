@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from reporting import periods
-from schemas.query import DateRange
+from reporting.model import DateRange
 
 UTC = ZoneInfo("UTC")
 NOW = dt.datetime(2024, 5, 15, 13, 7, 42, tzinfo=dt.UTC)  # a Wednesday

@@ -1,5 +1,5 @@
 """POST /api/v2/query against hand-computed answers on small fixed data sets, written
-straight into ClickHouse (visits are computed at query time, reporting/compiler.py)."""
+straight into ClickHouse (visits are computed at query time, reporting/sources.py)."""
 
 from __future__ import annotations
 
@@ -19,8 +19,9 @@ from consumers.sink import ClickHouseSink
 from foundation.settings import Settings
 from hitstream.app import Role
 from reporting import answer
+from reporting.parse import parse
 from schemas import entry
-from schemas.query import QueryBody, parse
+from schemas.query import QueryBody
 
 NOW = datetime.now(UTC)
 DAY0 = NOW.date() - timedelta(days=3)

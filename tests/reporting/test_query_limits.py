@@ -12,7 +12,7 @@ from clickhouse_connect.driver.client import Client
 from starlette.testclient import TestClient
 
 from foundation.settings import Settings
-from schemas.query import MAX_FILTER_BYTES, MAX_PATTERN_PROGRAM, MAX_PATTERNS
+from reporting.filters import MAX_FILTER_BYTES, MAX_PATTERN_PROGRAM, MAX_PATTERNS
 
 ROWS = 30_000
 # Events today on one site, each its own path of about 1 KB.

@@ -1,0 +1,190 @@
+"""A query's filters checked into `Condition`s and `Logic`s: their shape, dimensions,
+clauses and modifiers, and what they may cost the engine. Every refusal names the
+part at fault (`filters[0][2][1]`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import re2
+
+from reporting.model import Condition, Filter, Logic, QueryError
+from schemas.event import MAX_PROP_KEY, MAX_PROP_VALUE
+from schemas.query import (
+    EVENT_DIMENSIONS,
+    MAX_FILTERS,
+    OPERATORS,
+    PROPS_PREFIX,
+    TIME_DIMENSIONS,
+    VISIT_DIMENSIONS,
+    prop_key,
+)
+from schemas.urls import UNSAFE, UNSAFE_MESSAGE
+
+MAX_FILTER_DEPTH = 8
+MAX_CLAUSES = 1000
+# What one query's filters may ask of the engine: the bytes of every value together (a
+# thousand page paths fit; a megabyte of needles does not), the regular expressions of
+# the whole query, and each one's compiled size (RE2's program size: `^/blog/.*` is 12,
+# a pattern of nested counted repetitions tens of thousands; the engine's time per row
+# grows with it).
+MAX_FILTER_BYTES = 65_536
+MAX_PATTERNS = 20
+MAX_PATTERN_PROGRAM = 2_000
+# Each negated operator and the positive one it negates.
+NEGATED = {"is_not": "is", "contains_not": "contains", "matches_not": "matches"}
+
+
+def check_text(value: str, where: str) -> None:
+    """Names and values as strict as event fields: nothing ingest would have refused."""
+    if UNSAFE.search(value):
+        raise QueryError(where, UNSAFE_MESSAGE)
+
+
+def check_dimension(name: str, where: str, time_allowed: bool) -> None:
+    """A known dimension (time ones only where `time_allowed`: not in filters)."""
+    check_text(name, where)
+    if name in TIME_DIMENSIONS:
+        if not time_allowed:
+            raise QueryError(where, f"{name!r} cannot be filtered on: set date_range instead")
+        return
+    if name in EVENT_DIMENSIONS or name in VISIT_DIMENSIONS:
+        return
+    if name.startswith(PROPS_PREFIX):
+        key = prop_key(name)
+        if not key or len(key) > MAX_PROP_KEY:
+            raise QueryError(where, f"a property key is 1 to {MAX_PROP_KEY} characters")
+        return
+    if name == "event:goal":
+        raise QueryError(where, "goals are not supported: use event:name (the event type)")
+    raise QueryError(where, f"unknown dimension {name[:100]!r}")
+
+
+def parse_filters(items: list[Any]) -> tuple[Filter, ...]:
+    """Every filter of `filters`, then their cost (see MAX_*)."""
+    filters = tuple(parse_filter(item, f"filters[{i}]", 1) for i, item in enumerate(items))
+    check_cost(filters)
+    return filters
+
+
+def parse_filter(item: Any, where: str, depth: int) -> Filter:
+    """One filter as sent: [operator, dimension, [clauses], {modifiers}?] or a logic one."""
+    if depth > MAX_FILTER_DEPTH:
+        raise QueryError(where, f"filters nest at most {MAX_FILTER_DEPTH} deep")
+    if not isinstance(item, list) or not item or not isinstance(item[0], str):
+        raise QueryError(where, "a filter is [operator, dimension, [clauses]] or [and|or|not, ...]")
+    if item[0] in ("and", "or", "not"):
+        return _logic(item, where, depth)
+    return _condition(item, where)
+
+
+def _logic(item: list[Any], where: str, depth: int) -> Logic:
+    op = item[0]
+    if op == "not":
+        if len(item) != 2:
+            raise QueryError(where, '"not" takes one filter')
+        return Logic("not", (parse_filter(item[1], f"{where}[1]", depth + 1),))
+    if len(item) != 2 or not isinstance(item[1], list) or not item[1]:
+        raise QueryError(where, f'"{op}" takes one non-empty list of filters')
+    if len(item[1]) > MAX_FILTERS:
+        raise QueryError(where, f"at most {MAX_FILTERS} filters in one list")
+    return Logic(
+        "and" if op == "and" else "or",
+        tuple(parse_filter(sub, f"{where}[1][{i}]", depth + 1) for i, sub in enumerate(item[1])),
+    )
+
+
+def _condition(item: list[Any], where: str) -> Condition:
+    op = item[0]
+    if op in ("has_done", "has_not_done"):
+        raise QueryError(f"{where}[0]", f"{op} is not supported")
+    if op not in OPERATORS:
+        raise QueryError(f"{where}[0]", f"unknown operator {op[:50]!r}: use {', '.join(OPERATORS)}")
+    if len(item) not in (3, 4):
+        raise QueryError(where, "a filter is [operator, dimension, [clauses], {modifiers}?]")
+    dimension = item[1]
+    if not isinstance(dimension, str):
+        raise QueryError(f"{where}[1]", "must be a dimension name")
+    check_dimension(dimension, f"{where}[1]", time_allowed=False)
+    clauses = _clauses(item[2], f"{where}[2]")
+    case_sensitive = _case_sensitive(item[3], f"{where}[3]") if len(item) == 4 else True
+    for i, clause in enumerate(clauses):
+        check_text(clause, f"{where}[2][{i}]")
+    positive = NEGATED.get(op, op)
+    if positive == "matches":
+        for i, pattern in enumerate(clauses):
+            check_pattern(pattern_as_run(pattern, case_sensitive), f"{where}[2][{i}]")
+    return Condition(
+        op=positive,
+        dimension=dimension,
+        clauses=clauses,
+        negated=op in NEGATED,
+        case_sensitive=case_sensitive,
+    )
+
+
+def _clauses(clauses: Any, where: str) -> tuple[str, ...]:
+    if (
+        not isinstance(clauses, list)
+        or not clauses
+        or len(clauses) > MAX_CLAUSES
+        or not all(isinstance(c, str) and len(c) <= MAX_PROP_VALUE for c in clauses)
+    ):
+        raise QueryError(
+            where,
+            f"must be a list of 1 to {MAX_CLAUSES} strings of at most {MAX_PROP_VALUE} characters",
+        )
+    return tuple(clauses)
+
+
+def _case_sensitive(modifiers: Any, where: str) -> bool:
+    if not isinstance(modifiers, dict) or set(modifiers) - {"case_sensitive"}:
+        raise QueryError(where, 'the only modifier is {"case_sensitive": bool}')
+    value = modifiers.get("case_sensitive", True)
+    if not isinstance(value, bool):
+        raise QueryError(where, "case_sensitive is true or false")
+    return value
+
+
+def pattern_as_run(pattern: str, case_sensitive: bool) -> str:
+    """A `matches` clause as the engine runs it (its size is checked as run)."""
+    return pattern if case_sensitive else "(?i)" + pattern
+
+
+def check_pattern(pattern: str, where: str) -> None:
+    """A valid RE2 expression within MAX_PATTERN_PROGRAM instructions."""
+    try:
+        program = re2.compile(pattern).programsize
+    except re2.error:
+        raise QueryError(where, "is not a valid RE2 expression") from None
+    if program > MAX_PATTERN_PROGRAM:
+        raise QueryError(
+            where,
+            f"compiles to {program} RE2 instructions; at most {MAX_PATTERN_PROGRAM} "
+            "(fewer alternatives or counted repetitions)",
+        )
+
+
+def check_cost(filters: tuple[Filter, ...]) -> None:
+    """The filters' values and patterns within what one query may ask (see MAX_*)."""
+    conditions = list(conditions_of(filters))
+    patterns = sum(len(item.clauses) for item in conditions if item.op == "matches")
+    if patterns > MAX_PATTERNS:
+        raise QueryError(
+            "filters", f"{patterns} regular expressions; a query has at most {MAX_PATTERNS}"
+        )
+    size = sum(len(c.encode("utf-8")) for item in conditions for c in item.clauses)
+    if size > MAX_FILTER_BYTES:
+        raise QueryError(
+            "filters", f"the filters' values take {size} bytes; at most {MAX_FILTER_BYTES}"
+        )
+
+
+def conditions_of(filters: tuple[Filter, ...]) -> Iterator[Condition]:
+    """Every simple condition, however deep in logic filters."""
+    for item in filters:
+        if isinstance(item, Logic):
+            yield from conditions_of(item.items)
+        else:
+            yield item

@@ -1,0 +1,41 @@
+"""Each metric's aggregate over the union of event rows (kind 0) and visit rows (kind 1),
+as templates built once: `{kind}` is the kind of rows that count visitors, page views,
+events and users (tables.Tables.kind); `{total}`, percentage's special part, the
+visitors of the whole breakdown."""
+
+from __future__ import annotations
+
+from reporting.tables import Tables
+
+_TEMPLATES = {
+    "visitors": "uniqExactIf(visitor_id, kind = {kind} AND visitor_id != 0)",
+    "visits": "countIf(kind = 1)",
+    "pageviews": "sumIf(pageviews, kind = {kind})",
+    "events": "sumIf(nevents, kind = {kind})",
+    "users": "uniqExactIf(user, kind = {kind} AND user != '')",
+    "bounce_rate": (
+        "if(countIf(kind = 1) = 0, 0, "
+        "round(100 * countIf(kind = 1 AND spv = 1) / countIf(kind = 1), 2))"
+    ),
+    "visit_duration": "if(countIf(kind = 1) = 0, 0, round(avgIf(dur, kind = 1) / 1000))",
+    "views_per_visit": (
+        "if(countIf(kind = 1) = 0, 0, round(sumIf(spv, kind = 1) / countIf(kind = 1), 2))"
+    ),
+    "percentage": (
+        "if({total} = 0, 0, "
+        "round(100 * uniqExactIf(visitor_id, kind = {kind} AND visitor_id != 0) / {total}, 2))"
+    ),
+}
+# Broken down by an event dimension there are no visit rows: visits are counted from
+# the events' distinct visits.
+_BY_EVENTS = {"visits": "uniqExactIf((visitor_id, session_id), kind = 0 AND session_id != 0)"}
+# The visitors of the whole breakdown (percentage's denominator), from the rows counted.
+_TOTAL = "(SELECT uniqExactIf(visitor_id, visitor_id != 0) FROM {counted})"
+
+
+def aggregate(metric: str, tables: Tables, by_events: bool, counted: str) -> str:
+    """The SQL of one metric; `by_events`: broken down by an event dimension; `counted`:
+    the rows whose visitors percentage divides by."""
+    template = (_BY_EVENTS if by_events else _TEMPLATES).get(metric, _TEMPLATES[metric])
+    total = _TOTAL.format(counted=counted) if metric == "percentage" else ""
+    return template.format(kind=tables.kind, total=total)

@@ -1,0 +1,105 @@
+"""The rows a query groups. Visits are told at ingest (ingest/stream.py: a visitor's
+events with no gap of 30 minutes or more) and kept one row per visit in `sessions`
+(migration 0012). Matching events are rows of kind 0; matching visits rows of kind 1. A
+visit matches when its dimensions match the visit filters and, if there are event
+filters, at least one of its events matches them. A visit's dimensions are those of the
+event that opened it; its exit page is that of its last event."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from reporting.tables import Tables
+from schemas.query import VISIT_DIMENSIONS
+
+# The site's events of the range (engagement events only carry engagement data).
+EVENTS = """
+ev AS (
+    SELECT visitor_id, session_id, ts, path, event_type, hostname, props, user_id,
+        event_type IN {pageviews:Array(String)} AS pv
+    FROM events
+    WHERE site_id = {site_id:String}
+      AND ts >= {t0:DateTime64(3, 'UTC')} AND ts < {t1:DateTime64(3, 'UTC')}
+      AND event_type != {engagement:String}
+)"""
+
+# The site's visits opened in the range (a visit's id is the time of its first event),
+# their dimensions as v_<name>.
+VISITS = f"""
+visits AS (
+    SELECT visitor_id, session_id,
+        fromUnixTimestamp64Milli(toInt64(session_id), 'UTC') AS v_opened,
+        pageviews AS v_pageviews, events AS v_events, user_id AS v_user,
+        toInt64(toUnixTimestamp64Milli(end) - toUnixTimestamp64Milli(start)) AS v_duration,
+        finalizeAggregation(exit_page) AS v_exit_page,
+        {", ".join(f"{c} AS v_{c}" for c in VISIT_DIMENSIONS.values() if c != "exit_page")}
+    FROM sessions FINAL
+    WHERE site_id = {{site_id:String}}
+      AND toDate(fromUnixTimestamp64Milli(toInt64(session_id), 'UTC'))
+          BETWEEN toDate({{t0:DateTime64(3, 'UTC')}}) AND toDate({{t1:DateTime64(3, 'UTC')}})
+      AND session_id >= {{t0_ms:UInt64}} AND session_id < {{t1_ms:UInt64}}
+)"""
+
+# Events with their visit's dimensions (events without a visit get empty ones).
+JOINED = """
+joined AS (
+    SELECT * FROM ev LEFT JOIN visits USING (visitor_id, session_id)
+)"""
+
+# Every query's common table expressions.
+WITH = "WITH " + ",".join([EVENTS, VISITS, JOINED])
+
+
+@dataclass(frozen=True)
+class Rows:
+    """The row selects to union, and the rows whose visitors are the breakdown's whole
+    (percentage's denominator)."""
+
+    parts: list[str]
+    counted: str
+
+
+def rows(tables: Tables, event_dims: list[str], visit_dims: list[str], match: str) -> Rows:
+    """Event rows and/or visit rows as `tables` says, each dimension's raw value as r<i>;
+    `match` is the filters' condition over a joined event row."""
+    parts = []
+    if tables.event_rows:
+        parts.append(_event_rows(event_dims, tables.events_from, match))
+    if tables.visit_rows:
+        parts.append(_visit_rows(visit_dims, _visits_where(tables, match)))
+    if tables.event_rows:
+        return Rows(parts, f"{tables.events_from} WHERE {match}")
+    return Rows(parts, f"({parts[-1]})" if parts else "")
+
+
+def _raw(dims: list[str]) -> str:
+    return "".join(f"{e} AS r{i}, " for i, e in enumerate(dims))
+
+
+def _event_rows(dims: list[str], events_from: str, match: str) -> str:
+    return (
+        f"SELECT 0 AS kind, {_raw(dims)}visitor_id, session_id, user_id AS user, "
+        "toUInt64(pv) AS pageviews, toUInt64(1) AS nevents, toUInt64(0) AS spv, "
+        "toInt64(0) AS dur "
+        f"FROM {events_from} WHERE {match}"
+    )
+
+
+def _visits_where(tables: Tables, match: str) -> str:
+    """Visits matching the filters: with event filters, the visits with at least one
+    matching event (seen with its visit's dimensions)."""
+    if not tables.event_filters:
+        return match
+    return (
+        "(visitor_id, session_id) IN "
+        f"(SELECT visitor_id, session_id FROM {tables.events_from} WHERE {match})"
+    )
+
+
+def _visit_rows(dims: list[str], where: str) -> str:
+    return (
+        f"SELECT 1 AS kind, {_raw(dims)}visitor_id, session_id, v_user AS user, "
+        "v_pageviews AS pageviews, v_events AS nevents, v_pageviews AS spv, "
+        "v_duration AS dur "
+        f"FROM visits WHERE {where}"
+    )

@@ -1,0 +1,98 @@
+"""Filters checked into Conditions and Logics, with no engine."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from reporting.filters import (
+    MAX_FILTER_BYTES,
+    MAX_FILTER_DEPTH,
+    MAX_PATTERNS,
+    conditions_of,
+    parse_filter,
+    parse_filters,
+    pattern_as_run,
+)
+from reporting.model import Condition, Logic, QueryError
+
+
+def fault(item: Any) -> str:
+    with pytest.raises(QueryError) as caught:
+        parse_filter(item, "filters[0]", 1)
+    return caught.value.field
+
+
+def test_negated_operators_are_their_positive_form_negated() -> None:
+    assert parse_filter(["contains_not", "visit:source", ["goo"]], "f", 1) == Condition(
+        "contains", "visit:source", ("goo",), negated=True
+    )
+
+
+def test_the_case_modifier() -> None:
+    item = ["matches", "event:props:plan", ["^pro"], {"case_sensitive": False}]
+    assert parse_filter(item, "f", 1) == Condition(
+        "matches", "event:props:plan", ("^pro",), case_sensitive=False
+    )
+    assert pattern_as_run("^pro", False) == "(?i)^pro" and pattern_as_run("^pro", True) == "^pro"
+
+
+def test_logic_filters_nest() -> None:
+    item = ["or", [["is", "event:page", ["/a"]], ["not", ["is", "visit:os", ["Linux"]]]]]
+    parsed = parse_filter(item, "f", 1)
+    assert parsed == Logic(
+        "or",
+        (
+            Condition("is", "event:page", ("/a",)),
+            Logic("not", (Condition("is", "visit:os", ("Linux",)),)),
+        ),
+    )
+    assert [c.dimension for c in conditions_of((parsed,))] == ["event:page", "visit:os"]
+
+
+@pytest.mark.parametrize(
+    ("item", "field"),
+    [
+        ("is", "filters[0]"),
+        (["and", []], "filters[0]"),
+        (["not", ["is", "event:page", ["/"]], ["is", "event:page", ["/"]]], "filters[0]"),
+        (["or", [["is", "event:page", ["/"]], ["no", "event:page", ["/"]]]], "filters[0][1][1][0]"),
+        (["has_done", "event:name", ["x"]], "filters[0][0]"),
+        (["is", "event:page"], "filters[0]"),
+        (["is", 3, ["/"]], "filters[0][1]"),
+        (["is", "event:props:", ["/"]], "filters[0][1]"),
+        (["is", "event:page", []], "filters[0][2]"),
+        (["is", "event:page", ["/", "a\x00"]], "filters[0][2][1]"),
+        (["is", "event:page", ["/"], {"case": True}], "filters[0][3]"),
+        (["is", "event:page", ["/"], {"case_sensitive": 1}], "filters[0][3]"),
+        (["matches", "event:page", ["(a"]], "filters[0][2][0]"),
+        (["matches", "event:page", ["/", "((a{1,100}){1,100}){1,100}"]], "filters[0][2][1]"),
+    ],
+)  # fmt: skip
+def test_each_fault_names_its_part(item: Any, field: str) -> None:
+    assert fault(item) == field
+
+
+def test_a_bad_modifier_is_named_before_a_bad_clause() -> None:
+    assert fault(["is", "event:page", ["a\x00"], {"case": True}]) == "filters[0][3]"
+
+
+def test_depth_is_bounded() -> None:
+    item: Any = ["is", "event:page", ["/"]]
+    for _ in range(MAX_FILTER_DEPTH - 1):
+        item = ["not", item]
+    parse_filter(item, "filters[0]", 1)
+    assert fault(["not", item]).startswith("filters[0]")
+
+
+def test_the_cost_of_all_filters_together_is_bounded() -> None:
+    patterns = [["matches", "event:page", ["^/a"]] for _ in range(MAX_PATTERNS + 1)]
+    with pytest.raises(QueryError, match="regular expressions") as caught:
+        parse_filters(patterns)
+    assert caught.value.field == "filters"
+    values = [["is", "event:page", ["x" * 1000] * 66]]
+    assert sum(len(v) for v in values[0][2]) > MAX_FILTER_BYTES
+    with pytest.raises(QueryError, match="bytes"):
+        parse_filters(values)
+    assert len(parse_filters(patterns[:MAX_PATTERNS])) == MAX_PATTERNS
