@@ -27,7 +27,7 @@ class Encoded:
     site_id: str
     row: bytes
     client_id: bool
-    # What ingest's script needs to tell the event's visit (ingest/stream.py): its
+    # What ingest's script needs to tell the event's visit (ingest/lua/visits.lua): its
     # visitor (0: none, and engagement events join no visit) and time in milliseconds.
     visitor_id: int = 0
     ts_ms: int = 0

@@ -1,15 +1,17 @@
-"""The rows a query groups. Visits are told at ingest (ingest/stream.py: a visitor's
-events with no gap of 30 minutes or more) and kept one row per visit in `sessions`
-(migration 0012). Matching events are rows of kind 0; matching visits rows of kind 1. A
-visit matches when its dimensions match the visit filters and, if there are event
-filters, at least one of its events matches them. A visit's dimensions are those of the
-event that opened it; its exit page is that of its last event."""
+"""The rows a query groups. Visits are told at ingest (ingest/lua/visits.lua: a visitor's
+events with no gap of 30 minutes or more; their id is the rule schemas/entry.py states)
+and kept one row per visit in `sessions` (migration 0012). Matching events are rows of
+kind 0; matching visits rows of kind 1. A visit matches when its dimensions match the
+visit filters and, if there are event filters, at least one of its events matches them.
+A visit's dimensions are those of the event that opened it; its exit page is that of its
+last event."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from reporting.tables import Tables
+from schemas.entry import VISIT_OPENED
 from schemas.query import VISIT_DIMENSIONS
 
 # The site's events of the range (engagement events only carry engagement data).
@@ -23,19 +25,20 @@ ev AS (
       AND event_type != {engagement:String}
 )"""
 
-# The site's visits opened in the range (a visit's id is the time of its first event),
+# The site's visits opened in the range (a visit's id is the time of its first event:
+# VISIT_OPENED),
 # their dimensions as v_<name>.
 VISITS = f"""
 visits AS (
     SELECT visitor_id, session_id,
-        fromUnixTimestamp64Milli(toInt64(session_id), 'UTC') AS v_opened,
+        {VISIT_OPENED} AS v_opened,
         pageviews AS v_pageviews, events AS v_events, user_id AS v_user,
         toInt64(toUnixTimestamp64Milli(end) - toUnixTimestamp64Milli(start)) AS v_duration,
         finalizeAggregation(exit_page) AS v_exit_page,
         {", ".join(f"{c} AS v_{c}" for c in VISIT_DIMENSIONS.values() if c != "exit_page")}
     FROM sessions FINAL
     WHERE site_id = {{site_id:String}}
-      AND toDate(fromUnixTimestamp64Milli(toInt64(session_id), 'UTC'))
+      AND toDate({VISIT_OPENED})
           BETWEEN toDate({{t0:DateTime64(3, 'UTC')}}) AND toDate({{t1:DateTime64(3, 'UTC')}})
       AND session_id >= {{t0_ms:UInt64}} AND session_id < {{t1_ms:UInt64}}
 )"""
