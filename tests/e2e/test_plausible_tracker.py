@@ -22,7 +22,7 @@ from playwright.sync_api import Request, Response, sync_playwright
 from foundation.testing import HitstreamProcess, wait_stats
 from tests.helpers import CHROMIUM, DESKTOP_CHROME, free_port, pump_until
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
 TRACKER = Path(__file__).parents[1] / "assets" / "plausible-tracker"
 DOMAIN = "tracker.test"
