@@ -48,6 +48,21 @@ __all__ = [
     "wait_for",
 ]
 
+# The repository, and each shipped package's floor (tests/hitstream/test_layout.py
+# checks them): a module may import its own package and packages on lower floors.
+# Rooms that share a floor (ingest, consumers, reporting) never import each other.
+ROOT = Path(__file__).resolve().parents[1]
+FLOORS = {
+    "foundation": 0,
+    "schemas": 1,
+    "sites": 2,
+    "ingest": 3,
+    "consumers": 3,
+    "reporting": 3,
+    "dashboard": 4,
+    "hitstream": 5,
+}
+
 # The keys of a deployment on the default prefix (what `hitstream serve` uses).
 DEFAULT_KEYS = RedisKeys("hitstream:")
 

@@ -11,13 +11,10 @@ import pytest
 from redis.crc import key_slot
 
 from foundation.keys import SLOTS, RedisKeys, ShardKeys, shard_of
+from tests.helpers import FLOORS, ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 OWNER = ROOT / "foundation" / "keys.py"
-# Every package hitstream ships (as tests/hitstream/test_layout.py finds them).
-CODE = sorted(
-    p.parent for p in ROOT.glob("*/__init__.py") if p.parent.name not in ("tests", "bench")
-)
+CODE = [ROOT / package for package in FLOORS]  # every package hitstream ships
 # The members of RedisKeys and ShardKeys that are not key names.
 NOT_KEYS = {
     "shard", "shard_for", "all_shards", "legacy", "legacy_pattern", "from_legacy",
