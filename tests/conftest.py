@@ -54,9 +54,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         used = set(getattr(item, "fixturenames", ()))
         e2e = item.get_closest_marker("e2e") is not None
         for marker, fixtures in NEEDS.items():
-            if (used & fixtures or (e2e and marker in E2E_NEEDS)) and not item.get_closest_marker(
-                marker
-            ):
+            needed = bool(used & fixtures) or (e2e and marker in E2E_NEEDS)
+            if needed and item.get_closest_marker(marker) is None:
                 item.add_marker(marker)
 
 
