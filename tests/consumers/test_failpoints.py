@@ -9,7 +9,7 @@ import pytest
 
 from consumers.writer import BatchWriter
 from tests.failpoints import POINTS, failpoint, install
-from tests.hitstream.test_layout import FLOORS, ROOT
+from tests.helpers import FLOORS, ROOT
 
 
 def test_no_production_module_mentions_failpoints() -> None:

@@ -123,6 +123,7 @@ def test_client_retry_after_the_dedup_window_still_counts_once(
     assert totals.result_rows[0][0] == 1
 
 
+@pytest.mark.e2e
 def test_poison_entries_are_dead_lettered_and_good_ones_count(
     make_settings: Callable[..., Settings],
     make_client: Callable[..., TestClient],

@@ -28,15 +28,7 @@ from consumers.worker import ensure_group
 from foundation.errors import SinkUnavailable, Stopping
 from foundation.settings import Settings
 from hitstream.connections import redis_client
-from tests.helpers import event, row_of, stream_entry
-
-INTERRUPT = [
-    "CREATE TABLE interrupt_flag (x UInt8) ENGINE = MergeTree ORDER BY x",
-    "CREATE TABLE interrupt_sink (n UInt8) ENGINE = Null",
-    "CREATE MATERIALIZED VIEW interrupt_mv TO interrupt_sink AS"
-    " SELECT throwIf((SELECT count() FROM interrupt_flag) > 0, 'interrupted') AS n FROM events",
-    "INSERT INTO interrupt_flag VALUES (1)",
-]
+from tests.helpers import INTERRUPT, event, row_of, stream_entry
 
 
 def interrupt_inserts(ch: Client) -> None:

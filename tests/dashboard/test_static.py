@@ -16,7 +16,7 @@ from starlette.testclient import TestClient
 
 from dashboard.routes import ASSETS_PATH, EVENT_NAMES, STATIC_DIR, _page, routes
 from schemas.event import ENGAGEMENT, PAGEVIEWS
-from tests.e2e.test_plausible_tracker import CHROMIUM
+from tests.helpers import CHROMIUM
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = STATIC_DIR / "js"
@@ -88,6 +88,7 @@ def test_every_asset_ships_in_the_package() -> None:
 
 
 @pytest.mark.e2e
+@pytest.mark.browser
 def test_in_chromium_the_modules_load_under_the_policy_and_read_the_names() -> None:
     """Every module loads from the page's versioned path under its Content-Security-Policy
     (nothing refused, nothing thrown), and page.js holds the names the page carries."""

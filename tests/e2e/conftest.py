@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, sync_playwright
 
-from tests.e2e.test_plausible_tracker import CHROMIUM
-from tests.helpers import free_port
+from tests.helpers import CHROMIUM, free_port
 
 
 @pytest.fixture(scope="module")

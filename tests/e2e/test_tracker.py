@@ -6,41 +6,23 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import httpx2 as httpx
 import pytest
-from playwright.sync_api import Browser, Page, Request
+from playwright.sync_api import Browser
 
-from foundation.testing import HitstreamProcess, wait_for
-from tests.e2e.test_plausible_tracker import DESKTOP_CHROME, pump_until
-from tests.helpers import ADMIN, AUTH
+from foundation.testing import HitstreamProcess
+from tests.helpers import (
+    ADMIN,
+    DESKTOP_CHROME,
+    Sent,
+    api_query,
+    counted,
+    new_site,
+    pump_until,
+    write_pages,
+)
 
 pytestmark = pytest.mark.e2e
-
-# The snippet as a site owner pastes it; `data-automated` lets this automated browser
-# be tracked (a test's own opt-in), the queue stub lets the page call hitstream() before
-# the deferred script has run.
-SNIPPET = """<script>window.hitstream = window.hitstream || function () {
-  (window.hitstream.q = window.hitstream.q || []).push(arguments) }</script>
-<script defer data-site="%(site)s" %(extra)s src="%(script)s"></script>"""
-
-PAGES = {
-    "index.html": """<!doctype html><html><head><title>Home</title>%(snippet)s
-<script>hitstream("Early", {props: {when: "before load"}})</script></head><body>
-<a id="out" href="https://elsewhere.test/pricing">elsewhere</a>
-<a id="file" href="/files/report.pdf">report</a>
-<a id="inside" href="/spa.html">inside</a>
-<button id="signup" onclick="hitstream('Signup', {props: {plan: 'pro'}})">signup</button>
-</body></html>""",
-    # A single-page app: routes by history, then by hash on another page.
-    "spa.html": """<!doctype html><html><head><title>App</title>%(snippet)s</head><body>
-<button id="a" onclick="history.pushState({}, '', '/app/a')">a</button>
-<button id="b" onclick="history.pushState({}, '', '/app/b')">b</button>
-</body></html>""",
-    "hash.html": """<!doctype html><html><head><title>Hash</title>%(snippet)s</head>
-<body><a id="settings" href="#/settings">settings</a></body></html>""",
-}
 
 
 @pytest.fixture(scope="module")
@@ -55,62 +37,6 @@ def hitstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HitstreamPro
     server.start()
     yield server
     assert server.stop() == 0, server.log()
-
-
-def new_site(server: HitstreamProcess, origin: str) -> str:
-    with httpx.Client(base_url=server.base_url) as http_client:
-        made = http_client.post(
-            "/api/sites",
-            json={"name": origin, "public": True, "allowed_origins": [origin]},
-            headers=AUTH,
-        )
-    assert made.status_code == 201, made.text
-    return str(made.json()["site_id"])
-
-
-def write_pages(root: Path, server: HitstreamProcess, site: str, extra: str) -> None:
-    snippet = SNIPPET % {
-        "site": site,
-        "extra": extra,
-        "script": server.base_url + "/js/hitstream.js",
-    }
-    for name, page in PAGES.items():
-        (root / name).write_text(page % {"snippet": snippet})
-    (root / "files").mkdir(exist_ok=True)
-    (root / "files" / "report.pdf").write_bytes(b"%PDF-1.4\n")
-
-
-def query(server: HitstreamProcess, site: str, **body: Any) -> list[tuple[list[str], list[Any]]]:
-    with httpx.Client(base_url=server.base_url) as http_client:
-        answer = http_client.post(
-            "/api/v2/query", json={"site_id": site, "date_range": "realtime", **body}, headers=AUTH
-        )
-    assert answer.status_code == 200, answer.text
-    return [(row["dimensions"], row["metrics"]) for row in answer.json()["results"]]
-
-
-def counted(server: HitstreamProcess, site: str, dimension: str, expected: dict[str, int]) -> None:
-    """Poll until the query API's event counts by `dimension` are `expected`."""
-
-    def attempt() -> bool | None:
-        got = {
-            d[0]: m[0] for d, m in query(server, site, metrics=["events"], dimensions=[dimension])
-        }
-        assert got == expected, got
-        return True
-
-    wait_for(attempt, timeout=30, what=f"events by {dimension}")
-
-
-class Sent:
-    """The tracker's requests to the endpoint, as the browser sent them."""
-
-    def __init__(self, page: Page, endpoint: str) -> None:
-        self.requests: list[Request] = []
-        page.on("request", lambda r: self.requests.append(r) if r.url == endpoint else None)
-
-    def names(self) -> list[str]:
-        return [r.post_data_json["n"] for r in self.requests]
 
 
 def test_page_views_navigations_events_and_clicks_are_counted(
@@ -157,25 +83,25 @@ def test_page_views_navigations_events_and_clicks_are_counted(
         hitstream, site, "event:name",
         {"pageview": 6, "Early": 2, "Signup": 1, "File Download": 1, "Outbound Link: Click": 1},
     )  # fmt: skip
-    pages = query(hitstream, site, metrics=["pageviews"], dimensions=["event:page"])
+    pages = api_query(hitstream, site, metrics=["pageviews"], dimensions=["event:page"])
     assert sorted((d[0], m[0]) for d, m in pages) == [
         ("/app/a", 2), ("/app/b", 1), ("/index.html", 2), ("/spa.html", 1),
     ]  # fmt: skip
-    props = query(
+    props = api_query(
         hitstream, site, metrics=["events"], dimensions=["event:props:url"],
         filters=[["is_not", "event:props:url", ["(not set)"]]],
     )  # fmt: skip
     assert sorted(d[0] for d, _ in props) == [
         f"{origin}/files/report.pdf", "https://elsewhere.test/pricing",
     ]  # fmt: skip
-    plans = query(
+    plans = api_query(
         hitstream, site, metrics=["events"], dimensions=["event:props:plan"],
         filters=[["is", "event:name", ["Signup"]]],
     )  # fmt: skip
     assert plans == [(["pro"], [1])]
-    campaign = query(hitstream, site, metrics=["visitors"], dimensions=["visit:utm_campaign"])
+    campaign = api_query(hitstream, site, metrics=["visitors"], dimensions=["visit:utm_campaign"])
     assert (["launch"], [1]) in campaign
-    referrers = query(hitstream, site, metrics=["visits"], dimensions=["visit:referrer"])
+    referrers = api_query(hitstream, site, metrics=["visits"], dimensions=["visit:referrer"])
     assert any(d == ["news.ycombinator.com"] for d, _ in referrers), referrers
 
 

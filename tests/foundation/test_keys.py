@@ -1,4 +1,4 @@
-"""Every Redis key comes from hitstream/keys.py and starts with the one prefix."""
+"""Every Redis key comes from foundation/keys.py and starts with the one prefix."""
 
 from __future__ import annotations
 
@@ -11,14 +11,45 @@ import pytest
 from redis.crc import key_slot
 
 from foundation.keys import SLOTS, RedisKeys, ShardKeys, shard_of
+from tests.helpers import FLOORS, ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
-# What a key name spelt outside keys.py would look like: a ':' and one of the key words.
-KEY_NAME = re.compile(
-    r"[:}](events|dead|dedup|plans|sites|keys|origins|registry|ratelimit|health|visit|session"
-    r"|salt|queue-sample|shard-counts|call)\b"
+OWNER = ROOT / "foundation" / "keys.py"
+CODE = [ROOT / package for package in FLOORS]  # every package hitstream ships
+# The members of RedisKeys and ShardKeys that are not key names.
+NOT_KEYS = {
+    "shard", "shard_for", "all_shards", "legacy", "legacy_pattern", "from_legacy",
+    "LEGACY_KINDS", "_control", "tag", "name",
+}  # fmt: skip
+
+
+def _every_member_name(keys: RedisKeys) -> list[str]:
+    """A name of each key kind RedisKeys and ShardKeys can make (the members that take
+    an argument are given one), found by walking the classes: a new kind is in it."""
+    made = []
+    for owner, cls in ((keys, RedisKeys), (keys.shard(0), ShardKeys), (keys.legacy, ShardKeys)):
+        for member, value in vars(cls).items():
+            if member.startswith("__") or member in NOT_KEYS:
+                continue
+            if isinstance(value, property):
+                made.append(getattr(owner, member))
+            elif callable(value):
+                made.append(getattr(owner, member)("x"))
+    return made
+
+
+def _key_word(name: str, prefix: str) -> str:
+    """The kind of a key name: what follows its hash tag (or a legacy name's prefix), up
+    to a ':' (`{p:c}salt:2026-12-07` -> `salt`)."""
+    rest = name.split("}", 1)[1] if name.startswith("{") else name.removeprefix(prefix)
+    return rest.split(":", 1)[0]
+
+
+KEY_WORDS = sorted(
+    {_key_word(name, "p:") for name in _every_member_name(RedisKeys("p:", 2))},
+    key=lambda word: (-len(word), word),
 )
-CODE = ["hitstream", "ingest", "consumers", "reporting", "schemas", "sites"]
+# What a key name spelt outside keys.py would look like: a ':' or '}' and a key word.
+KEY_NAME = re.compile(r"[:}](" + "|".join(re.escape(word) for word in KEY_WORDS) + r")\b")
 
 
 def _shard_names(shard: ShardKeys) -> list[str]:
@@ -108,17 +139,40 @@ def test_a_site_keeps_its_shard_and_growing_the_count_moves_few_sites() -> None:
     assert all(shard_of(site, 9) == 8 for site in sites if shard_of(site, 8) != shard_of(site, 9))
 
 
+def test_the_scan_looks_for_every_key_kind() -> None:
+    """Each kind keys.py makes (visit, session, salt, queue-sample, the shard and control
+    keys...) is a word of the scan below, and each is one the other tests here check."""
+    keys = RedisKeys("p:", 2)
+    checked = {_key_word(name, "p:") for name in _all_names(keys) + _shard_names(keys.legacy)}
+    assert set(KEY_WORDS) == checked
+    assert {"visit", "session", "salt", "queue-sample", "shard-counts", "events"} <= checked
+    for name in _every_member_name(keys):
+        assert KEY_NAME.search(name), name
+
+
+def _strings(path: Path) -> list[str]:
+    """The string literals of a Python or Lua file."""
+    text = path.read_text()
+    if path.suffix == ".py":
+        return [
+            node.value
+            for node in ast.walk(ast.parse(text))
+            if isinstance(node, ast.Constant) and isinstance(node.value, str)
+        ]
+    code = "\n".join(line.split("--", 1)[0] for line in text.splitlines())
+    return [m.group(2) for m in re.finditer(r"(['\"])(.*?)\1", code)]
+
+
 def test_no_module_but_keys_spells_a_key_name() -> None:
-    """Key names are not built anywhere else: no string literal outside keys.py looks
-    like `<something>:<key word>`."""
+    """Key names are not built anywhere else: no string literal of any package's Python
+    or Lua outside keys.py looks like `<something>:<key word>`."""
+    assert CODE and OWNER.exists()
     offenders = []
-    for room in CODE:
-        for path in (ROOT / room).rglob("*.py"):
-            if path.name == "keys.py" and room == "hitstream":
+    for package in CODE:
+        for path in [*package.rglob("*.py"), *package.rglob("*.lua")]:
+            if path == OWNER:
                 continue
-            for node in ast.walk(ast.parse(path.read_text())):
-                if isinstance(node, ast.Constant) and isinstance(node.value, str):
-                    text = node.value
-                    if KEY_NAME.search(text):
-                        offenders.append(f"{path.relative_to(ROOT)}: {text[:40]!r}")
+            for text in _strings(path):
+                if KEY_NAME.search(text):
+                    offenders.append(f"{path.relative_to(ROOT)}: {text[:40]!r}")
     assert not offenders

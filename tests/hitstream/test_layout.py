@@ -5,19 +5,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-# Each package's floor: a module may import its own package and packages on lower floors.
-# Rooms that share a floor (ingest, consumers, reporting) never import each other.
-FLOORS = {
-    "foundation": 0,
-    "schemas": 1,
-    "sites": 2,
-    "ingest": 3,
-    "consumers": 3,
-    "reporting": 3,
-    "dashboard": 4,
-    "hitstream": 5,
-}
+from tests.helpers import FLOORS, ROOT
 
 
 def _imports(path: Path) -> set[str]:

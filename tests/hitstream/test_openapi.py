@@ -51,6 +51,7 @@ CHROMIUM_FLAGS = [
 
 
 @pytest.mark.e2e
+@pytest.mark.browser
 def test_docs_render_in_headless_chromium_without_internet(tmp_path: Path) -> None:
     """A real browser renders /docs from the package alone (this machine has no route to
     a CDN): every operation of the API appears on the page."""

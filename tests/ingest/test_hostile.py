@@ -107,6 +107,7 @@ def test_text_plain_beacons_and_charset_parameters_are_accepted(ingest: TestClie
         assert response.status_code == 202, (media_type, response.text)
 
 
+@pytest.mark.e2e
 def test_declared_length_over_the_cap_is_refused_without_reading_the_body(
     make_settings: Callable[..., Settings], tmp_path: Path
 ) -> None:

@@ -171,6 +171,7 @@ def files_holding(root: Path, secret: bytes) -> list[str]:
 
 
 @pytest.mark.anyio
+@pytest.mark.redis
 async def test_an_expired_salt_leaves_redis_and_then_the_aof_files(tmp_path: Path) -> None:
     """A real Valkey with an append-only file, as `serve` runs it: a salt whose time has
     passed (PEXPIRE simulates it) is gone from Redis at once, from the AOF only when the

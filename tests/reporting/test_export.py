@@ -15,8 +15,17 @@ from clickhouse_connect.driver.client import Client
 from starlette.testclient import TestClient
 
 from foundation.settings import Settings
-from tests.helpers import ADMIN, AUTH, HitstreamProcess, seed_data_dir, wait_for
-from tests.reporting.test_query import DAY0, DAY1, at, write
+from tests.helpers import (
+    ADMIN,
+    AUTH,
+    DAY0,
+    DAY1,
+    HitstreamProcess,
+    at,
+    seed_data_dir,
+    wait_for,
+    write,
+)
 
 
 @pytest.fixture
@@ -93,6 +102,7 @@ def vm_kb(pid: int, field: str) -> int:
     return int(next(line.split()[1] for line in status.splitlines() if line.startswith(field)))
 
 
+@pytest.mark.e2e
 def test_a_million_event_export_streams_in_flat_memory(tmp_path: Path) -> None:
     data = seed_data_dir(tmp_path / "data", SEED_MILLION, timeout=300)
     env = {"HITSTREAM_DATA_DIR": str(data), "HITSTREAM_ADMIN_TOKEN": ADMIN}

@@ -88,6 +88,7 @@ def drained(sock: socket.socket) -> int:
     return total
 
 
+@pytest.mark.e2e
 def test_a_reader_that_stops_reading_is_cut_and_its_file_removed(
     serve: Callable[..., HitstreamProcess], tmp_path: Path
 ) -> None:
@@ -103,6 +104,7 @@ def test_a_reader_that_stops_reading_is_cut_and_its_file_removed(
     assert httpx.get(server.base_url + "/health").status_code == 200
 
 
+@pytest.mark.e2e
 def test_a_sigkilled_serve_leaves_export_files_that_the_next_start_removes(
     serve: Callable[..., HitstreamProcess], tmp_path: Path
 ) -> None:
@@ -116,6 +118,7 @@ def test_a_sigkilled_serve_leaves_export_files_that_the_next_start_removes(
     assert files(tmp_path / "data") is None
 
 
+@pytest.mark.e2e
 def test_at_most_two_exports_run_at_once(serve: Callable[..., HitstreamProcess]) -> None:
     server = serve()
     first, _ = stalled(server, "ndjson")

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import csv
 import io
-import uuid
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -15,17 +14,14 @@ import pytest
 from clickhouse_connect.driver.client import Client
 from starlette.testclient import TestClient
 
-from consumers.sink import ClickHouseSink
 from foundation.settings import Settings
 from hitstream.app import Role
 from reporting import answer
 from reporting.parse import parse
-from schemas import entry
 from schemas.query import QueryBody
+from tests.helpers import DAY0, DAY1, at, rows, write
 
 NOW = datetime.now(UTC)
-DAY0 = NOW.date() - timedelta(days=3)
-DAY1 = DAY0 + timedelta(days=1)
 DAY2 = DAY0 + timedelta(days=2)
 RANGE = [DAY0.isoformat(), DAY1.isoformat()]
 
@@ -33,47 +29,6 @@ RANGE = [DAY0.isoformat(), DAY1.isoformat()]
 @pytest.fixture
 def report(make_client: Callable[..., TestClient], settings: Settings) -> TestClient:
     return make_client(settings, frozenset({Role.REPORT}))
-
-
-def at(day: date, clock: str) -> str:
-    return f"{day.isoformat()} {clock}"
-
-
-def ms(moment: str) -> int:
-    """Milliseconds since the epoch of a 'YYYY-MM-DD HH:MM:SS' UTC time."""
-    return int(datetime.fromisoformat(moment + "+00:00").timestamp() * 1000)
-
-
-def write(ch: Client, site: str, *events: dict[str, Any]) -> None:
-    """Insert events: visitor `v`, `ts`, the time its visit opened (`visit`, default its
-    own ts: an event without it opens a visit) and optionally type, path, user..."""
-    rows = []
-    for e in events:
-        client = entry.ClientColumns(
-            browser=e.get("browser", ""),
-            os=e.get("os", ""),
-            device=e.get("device", ""),
-            country=e.get("country", ""),
-        )
-        rows.append(
-            entry.encode_row(
-                event_id=str(uuid.uuid4()),
-                site_id=site,
-                event_type=e.get("type", "pageview"),
-                path=e.get("path", "/"),
-                user_id=e.get("user", ""),
-                ts=e["ts"],
-                received_at=e["ts"],
-                hostname=e.get("hostname", "example.com"),
-                utm=e.get("utm"),
-                props=e.get("props"),
-                visitor_id=e["v"],
-                client=client,
-                source=e.get("source", ""),
-                session_id=0 if e.get("type") == "engagement" else ms(e.get("visit", e["ts"])),
-            )
-        )
-    ClickHouseSink(ch).insert(rows, token=str(uuid.uuid4()))
 
 
 def seed(ch: Client, site: str = "q") -> None:
@@ -112,10 +67,6 @@ def query(client: TestClient, **body: Any) -> dict[str, Any]:
     response = client.post("/api/v2/query", json=body)
     assert response.status_code == 200, response.text
     return dict(response.json())
-
-
-def rows(answer: dict[str, Any]) -> list[tuple[list[str], list[Any]]]:
-    return [(r["dimensions"], r["metrics"]) for r in answer["results"]]
 
 
 HEADLINE = ["visitors", "visits", "pageviews", "events", "users", "bounce_rate",

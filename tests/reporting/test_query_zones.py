@@ -11,8 +11,7 @@ from clickhouse_connect.driver.client import Client
 from starlette.testclient import TestClient
 
 from foundation.settings import Settings
-from tests.helpers import ADMIN, AUTH, create_site
-from tests.reporting.test_query import rows, write
+from tests.helpers import ADMIN, AUTH, create_site, rows, write
 
 
 @pytest.fixture
