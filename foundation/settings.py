@@ -125,7 +125,7 @@ class Settings(BaseSettings):
         description="a consumer none of whose reads completed this long is unavailable",
     )
 
-    # Delivery guarantees (see README, "Delivery guarantees").
+    # Delivery guarantees (docs/guarantees.md).
     claim_idle_ms: int = Field(
         default=60_000, ge=100, description="pending this long with no owner activity: reclaimed"
     )
@@ -149,7 +149,7 @@ class Settings(BaseSettings):
     )
     access_log: bool = Field(default=False, description="log one line per HTTP request")
 
-    # Stats queries (see README, "Query limits"): what one query may take of the engine,
+    # Stats queries (docs/security.md, "Query limits"): what one query may take of the engine,
     # and how long a request waits for a free reader.
     query_timeout_s: float = Field(
         default=10.0, gt=0, le=600, description="a stats query's time limit (400 past it)"
@@ -161,7 +161,7 @@ class Settings(BaseSettings):
         default=5.0, gt=0, le=120, description="how long a query waits for a free reader (then 503)"
     )
 
-    # Exports (see README, "Security"): how long one may last, the disk Parquet's files take.
+    # Exports (docs/security.md): how long one may last, the disk Parquet's files take.
     export_timeout_s: float = Field(
         default=3600.0,
         gt=0,
@@ -174,7 +174,7 @@ class Settings(BaseSettings):
         description="Parquet exports' temporary files at most this much; more are refused",
     )
 
-    # Security (see README, "Security").
+    # Security (docs/security.md).
     ingest_auth: Literal["open", "key"] = Field(
         default="open", description="open: any site_id; key: x-api-key required (or public site)"
     )

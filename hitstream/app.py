@@ -255,7 +255,7 @@ async def _run_shared(
     settings, metrics = state["settings"], state["metrics"]
     if settings.redis_url is None:
         # The embedded Valkey's AOF would keep expired salts; an external Redis's
-        # operator rewrites its own (README, Privacy).
+        # operator rewrites its own (docs/security.md, Privacy).
         await stack.enter_async_context(_background(erase_expired_salts(redis, settings.keys)))
     metrics.refreshers.append(consumers.queue.refresher(redis, settings, metrics))
     await stack.enter_async_context(_background(consumers.queue.sample_forever(redis, settings)))

@@ -41,7 +41,7 @@ log = logging.getLogger("hitstream")
 
 DEAD_LETTER_REF = re.compile(r"^((legacy|\d+):)?\d+-\d+$")
 
-# The variables each command reads most (all of them: README, "Configuration").
+# The variables each command reads most (all of them: docs/operations.md, "Settings").
 _HTTP = ["host", "port", "ingest_auth", "admin_token", "metrics_token", "access_log"]
 _CONSUMER = ["group", "consumer_name", "batch_size", "max_deliveries"]
 ROLE_COMMANDS: dict[str, tuple[frozenset[Role], str, list[str]]] = {

@@ -9,7 +9,7 @@ the day. A salt expires at the end of the day after its own, as Plausible keeps 
 current and the previous day's salts and deletes older ones: from then on nobody can
 link that day's visitor IDs to an IP and User-Agent, not even with the database. An
 expired key leaves Redis's memory but not its append-only file: `erase_expired_salts`
-rewrites the embedded Valkey's AOF after each expiry (README, Privacy, says what an
+rewrites the embedded Valkey's AOF after each expiry (docs/security.md, Privacy, says what an
 external Redis's operator must do).
 
 When Redis cannot give a day's salt, ingest answers 503 (a RedisError, as for any other

@@ -17,6 +17,7 @@ from clickhouse_connect.driver.exceptions import DatabaseError
 
 from foundation.errors import ConfigError
 from schemas import cluster as clustered
+from schemas.event import ENGAGEMENT, PAGEVIEWS
 from schemas.runner_lock import RunnerLock
 
 log = logging.getLogger(__name__)
@@ -64,14 +65,30 @@ def _statements(sql: str) -> list[str]:
     return [part.strip() for part in sql.split(";") if part.strip()]
 
 
+def _quoted(*names: str) -> str:
+    return ", ".join("'" + name.replace("\\", "\\\\").replace("'", "\\'") + "'" for name in names)
+
+
+def template_values(raw_ttl_days: int) -> dict[str, str]:
+    """What the migrations' `{name}` placeholders stand for: the raw events' TTL, and the
+    event names schemas/event.py owns (so the views count page views as the API does)."""
+    return {
+        "{raw_ttl_days}": str(int(raw_ttl_days or 3650)),
+        "{pageview_names}": _quoted(*PAGEVIEWS),
+        "{engagement_name}": _quoted(ENGAGEMENT),
+    }
+
+
 def load_migrations(raw_ttl_days: int, cluster: str | None = None) -> list[Migration]:
-    """Read the numbered files in order; `{raw_ttl_days}` is the only template value
-    (0, forever, creates the table with the longest TTL; `migrate` then removes it).
-    With `cluster`, each statement is replaced by its cluster form."""
-    raw_ttl_days = raw_ttl_days or 3650
+    """Read the numbered files in order, their placeholders filled (template_values;
+    a `raw_ttl_days` of 0, forever, creates the table with the longest TTL and `migrate`
+    then removes it). With `cluster`, each statement is replaced by its cluster form."""
+    values = template_values(raw_ttl_days)
     found = []
     for path in sorted(MIGRATIONS_DIR.glob("[0-9][0-9][0-9][0-9]_*.sql")):
-        text = path.read_text(encoding="utf-8").replace("{raw_ttl_days}", str(int(raw_ttl_days)))
+        text = path.read_text(encoding="utf-8")
+        for placeholder, value in values.items():
+            text = text.replace(placeholder, value)
         body = "\n".join(line for line in text.splitlines() if not _is_prose(line))
         up, _, down = body.partition("-- down")
         found.append(

@@ -49,7 +49,7 @@ SELECT
     session_id,
     min(ts) AS start,
     max(ts) AS end,
-    countIf(event_type IN ('pageview', 'page_view')) AS pageviews,
+    countIf(event_type IN ({pageview_names})) AS pageviews,
     count() AS events,
     max(user_id) AS user_id,
     maxIf(path, opener) AS entry_page,
@@ -71,7 +71,7 @@ SELECT
 FROM (
     SELECT *, toUnixTimestamp64Milli(ts) = toInt64(session_id) AS opener
     FROM events
-    WHERE session_id != 0 AND event_type != 'engagement'
+    WHERE session_id != 0 AND event_type != {engagement_name}
 )
 GROUP BY site_id, visitor_id, session_id
 -- down

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from clickhouse_connect.driver.client import Client
 
-from schemas.migrate import applied_versions, load_migrations, migrate, rollback
+from schemas.event import ENGAGEMENT, PAGEVIEWS
+from schemas.migrate import MIGRATIONS_DIR, applied_versions, load_migrations, migrate, rollback
 
 
 def tables(ch: Client) -> set[str]:
@@ -103,3 +104,20 @@ def test_daily_pages_take_the_views_and_visitors_of_daily_paths_once(ch: Client)
         ("2024-06-01", "/1", 6, 3),
     ]
     assert "daily_paths" not in tables(ch) and "daily_paths_mv" not in tables(ch)
+
+
+def test_the_views_take_the_event_names_from_schemas_event() -> None:
+    """One owner for the page-view and engagement names: the migrations' SQL holds
+    placeholders, filled from schemas/event.py, never a quoted copy of a name."""
+    written = "\n".join(
+        line
+        for path in MIGRATIONS_DIR.glob("*.sql")
+        for line in path.read_text().splitlines()
+        if not line.lstrip().startswith("--")
+    )
+    for name in (*PAGEVIEWS, ENGAGEMENT):
+        assert f"'{name}'" not in written
+    rendered = "\n".join(s for m in load_migrations(raw_ttl_days=30) for s in m.up)
+    assert "countIf(event_type IN ('pageview', 'page_view')) AS pageviews" in rendered
+    assert "event_type != 'engagement'" in rendered
+    assert "{pageview_names}" not in rendered and "{engagement_name}" not in rendered
