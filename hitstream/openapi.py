@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -199,14 +201,22 @@ def _operation(op: Operation) -> dict[str, Any]:
     return spec
 
 
+@functools.cache
+def _model_schemas() -> dict[str, Any]:
+    """The request and answer models' JSON schemas, built once per process (an app
+    factory called again, as tests and workers do, reuses them)."""
+    _, schemas = models_json_schema(
+        [(model, "validation") for model in MODELS], ref_template="#/components/schemas/{model}"
+    )
+    return schemas
+
+
 def document(served: set[tuple[str, str]], site_id_required: bool) -> dict[str, Any]:
     """The OpenAPI 3.1 document for the (METHOD, path) pairs this app serves.
 
     Without API keys (open mode) each event must name its site.
     """
-    _, schemas = models_json_schema(
-        [(model, "validation") for model in MODELS], ref_template="#/components/schemas/{model}"
-    )
+    schemas = copy.deepcopy(_model_schemas())
     if site_id_required:
         event = schemas["$defs"]["EventIn"]
         event["required"] = ["site_id", *event["required"]]

@@ -17,6 +17,7 @@ from tests.helpers import D0, event, poll_stats, stream_entry, wait_for
 LOST = 300
 
 
+@pytest.mark.slow
 def test_entries_of_a_lost_read_are_counted_within_seconds_not_at_the_idle_reclaim(
     client: TestClient,
     settings: Settings,

@@ -114,6 +114,7 @@ async def test_a_maintenance_round_during_shutdown_does_not_restart_the_subscrib
         await conn.aclose()
 
 
+@pytest.mark.slow
 @pytest.mark.anyio
 async def test_a_consumer_stopped_during_its_start_stops_reading(
     schema: Any, settings: Settings

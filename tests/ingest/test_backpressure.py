@@ -98,6 +98,7 @@ def test_ingest_refuses_before_redis_is_full_and_resumes(
     )
 
 
+@pytest.mark.slow
 def test_ingest_refuses_when_redis_stops_answering(
     make_settings: Callable[..., Settings], make_client: IngestFactory, tmp_path: Path
 ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from clickhouse_connect.driver.client import Client
 
 from schemas.event import ENGAGEMENT, PAGEVIEWS
@@ -33,6 +34,7 @@ def test_migrate_is_idempotent(ch: Client) -> None:
     )
 
 
+@pytest.mark.slow
 def test_rollback_and_reapply(ch: Client) -> None:
     applied = migrate(ch, raw_ttl_days=90)
     later = [v for v in applied if v > 1]

@@ -402,6 +402,7 @@ def _share_orders() -> list[tuple[str, ...]]:
     ]
 
 
+@pytest.mark.slow
 @pytest.mark.anyio
 async def test_a_share_token_never_writes_events_whatever_the_interleaving(
     app: TestClient, ch: Client, keyed: Settings
