@@ -1,4 +1,6 @@
-"""The foundation every room stands on: errors, HTTP helpers, settings, keys, metrics."""
+"""The foundation every room stands on: errors, HTTP helpers, JSON bodies, settings, Redis
+keys and the shard layout, engine client types, Lua loading, metrics, health, and the
+process helpers of tests and benchmarks. It imports no room."""
 
 from importlib.metadata import PackageNotFoundError, version
 

@@ -31,7 +31,7 @@ TOOL_VARIABLES = frozenset(
 
 MAX_RAW_TTL_DAYS = 3650
 
-# Shards of the event stream (hitstream/keys.py): on a Redis Cluster, enough that their
+# Shards of the event stream (foundation/keys.py): on a Redis Cluster, enough that their
 # hash tags spread over the masters; on one server, one (it gains nothing from more).
 MAX_STREAM_SHARDS = 1024
 CLUSTER_STREAM_SHARDS = 16
@@ -85,7 +85,7 @@ class Settings(BaseSettings):
         default=30.0, gt=0, le=3600, description="a request's body must arrive within this"
     )
 
-    # Redis keys (all derived from the prefix: hitstream/keys.py) and the consumer group.
+    # Redis keys (all derived from the prefix: foundation/keys.py) and the consumer group.
     redis_prefix: str = Field(
         default="hitstream:", pattern=_KEY_NAME, description="prefix of every Redis key"
     )

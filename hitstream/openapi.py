@@ -24,6 +24,7 @@ from schemas.plausible import OK, PlausibleEvent
 from schemas.query import QueryBody
 from schemas.queue import ReplayRequest
 from schemas.sites import SiteCreate, SiteUpdate
+from sites.access import KEY_HEADER
 
 MODELS: list[type[BaseModel]] = [
     EventIn, PlausibleEvent, SiteCreate, SiteUpdate, r.Error, r.Accepted, r.BatchAccepted, r.Stats,
@@ -233,7 +234,7 @@ def document(served: set[tuple[str, str]], site_id_required: bool) -> dict[str, 
         "components": {
             "schemas": schemas.get("$defs", {}),
             "securitySchemes": {
-                "apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"},
+                "apiKey": {"type": "apiKey", "in": "header", "name": KEY_HEADER},
                 "admin": {"type": "http", "scheme": "bearer"},
             },
         },

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 from starlette.requests import Request
 
 from foundation.http import APIError, client_ip
+from ingest import bodies
 from ingest.auth import (
     failures_bucket,
     invalid_key,
@@ -133,7 +134,7 @@ class Admission:
             raise invalid_key()
         check = Check("key", self.cache.keys_hash, claim.key_id, claim.proof)
         outcome = await self._charge([self._key_bucket(claim.key_id)], check, failures=True)
-        # The script checked the key by the registry's rules (sites/cache.py).
+        # The script checked the key by the registry's rules (sites/lua/key_rules.lua).
         key = key_from_json(outcome.record) if outcome.verified and outcome.record else None
         if key is None:
             if not outcome.genuine:  # a revoked or expired key is not logged at every request
@@ -158,7 +159,7 @@ class Admission:
             events = await self._sites_of_domains(events, shaped)
         site_id = await self._site_of(events)
         if site_id is None:
-            _require_site(events, batch)
+            bodies.require_site(events, batch)
         return Grant(events, site_id, self.ip, cors_headers(self.cors_origin))
 
     async def _sites_of_domains(
@@ -253,17 +254,3 @@ class Admission:
         if not outcome.verdict.allowed:
             raise too_many(outcome.verdict, KEY_HEADER)
         return outcome
-
-
-def _require_site(events: Sequence[EventIn], batch: bool) -> None:
-    """Without an API key naming the site, each event must name it."""
-    missing = [i for i, event in enumerate(events) if event.site_id is None]
-    if not missing:
-        return
-    detail: dict[str, Any] = {"field": "site_id", "message": "Field required"}
-    if batch:
-        detail["index"] = missing[0]
-        raise APIError(
-            400, f"invalid batch: event {missing[0]} is invalid; nothing was accepted", [detail]
-        )
-    raise APIError(400, "invalid event", [detail])

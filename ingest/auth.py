@@ -84,5 +84,5 @@ def invalid_key() -> APIError:
 def key_detail() -> dict[str, str]:
     return {
         "field": KEY_HEADER,
-        "message": "send the site's key in x-api-key (public sites: from an allowed origin)",
+        "message": f"send the site's key in {KEY_HEADER} (public sites: from an allowed origin)",
     }

@@ -4,6 +4,7 @@ batch of them, all or nothing; a refusal is a 400 naming the field as it was sen
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -83,6 +84,14 @@ def _check_batch(body: Any, limit: int, public: bool) -> None:
             "invalid batch; nothing was accepted",
             [{"field": "body", "message": "must be a JSON array of events"}],
         )
+
+
+def require_site(events: Sequence[EventIn], batch: bool) -> None:
+    """Without an API key naming the site, each event must name it."""
+    missing = [i for i, event in enumerate(events) if event.site_id is None]
+    if missing:
+        detail = {"field": "site_id", "message": "Field required"}
+        raise _invalid([detail], shaped=False, index=missing[0] if batch else None)
 
 
 def _invalid(details: list[dict[str, Any]], shaped: bool, index: int | None) -> APIError:

@@ -41,7 +41,8 @@ SESSION_TAIL = SESSION_FORMAT % 0
 # A visit's id (the row's session_id) is the time of the visit's first event in epoch
 # milliseconds (0: no visit). This is the rule's one statement: ingest's script assigns
 # ids by it (ingest/lua/visits.lua), and ClickHouse reads a visit's start back from the
-# id with VISIT_OPENED (migration 0012's `sessions` table and view; the stats compiler).
+# id with VISIT_OPENED (migration 0012's `sessions` table through its {visit_opened}
+# placeholder; the stats compiler); the view's opener test is its inverse.
 VISIT_OPENED = "fromUnixTimestamp64Milli(toInt64(session_id), 'UTC')"
 
 

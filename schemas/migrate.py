@@ -17,6 +17,7 @@ from clickhouse_connect.driver.exceptions import DatabaseError
 
 from foundation.errors import ConfigError
 from schemas import cluster as clustered
+from schemas.entry import VISIT_OPENED
 from schemas.event import ENGAGEMENT, PAGEVIEWS
 from schemas.runner_lock import RunnerLock
 
@@ -71,11 +72,13 @@ def _quoted(*names: str) -> str:
 
 def template_values(raw_ttl_days: int) -> dict[str, str]:
     """What the migrations' `{name}` placeholders stand for: the raw events' TTL, and the
-    event names schemas/event.py owns (so the views count page views as the API does)."""
+    event names schemas/event.py owns (so the views count page views as the API does),
+    and a visit's start read from its id (schemas/entry.py's rule)."""
     return {
         "{raw_ttl_days}": str(int(raw_ttl_days or 3650)),
         "{pageview_names}": _quoted(*PAGEVIEWS),
         "{engagement_name}": _quoted(ENGAGEMENT),
+        "{visit_opened}": VISIT_OPENED,
     }
 
 

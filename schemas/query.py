@@ -43,7 +43,6 @@ RANGE_KEYWORDS = (
     *("day", "24h", "7d", "28d", "30d", "91d", "month", "6mo", "12mo", "year", "all"),
     "realtime",
 )
-COMPARISONS = ("previous_period", "year_over_year")
 
 MAX_METRICS = 20
 MAX_DIMENSIONS = 8

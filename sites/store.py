@@ -32,7 +32,7 @@ SITES = (
     " WHERE {site_id:String} = '' OR site_id = {site_id:String}"
 )
 # Keys merge rather than replace, by sites/model.py's KEY_MERGE (as the Redis copy
-# does, sites/cache.py): concurrent writes, whatever the order their rows land in, can
+# does, sites/lua/merge_keys.lua): concurrent writes, whatever the order their rows land in, can
 # neither bring a revoked key back nor let a share token write.
 _AGGREGATE = {ANY: "max", EARLIEST: "min"}  # min() skips NULL: the earliest expiry set
 _MERGED_COLUMNS = ["site_id", "key_hash", "created_at", "expires_at", "revoked", "read_only"]

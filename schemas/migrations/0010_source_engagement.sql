@@ -1,4 +1,4 @@
--- Where a visit came from (the referrer's or the campaign's source, schemas/sources.py),
+-- Where a visit came from (the referrer's or the campaign's source, ingest/attribution.py),
 -- what Plausible's tracker and Events API carry besides (interactive, engagement time
 -- and scroll depth of `engagement` events, revenue), and the domains a site answers to
 -- (Plausible's `domain`). Existing rows get empty values; aggregates are untouched.

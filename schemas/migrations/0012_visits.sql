@@ -36,8 +36,8 @@ CREATE TABLE IF NOT EXISTS sessions
     country         SimpleAggregateFunction(max, LowCardinality(String))
 )
 ENGINE = AggregatingMergeTree
-PARTITION BY toYYYYMM(fromUnixTimestamp64Milli(toInt64(session_id), 'UTC'))
-ORDER BY (site_id, toDate(fromUnixTimestamp64Milli(toInt64(session_id), 'UTC')), visitor_id, session_id)
+PARTITION BY toYYYYMM({visit_opened})
+ORDER BY (site_id, toDate({visit_opened}), visitor_id, session_id)
 SETTINGS non_replicated_deduplication_window = 10000;
 
 -- A visit's dimensions are those of the event that opened it (its id is that event's
