@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 import pytest
 import redis
+from pydantic import ValidationError
 from starlette.testclient import TestClient
 
 from foundation.settings import Settings
@@ -139,6 +140,13 @@ def test_a_body_with_hitstream_fields_is_hitstreams_whatever_else_it_carries(
             "$.amount",
         ),
         ({"n": "pageview", "u": "https://a.example/", "d": "a.example", "i": "no"}, "i"),
+        # props as a string must be JSON of an object (Plausible would read them as none)
+        ({"n": "Buy", "u": "https://a.example/", "d": "a.example", "p": "plan=pro"}, "p"),
+        ({"n": "Buy", "u": "https://a.example/", "d": "a.example", "p": "[1, 2]"}, "p"),
+        ({"n": "Buy", "u": "https://a.example/", "d": "a.example", "m": '"pro"'}, "m"),
+        ({"n": "Buy", "u": "https://a.example/", "d": "a.example", "meta": ""}, "meta"),
+        ({"n": "Buy", "u": "https://a.example/", "d": "a.example", "props": '{"a": []}'}, "props"),
+        ({"n": "Buy", "u": "https://a.example/", "d": "a.example", "m": 5, "p": {}}, "m"),
     ],
 )
 def test_bad_plausible_events_get_plausibles_errors_and_nothing_is_enqueued(
@@ -191,6 +199,62 @@ def test_revenue_interactive_and_engagement_are_stored(
     assert engaged["interactive"] is True
 
 
+# What the legacy npm tracker (`plausible-tracker` 0.3.9) sends: `p` as a JSON string,
+# `w` (the window's width) and `h` (hash mode, 1 or 0).
+LEGACY = {
+    "n": "Outbound Link: Click",
+    "u": "https://shop.example/docs",
+    "d": "shop.example",
+    "r": None,
+    "w": 1280,
+    "h": 0,
+    "p": '{"url":"https://elsewhere.example/","seats":3,"trial":true}',
+}
+
+
+@pytest.mark.parametrize(
+    ("extra", "props"),
+    [
+        ({}, {"url": "https://elsewhere.example/", "seats": "3", "trial": "true"}),
+        ({"p": {"plan": "pro", "seats": 3}}, {"plan": "pro", "seats": "3"}),  # an object
+        ({"p": None, "props": '{"plan": "pro"}'}, {"plan": "pro"}),
+        ({"m": {"plan": "old"}}, {"plan": "old"}),  # older names, before p
+        ({"meta": '{"plan": "older"}'}, {"plan": "older"}),
+        ({"m": False, "meta": {"plan": "b"}}, {"plan": "b"}),  # false is not given
+        ({"p": '{"empty": "", "none": null}'}, {}),
+        ({"p": "{}"}, {}),
+    ],
+)
+def test_the_legacy_trackers_fields_and_every_name_of_the_props(
+    ingest: TestClient,
+    redis_conn: redis.Redis,
+    settings: Settings,
+    extra: dict[str, Any],
+    props: dict[str, str],
+) -> None:
+    body = {**LEGACY, **extra}
+    sent = {**BROWSER, "Content-Type": "text/plain"}
+    answer = ingest.post("/api/event", content=orjson.dumps(body), headers=sent)
+    assert (answer.status_code, answer.text) == (202, "ok")
+    [row] = rows(redis_conn, settings)
+    assert (row["event_type"], row["path"], row["props"]) == (
+        "Outbound Link: Click",
+        "/docs",
+        props,
+    )
+
+
+def test_json_string_props_have_the_limits_of_objects(
+    ingest: TestClient, redis_conn: redis.Redis, settings: Settings
+) -> None:
+    many = orjson.dumps({f"k{i}": i for i in range(31)}).decode()
+    long = orjson.dumps({"k": "x" * 2001}).decode()
+    for p in (many, long):
+        answer = ingest.post("/api/event", json={**LEGACY, "p": p}, headers=BROWSER)
+        assert answer.status_code == 400 and "p" in answer.json()["errors"], answer.text
+    assert redis_conn.xlen(settings.keys.shard(0).stream) == 0
+
+
 def test_event_names_are_kept_as_written(
     ingest: TestClient, redis_conn: redis.Redis, settings: Settings
 ) -> None:
@@ -204,10 +268,12 @@ def test_event_names_are_kept_as_written(
 def test_hash_based_routing_keeps_the_fragment_as_part_of_the_page(
     ingest: TestClient, redis_conn: redis.Redis, settings: Settings
 ) -> None:
-    for url, h in [("https://app.example/#/settings", 1), ("https://app.example/#/settings", 0)]:
-        body = {"n": "pageview", "u": url, "d": "app.example", "h": h}
+    url = "https://app.example/#/settings"
+    for flag in ({"h": 1}, {"h": 0}, {"hashMode": 1}, {"w": 390}):
+        body = {"n": "pageview", "u": url, "d": "app.example", **flag}
         assert ingest.post("/api/event", json=body, headers=BROWSER).status_code == 202
-    assert [r["path"] for r in rows(redis_conn, settings)] == ["/#/settings", "/"]
+    paths = [r["path"] for r in rows(redis_conn, settings)]
+    assert paths == ["/#/settings", "/", "/#/settings", "/"]
 
 
 def test_a_bots_plausible_event_is_answered_ok_and_marked_dropped(
@@ -345,11 +411,37 @@ def test_plausible_keys_become_hitstream_fields_without_empty_props() -> None:
     }
 
 
+def test_props_are_the_first_of_plausibles_names_given_and_may_be_a_json_string() -> None:
+    base = {"n": "Signup", "u": "https://a.example/", "d": "a"}
+    cases: list[tuple[dict[str, Any], str | None, Any]] = [
+        ({}, None, None),
+        ({"props": {"a": 1}, "p": '{"b": 2}'}, "p", {"b": 2}),
+        ({"p": {"b": 2}, "meta": {"c": 3}}, "meta", {"c": 3}),
+        ({"meta": {"c": 3}, "m": '{"d": "4", "e": ""}'}, "m", {"d": "4"}),
+        ({"m": None, "meta": False, "p": {}}, "p", {}),
+        ({"p": [1]}, "p", [1]),  # not a string: EventIn refuses it
+    ]
+    for extra, key, props in cases:
+        body = {**base, **extra}
+        assert plausible.props_key(body) == key
+        assert plausible.as_event_fields(body).get("props") == props
+    for text in ("", "null", "[]", '"x"', "{", "1"):
+        with pytest.raises(ValidationError) as refused:
+            plausible.as_event_fields({**base, "p": text})
+        [error] = refused.value.errors()
+        assert (error["loc"], error["msg"]) == (
+            ("props",),
+            "must be an object, or a JSON string of one",
+        )
+
+
 def test_refusals_name_fields_as_sent_and_map_to_plausibles_errors() -> None:
     details = [{"field": "event_type", "message": "m1"}, {"field": "props.k", "message": "m2"}]
     sent = plausible.as_sent(details, {"n": "", "p": {"k": []}})
     assert [d["field"] for d in sent] == ["n", "p.k"]
     assert plausible.errors_map(sent) == {"n": ["m1"], "p.k": ["m2"]}
+    both = [{"field": "props", "message": "m"}]
+    assert plausible.as_sent(both, {"m": "x", "p": {}})[0]["field"] == "m"
 
 
 def test_the_fragment_is_the_page_only_with_hash_routing() -> None:
