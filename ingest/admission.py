@@ -3,14 +3,16 @@ site its Origin speaks for), its rate-limit buckets charged, and what the route 
 (the site its events go to and the CORS headers of the answer), or a refusal.
 
 A request is admitted in two steps, as it arrives. Before its body is read (`admit`):
-its key verified, or in key mode at least an Origin that some public site allows, and
-the request charged to its client IP. Once its events are read (`Admission.grant`):
-each event's site checked against the key's, or the public site its events name
-verified against the Origin. The buckets of a key or a public site are charged only
-once that key or origin is verified, so nobody can drain another caller's bucket. On a
-public site each visitor address has its own bucket too, so one address takes only a
-small share of the site's. A wrong key is charged to the address's failed
-authentications (ingest/auth.py) and logged.
+its key verified, or in key mode at least an Origin that some public site allows (no
+Origin at all, a server's request, only while some public site accepts server events),
+and the request charged to its client IP. Once its events are read
+(`Admission.grant`): each event's site checked against the key's, or the public site
+its events name verified against the Origin (or its opt-in to server events). The
+buckets of a key or a public site are charged only once that key or origin is
+verified, so nobody can drain another caller's bucket. On a public site each visitor
+address has its own bucket too, so one address takes only a small share of the
+site's. A wrong key is charged to the address's failed authentications (ingest/auth.py)
+and logged.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from ingest.ratelimit import Bucket, Check, Outcome, RateLimiter, Verdict
 from ingest.visitors import DailySalts, address_of
 from schemas.event import EventIn
 from sites.access import KEY_HEADER, AccessState
-from sites.model import Site, claim_of, key_from_json, site_from_json
+from sites.model import NO_ORIGIN, Site, claim_of, key_from_json, site_from_json
 
 
 class AdmissionState(AccessState):
@@ -68,8 +70,9 @@ class Grant:
 
 async def admit(request: Request[AdmissionT]) -> Admission:
     """Before the body is read: verify the key (401, 403), charge the IP and the key
-    (429). In key mode without a key, only an Origin allowed by some public site gets
-    past; in open mode anyone does, from any origin."""
+    (429). In key mode without a key, only an Origin allowed by some public site (or no
+    Origin, while some public site accepts server events) gets past; in open mode
+    anyone does, from any origin."""
     admission = Admission(request)
     api_key = request.headers.get(KEY_HEADER)
     if api_key is not None:
@@ -83,8 +86,9 @@ async def admit(request: Request[AdmissionT]) -> Admission:
 
 class Admission:
     """An admitted writer. `site_id` is the site its key fixes (None: any site, in open
-    mode, or the one its events name, for a browser on a public site's origin: `public`
-    is True then); `cors_origin` the origin its answers are readable from."""
+    mode, or the one its events name, for a browser on a public site's origin or a
+    server without an Origin: `public` is True then); `cors_origin` the origin its
+    answers are readable from."""
 
     def __init__(self, request: Request[AdmissionT]) -> None:
         self.request: Request[Any] = request
@@ -93,7 +97,7 @@ class Admission:
         self.limiter = request.state["rate_limiter"]
         self.salts = request.state["salts"]
         self.ip = client_ip(request)
-        self.origin = request.headers.get("origin")
+        self.origin = request.headers.get("origin") or None  # an empty one is none
         self.site_id: str | None = None
         self.cors_origin: str | None = None
         self.public = False
@@ -114,12 +118,11 @@ class Admission:
         self.cors_origin = "*"
 
     async def _verify_origin(self) -> None:
-        """Key mode without a key: only an Origin some public site allows gets past (401);
-        the IP is charged either way."""
-        if self.origin is None:
-            await self._charge()
-            raise key_required()
-        outcome = await self._charge(check=Check("origin", self.cache.origins_set, self.origin))
+        """Key mode without a key: only an Origin some public site allows gets past, or no
+        Origin while some public site accepts server events (401); the IP is charged
+        either way. A server's answers carry no CORS headers."""
+        origin = self.origin or NO_ORIGIN
+        outcome = await self._charge(check=Check("origin", self.cache.origins_set, origin))
         if not outcome.verified:
             raise key_required()
         self.cors_origin, self.public = self.origin, True
@@ -188,15 +191,16 @@ class Admission:
         return await self._public_site(events) if self.public else None
 
     async def _public_site(self, events: Sequence[EventIn]) -> str:
-        """The one public site a browser's events name, verified against its origin
-        (401) and charged: the site's bucket and the address's on it (429)."""
+        """The one public site a browser's events name, verified against its origin (a
+        server's: the site accepts server events) (401) and charged: the site's bucket
+        and the address's on it (429)."""
         site_ids = {event.site_id for event in events}
         site_id = next(iter(site_ids)) if len(site_ids) == 1 else None
-        if site_id is None or self.cors_origin is None:
+        if site_id is None:
             raise key_required()
         own = await self.cache.site(site_id)
         buckets = self._public_buckets(own, site_id, await self._address_tag())
-        check = Check("site", self.cache.sites_hash, site_id, self.cors_origin)
+        check = Check("site", self.cache.sites_hash, site_id, self.origin or NO_ORIGIN)
         outcome = await self._charge(buckets, check, ip=False)
         site = site_from_json(outcome.record) if outcome.verified and outcome.record else None
         if site is None:

@@ -31,7 +31,7 @@ async def refusal_headers(request: Request[AccessT]) -> dict[str, str]:
     """CORS headers for a refusal: any origin in open mode; in key mode an origin some
     public site allows (a refusal tells it nothing about which)."""
     origin = request.headers.get("origin")
-    if origin is None:
+    if not origin:
         return {}
     if request.state["settings"].ingest_auth == "open":
         return cors_headers("*")

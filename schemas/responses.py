@@ -105,6 +105,9 @@ class SiteInfo(BaseModel):
     public_rate_limit_per_s: float = Field(
         default=0, description="keyless requests a second; 0: the deployment's limit"
     )
+    accept_server_events: bool = Field(
+        default=False, description="a public site takes keyless events sent with no Origin"
+    )
     created_at: str
     keys: list[KeyInfo] | None = None
 

@@ -62,6 +62,10 @@ PUBLIC_RATE_HELP = (
     "requests a second this public site takes without a key, from all its visitors "
     "(a burst of two seconds' worth); 0: the deployment's HITSTREAM_RATE_LIMIT_KEY_PER_S"
 )
+SERVER_EVENTS_HELP = (
+    "a public site only: also take keyless events sent with no Origin header (server-side "
+    "senders, as Plausible and Umami take them), rate-limited like a browser's"
+)
 
 
 class SiteCreate(BaseModel):
@@ -81,6 +85,7 @@ class SiteCreate(BaseModel):
     public_rate_limit_per_s: StrictFloat = Field(
         default=0, ge=0, le=MAX_PUBLIC_RATE, allow_inf_nan=False, description=PUBLIC_RATE_HELP
     )
+    accept_server_events: StrictBool = Field(default=False, description=SERVER_EVENTS_HELP)
 
     @field_validator("allowed_origins")
     @classmethod
@@ -111,6 +116,7 @@ class SiteUpdate(BaseModel):
     public_rate_limit_per_s: StrictFloat | None = Field(
         default=None, ge=0, le=MAX_PUBLIC_RATE, allow_inf_nan=False, description=PUBLIC_RATE_HELP
     )
+    accept_server_events: StrictBool | None = Field(default=None, description=SERVER_EVENTS_HELP)
 
     @field_validator("allowed_origins")
     @classmethod

@@ -18,6 +18,7 @@ from foundation.clients import RedisClient
 from foundation.keys import RedisKeys
 from sites.model import (
     KEY_MERGE,
+    NO_ORIGIN,
     ApiKey,
     Site,
     claim_of,
@@ -85,7 +86,7 @@ class SiteCache:
 
     async def origin_allowed_somewhere(self, origin: str) -> bool:
         """True if some public site allows this origin (for CORS preflight)."""
-        return bool(await self._redis.sismember(self.origins_set, origin))
+        return bool(origin) and bool(await self._redis.sismember(self.origins_set, origin))
 
     async def put(self, sites: Sequence[Site] = (), keys: Sequence[ApiKey] = ()) -> None:
         """Write records; keys merge with what is cached (see MERGE_KEYS)."""
@@ -101,12 +102,15 @@ class SiteCache:
             await self._refresh_indexes()
 
     async def _refresh_indexes(self) -> None:
-        """The union of public sites' origins and the domain -> site map, recomputed
-        after any site change (rare). Should two sites list one domain (the admin
-        routes refuse it, but two admins may race), the older site keeps it."""
+        """The union of public sites' origins (NO_ORIGIN among them while one accepts
+        server events) and the domain -> site map, recomputed after any site change
+        (rare). Should two sites list one domain (the admin routes refuse it, but two
+        admins may race), the older site keeps it."""
         every: dict[Any, Any] = await self._redis.hgetall(self.sites_hash)
         sites = sorted(map(site_from_json, every.values()), key=lambda s: s.created_at)
         origins = {origin for site in sites if site.public for origin in site.allowed_origins}
+        if any(site.public and site.accept_server_events for site in sites):
+            origins.add(NO_ORIGIN)
         domains: dict[str, str] = {}
         for site in sites:
             for domain in site.domains:

@@ -15,11 +15,17 @@ from datetime import UTC, datetime
 import orjson
 
 KEY_PATTERN = re.compile(r"^hs_([0-9a-f]{12})_([A-Za-z0-9_\-]{43})$")
+# The origin of a request that sends none (a server, not a browser): admitted without a
+# key by a public site that accepts server events. The admission rule
+# (sites/lua/site_rules.lua) reads the empty origin so, and the cached set of allowed
+# origins holds it while some public site does (sites/cache.py).
+NO_ORIGIN = ""
 
 
 @dataclass(frozen=True)
 class Site:
-    """A site; `public` sites accept events without a key from `allowed_origins`, at
+    """A site; `public` sites accept events without a key from `allowed_origins` (and,
+    with `accept_server_events`, from senders with no Origin: servers), at
     `public_rate_limit_per_s` requests a second if its owner set one (0: the
     deployment's HITSTREAM_RATE_LIMIT_KEY_PER_S); events in Plausible's shape name it by
     its id or one of its `domains`."""
@@ -32,6 +38,7 @@ class Site:
     domains: tuple[str, ...] = ()
     timezone: str = "UTC"
     public_rate_limit_per_s: float = 0
+    accept_server_events: bool = False
 
 
 @dataclass(frozen=True)
@@ -137,6 +144,7 @@ def site_from_json(raw: bytes | str) -> Site:
         tuple(data.get("domains", ())),  # absent from records cached before migration 0010
         data.get("timezone", "UTC"),  # absent from records cached before migration 0011
         data.get("public_rate_limit_per_s", 0),  # absent before migration 0015
+        data.get("accept_server_events", False),  # absent before migration 0016
     )
 
 

@@ -40,6 +40,7 @@ def _site_json(site: Site, keys: list[ApiKey] | None = None) -> dict[str, Any]:
         "domains": list(site.domains),
         "timezone": site.timezone,
         "public_rate_limit_per_s": site.public_rate_limit_per_s,
+        "accept_server_events": site.accept_server_events,
         "created_at": site.created_at.isoformat(),
     }
     if keys is not None:
@@ -92,6 +93,7 @@ async def create_site(request: AdminRequest) -> Response:
         domains=tuple(body.domains),
         timezone=body.timezone,
         public_rate_limit_per_s=body.public_rate_limit_per_s,
+        accept_server_events=body.accept_server_events,
     )
     key, plaintext = await registry.create_site(site)
     return JSONResponse(

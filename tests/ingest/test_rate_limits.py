@@ -183,6 +183,23 @@ def test_a_flooder_from_one_ip_cannot_make_another_ips_events_on_a_public_site_4
         assert_limited(answer)
 
 
+def test_server_events_without_an_origin_are_limited_as_a_browsers(shop: Any) -> None:
+    app, site, _ = shop
+    opt_in = {"accept_server_events": True}
+    assert app.patch(f"/api/sites/{site['site_id']}", json=opt_in, headers=ADMIN).status_code == 200
+    server = {"x-forwarded-for": "203.0.113.7"}
+    answers = [app.post("/event", json=event(site["site_id"]), headers=server) for _ in range(4)]
+    assert [a.status_code for a in answers[:3]] == [202] * 3, "the address's share: 3"
+    assert_limited(answers[3])
+    # The site's bucket (10) is shared with its browsers: 3 taken, 7 left.
+    others = [
+        app.post("/event", json=event(site["site_id"]), headers=visitor(f"198.51.100.{i}"))
+        for i in range(8)
+    ]
+    assert [a.status_code for a in others[:7]] == [202] * 7
+    assert_limited(others[7])
+
+
 def test_a_keyless_batch_over_the_cap_is_refused_and_nothing_enqueued(
     shop: Any, redis_conn: redis.Redis
 ) -> None:

@@ -25,7 +25,7 @@ from sites.cache import (
     VERIFY_KEY,
     SiteCache,
 )
-from sites.model import KEY_MERGE, ApiKey, Site, key_from_json, to_json
+from sites.model import KEY_MERGE, NO_ORIGIN, ApiKey, Site, key_from_json, to_json
 
 MADE = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -91,6 +91,23 @@ def test_a_public_site_admits_its_allowed_origins_only(redis_conn: redis.Redis) 
     assert admits(args=[to_json(shop), "https://b"]) == 1
     assert admits(args=[to_json(shop), "https://evil.example"]) == 0
     assert admits(args=[to_json(replace(shop, public=False)), "https://b"]) == 0
+
+
+def test_no_origin_is_admitted_by_a_public_site_that_accepts_server_events_only(
+    redis_conn: redis.Redis,
+) -> None:
+    admits = redis_conn.register_script(
+        SITE_RULES + "\nreturn site_admits(ARGV[1], ARGV[2]) and 1 or 0"
+    )
+    shop = Site("shop", "Shop", public=True, allowed_origins=("https://a.example",))
+    server = replace(shop, accept_server_events=True)
+    assert admits(args=[to_json(shop), NO_ORIGIN]) == 0
+    assert admits(args=[to_json(server), NO_ORIGIN]) == 1
+    assert admits(args=[to_json(replace(server, public=False)), NO_ORIGIN]) == 0
+    assert admits(args=[to_json(server), "https://evil.example"]) == 0  # browsers: unchanged
+    cached_before = orjson.loads(to_json(shop))
+    del cached_before["accept_server_events"]  # a record cached before migration 0016
+    assert admits(args=[orjson.dumps(cached_before), NO_ORIGIN]) == 0
 
 
 def test_verify_key_answers_by_redis_clock(redis_conn: redis.Redis, hash_key: str) -> None:

@@ -177,6 +177,49 @@ def test_making_a_site_public_later(app: TestClient) -> None:
     assert app.post("/event", json=event(site["site_id"]), headers=origin).status_code == 202
 
 
+def test_a_public_site_may_opt_in_to_keyless_events_without_an_origin(
+    app: TestClient, keyed: Settings, redis_conn: redis.Redis
+) -> None:
+    """Server-side senders (no Origin header): refused as before until the public site
+    opts in; then accepted, with no CORS headers; browsers' origins as before."""
+    site = create_site(app, "Server", public=True, allowed_origins=["https://srv.example"])
+    assert site["accept_server_events"] is False
+    body = json.dumps(event(site["site_id"]))
+    server = {"content-type": "application/json"}
+    refused = app.post("/event", content=body, headers=server)
+    assert refused.status_code == 401 and refused.json()["error"] == "an API key is required"
+    patched = app.patch(
+        f"/api/sites/{site['site_id']}", json={"accept_server_events": True}, headers=AUTH
+    )
+    assert patched.status_code == 200 and patched.json()["accept_server_events"] is True
+    accepted = app.post("/event", content=body, headers=server)
+    assert accepted.status_code == 202, accepted.text
+    assert "access-control-allow-origin" not in accepted.headers
+    assert app.post("/event", content=body, headers={**server, "origin": ""}).status_code == 202
+    other = app.post("/event", content=body, headers={**server, "origin": "https://evil.example"})
+    assert other.status_code == 401, "a browser's origin is checked as before"
+    assert app.options("/event", headers={"origin": ""}).status_code == 403
+    # Only the opted-in site: another public site, or a private one with the flag, is not.
+    closed = create_site(app, "Closed", public=True, allowed_origins=["https://c.example"])
+    private = create_site(app, "Private", accept_server_events=True)
+    for other_site in (closed, private):
+        answer = app.post("/event", json=event(other_site["site_id"]), headers=server)
+        assert answer.status_code == 401, answer.text
+    assert redis_conn.xlen(keyed.keys.shard(0).stream) == 2
+    # Kept in ClickHouse: a cache rebuilt from it still knows the opt-in.
+    k = keyed.keys
+    redis_conn.delete(k.sites, k.api_keys, k.origins, k.registry_loaded)
+    wait_for(
+        lambda: (
+            True if app.post("/event", content=body, headers=server).status_code == 202 else None
+        ),
+        what="the registry cache to be rebuilt from ClickHouse",
+    )
+    listed = {s["site_id"]: s for s in app.get("/api/sites", headers=AUTH).json()["sites"]}
+    assert listed[site["site_id"]]["accept_server_events"] is True
+    assert listed[closed["site_id"]]["accept_server_events"] is False
+
+
 @pytest.mark.parametrize(
     "body",
     [
@@ -186,6 +229,7 @@ def test_making_a_site_public_later(app: TestClient) -> None:
         {"name": "x", "allowed_origins": ["not a url"]},
         {"name": "x", "allowed_origins": ["https://a.example/path"]},
         {"name": "x", "public": "yes"},
+        {"name": "x", "accept_server_events": "yes"},
         {"name": "x", "unexpected": 1},
     ],
 )

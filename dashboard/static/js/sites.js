@@ -76,14 +76,17 @@ function editForm(site, act) {
   const editDomains = h('input', { value: site.domains.join(' '), 'aria-label': 'Domains of ' + site.name });
   const editTz = h('input', { value: site.timezone, list: 'zones', 'aria-label': 'Time zone of ' + site.name });
   const editPublic = h('input', { type: 'checkbox', checked: site.public, 'aria-label': site.name + ' is public' });
+  const editServer = h('input', { type: 'checkbox', checked: site.accept_server_events, 'aria-label': site.name + ' takes server-side events without a key' });
   return h('form', { class: 'edit', onsubmit: (e) => {
     e.preventDefault();
     act(api('PATCH', '/api/sites/' + encodeURIComponent(site.site_id), {
       public: editPublic.checked, allowed_origins: lines(editOrigins.value),
-      domains: lines(editDomains.value), timezone: editTz.value
+      domains: lines(editDomains.value), timezone: editTz.value,
+      accept_server_events: editServer.checked
     }));
   } }, [
     h('label', {}, [editPublic, ' Public']),
+    h('label', { title: 'A public site also takes keyless events sent with no Origin header (server-side senders)' }, [editServer, ' Server-side events without a key']),
     h('label', {}, ['Allowed origins ', editOrigins]),
     h('label', {}, ['Domains ', editDomains]),
     h('label', {}, ['Time zone ', editTz]),

@@ -393,3 +393,9 @@ ALTER TABLE sites ADD COLUMN IF NOT EXISTS public_rate_limit_per_s Float64 DEFAU
 
 -- 0015_site_public_rate down
 ALTER TABLE sites DROP COLUMN IF EXISTS public_rate_limit_per_s;
+
+-- 0016_site_server_events up
+ALTER TABLE sites ADD COLUMN IF NOT EXISTS accept_server_events Bool DEFAULT false;
+
+-- 0016_site_server_events down
+ALTER TABLE sites DROP COLUMN IF EXISTS accept_server_events;

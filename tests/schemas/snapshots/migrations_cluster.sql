@@ -492,3 +492,11 @@ ALTER TABLE sites ON CLUSTER hitstream ADD COLUMN IF NOT EXISTS public_rate_limi
 -- 0015_site_public_rate down
 ALTER TABLE sites ON CLUSTER hitstream DROP COLUMN IF EXISTS public_rate_limit_per_s;
 ALTER TABLE sites_local ON CLUSTER hitstream DROP COLUMN IF EXISTS public_rate_limit_per_s;
+
+-- 0016_site_server_events up
+ALTER TABLE sites_local ON CLUSTER hitstream ADD COLUMN IF NOT EXISTS accept_server_events Bool DEFAULT false;
+ALTER TABLE sites ON CLUSTER hitstream ADD COLUMN IF NOT EXISTS accept_server_events Bool DEFAULT false;
+
+-- 0016_site_server_events down
+ALTER TABLE sites ON CLUSTER hitstream DROP COLUMN IF EXISTS accept_server_events;
+ALTER TABLE sites_local ON CLUSTER hitstream DROP COLUMN IF EXISTS accept_server_events;
