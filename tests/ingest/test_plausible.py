@@ -346,6 +346,24 @@ def test_a_public_sites_domain_names_it_for_the_tracker(
     assert redis_conn.xlen(stream) == 1
 
 
+def test_a_server_sends_plausible_events_without_key_or_origin_once_the_site_opts_in(
+    keyed_app: TestClient, keyed: Settings, redis_conn: redis.Redis
+) -> None:
+    """Plausible's Events API called from a backend (no Origin, no key), as Plausible
+    takes it: refused until the public site accepts server events."""
+    body = {"name": "Signup", "url": "https://api.example/signup", "domain": "api.example"}
+    body["props"] = '{"plan": "team"}'
+    site = {"name": "Api", "public": True, "domains": ["api.example"]}
+    created = keyed_app.post("/api/sites", json=site, headers=AUTH).json()
+    assert keyed_app.post("/api/event", json=body, headers=BROWSER).status_code == 401
+    opt_in = {"accept_server_events": True}
+    keyed_app.patch(f"/api/sites/{created['site_id']}", json=opt_in, headers=AUTH)
+    answer = keyed_app.post("/api/event", json=body, headers=BROWSER)
+    assert (answer.status_code, answer.text) == (202, "ok")
+    [row] = rows(redis_conn, keyed)
+    assert (row["site_id"], row["props"]) == (created["site_id"], {"plan": "team"})
+
+
 def test_a_key_writes_plausible_events_for_its_sites_domains_only(keyed_app: TestClient) -> None:
     mine = keyed_app.post(
         "/api/sites", json={"name": "Mine", "domains": ["mine.example"]}, headers=AUTH
