@@ -225,6 +225,15 @@ def test_sites_page_creates_a_site_and_a_shared_link_that_reads_one_site_only(
             )
             assert sent.status_code == 202, sent.text
         other = new_site(hitstream, "https://other.example")
+    # The opt-in to server-side events without a key, saved from the site's card.
+    opt_in = "Docs takes server-side events without a key"
+    card.get_by_label(opt_in).check()
+    with page.expect_response(lambda r: r.request.method == "PATCH") as saved:
+        card.locator("form.edit button[type=submit]").click()
+    assert saved.value.json()["accept_server_events"] is True
+    page.reload()
+    ready(page)
+    expect(card.get_by_label(opt_in)).to_be_checked()
 
     card.get_by_role("button", name="Create shared link").click()
     expect(page.locator(".secret")).to_contain_text("Shared link of Docs")
