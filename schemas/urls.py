@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlsplit
 
+from schemas.names import referrer_host, referrer_path
+
 UTM_TAGS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
 MAX_TAG = 256
 
@@ -81,11 +83,11 @@ def parse_page(url: str) -> Page | None:
 
 @functools.lru_cache(maxsize=URL_CACHE_SIZE)
 def normalize_referrer(raw: str) -> str:
-    """A referrer as `host/path` (lower-case host, no scheme, credentials, port, query
-    or fragment); '' when it is not an http(s) URL (garbage is no referrer, not an error:
+    """A referrer as Plausible stores it, `host/path`: a lower-case host without its
+    leading `www.`, a path without its trailing `/`, no scheme, credentials, port, query
+    or fragment; '' when it is not an http(s) URL (garbage is no referrer, not an error:
     browsers send what they have)."""
     page = parse_page(raw)
     if page is None:
         return ""
-    path = "" if page.path == "/" else page.path
-    return f"{page.hostname}{path}"
+    return f"{referrer_host(page.hostname)}{referrer_path(page.path)}"
