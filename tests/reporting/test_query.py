@@ -162,6 +162,14 @@ def test_visit_filter_and_entry_pages(report: TestClient, ch: Client) -> None:
     assert rows(exits) == [(["/pricing"], [2]), (["/blog"], [1]), (["/docs/api"], [1])]
 
 
+def test_country_names_as_plausible_shows_them(report: TestClient, ch: Client) -> None:
+    seed(ch)
+    answer = query(report, metrics=["visits"], dimensions=["visit:country_name"])
+    assert rows(answer) == [(["Germany"], [3]), (["United States"], [1])]
+    germany = query(report, metrics=["visits"], filters=[["is", "visit:country_name", ["Germany"]]])
+    assert rows(germany) == [([], [3])]
+
+
 def test_daily_time_series(report: TestClient, ch: Client) -> None:
     seed(ch)
     answer = query(report, metrics=["visitors", "visits", "pageviews"], dimensions=["time:day"])
