@@ -147,6 +147,15 @@ def test_a_table_with_an_unknown_category_is_refused(tmp_path: Path) -> None:
         ),
         ({}, "", ""),
         ({"utm_source": "fb"}, "", "Facebook"),  # a campaign without a referrer
+        # Plausible's order: utm_source, then the page's source, then its ref parameter
+        ({"url": "https://shop.example/?ref=news.ycombinator.com"}, "", "Hacker News"),
+        ({"url": "https://shop.example/?ref=a&source=Partner"}, "", "Partner"),
+        ({"url": "https://shop.example/?source=yt&utm_source=fb"}, "", "Facebook"),
+        (
+            {"url": "https://shop.example/?ref=blog", "referrer": "https://www.google.com/"},
+            "google.com",
+            "blog",
+        ),
         (
             {"referrer": "https://duckduckgo.com/", "utm_source": "Partner"},
             "duckduckgo.com",
