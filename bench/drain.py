@@ -34,12 +34,12 @@ REFERRERS = ["www.google.com", "duckduckgo.com", "news.ycombinator.com/item", ""
 SOURCES = ["Google", "DuckDuckGo", "Hacker News", "", "X (Twitter)"]
 CAMPAIGN = {"utm_source": "newsletter", "utm_medium": "email", "utm_campaign": "spring"}
 CLIENTS = [
-    entry.ClientColumns("Chrome", "131", "Windows", "10", "desktop", "DE"),
-    entry.ClientColumns("Safari", "17.6", "Mac OS X", "10.15", "desktop", "US"),
-    entry.ClientColumns("Mobile Safari", "17.4", "iOS", "17.4", "mobile", "FR"),
-    entry.ClientColumns("Chrome Mobile", "131", "Android", "14", "mobile", "IN"),
-    entry.ClientColumns("Firefox", "133", "Linux", "", "desktop", "BR"),
-    entry.ClientColumns("Mobile Safari", "17.4", "iOS", "17.4", "tablet", "GB"),
+    entry.ClientColumns("Chrome", "131", "Windows", "10", "Desktop", "DE"),
+    entry.ClientColumns("Safari", "17.6", "Mac", "10.15", "Desktop", "US"),
+    entry.ClientColumns("Safari", "17.4", "iOS", "17.4", "Mobile", "FR"),
+    entry.ClientColumns("Chrome", "131", "Android", "14", "Mobile", "IN"),
+    entry.ClientColumns("Firefox", "133", "GNU/Linux", "", "Desktop", "BR"),
+    entry.ClientColumns("Safari", "17.4", "iPadOS", "17.4", "Tablet", "GB"),
 ]
 
 

@@ -40,7 +40,7 @@ SELECT
     cityHash64(visit, 3) % greatest(intDiv({events:UInt64}, 50 * {sites:UInt32}), 1) + 1,
     toUInt64(toUnixTimestamp64Milli(opened)),
     ['', 'Google', 'Bing', 'DuckDuckGo', 'Facebook', 'X', 'LinkedIn', 'Reddit', 'GitHub',
-     'Hacker News', 'Instagram', 'YouTube', 'Yandex', 'Baidu', 'Ecosia', 'Mastodon',
+     'Hacker News', 'Instagram', 'Youtube', 'Yandex', 'Baidu', 'Ecosia', 'Mastodon',
      'news.example', 'blog.example', 'docs.example', 'forum.example'
     ][cityHash64(visit, 4) % 20 + 1],
     if(cityHash64(visit, 5) % 5 = 0, 'newsletter', ''),
@@ -48,9 +48,9 @@ SELECT
     ['US', 'DE', 'FR', 'GB', 'NL', 'ES', 'IT', 'PL', 'SE', 'NO', 'DK', 'FI', 'IE', 'PT', 'AT',
      'CH', 'BE', 'CZ', 'JP', 'KR', 'IN', 'BR', 'MX', 'CA', 'AU', 'NZ', 'ZA', 'EE', 'LV', 'LT'
     ][cityHash64(visit, 8) % 30 + 1],
-    ['Chrome', 'Firefox', 'Safari', 'Edge', 'Opera', 'Samsung Internet', 'Brave', 'Vivaldi',
-     'Chrome Mobile', 'Mobile Safari'][cityHash64(visit, 9) % 10 + 1],
-    ['desktop', 'mobile', 'tablet'][cityHash64(visit, 10) % 3 + 1],
+    ['Chrome', 'Firefox', 'Safari', 'Microsoft Edge', 'Opera', 'Samsung Browser', 'Brave',
+     'Vivaldi', 'Mobile App', 'Yandex Browser'][cityHash64(visit, 9) % 10 + 1],
+    ['Desktop', 'Mobile', 'Tablet'][cityHash64(visit, 10) % 3 + 1],
     'example.com'
 FROM (
     SELECT number, intDiv(number, 5) AS visit,

@@ -1,4 +1,5 @@
-"""Browser, OS and device type from the User-Agent, parsed in memory at ingest.
+"""Browser, OS and device type from the User-Agent, parsed in memory at ingest, under
+Plausible's names (schemas/names.py).
 
 The string itself is never stored; what is kept is its parsed family and version. It is
 parsed here rather than in the consumers because it may not reach the stream (it
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from ua_parser import Parser, load_builtins
 from ua_parser.regex import Resolver
 
+from schemas import names
 from schemas.entry import ClientColumns
 from schemas.urls import UNSAFE
 
@@ -65,12 +67,15 @@ def read(user_agent: str) -> Reading:
     browser_family = _known(browser.family) if browser else ""
     os_family = _known(system.family) if system else ""
     kind = _device_type(text, device.family if device else "", os_family)
+    device_name = names.device_name(kind) if browser_family or os_family else ""
+    browser_name = names.browser_name(browser_family)
+    version = _known(_version(browser.major, browser.minor)) if browser else ""
     columns = ClientColumns(
-        browser=browser_family,
-        browser_version=_known(_version(browser.major, browser.minor)) if browser else "",
-        os=os_family,
+        browser=browser_name,
+        browser_version=names.browser_version(browser_name, version),
+        os=names.os_name(os_family, device_name),
         os_version=_known(_version(system.major, system.minor)) if system else "",
-        device=kind if browser_family or os_family else "",
+        device=device_name,
     )
     return Reading(columns, spider=device is not None and device.family == "Spider")
 

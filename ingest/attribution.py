@@ -110,9 +110,15 @@ def source_of_campaign(utm_source: str) -> str:
     return known.name if known is not None else utm_source
 
 
+# A referrer on these hosts is no referrer (a developer's own machine), as in Plausible.
+NO_REFERRER_HOSTS = frozenset({"localhost"})
+
+
 def is_self_referral(referrer_host: str, page_host: str) -> bool:
-    """A referrer on the page's own host (`www.` aside): internal navigation."""
-    return bool(page_host) and bare_host(referrer_host) == bare_host(page_host)
+    """A referrer on the page's own host (`www.` aside) or on localhost: internal
+    navigation or a developer's machine, no referrer."""
+    bare = bare_host(referrer_host)
+    return bare in NO_REFERRER_HOSTS or (bool(page_host) and bare == bare_host(page_host))
 
 
 # Visitors come from few places to few pages: the answer is cached per combination

@@ -84,8 +84,10 @@ def _row(event: EventIn, event_id: str, site: str, visitor_id: int, request: _Re
     """The event's row, its page read from its URL and its visit attributed."""
     page = parse_page(event.url) if event.url else None
     utm = _utm(event, page)
+    # The campaign's source: utm_source, else the page's `source` or `ref` parameter.
+    campaign = utm.get("utm_source") or (page.source if page and page.source else None)
     referrer, source = referrer_and_source(
-        event.referrer or "", page.hostname if page else "", utm.get("utm_source")
+        event.referrer or "", page.hostname if page else "", campaign
     )
     return entry.encode_row(
         event_id=event_id,

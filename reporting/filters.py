@@ -11,6 +11,7 @@ import re2
 
 from reporting.model import Condition, Filter, Logic, QueryError
 from schemas.event import MAX_PROP_KEY, MAX_PROP_VALUE
+from schemas.names import source_filter_values
 from schemas.query import (
     EVENT_DIMENSIONS,
     MAX_FILTERS,
@@ -115,6 +116,8 @@ def _condition(item: list[Any], where: str) -> Condition:
     if positive == "matches":
         for i, pattern in enumerate(clauses):
             check_pattern(pattern_as_run(pattern, case_sensitive), f"{where}[2][{i}]")
+    if dimension == "visit:source" and positive == "is":
+        clauses = source_filter_values(clauses, case_sensitive)  # `Twitter`: X (Twitter)
     return Condition(
         op=positive,
         dimension=dimension,

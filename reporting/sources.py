@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from reporting.tables import Tables
+from schemas.countries import country_name_sql
 from schemas.entry import VISIT_OPENED
 from schemas.query import VISIT_DIMENSIONS
 
@@ -25,6 +26,12 @@ ev AS (
       AND event_type != {engagement:String}
 )"""
 
+# Visit dimensions that are no column of `sessions`, and their expression.
+DERIVED = {"country_name": country_name_sql("country")}
+_DIMENSIONS = ", ".join(
+    f"{DERIVED.get(c, c)} AS v_{c}" for c in VISIT_DIMENSIONS.values() if c != "exit_page"
+)
+
 # The site's visits opened in the range (a visit's id is the time of its first event:
 # VISIT_OPENED),
 # their dimensions as v_<name>.
@@ -35,7 +42,7 @@ visits AS (
         pageviews AS v_pageviews, events AS v_events, user_id AS v_user,
         toInt64(toUnixTimestamp64Milli(end) - toUnixTimestamp64Milli(start)) AS v_duration,
         finalizeAggregation(exit_page) AS v_exit_page,
-        {", ".join(f"{c} AS v_{c}" for c in VISIT_DIMENSIONS.values() if c != "exit_page")}
+        {_DIMENSIONS}
     FROM sessions FINAL
     WHERE site_id = {{site_id:String}}
       AND toDate({VISIT_OPENED})

@@ -55,7 +55,7 @@ class ClientColumns:
     browser_version: str = ""
     os: str = ""
     os_version: str = ""
-    device: str = ""  # desktop, mobile, tablet
+    device: str = ""  # Desktop, Mobile, Tablet (schemas/names.py)
     country: str = ""  # ISO 3166-1 alpha-2
 
 

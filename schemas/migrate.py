@@ -17,6 +17,7 @@ from clickhouse_connect.driver.exceptions import DatabaseError
 
 from foundation.errors import ConfigError
 from schemas import cluster as clustered
+from schemas import names
 from schemas.entry import VISIT_OPENED
 from schemas.event import ENGAGEMENT, PAGEVIEWS
 from schemas.runner_lock import RunnerLock
@@ -73,12 +74,15 @@ def _quoted(*names: str) -> str:
 def template_values(raw_ttl_days: int) -> dict[str, str]:
     """What the migrations' `{name}` placeholders stand for: the raw events' TTL, and the
     event names schemas/event.py owns (so the views count page views as the API does),
-    and a visit's start read from its id (schemas/entry.py's rule)."""
+    a visit's start read from its id (schemas/entry.py's rule), and the renames of
+    stored values to Plausible's names (schemas/names.py)."""
     return {
         "{raw_ttl_days}": str(int(raw_ttl_days or 3650)),
         "{pageview_names}": _quoted(*PAGEVIEWS),
         "{engagement_name}": _quoted(ENGAGEMENT),
         "{visit_opened}": VISIT_OPENED,
+        "{names_up}": names.sql_up(),
+        "{names_down}": names.sql_down(),
     }
 
 

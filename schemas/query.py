@@ -34,6 +34,7 @@ VISIT_DIMENSIONS = {
     "visit:os": "os",
     "visit:os_version": "os_version",
     "visit:country": "country",
+    "visit:country_name": "country_name",  # derived from country (schemas/countries.py)
 }
 TIME_BUCKETS = ("minute", "hour", "day", "week", "month")
 TIME_DIMENSIONS = ("time", *(f"time:{bucket}" for bucket in TIME_BUCKETS))

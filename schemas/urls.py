@@ -10,7 +10,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlsplit
 
+from schemas.names import referrer_host, referrer_path
+
 UTM_TAGS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
+# Query parameters that name a visit's source when utm_source does not, in this order
+# (Plausible reads `utm_source`, then `source`, then `ref`).
+SOURCE_PARAMS = ("source", "ref")
 MAX_TAG = 256
 
 # Control characters (C0, DEL, C1), bidirectional overrides and isolates (they make a
@@ -46,11 +51,13 @@ def normalize_path(raw: str) -> str:
 
 @dataclass(frozen=True)
 class Page:
-    """What a page URL tells: its path, its host, and the UTM tags of its query string."""
+    """What a page URL tells: its path, its host, the UTM tags of its query string, and
+    the source its `source` or `ref` parameter names."""
 
     path: str
     hostname: str
     utm: Mapping[str, str] = field(default_factory=dict)
+    source: str = ""
 
 
 # Pages and referrers repeat (a site has few pages, visitors come from few places): each
@@ -70,22 +77,25 @@ def parse_page(url: str) -> Page | None:
     if parts.scheme.lower() not in ("http", "https") or not host or not HOST.match(host):
         return None
     utm: dict[str, str] = {}
+    named: dict[str, str] = {}
     for key, value in parse_qsl(parts.query, keep_blank_values=False):
         tag = key.lower()
-        if tag in UTM_TAGS and tag not in utm:
+        into = utm if tag in UTM_TAGS else named if tag in SOURCE_PARAMS else None
+        if into is not None and tag not in into:
             cleaned = UNSAFE.sub("", value).strip()[:MAX_TAG]
             if cleaned:
-                utm[tag] = cleaned
-    return Page(normalize_path(parts.path or "/"), host.lower(), utm)
+                into[tag] = cleaned
+    source = next((named[param] for param in SOURCE_PARAMS if param in named), "")
+    return Page(normalize_path(parts.path or "/"), host.lower(), utm, source)
 
 
 @functools.lru_cache(maxsize=URL_CACHE_SIZE)
 def normalize_referrer(raw: str) -> str:
-    """A referrer as `host/path` (lower-case host, no scheme, credentials, port, query
-    or fragment); '' when it is not an http(s) URL (garbage is no referrer, not an error:
+    """A referrer as Plausible stores it, `host/path`: a lower-case host without its
+    leading `www.`, a path without its trailing `/`, no scheme, credentials, port, query
+    or fragment; '' when it is not an http(s) URL (garbage is no referrer, not an error:
     browsers send what they have)."""
     page = parse_page(raw)
     if page is None:
         return ""
-    path = "" if page.path == "/" else page.path
-    return f"{page.hostname}{path}"
+    return f"{referrer_host(page.hostname)}{referrer_path(page.path)}"

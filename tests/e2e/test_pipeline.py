@@ -191,7 +191,7 @@ def test_page_context_reaches_the_events_table(
     assert stored == (
         "/pricing",
         "shop.example",
-        "www.google.com/search",
+        "google.com/search",
         "newsletter",
         "mail",
         "",

@@ -155,4 +155,4 @@ def test_the_official_tracker_is_accepted_stored_and_counted(
         engagement["sd"],
         engagement["e"],
     )
-    assert (landing["browser"], landing["device"]) == ("Chrome", "desktop")
+    assert (landing["browser"], landing["device"]) == ("Chrome", "Desktop")

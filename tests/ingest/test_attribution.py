@@ -21,6 +21,7 @@ from ingest.attribution import (
 )
 from ingest.encode import encode
 from schemas.event import EventIn
+from schemas.names import SOURCE_RENAMES
 
 
 def test_the_table_names_at_least_100_referrer_domains() -> None:
@@ -50,11 +51,14 @@ def test_the_table_names_at_least_100_referrer_domains() -> None:
         ("github.com", "GitHub"),
         ("someone.github.io", "GitHub"),
         ("news.ycombinator.com", "Hacker News"),
-        ("WWW.YOUTUBE.COM", "YouTube"),
+        ("WWW.YOUTUBE.COM", "Youtube"),
         ("chatgpt.com", "ChatGPT"),
         ("search.yahoo.co.jp", "Yahoo Japan"),
         ("mail.yahoo.com", "Yahoo Mail"),
-        ("yahoo.com", "Yahoo"),
+        ("yahoo.com", "Yahoo!"),  # Plausible's names
+        ("vk.com", "Vkontakte"),
+        ("gemini.google.com", "Google Gemini"),
+        ("copilot.microsoft.com", "Microsoft Copilot"),
         ("amazon.co.jp", "Amazon"),
         ("de.wikipedia.org", "Wikipedia"),
         ("google.com.", "Google"),  # a fully qualified name
@@ -90,6 +94,9 @@ def test_unknown_hosts_are_their_own_source(host: str, source: str) -> None:
         ("news.ycombinator.com", "Hacker News"),
         ("www.reddit.com", "Reddit"),
         ("hn", "Hacker News"),
+        ("VK", "Vkontakte"),  # a renamed source's former name
+        ("yt", "Youtube"),
+        ("Yahoo!", "Yahoo!"),
         ("newsletter", "Newsletter"),
         ("spring_sale_partner", "spring_sale_partner"),  # unknown: as the campaign wrote it
         ("Partner Blog", "Partner Blog"),
@@ -100,6 +107,7 @@ def test_campaign_sources_use_known_names(utm_source: str, source: str) -> None:
 
 
 def test_self_referrals() -> None:
+    assert is_self_referral("localhost", "example.com")
     assert is_self_referral("www.example.com", "example.com")
     assert is_self_referral("example.com", "www.example.com")
     assert is_self_referral("EXAMPLE.com", "example.com")
@@ -125,7 +133,8 @@ def test_a_table_with_an_unknown_category_is_refused(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("fields", "referrer", "source"),
     [
-        ({"referrer": "https://www.google.com/search?q=x"}, "www.google.com/search", "Google"),
+        ({"referrer": "https://www.google.com/search?q=x"}, "google.com/search", "Google"),
+        ({"referrer": "http://localhost:3000/dev"}, "", ""),  # a developer's machine
         ({"referrer": "not a url"}, "", ""),  # garbage: no referrer, direct
         ({"referrer": "javascript:alert(1)"}, "", ""),
         ({"referrer": "android-app://com.google.android.gm/"}, "", ""),
@@ -138,6 +147,15 @@ def test_a_table_with_an_unknown_category_is_refused(tmp_path: Path) -> None:
         ),
         ({}, "", ""),
         ({"utm_source": "fb"}, "", "Facebook"),  # a campaign without a referrer
+        # Plausible's order: utm_source, then the page's source, then its ref parameter
+        ({"url": "https://shop.example/?ref=news.ycombinator.com"}, "", "Hacker News"),
+        ({"url": "https://shop.example/?ref=a&source=Partner"}, "", "Partner"),
+        ({"url": "https://shop.example/?source=yt&utm_source=fb"}, "", "Facebook"),
+        (
+            {"url": "https://shop.example/?ref=blog", "referrer": "https://www.google.com/"},
+            "google.com",
+            "blog",
+        ),
         (
             {"referrer": "https://duckduckgo.com/", "utm_source": "Partner"},
             "duckduckgo.com",
@@ -160,8 +178,17 @@ def test_the_table_ships_beside_its_code() -> None:
 
 def test_referrer_and_source_of_a_campaign_and_of_a_referrer() -> None:
     assert referrer_and_source("https://www.google.com/search?q=x", "shop.example", None) == (
-        "www.google.com/search",
+        "google.com/search",
         "Google",
     )
     assert referrer_and_source("", "shop.example", "fb") == ("", "Facebook")
     assert referrer_and_source("https://shop.example/a", "shop.example", None) == ("", "")
+
+
+def test_the_table_holds_the_renamed_sources_new_names_only() -> None:
+    """schemas/names.py's SOURCE_RENAMES renames stored rows to the table's names."""
+    names = {source.name for source in SOURCES.campaign_names.values()}
+    assert set(SOURCE_RENAMES.values()) <= names
+    assert not set(SOURCE_RENAMES) & names
+    for old, new in SOURCE_RENAMES.items():
+        assert source_of_campaign(old) == new

@@ -16,52 +16,123 @@ from ingest.geo import country
 from schemas.entry import ClientColumns
 from tests.helpers import D0, event, poll_stats
 
-# Real agents (as browsers and crawlers send them) with what must be read from them.
+# Real agents (as browsers and crawlers send them) with what must be read from them, under
+# Plausible's names (schemas/names.py).
 CORPUS = [
     (
         "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
         "Chrome/131.0.0.0 Safari/537.36",
-        ClientColumns("Chrome", "131.0", "Windows", "10", "desktop"),
+        ClientColumns("Chrome", "131.0", "Windows", "10", "Desktop"),
     ),
     (
         "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
         "Chrome/131.0.0.0 Safari/537.36 Edg/131.0.0.0",
-        ClientColumns("Edge", "131.0", "Windows", "10", "desktop"),
+        ClientColumns("Microsoft Edge", "131.0", "Windows", "10", "Desktop"),
     ),
     (
         "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like "
         "Gecko) Version/17.6 Safari/605.1.15",
-        ClientColumns("Safari", "17.6", "Mac OS X", "10.15", "desktop"),
+        ClientColumns("Safari", "17.6", "Mac", "10.15", "Desktop"),
     ),
     (
         "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0",
-        ClientColumns("Firefox", "133.0", "Linux", "", "desktop"),
+        ClientColumns("Firefox", "133.0", "GNU/Linux", "", "Desktop"),
     ),
     (
         "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, "
         "like Gecko) Version/17.4 Mobile/15E148 Safari/604.1",
-        ClientColumns("Mobile Safari", "17.4", "iOS", "17.4", "mobile"),
+        ClientColumns("Safari", "17.4", "iOS", "17.4", "Mobile"),
     ),
     (
         "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
         "Chrome/131.0.0.0 Mobile Safari/537.36",
-        ClientColumns("Chrome Mobile", "131.0", "Android", "14", "mobile"),
+        ClientColumns("Chrome", "131.0", "Android", "14", "Mobile"),
     ),
     (
         "Mozilla/5.0 (Linux; Android 14; SAMSUNG SM-S918B) AppleWebKit/537.36 (KHTML, like "
         "Gecko) SamsungBrowser/26.0 Chrome/122.0.0.0 Mobile Safari/537.36",
-        ClientColumns("Samsung Internet", "26.0", "Android", "14", "mobile"),
+        ClientColumns("Samsung Browser", "26.0", "Android", "14", "Mobile"),
     ),
     (
         "Mozilla/5.0 (iPad; CPU OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like "
         "Gecko) Version/17.4 Mobile/15E148 Safari/604.1",
-        ClientColumns("Mobile Safari", "17.4", "iOS", "17.4", "tablet"),
+        ClientColumns("Safari", "17.4", "iPadOS", "17.4", "Tablet"),
     ),
     (
         "Mozilla/5.0 (Linux; Android 13; SM-X710) AppleWebKit/537.36 (KHTML, like Gecko) "
         "Chrome/131.0.0.0 Safari/537.36",
-        ClientColumns("Chrome", "131.0", "Android", "13", "tablet"),
+        ClientColumns("Chrome", "131.0", "Android", "13", "Tablet"),
     ),
+    (
+        "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "Chrome/124.0.0.0 Safari/537.36",
+        ClientColumns("Chrome", "124.0", "Mac", "10.15", "Desktop"),
+    ),
+    (
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, "
+        "like Gecko) CriOS/124.0.6367.88 Mobile/15E148 Safari/604.1",
+        ClientColumns("Chrome", "124.0", "iOS", "17.4", "Mobile"),
+    ),
+    (
+        "Mozilla/5.0 (X11; Ubuntu; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0",
+        ClientColumns("Firefox", "125.0", "Ubuntu", "", "Desktop"),
+    ),
+    (
+        "Mozilla/5.0 (Android 14; Mobile; rv:125.0) Gecko/125.0 Firefox/125.0",
+        ClientColumns("Firefox", "125.0", "Android", "14", "Mobile"),
+    ),
+    (
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, "
+        "like Gecko) FxiOS/125.0 Mobile/15E148 Safari/605.1.15",
+        ClientColumns("Firefox", "125.0", "iOS", "17.4", "Mobile"),
+    ),
+    (
+        "Mozilla/5.0 (Linux; Android 10; HD1913) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "Chrome/124.0.6367.82 Mobile Safari/537.36 EdgA/124.0.2478.64",
+        ClientColumns("Microsoft Edge", "124.0", "Android", "10", "Mobile"),
+    ),
+    (
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "Chrome/124.0.0.0 Safari/537.36 OPR/109.0.0.0",
+        ClientColumns("Opera", "109.0", "Windows", "10", "Desktop"),
+    ),
+    (
+        "Mozilla/5.0 (Linux; Android 10; VOG-L29) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "Chrome/124.0.0.0 Mobile Safari/537.36 OPR/81.1.4292.78446",
+        ClientColumns("Opera", "81.1", "Android", "10", "Mobile"),
+    ),
+    (
+        "Mozilla/5.0 (X11; CrOS x86_64 14541.0.0) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "Chrome/124.0.0.0 Safari/537.36",
+        ClientColumns("Chrome", "124.0", "Chrome OS", "14541.0", "Desktop"),
+    ),
+    (
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "Chrome/122.0.0.0 YaBrowser/24.4.0.0 Safari/537.36",
+        ClientColumns("Yandex Browser", "24.4", "Windows", "10", "Desktop"),
+    ),
+    (
+        "Mozilla/5.0 (Windows NT 10.0; WOW64; Trident/7.0; rv:11.0) like Gecko",
+        ClientColumns("Internet Explorer", "11.0", "Windows", "10", "Desktop"),
+    ),
+    (  # an Android app's web view: a mobile app, no version
+        "Mozilla/5.0 (Linux; Android 14; Pixel 8 Build/UQ1A.240205.004; wv) AppleWebKit/537.36 "
+        "(KHTML, like Gecko) Version/4.0 Chrome/124.0.6367.82 Mobile Safari/537.36",
+        ClientColumns("Mobile App", "", "Android", "14", "Mobile"),
+    ),
+    (  # Facebook's in-app browser
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, "
+        "like Gecko) Mobile/15E148 [FBAN/FBIOS;FBAV/460.0.0.38.108;FBBV/577006880;"
+        "FBDV/iPhone15,2;FBMD/iPhone;FBSN/iOS;FBSV/17.4;FBSS/3;FBID/phone;FBLC/en_US;FBOP/5]",
+        ClientColumns("Mobile App", "", "iOS", "17.4", "Mobile"),
+    ),
+    (
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, "
+        "like Gecko) Mobile/15E148 Instagram 330.0.3.12.235 (iPhone15,2; iOS 17_4; en_US; en; "
+        "scale=3.00; 1179x2556; 605574386)",
+        ClientColumns("Mobile App", "", "iOS", "17.4", "Mobile"),
+    ),
+    ("Mozilla/5.0 Umami/v20.11.0", ClientColumns()),  # @umami/node's default agent
     ("", ClientColumns()),
     ("   ", ClientColumns()),
     ("\x00\x01 garbage \u202e", ClientColumns()),

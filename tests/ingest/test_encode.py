@@ -80,7 +80,7 @@ def test_the_page_url_gives_path_hostname_and_utm_and_explicit_fields_win() -> N
     )
     assert stored["path"] == "/landing" and stored["hostname"] == "example.com"
     assert stored["utm_source"] == "google" and stored["utm_campaign"] == "summer"
-    assert stored["utm_medium"] == "" and stored["referrer"] == "www.bing.com/search"
+    assert stored["utm_medium"] == "" and stored["referrer"] == "bing.com/search"
     assert row(path="/explicit", url="https://example.com/from-url")["path"] == "/explicit"
     assert row(path="/alone")["hostname"] == ""
 

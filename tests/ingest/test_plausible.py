@@ -87,7 +87,7 @@ def test_plausible_events_are_answered_as_plausible_does_and_stored(
     else:
         assert (row["path"], row["referrer"], row["source"]) == (
             "/docs",
-            "www.google.com",
+            "google.com",
             "Google",
         )
     assert row["browser"] == "Chrome" and row["visitor_id"] != 0

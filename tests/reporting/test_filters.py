@@ -30,6 +30,22 @@ def test_negated_operators_are_their_positive_form_negated() -> None:
     )
 
 
+def test_twitter_is_an_alias_of_x_twitter_for_the_source() -> None:
+    """Older Plausible stored `Twitter` (its v1 docs show it); it now stores `X (Twitter)`."""
+    assert parse_filter(["is", "visit:source", ["Twitter"]], "f", 1) == Condition(
+        "is", "visit:source", ("Twitter", "X (Twitter)")
+    )
+    assert parse_filter(
+        ["is_not", "visit:source", ["twitter"], {"case_sensitive": False}], "f", 1
+    ) == (
+        Condition(
+            "is", "visit:source", ("twitter", "X (Twitter)"), negated=True, case_sensitive=False
+        )
+    )
+    assert parse_filter(["is", "visit:source", ["twitter"]], "f", 1).clauses == ("twitter",)
+    assert parse_filter(["is", "visit:utm_source", ["Twitter"]], "f", 1).clauses == ("Twitter",)
+
+
 def test_the_case_modifier() -> None:
     item = ["matches", "event:props:plan", ["^pro"], {"case_sensitive": False}]
     assert parse_filter(item, "f", 1) == Condition(

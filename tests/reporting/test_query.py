@@ -35,10 +35,10 @@ def seed(ch: Client, site: str = "q") -> None:
     """Four visits of three visitors over two days (the answers below are by hand):
     v1: 10:00 / (Google, DE), 10:10 /pricing, 10:20 Signup on /pricing  -> 2 views, 20 min
     v1: 12:00 /blog (direct, DE)                                         -> bounce
-    v2: 10:05 /pricing (Twitter, US, mobile); an engagement event         -> bounce
+    v2: 10:05 /pricing (X (Twitter), US, Mobile); an engagement event         -> bounce
     v3 (user u3), next day: 09:00 /, 09:29:59 /docs, 09:59:57 /docs/api   -> 3 views, 3597 s
     """
-    de = {"country": "DE", "device": "desktop", "browser": "Chrome"}
+    de = {"country": "DE", "device": "Desktop", "browser": "Chrome"}
     write(
         ch,
         site,
@@ -49,10 +49,10 @@ def seed(ch: Client, site: str = "q") -> None:
         {"v": 1, "ts": at(DAY0, "10:20:00"), "visit": at(DAY0, "10:00:00"), "path": "/pricing",
          "type": "Signup", "props": {"plan": "pro"}, **de},
         {"v": 1, "ts": at(DAY0, "12:00:00"), "path": "/blog", **de},
-        {"v": 2, "ts": at(DAY0, "10:05:00"), "path": "/pricing", "source": "Twitter",
-         "country": "US", "device": "mobile", "browser": "Safari"},
+        {"v": 2, "ts": at(DAY0, "10:05:00"), "path": "/pricing", "source": "X (Twitter)",
+         "country": "US", "device": "Mobile", "browser": "Safari"},
         {"v": 2, "ts": at(DAY0, "10:06:00"), "path": "/pricing", "type": "engagement",
-         "country": "US", "device": "mobile"},
+         "country": "US", "device": "Mobile"},
         {"v": 3, "ts": at(DAY1, "09:00:00"), "user": "u3", "source": "GitHub", **de},
         {"v": 3, "ts": at(DAY1, "09:29:59"), "visit": at(DAY1, "09:00:00"), "path": "/docs",
          "user": "u3", **de},
@@ -95,7 +95,7 @@ def test_source_breakdown_with_visit_metrics(report: TestClient, ch: Client) -> 
         (["Direct / None"], [1, 1, 100.0]),
         (["GitHub"], [1, 1, 0.0]),
         (["Google"], [1, 1, 0.0]),
-        (["Twitter"], [1, 1, 100.0]),
+        (["X (Twitter)"], [1, 1, 100.0]),
     ]
 
 
@@ -160,6 +160,14 @@ def test_visit_filter_and_entry_pages(report: TestClient, ch: Client) -> None:
     assert rows(answer) == [(["/"], [2, 2]), (["/blog"], [1, 1])]
     exits = query(report, metrics=["visits"], dimensions=["visit:exit_page"])
     assert rows(exits) == [(["/pricing"], [2]), (["/blog"], [1]), (["/docs/api"], [1])]
+
+
+def test_country_names_as_plausible_shows_them(report: TestClient, ch: Client) -> None:
+    seed(ch)
+    answer = query(report, metrics=["visits"], dimensions=["visit:country_name"])
+    assert rows(answer) == [(["Germany"], [3]), (["United States"], [1])]
+    germany = query(report, metrics=["visits"], filters=[["is", "visit:country_name", ["Germany"]]])
+    assert rows(germany) == [([], [3])]
 
 
 def test_daily_time_series(report: TestClient, ch: Client) -> None:
@@ -233,6 +241,9 @@ def test_filter_operators(report: TestClient, ch: Client) -> None:
     assert views(["matches_not", "event:page", ["^/docs"]]) == 5
     assert views(["is_not", "visit:source", ["Direct / None"]]) == 6
     assert views(["is", "visit:source", ["Direct / None"]]) == 1
+    # Twitter, the name older Plausible stored, also matches X (Twitter)
+    assert views(["is", "visit:source", ["Twitter"]]) == 1
+    assert views(["is_not", "visit:source", ["twitter"], {"case_sensitive": False}]) == 6
     assert views(["contains", "event:page", ["PRICING"], {"case_sensitive": False}]) == 2
     assert views(["is", "visit:browser", ["chrome"], {"case_sensitive": False}]) == 6
     assert views(["or", [["is", "visit:country", ["US"]], ["is", "event:page", ["/blog"]]]]) == 2

@@ -35,7 +35,10 @@ def test_what_is_not_an_http_url_is_no_page(raw: str) -> None:
 @pytest.mark.parametrize(
     ("raw", "expected"),
     [
-        ("https://www.google.com/search?q=my+name", "www.google.com/search"),
+        # As Plausible stores referrers: no leading www., no trailing slash.
+        ("https://www.google.com/search?q=my+name", "google.com/search"),
+        ("https://www.www.example.org/a/b/", "example.org/a/b"),
+        ("https://blog.example/docs//", "blog.example/docs"),
         ("https://News.ycombinator.com/", "news.ycombinator.com"),
         ("http://u:p@blog.example:8080/post/1#c", "blog.example/post/1"),
         ("android-app://com.google.android.gm/", ""),
@@ -44,5 +47,5 @@ def test_what_is_not_an_http_url_is_no_page(raw: str) -> None:
         ("https://%zz", ""),
     ],
 )
-def test_referrers_keep_host_and_path(raw: str, expected: str) -> None:
+def test_referrers_keep_host_and_path_as_plausible_does(raw: str, expected: str) -> None:
     assert normalize_referrer(raw) == expected

@@ -1,0 +1,28 @@
+"""Country names as Plausible shows them, from iso-codes (schemas/countries.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from schemas.countries import COUNTRY_NAMES, country_name
+
+ISO_CODES = Path("/usr/share/iso-codes/json/iso_3166-1.json")
+
+
+def test_names() -> None:
+    assert country_name("US") == "United States"
+    assert country_name("GB") == "United Kingdom"
+    assert country_name("KR") == "South Korea"  # iso-codes' common name
+    assert country_name("CI") == "Côte d'Ivoire"
+    assert country_name("XK") == "Kosovo"  # Plausible's addition
+    assert country_name("") == country_name("ZZ") == ""
+
+
+@pytest.mark.skipif(not ISO_CODES.exists(), reason="Debian's iso-codes is not installed")
+def test_the_table_is_iso_codes_common_or_short_names() -> None:
+    entries = json.loads(ISO_CODES.read_text(encoding="utf-8"))["3166-1"]
+    expected = {e["alpha_2"]: e.get("common_name") or e["name"] for e in entries}
+    assert {**expected, "XK": "Kosovo"} == dict(COUNTRY_NAMES)
