@@ -20,6 +20,7 @@ from schemas import cluster as clustered
 from schemas.entry import VISIT_OPENED
 from schemas.event import ENGAGEMENT, PAGEVIEWS
 from schemas.runner_lock import RunnerLock
+from schemas.sites import WEBSITE_NAMESPACE
 
 log = logging.getLogger(__name__)
 
@@ -73,12 +74,14 @@ def _quoted(*names: str) -> str:
 def template_values(raw_ttl_days: int) -> dict[str, str]:
     """What the migrations' `{name}` placeholders stand for: the raw events' TTL, and the
     event names schemas/event.py owns (so the views count page views as the API does),
-    and a visit's start read from its id (schemas/entry.py's rule)."""
+    a visit's start read from its id (schemas/entry.py's rule), and the namespace of
+    the website_id stored sites read (schemas/sites.py's rule)."""
     return {
         "{raw_ttl_days}": str(int(raw_ttl_days or 3650)),
         "{pageview_names}": _quoted(*PAGEVIEWS),
         "{engagement_name}": _quoted(ENGAGEMENT),
         "{visit_opened}": VISIT_OPENED,
+        "{website_namespace}": WEBSITE_NAMESPACE.hex,
     }
 
 

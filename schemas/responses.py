@@ -105,6 +105,7 @@ class SiteInfo(BaseModel):
     public_rate_limit_per_s: float = Field(
         default=0, description="keyless requests a second; 0: the deployment's limit"
     )
+    website_id: str = Field(default="", description="the UUID Umami's clients name it by")
     created_at: str
     keys: list[KeyInfo] | None = None
 

@@ -9,10 +9,13 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
 import orjson
+
+from schemas.sites import default_website_id
 
 KEY_PATTERN = re.compile(r"^hs_([0-9a-f]{12})_([A-Za-z0-9_\-]{43})$")
 
@@ -22,7 +25,8 @@ class Site:
     """A site; `public` sites accept events without a key from `allowed_origins`, at
     `public_rate_limit_per_s` requests a second if its owner set one (0: the
     deployment's HITSTREAM_RATE_LIMIT_KEY_PER_S); events in Plausible's shape name it by
-    its id or one of its `domains`."""
+    its id or one of its `domains`; Umami's clients name it by its `website_id` (a UUID,
+    random when made, settable)."""
 
     site_id: str
     name: str
@@ -32,6 +36,7 @@ class Site:
     domains: tuple[str, ...] = ()
     timezone: str = "UTC"
     public_rate_limit_per_s: float = 0
+    website_id: str = field(default_factory=lambda: str(uuid.uuid4()))
 
 
 @dataclass(frozen=True)
@@ -137,6 +142,8 @@ def site_from_json(raw: bytes | str) -> Site:
         tuple(data.get("domains", ())),  # absent from records cached before migration 0010
         data.get("timezone", "UTC"),  # absent from records cached before migration 0011
         data.get("public_rate_limit_per_s", 0),  # absent before migration 0015
+        # absent before migration 0017, whose default for stored sites this is
+        data.get("website_id") or default_website_id(data["site_id"]),
     )
 
 
