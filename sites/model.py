@@ -36,7 +36,7 @@ class Site:
     domains: tuple[str, ...] = ()
     timezone: str = "UTC"
     public_rate_limit_per_s: float = 0
-    website_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    website_id: str = field(default_factory=lambda: new_website_id())
 
 
 @dataclass(frozen=True)
@@ -106,6 +106,11 @@ def new_key(site_id: str, read_only: bool = False) -> tuple[ApiKey, str]:
         key_id, site_id, hash_secret(secret), created_at=datetime.now(UTC), read_only=read_only
     )
     return record, f"hs_{key_id}_{secret}"
+
+
+def new_website_id() -> str:
+    """A new site's website_id: a random (version 4) UUID."""
+    return str(uuid.uuid4())
 
 
 def new_site_id(name: str) -> str:

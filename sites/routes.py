@@ -13,7 +13,7 @@ from starlette.routing import BaseRoute, Route
 from foundation.http import APIError, JSONResponse, read_model
 from schemas.sites import SiteCreate, SiteUpdate
 from sites.access import AccessState, require_admin, share_path
-from sites.model import ApiKey, Site, new_site_id
+from sites.model import ApiKey, Site, new_site_id, new_website_id
 from sites.registry import Registry
 
 
@@ -107,7 +107,7 @@ async def create_site(request: AdminRequest) -> Response:
         domains=tuple(body.domains),
         timezone=body.timezone,
         public_rate_limit_per_s=body.public_rate_limit_per_s,
-        **({"website_id": body.website_id} if body.website_id else {}),
+        website_id=body.website_id or new_website_id(),
     )
     key, plaintext = await registry.create_site(site)
     return JSONResponse(
