@@ -205,9 +205,11 @@ def test_a_cluster_database_is_refused_without_the_setting() -> None:
 
 
 def test_a_cluster_rollback_holds_the_lock_and_forgets_on_every_replica() -> None:
-    server = prepared(FakeCluster(), applied=[m.version for m in load_migrations(90)])
-    assert rollback(cast(Client, server), 14, 90, CLUSTER) == [15]
-    (down,) = [m.down for m in load_migrations(90, CLUSTER) if m.version == 15]
+    versions = [m.version for m in load_migrations(90)]
+    server = prepared(FakeCluster(), applied=versions)
+    newest = max(versions)
+    assert rollback(cast(Client, server), newest - 1, 90, CLUSTER) == [newest]
+    (down,) = [m.down for m in load_migrations(90, CLUSTER) if m.version == newest]
     sent = server.sent()
     assert sent[sent.index(cluster.SYNC_LEDGER) + 1 :] == [
         *down,

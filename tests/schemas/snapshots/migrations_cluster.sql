@@ -492,3 +492,11 @@ ALTER TABLE sites ON CLUSTER hitstream ADD COLUMN IF NOT EXISTS public_rate_limi
 -- 0015_site_public_rate down
 ALTER TABLE sites ON CLUSTER hitstream DROP COLUMN IF EXISTS public_rate_limit_per_s;
 ALTER TABLE sites_local ON CLUSTER hitstream DROP COLUMN IF EXISTS public_rate_limit_per_s;
+
+-- 0017_site_website_id up
+ALTER TABLE sites_local ON CLUSTER hitstream ADD COLUMN IF NOT EXISTS website_id String DEFAULT UUIDNumToString(toFixedString(concat(substring(SHA1(concat(unhex('0f5e1a3c8b7d4e2a9c613d2b7f4a5e90'), site_id)), 1, 6), char(bitOr(bitAnd(reinterpretAsUInt8(substring(SHA1(concat(unhex('0f5e1a3c8b7d4e2a9c613d2b7f4a5e90'), site_id)), 7, 1)), 15), 80)), substring(SHA1(concat(unhex('0f5e1a3c8b7d4e2a9c613d2b7f4a5e90'), site_id)), 8, 1), char(bitOr(bitAnd(reinterpretAsUInt8(substring(SHA1(concat(unhex('0f5e1a3c8b7d4e2a9c613d2b7f4a5e90'), site_id)), 9, 1)), 63), 128)), substring(SHA1(concat(unhex('0f5e1a3c8b7d4e2a9c613d2b7f4a5e90'), site_id)), 10, 7)), 16));
+ALTER TABLE sites ON CLUSTER hitstream ADD COLUMN IF NOT EXISTS website_id String DEFAULT UUIDNumToString(toFixedString(concat(substring(SHA1(concat(unhex('0f5e1a3c8b7d4e2a9c613d2b7f4a5e90'), site_id)), 1, 6), char(bitOr(bitAnd(reinterpretAsUInt8(substring(SHA1(concat(unhex('0f5e1a3c8b7d4e2a9c613d2b7f4a5e90'), site_id)), 7, 1)), 15), 80)), substring(SHA1(concat(unhex('0f5e1a3c8b7d4e2a9c613d2b7f4a5e90'), site_id)), 8, 1), char(bitOr(bitAnd(reinterpretAsUInt8(substring(SHA1(concat(unhex('0f5e1a3c8b7d4e2a9c613d2b7f4a5e90'), site_id)), 9, 1)), 63), 128)), substring(SHA1(concat(unhex('0f5e1a3c8b7d4e2a9c613d2b7f4a5e90'), site_id)), 10, 7)), 16));
+
+-- 0017_site_website_id down
+ALTER TABLE sites ON CLUSTER hitstream DROP COLUMN IF EXISTS website_id;
+ALTER TABLE sites_local ON CLUSTER hitstream DROP COLUMN IF EXISTS website_id;
