@@ -111,10 +111,11 @@ async def post_send(request: IngestRequest) -> Response:
     site_id = await admission.cache.site_for_website(payload.website)
     if site_id is None:
         return _refused(request, not_found(), headers)
-    if sent.type == "identify":  # nothing of it is stored: answer as Umami does
+    if sent.type == "identify":  # admitted as an event of the site, then dropped
+        grant = await admission.grant([_identify(site_id)], [False], batch=False)
         if is_bot(request.headers.get("user-agent", "")):
-            return JSONResponse(BOT_ANSWER, headers=headers)
-        return await _answer(request, admission, site_id, payload.website, headers)
+            return JSONResponse(BOT_ANSWER, headers=grant.headers)
+        return await _answer(request, admission, site_id, payload.website, grant.headers)
     try:
         event = EventIn.model_validate(event_fields(payload, site_id))
     except ValidationError as exc:
@@ -123,6 +124,12 @@ async def post_send(request: IngestRequest) -> Response:
     if await store(request, grant) is None:
         return JSONResponse(BOT_ANSWER, headers=grant.headers)
     return await _answer(request, admission, site_id, payload.website, grant.headers)
+
+
+def _identify(site_id: str) -> EventIn:
+    """What an `identify` is admitted as (the site's rules and buckets, as an event's);
+    never stored."""
+    return EventIn(site_id=site_id, event_type="identify", path=NO_PAGE)
 
 
 async def _read(request: IngestRequest, admission: Admission) -> UmamiSend | Response:
