@@ -129,21 +129,34 @@ def send(
     return app.post("/api/send", json=body, headers={**BROWSER, **(headers or {})})
 
 
+# A page view as each tracker sends it: v2 (npm umami@2.10.0) a path and an encoded
+# title; v3 the full URL, the raw title, a tag and a distinct id.
+V2_PAGE = {
+    "hostname": "shop.example",
+    "url": "/pricing?utm_source=hn",
+    "referrer": "https://news.ycombinator.com/",
+    "title": "Pricing%20%7C%20Shop",
+    "screen": "1920x1080",
+    "language": "en-US",
+}
+V3_PAGE = {
+    **V2_PAGE,
+    "url": "https://shop.example/pricing?utm_source=hn",
+    "title": "Pricing | Shop",
+    "tag": "spring",
+    "id": "",
+}
+
+
+@pytest.mark.parametrize("page", [V2_PAGE, V3_PAGE], ids=["v2", "v3"])
 def test_a_page_view_is_stored_and_answered_as_umami_does(
     open_app: TestClient,
     site: dict[str, Any],
     redis_conn: redis.Redis,
     make_settings: Callable[..., Settings],
+    page: dict[str, str],
 ) -> None:
-    answer = send(
-        open_app,
-        hostname="shop.example",
-        url="/pricing?utm_source=hn",
-        referrer="https://news.ycombinator.com/",
-        title="Pricing%20%7C%20Shop",
-        screen="1920x1080",
-        language="en-US",
-    )
+    answer = send(open_app, **page)
     assert answer.status_code == 200, answer.text
     body = answer.json()
     assert set(body) == {"cache", "sessionId", "visitId"}
