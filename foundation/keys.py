@@ -180,6 +180,11 @@ class RedisKeys:
         return f"{self._control}domains"
 
     @property
+    def websites(self) -> str:
+        """Hash of the sites' website_ids (UUID -> site_id; Umami's `website`)."""
+        return f"{self._control}websites"
+
+    @property
     def origins(self) -> str:
         """Set of the origins some public site allows (CORS preflight, keyless admission)."""
         return f"{self._control}origins"
@@ -196,8 +201,10 @@ class RedisKeys:
 
     @property
     def registry_loaded(self) -> str:
-        """Marker: the site and key cache holds a full copy of ClickHouse's registry."""
-        return f"{self._control}registry:loaded"
+        """Marker: the site and key cache holds a full copy of ClickHouse's registry,
+        with every index this release reads (`:2`: the websites hash too, so a cache
+        loaded by an older release is loaded again, which builds it)."""
+        return f"{self._control}registry:loaded:2"
 
     def rate_limit(self, bucket: str) -> str:
         """A token bucket (`ip:<address>`, `key:<key_id>`, `site:<site_id>`, one visitor

@@ -22,6 +22,7 @@ import consumers.queue
 import dashboard.routes
 import ingest.routes
 import ingest.tracker
+import ingest.umami
 import reporting.routes
 import sites.routes
 from consumers.sink import WRITER_SESSION, ClickHouseSink
@@ -110,7 +111,7 @@ def create_app(settings: Settings, roles: Iterable[Role] = ALL_ROLES) -> Starlet
     # Starlette tries routes in order: the ingest routes, the hot path, come first.
     routes: list[BaseRoute] = []
     if Role.INGEST in wanted:
-        routes += ingest.routes.routes() + ingest.tracker.routes()
+        routes += ingest.routes.routes() + ingest.umami.routes() + ingest.tracker.routes()
     if Role.REPORT in wanted:
         routes += reporting.routes.routes() + sites.routes.routes() + dashboard.routes.routes()
     routes += health.routes() + consumers.queue.routes() + metrics_routes(require_metrics_reader)

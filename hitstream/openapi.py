@@ -24,12 +24,14 @@ from schemas.plausible import OK, PlausibleEvent
 from schemas.query import QueryBody
 from schemas.queue import ReplayRequest
 from schemas.sites import SiteCreate, SiteUpdate
+from schemas.umami import UmamiAccepted, UmamiSend
 from sites.access import KEY_HEADER
 
 MODELS: list[type[BaseModel]] = [
     EventIn, PlausibleEvent, SiteCreate, SiteUpdate, r.Error, r.Accepted, r.BatchAccepted, r.Stats,
     r.Health, r.QueueHealth, r.SiteCreated, r.SiteList, r.SiteInfo, r.KeyRotated, r.KeyRevoked,
     QueryBody, r.QueryAnswer, r.ShareCreated, r.QueuePanel, ReplayRequest, r.Replayed,
+    UmamiSend, UmamiAccepted,
 ]  # fmt: skip
 
 ERRORS = {
@@ -86,6 +88,13 @@ OPERATIONS = [
     Operation("post", "/events", "Accept a batch of events (all or nothing; either shape)",
               ("202", "BatchAccepted"), ("EventIn", "PlausibleEvent"), body_array=True,
               errors=_EVENT_ERRORS, security=("", "apiKey"), tags=("ingest",)),
+    Operation("post", "/api/send",
+              "Accept one event in Umami's shape (its trackers and @umami/node); answered "
+              "as Umami answers: 200 with ids and a cache token, a bot's `beep boop`, a 400 "
+              "in Umami's shape (`Website not found.` for an unknown website_id)",
+              ("200", "UmamiAccepted"), "UmamiSend",
+              errors=("400", "401", "403", "413", "429", "503"), security=("",),
+              tags=("ingest",)),
     Operation("get", "/js/hitstream.js",
               "The tracking script for websites (cached for an hour)",
               ("200", ""), ok_files=("text/javascript",), tags=("ingest",)),

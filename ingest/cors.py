@@ -1,10 +1,11 @@
 """CORS for the ingest routes: the headers that let a browser's tracker read an answer
-(an acceptance, a refusal) and the preflight of POST /event(s); never credentials or
-cookies."""
+(an acceptance, a refusal) and the preflights of POST /event(s) and /api/send; never
+credentials or cookies."""
 
 from __future__ import annotations
 
-from typing import TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -42,19 +43,30 @@ async def refusal_headers(request: Request[AccessT]) -> dict[str, str]:
     return cors_headers(origin) if allowed else {}
 
 
-async def preflight(request: Request[AccessT]) -> Response:
-    """CORS preflight for POST /event(s): any origin in open mode, allowed ones otherwise."""
-    origin = request.headers.get("origin")
-    if request.state["settings"].ingest_auth == "open":
-        allowed: str | None = "*"
-    elif origin and await request.state["site_cache"].origin_allowed_somewhere(origin):
-        allowed = origin
-    else:
-        raise APIError(403, "origin not allowed", [{"field": "origin", "message": str(origin)}])
-    headers = {
-        **cors_headers(allowed),
-        "Access-Control-Allow-Methods": "POST, OPTIONS",
-        "Access-Control-Allow-Headers": f"content-type, {KEY_HEADER}",
-        "Access-Control-Max-Age": PREFLIGHT_MAX_AGE_S,
-    }
-    return Response(status_code=204, headers=headers)
+def preflight_allowing(*request_headers: str) -> Callable[[Request[Any]], Awaitable[Response]]:
+    """The CORS preflight of a POST route whose requests carry these headers: any origin
+    in open mode, in key mode an origin some public site allows (403 otherwise)."""
+    allow_headers = ", ".join(request_headers)
+
+    async def preflight(request: Request[Any]) -> Response:
+        origin = request.headers.get("origin")
+        if request.state["settings"].ingest_auth == "open":
+            allowed: str | None = "*"
+        elif origin and await request.state["site_cache"].origin_allowed_somewhere(origin):
+            allowed = origin
+        else:
+            detail = [{"field": "origin", "message": str(origin)}]
+            raise APIError(403, "origin not allowed", detail)
+        headers = {
+            **cors_headers(allowed),
+            "Access-Control-Allow-Methods": "POST, OPTIONS",
+            "Access-Control-Allow-Headers": allow_headers,
+            "Access-Control-Max-Age": PREFLIGHT_MAX_AGE_S,
+        }
+        return Response(status_code=204, headers=headers)
+
+    return preflight
+
+
+# POST /event(s)'s preflight.
+preflight = preflight_allowing("content-type", KEY_HEADER)

@@ -63,7 +63,7 @@ async def post_event(request: IngestRequest) -> Response:
     body = await read_json(request, settings.max_body_bytes, BEACON_TYPES)
     event, shaped = read_event(body, settings.raw_ttl_days)
     grant = await admission.grant([event], [shaped], batch=False)
-    stored = await _store(request, grant)
+    stored = await store(request, grant)
     if shaped:
         return plausible.answer(stored is None, grant.headers)
     if stored is None:
@@ -80,7 +80,7 @@ async def post_events(request: IngestRequest) -> Response:
     limit, public = admission.max_batch, admission.public
     events, shaped = read_batch(body, settings.raw_ttl_days, limit, public)
     grant = await admission.grant(events, shaped, batch=True)
-    stored = await _store(request, grant)
+    stored = await store(request, grant)
     if stored is None:
         dropped = {**DROPPED, "accepted": 0, "event_ids": []}
         return JSONResponse(dropped, status_code=202, headers=grant.headers)
@@ -89,7 +89,7 @@ async def post_events(request: IngestRequest) -> Response:
     return JSONResponse(answer, status_code=202, headers=grant.headers)
 
 
-async def _store(request: IngestRequest, grant: Grant) -> list[Encoded] | None:
+async def store(request: IngestRequest, grant: Grant) -> list[Encoded] | None:
     """Encode the granted events (their visitor, software and country) and append them
     to the stream; None: dropped, a bot's."""
     metrics, user_agent = request.state["metrics"], request.headers.get("user-agent", "")
@@ -152,7 +152,7 @@ def partly_stored(events: list[Encoded], stored: list[int]) -> APIError:
     )
 
 
-def _with_cors(endpoint: Endpoint) -> Endpoint:
+def with_cors(endpoint: Endpoint) -> Endpoint:
     """Refusals carry the CORS headers too, so a browser tracker reads the 400 or 429 it
     was sent instead of an opaque network error it cannot tell from an outage."""
 
@@ -174,7 +174,7 @@ def _with_cors(endpoint: Endpoint) -> Endpoint:
 def routes() -> list[BaseRoute]:
     """Ingest routes, each also under `/api`."""
     paths = ("/event", "/events")
-    endpoints = (_with_cors(post_event), _with_cors(post_events))
+    endpoints = (with_cors(post_event), with_cors(post_events))
     return [
         *api_routes("POST", zip(paths, endpoints, strict=True)),
         *api_routes("OPTIONS", [(path, preflight) for path in paths]),

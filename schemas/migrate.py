@@ -21,6 +21,7 @@ from schemas import names
 from schemas.entry import VISIT_OPENED
 from schemas.event import ENGAGEMENT, PAGEVIEWS
 from schemas.runner_lock import RunnerLock
+from schemas.sites import WEBSITE_NAMESPACE
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +75,9 @@ def _quoted(*names: str) -> str:
 def template_values(raw_ttl_days: int) -> dict[str, str]:
     """What the migrations' `{name}` placeholders stand for: the raw events' TTL, and the
     event names schemas/event.py owns (so the views count page views as the API does),
-    a visit's start read from its id (schemas/entry.py's rule), and the renames of
-    stored values to Plausible's names (schemas/names.py)."""
+    a visit's start read from its id (schemas/entry.py's rule), the renames of stored
+    values to Plausible's names (schemas/names.py), and the namespace of the website_id
+    stored sites read (schemas/sites.py's rule)."""
     return {
         "{raw_ttl_days}": str(int(raw_ttl_days or 3650)),
         "{pageview_names}": _quoted(*PAGEVIEWS),
@@ -83,6 +85,7 @@ def template_values(raw_ttl_days: int) -> dict[str, str]:
         "{visit_opened}": VISIT_OPENED,
         "{names_up}": names.sql_up(),
         "{names_down}": names.sql_down(),
+        "{website_namespace}": WEBSITE_NAMESPACE.hex,
     }
 
 

@@ -108,6 +108,7 @@ class SiteInfo(BaseModel):
     accept_server_events: bool = Field(
         default=False, description="a public site takes keyless events sent with no Origin"
     )
+    website_id: str = Field(default="", description="the UUID Umami's clients name it by")
     created_at: str
     keys: list[KeyInfo] | None = None
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import re
+import uuid
 import zoneinfo
 from urllib.parse import urlsplit
 
@@ -21,6 +23,26 @@ from schemas.urls import HOST
 
 MAX_ORIGINS = 50
 MAX_DOMAINS = 50
+# The namespace of the website_id a site stored before it had one reads (migration 0017
+# computes the same UUIDv5 in SQL; tests/schemas/test_sites.py checks they agree).
+WEBSITE_NAMESPACE = uuid.UUID("0f5e1a3c-8b7d-4e2a-9c61-3d2b7f4a5e90")
+# A UUID as Umami writes one (its `website` must be this form): 8-4-4-4-12 hex digits.
+UUID_TEXT = re.compile(r"^[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}$")
+WEBSITE_ID_HELP = "the UUID Umami's clients name this site by (POST /api/send); random if not given"
+
+
+def default_website_id(site_id: str) -> str:
+    """The website_id of a site stored before sites had one (migration 0017's default)."""
+    return str(uuid.uuid5(WEBSITE_NAMESPACE, site_id))
+
+
+def website_id_text(value: str) -> str:
+    """A website_id as stored: a hyphenated UUID in lower case."""
+    if not UUID_TEXT.match(value):
+        raise PydanticCustomError(
+            "uuid", "must be a UUID like 4f8c1e2a-0b6d-4c3e-9a7f-2d5b8e1c0a94"
+        )
+    return value.lower()
 
 
 def _origin(value: str) -> str:
@@ -86,6 +108,12 @@ class SiteCreate(BaseModel):
         default=0, ge=0, le=MAX_PUBLIC_RATE, allow_inf_nan=False, description=PUBLIC_RATE_HELP
     )
     accept_server_events: StrictBool = Field(default=False, description=SERVER_EVENTS_HELP)
+    website_id: StrictStr | None = Field(default=None, max_length=36, description=WEBSITE_ID_HELP)
+
+    @field_validator("website_id")
+    @classmethod
+    def _website(cls, value: str | None) -> str | None:
+        return None if value is None else website_id_text(value)
 
     @field_validator("allowed_origins")
     @classmethod
@@ -117,6 +145,12 @@ class SiteUpdate(BaseModel):
         default=None, ge=0, le=MAX_PUBLIC_RATE, allow_inf_nan=False, description=PUBLIC_RATE_HELP
     )
     accept_server_events: StrictBool | None = Field(default=None, description=SERVER_EVENTS_HELP)
+    website_id: StrictStr | None = Field(default=None, max_length=36, description=WEBSITE_ID_HELP)
+
+    @field_validator("website_id")
+    @classmethod
+    def _website(cls, value: str | None) -> str | None:
+        return None if value is None else website_id_text(value)
 
     @field_validator("allowed_origins")
     @classmethod

@@ -51,6 +51,7 @@ class SiteCache:
         self.sites_hash = keys.sites
         self.origins_set = keys.origins
         self.domains_hash = keys.domains
+        self.websites_hash = keys.websites
         self._loaded = keys.registry_loaded
 
     async def key(self, api_key: str) -> ApiKey | None:
@@ -84,6 +85,13 @@ class SiteCache:
             return None
         return site_id.decode() if isinstance(site_id, bytes) else site_id
 
+    async def site_for_website(self, website_id: str) -> str | None:
+        """The id of the site whose website_id (Umami's `website`) this is, if one's is."""
+        site_id = await self._redis.hget(self.websites_hash, website_id.lower())
+        if site_id is None:
+            return None
+        return site_id.decode() if isinstance(site_id, bytes) else site_id
+
     async def origin_allowed_somewhere(self, origin: str) -> bool:
         """True if some public site allows this origin (for CORS preflight)."""
         return bool(origin) and bool(await self._redis.sismember(self.origins_set, origin))
@@ -103,24 +111,28 @@ class SiteCache:
 
     async def _refresh_indexes(self) -> None:
         """The union of public sites' origins (NO_ORIGIN among them while one accepts
-        server events) and the domain -> site map, recomputed after any site change
-        (rare). Should two sites list one domain (the admin routes refuse it, but two
-        admins may race), the older site keeps it."""
+        server events) and the domain -> site and website_id -> site maps, recomputed
+        after any site change (rare). Should two sites list one domain or website_id (the
+        admin routes refuse it, but two admins may race), the older site keeps it."""
         every: dict[Any, Any] = await self._redis.hgetall(self.sites_hash)
         sites = sorted(map(site_from_json, every.values()), key=lambda s: s.created_at)
         origins = {origin for site in sites if site.public for origin in site.allowed_origins}
         if any(site.public and site.accept_server_events for site in sites):
             origins.add(NO_ORIGIN)
         domains: dict[str, str] = {}
+        websites: dict[str, str] = {}
         for site in sites:
             for domain in site.domains:
                 domains.setdefault(domain, site.site_id)
+            websites.setdefault(site.website_id, site.site_id)
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.delete(self.origins_set, self.domains_hash)
+            pipe.delete(self.origins_set, self.domains_hash, self.websites_hash)
             if origins:
                 pipe.sadd(self.origins_set, *origins)
             if domains:
                 pipe.hset(self.domains_hash, mapping=domains)  # type: ignore[arg-type]
+            if websites:
+                pipe.hset(self.websites_hash, mapping=websites)  # type: ignore[arg-type]
             await pipe.execute()
 
     async def loaded(self) -> bool:

@@ -9,10 +9,13 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
 import orjson
+
+from schemas.sites import default_website_id
 
 KEY_PATTERN = re.compile(r"^hs_([0-9a-f]{12})_([A-Za-z0-9_\-]{43})$")
 # The origin of a request that sends none (a server, not a browser): admitted without a
@@ -28,7 +31,8 @@ class Site:
     with `accept_server_events`, from senders with no Origin: servers), at
     `public_rate_limit_per_s` requests a second if its owner set one (0: the
     deployment's HITSTREAM_RATE_LIMIT_KEY_PER_S); events in Plausible's shape name it by
-    its id or one of its `domains`."""
+    its id or one of its `domains`; Umami's clients name it by its `website_id` (a UUID,
+    random when made, settable)."""
 
     site_id: str
     name: str
@@ -39,6 +43,7 @@ class Site:
     timezone: str = "UTC"
     public_rate_limit_per_s: float = 0
     accept_server_events: bool = False
+    website_id: str = field(default_factory=lambda: new_website_id())
 
 
 @dataclass(frozen=True)
@@ -110,6 +115,11 @@ def new_key(site_id: str, read_only: bool = False) -> tuple[ApiKey, str]:
     return record, f"hs_{key_id}_{secret}"
 
 
+def new_website_id() -> str:
+    """A new site's website_id: a random (version 4) UUID."""
+    return str(uuid.uuid4())
+
+
 def new_site_id(name: str) -> str:
     """A readable, unique id: the name's slug and 6 random hex digits."""
     slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:40] or "site"
@@ -145,6 +155,8 @@ def site_from_json(raw: bytes | str) -> Site:
         data.get("timezone", "UTC"),  # absent from records cached before migration 0011
         data.get("public_rate_limit_per_s", 0),  # absent before migration 0015
         data.get("accept_server_events", False),  # absent before migration 0016
+        # absent before migration 0017, whose default for stored sites this is
+        data.get("website_id") or default_website_id(data["site_id"]),
     )
 
 

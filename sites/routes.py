@@ -13,7 +13,7 @@ from starlette.routing import BaseRoute, Route
 from foundation.http import APIError, JSONResponse, read_model
 from schemas.sites import SiteCreate, SiteUpdate
 from sites.access import AccessState, require_admin, share_path
-from sites.model import ApiKey, Site, new_site_id
+from sites.model import ApiKey, Site, new_site_id, new_website_id
 from sites.registry import Registry
 
 
@@ -41,6 +41,7 @@ def _site_json(site: Site, keys: list[ApiKey] | None = None) -> dict[str, Any]:
         "timezone": site.timezone,
         "public_rate_limit_per_s": site.public_rate_limit_per_s,
         "accept_server_events": site.accept_server_events,
+        "website_id": site.website_id,
         "created_at": site.created_at.isoformat(),
     }
     if keys is not None:
@@ -79,12 +80,26 @@ async def _domains_free(registry: Registry, site_id: str, domains: list[str]) ->
             )
 
 
+async def _website_free(registry: Registry, site_id: str, website_id: str | None) -> None:
+    """409 when another site already has this website_id (Umami's `website`)."""
+    if website_id is None:
+        return
+    for other, _ in await registry.sites():
+        if other.website_id == website_id and other.site_id != site_id:
+            raise APIError(
+                409,
+                f"website_id {website_id} belongs to site {other.site_id}",
+                [{"field": "website_id", "message": f"{website_id} is taken"}],
+            )
+
+
 async def create_site(request: AdminRequest) -> Response:
     """Create a site and its first key; the key is in this answer only."""
     registry = await _require_admin(request)
     body = await read_model(request, SiteCreate, request.state["settings"].max_body_bytes)
     site_id = new_site_id(body.name)
     await _domains_free(registry, site_id, body.domains)
+    await _website_free(registry, site_id, body.website_id)
     site = Site(
         site_id,
         body.name,
@@ -94,6 +109,7 @@ async def create_site(request: AdminRequest) -> Response:
         timezone=body.timezone,
         public_rate_limit_per_s=body.public_rate_limit_per_s,
         accept_server_events=body.accept_server_events,
+        website_id=body.website_id or new_website_id(),
     )
     key, plaintext = await registry.create_site(site)
     return JSONResponse(
@@ -118,6 +134,7 @@ async def update_site(request: AdminRequest) -> Response:
     if "domains" in changes:
         await _domains_free(registry, site.site_id, changes["domains"])
         changes["domains"] = tuple(changes["domains"])
+    await _website_free(registry, site.site_id, changes.get("website_id"))
     updated = dataclasses.replace(site, **changes)
     await registry.update_site(updated)
     return JSONResponse(_site_json(updated, keys))

@@ -16,7 +16,7 @@ SITES_TABLE = "sites"
 KEYS_TABLE = "api_key_states"
 SITE_COLUMNS = [
     "site_id", "name", "public", "allowed_origins", "created_at", "updated_at", "domains",
-    "timezone", "public_rate_limit_per_s", "accept_server_events",
+    "timezone", "public_rate_limit_per_s", "accept_server_events", "website_id",
 ]  # fmt: skip
 KEY_COLUMNS = [
     "key_id", "site_id", "key_hash", "created_at", "expires_at", "revoked", "updated_at",
@@ -27,7 +27,7 @@ KEY_COLUMNS = [
 # '') every site's.
 SITES = (
     "SELECT site_id, name, public, allowed_origins, created_at, domains, timezone,"
-    " public_rate_limit_per_s, accept_server_events"
+    " public_rate_limit_per_s, accept_server_events, website_id"
     f" FROM {SITES_TABLE} FINAL"
     " WHERE {site_id:String} = '' OR site_id = {site_id:String}"
 )
@@ -68,6 +68,7 @@ class SiteStore:
                     s.timezone,
                     s.public_rate_limit_per_s,
                     s.accept_server_events,
+                    s.website_id,
                 ]
                 for s in sites
             ]
@@ -92,20 +93,10 @@ class SiteStore:
         """Every site (or only `site_id`), oldest first, and their keys."""
         only = {"site_id": site_id}
         sites = [
-            Site(
-                site,
-                name,
-                bool(public),
-                tuple(origins),
-                _utc(created),
-                tuple(domains),
-                tz,
-                rate,
-                bool(server),
-            )
-            for site, name, public, origins, created, domains, tz, rate, server in (
-                self._client.query(SITES, parameters=only).result_rows
-            )
+            Site(site, name, bool(public), tuple(origins), _utc(created), tuple(domains), tz, *more)
+            for site, name, public, origins, created, domains, tz, *more in self._client.query(
+                SITES, parameters=only
+            ).result_rows
         ]
         keys = [
             ApiKey(

@@ -215,6 +215,11 @@ def test_sites_page_creates_a_site_and_a_shared_link_that_reads_one_site_only(
     site_id = snippet.split('data-site="', 1)[1].split('"', 1)[0]
     card = page.locator(f"section.site[data-site-id='{site_id}']")
     expect(card).to_contain_text("API key")
+    # The card shows the site's website_id with the tag for Umami's tracker.
+    website_id = card.locator("code.website-id").text_content() or ""
+    assert uuid.UUID(website_id).version == 4
+    umami = card.locator("details.umami pre code").text_content() or ""
+    assert f'data-website-id="{website_id}"' in umami and hitstream.base_url in umami
     api_key = secret.locator("code").nth(1).inner_text()
     with httpx.Client(base_url=hitstream.base_url) as http_client:
         for path in ("/", "/guide", "/guide"):

@@ -65,6 +65,9 @@ function siteCard(sites, site) {
     h('h2', {}, [site.name + ' ', h('code', { text: site.site_id })]),
     h('p', {}, [h('a', { href: '/dashboard?site=' + encodeURIComponent(site.site_id), text: 'Stats' })]),
     h('details', {}, [h('summary', { text: 'Snippet' }), h('pre', {}, [h('code', { text: snippet(site.site_id) })])]),
+    h('details', { class: 'umami' }, [h('summary', { text: 'Umami snippet' }),
+      h('p', {}, ['Website ID ', h('code', { class: 'website-id', text: site.website_id }), ': for Umami\'s tracker (your copy of its script.js) and @umami/node, which send to /api/send here.']),
+      h('pre', {}, [h('code', { text: umamiSnippet(site.website_id) })])]),
     editForm(site, act),
     keysTable(site, act),
     h('div', { class: 'actions' }, [rotateButton(sites, site), shareButton(sites, site)])
@@ -75,6 +78,7 @@ function editForm(site, act) {
   const editOrigins = h('input', { value: site.allowed_origins.join(' '), 'aria-label': 'Allowed origins of ' + site.name });
   const editDomains = h('input', { value: site.domains.join(' '), 'aria-label': 'Domains of ' + site.name });
   const editTz = h('input', { value: site.timezone, list: 'zones', 'aria-label': 'Time zone of ' + site.name });
+  const editWebsite = h('input', { value: site.website_id, maxlength: '36', 'aria-label': 'Website ID of ' + site.name });
   const editPublic = h('input', { type: 'checkbox', checked: site.public, 'aria-label': site.name + ' is public' });
   const editServer = h('input', { type: 'checkbox', checked: site.accept_server_events, 'aria-label': site.name + ' takes server-side events without a key' });
   return h('form', { class: 'edit', onsubmit: (e) => {
@@ -82,7 +86,7 @@ function editForm(site, act) {
     act(api('PATCH', '/api/sites/' + encodeURIComponent(site.site_id), {
       public: editPublic.checked, allowed_origins: lines(editOrigins.value),
       domains: lines(editDomains.value), timezone: editTz.value,
-      accept_server_events: editServer.checked
+      accept_server_events: editServer.checked, website_id: editWebsite.value.trim()
     }));
   } }, [
     h('label', {}, [editPublic, ' Public']),
@@ -90,6 +94,7 @@ function editForm(site, act) {
     h('label', {}, ['Allowed origins ', editOrigins]),
     h('label', {}, ['Domains ', editDomains]),
     h('label', {}, ['Time zone ', editTz]),
+    h('label', {}, ['Website ID (Umami) ', editWebsite]),
     h('button', { type: 'submit', text: 'Save' })
   ]);
 }
@@ -143,6 +148,12 @@ function secretBox(title, rows) {
 
 function snippet(siteId) {
   return '<script defer data-site="' + siteId + '" src="' + location.origin + '/js/hitstream.js"></script>';
+}
+
+// Umami's tracker posts to `data-host-url`/api/send; hitstream does not serve Umami's
+// script (MIT, npm `umami`): the page loads the site owner's copy of it.
+function umamiSnippet(websiteId) {
+  return '<script defer src="/path/to/umami/script.js" data-host-url="' + location.origin + '" data-website-id="' + websiteId + '"></script>';
 }
 
 function lines(text) {

@@ -400,6 +400,12 @@ ALTER TABLE sites ADD COLUMN IF NOT EXISTS accept_server_events Bool DEFAULT fal
 -- 0016_site_server_events down
 ALTER TABLE sites DROP COLUMN IF EXISTS accept_server_events;
 
+-- 0017_site_website_id up
+ALTER TABLE sites ADD COLUMN IF NOT EXISTS website_id String DEFAULT UUIDNumToString(toFixedString(concat(substring(SHA1(concat(unhex('0f5e1a3c8b7d4e2a9c613d2b7f4a5e90'), site_id)), 1, 6), char(bitOr(bitAnd(reinterpretAsUInt8(substring(SHA1(concat(unhex('0f5e1a3c8b7d4e2a9c613d2b7f4a5e90'), site_id)), 7, 1)), 15), 80)), substring(SHA1(concat(unhex('0f5e1a3c8b7d4e2a9c613d2b7f4a5e90'), site_id)), 8, 1), char(bitOr(bitAnd(reinterpretAsUInt8(substring(SHA1(concat(unhex('0f5e1a3c8b7d4e2a9c613d2b7f4a5e90'), site_id)), 9, 1)), 63), 128)), substring(SHA1(concat(unhex('0f5e1a3c8b7d4e2a9c613d2b7f4a5e90'), site_id)), 10, 7)), 16));
+
+-- 0017_site_website_id down
+ALTER TABLE sites DROP COLUMN IF EXISTS website_id;
+
 -- 0018_plausible_names up
 ALTER TABLE events UPDATE browser = transform(browser, ['Mobile Safari', 'Chrome Mobile iOS', 'Chrome Mobile', 'Firefox iOS', 'Firefox Mobile', 'Opera Mobile', 'Opera Mini', 'Edge Mobile', 'Edge', 'Samsung Internet', 'IE', 'IE Mobile', 'Yandex Browser Lite', 'Chrome Mobile WebView', 'Mobile Safari UI/WKWebView', 'Facebook', 'Instagram'], ['Safari', 'Chrome', 'Chrome', 'Firefox', 'Firefox', 'Opera', 'Opera', 'Microsoft Edge', 'Microsoft Edge', 'Samsung Browser', 'Internet Explorer', 'Internet Explorer', 'Yandex Browser', 'Mobile App', 'Mobile App', 'Mobile App', 'Mobile App'], browser),
     browser_version = if(browser IN ('Chrome Mobile WebView', 'Mobile Safari UI/WKWebView', 'Facebook', 'Instagram'), '', browser_version),
