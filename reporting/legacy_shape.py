@@ -13,11 +13,12 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-# Rounded to whole numbers in an aggregate, as Plausible rounds them.
+# Whole numbers in every v1 answer, as Plausible rounds them (v2 gives the bounce rate
+# to 2 decimals); v1 clients declare them integers (Airbyte's Plausible source).
 ROUNDED = frozenset({"bounce_rate", "visit_duration"})
-# What an empty time bucket holds besides zero counts (Plausible's default values):
-# no visit has a duration; the rates are 0.0.
-EMPTY_BUCKET: dict[str, Any] = {"visit_duration": None, "bounce_rate": 0.0, "views_per_visit": 0.0}
+# What an empty time bucket holds besides zero counts (Plausible's default values,
+# stats/metrics.ex): no visit has a duration (null); the rates are zero.
+EMPTY_BUCKET: dict[str, Any] = {"visit_duration": None, "bounce_rate": 0, "views_per_visit": 0.0}
 # Breakdowns whose rows also name the parent property (a version names its browser).
 PARENT = {"visit:browser_version": "visit:browser", "visit:os_version": "visit:os"}
 
@@ -27,10 +28,15 @@ def half_up(value: float) -> int:
     return int(math.copysign(math.floor(abs(value) + 0.5), value))
 
 
-def totals(answer: dict[str, Any], metrics: Sequence[str]) -> dict[str, Any]:
-    """The one row of an aggregate's v2 answer as {metric: value}, rounded as v1 does."""
-    row = answer["results"][0]["metrics"] if answer["results"] else [0] * len(metrics)
+def rounded(metrics: Sequence[str], row: Sequence[Any]) -> dict[str, Any]:
+    """A v2 row's metrics as {metric: value}, rounded as v1 rounds them."""
     return {m: half_up(v) if m in ROUNDED else v for m, v in zip(metrics, row, strict=True)}
+
+
+def totals(answer: dict[str, Any], metrics: Sequence[str]) -> dict[str, Any]:
+    """The one row of an aggregate's v2 answer as {metric: value}."""
+    row = answer["results"][0]["metrics"] if answer["results"] else [0] * len(metrics)
+    return rounded(metrics, row)
 
 
 def aggregate(now: dict[str, Any], before: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -63,15 +69,15 @@ def timeseries(
     answer: dict[str, Any], metrics: Sequence[str], labels: Sequence[str]
 ) -> dict[str, Any]:
     """Every bucket of the range in order, `date` labelled; buckets without events hold
-    zero counts, a null visit duration and 0.0 rates."""
+    zero counts, a null visit duration and zero rates."""
     found = {row["dimensions"][0]: row["metrics"] for row in answer["results"]}
     rows = []
     for label in labels:
-        values = found.get(label)
-        if values is None:
+        row = found.get(label)
+        if row is None:
             rows.append({"date": label, **{m: EMPTY_BUCKET.get(m, 0) for m in metrics}})
         else:
-            rows.append({"date": label, **dict(zip(metrics, values, strict=True))})
+            rows.append({"date": label, **rounded(metrics, row)})
     return {"results": rows}
 
 
@@ -84,7 +90,7 @@ def breakdown(
         "results": [
             {
                 **dict(zip(keys, row["dimensions"], strict=True)),
-                **dict(zip(metrics, row["metrics"], strict=True)),
+                **rounded(metrics, row["metrics"]),
             }
             for row in answer["results"]
         ]

@@ -64,16 +64,18 @@ def test_change(metric: str, now: float | None, before: float | None, change: fl
 
 def test_timeseries_has_every_bucket_empty_ones_as_plausible_fills_them() -> None:
     metrics = ["visitors", "bounce_rate", "visit_duration", "views_per_visit", "visits"]
-    answer = v2((["2024-01-02"], [2, 50.0, 30, 1.5, 2]))
+    answer = v2((["2024-01-02"], [2, 66.67, 30.0, 1.5, 2]))
     labels = ["2024-01-01", "2024-01-02", "2024-01-03"]
-    empty = {"visitors": 0, "bounce_rate": 0.0, "visit_duration": None, "views_per_visit": 0.0,
+    empty = {"visitors": 0, "bounce_rate": 0, "visit_duration": None, "views_per_visit": 0.0,
              "visits": 0}  # fmt: skip
     assert shape.timeseries(answer, metrics, labels)["results"] == [
         {"date": "2024-01-01", **empty},
-        {"date": "2024-01-02", "visitors": 2, "bounce_rate": 50.0, "visit_duration": 30,
+        {"date": "2024-01-02", "visitors": 2, "bounce_rate": 67, "visit_duration": 30,
          "views_per_visit": 1.5, "visits": 2},
         {"date": "2024-01-03", **empty},
     ]  # fmt: skip
+    shaped = shape.timeseries(answer, metrics, labels)["results"]
+    assert [type(r["bounce_rate"]) for r in shaped] == [int, int, int]
 
 
 def test_breakdown_rows_are_keyed_by_the_last_name_part() -> None:
