@@ -19,6 +19,8 @@ ROUNDED = frozenset({"bounce_rate", "visit_duration"})
 # What an empty time bucket holds besides zero counts (Plausible's default values,
 # stats/metrics.ex): no visit has a duration (null); the rates are zero.
 EMPTY_BUCKET: dict[str, Any] = {"visit_duration": None, "bounce_rate": 0, "views_per_visit": 0.0}
+# Metrics of whole visits (the others are counted from events).
+VISIT_METRICS = frozenset({"visits", "bounce_rate", "visit_duration", "views_per_visit"})
 # Breakdowns whose rows also name the parent property (a version names its browser).
 PARENT = {"visit:browser_version": "visit:browser", "visit:os_version": "visit:os"}
 
@@ -66,19 +68,38 @@ def change(metric: str, now: float | None, before: float | None) -> float | int 
 
 
 def timeseries(
-    answer: dict[str, Any], metrics: Sequence[str], labels: Sequence[str]
+    parts: Sequence[tuple[dict[str, Any], Sequence[str]]],
+    metrics: Sequence[str],
+    labels: Sequence[str],
 ) -> dict[str, Any]:
-    """Every bucket of the range in order, `date` labelled; buckets without events hold
-    zero counts, a null visit duration and zero rates."""
-    found = {row["dimensions"][0]: row["metrics"] for row in answer["results"]}
+    """Every bucket of the range in order, `date` labelled, from the v2 answers of
+    `parts` (each with its metrics). A bucket no part has is empty: zero counts, a null
+    visit duration and zero rates; a bucket one part lacks has that part's metrics as v2
+    gives them over no rows (zeros)."""
+    found: dict[str, dict[str, Any]] = {}
+    for answer, part_metrics in parts:
+        for row in answer["results"]:
+            found.setdefault(row["dimensions"][0], {}).update(
+                zip(part_metrics, row["metrics"], strict=True)
+            )
     rows = []
     for label in labels:
-        row = found.get(label)
-        if row is None:
+        values = found.get(label)
+        if values is None:
             rows.append({"date": label, **{m: EMPTY_BUCKET.get(m, 0) for m in metrics}})
         else:
-            rows.append({"date": label, **rounded(metrics, row)})
+            rows.append({"date": label, **rounded(metrics, [values.get(m, 0) for m in metrics])})
     return {"results": rows}
+
+
+def split(metrics: Sequence[str]) -> list[list[str]]:
+    """A time series' metrics as separate v2 queries: those counted from events, and
+    those of whole visits. Each metric is computed alike either way (reporting/metrics.py
+    filters its rows by kind), and apart each part can be answered from the tables that
+    outlive raw retention: the daily aggregates and the visits."""
+    visit = [m for m in metrics if m in VISIT_METRICS]
+    event = [m for m in metrics if m not in VISIT_METRICS]
+    return [part for part in (event, visit) if part]
 
 
 def breakdown(

@@ -360,3 +360,94 @@ def test_v2_takes_a_domain_as_site_id(app: TestClient, ch: Client, site: dict[st
     assert rows(v2(app, key_of(other), site_id="other.example", metrics=["visitors"])) == [
         ([], [0])
     ]
+
+
+# Plausible's documented v1 calls (plausible/docs docs/stats-api-v1.md: each endpoint's
+# "Try it yourself" and "Examples of common queries"), as written but for the site.
+DOCUMENTED = [
+    ("aggregate?period=6mo&metrics=visitors,pageviews,bounce_rate,visit_duration",
+     {"results": {"visitors": {"value": 3}, "pageviews": {"value": 7},
+                  "bounce_rate": {"value": 50}, "visit_duration": {"value": 1199}}}),
+    ("breakdown?period=6mo&property=visit:source&metrics=visitors,bounce_rate&limit=5",
+     {"results": [{"source": "Direct / None", "visitors": 1, "bounce_rate": 100},
+                  {"source": "GitHub", "visitors": 1, "bounce_rate": 0},
+                  {"source": "Google", "visitors": 1, "bounce_rate": 0},
+                  {"source": "Twitter", "visitors": 1, "bounce_rate": 100}]}),
+    ("breakdown?period=6mo&property=event:page&limit=5",
+     {"results": [{"page": "/", "visitors": 2}, {"page": "/pricing", "visitors": 2},
+                  {"page": "/blog", "visitors": 1}, {"page": "/docs", "visitors": 1},
+                  {"page": "/docs/api", "visitors": 1}]}),
+    ("aggregate?period=6mo&filters=event:page%3D%3D%2Fpricing",
+     {"results": {"visitors": {"value": 2}}}),
+]  # fmt: skip
+
+
+@pytest.fixture
+def kept(
+    make_client: Callable[..., TestClient], make_settings: Callable[..., Settings]
+) -> TestClient:
+    """Raw events kept for ever (HITSTREAM_RAW_TTL_DAYS=0): 6mo reaches past 90 days."""
+    return make_client(make_settings(ingest_auth="key", admin_token=ADMIN, raw_ttl_days=0))
+
+
+@pytest.mark.parametrize(("call", "expected"), DOCUMENTED)
+def test_plausibles_documented_calls(
+    kept: TestClient, ch: Client, call: str, expected: Any
+) -> None:
+    app, site = kept, create_site(kept, "shop", domains=[DOMAIN])
+    seed(ch, site["site_id"])
+    response = app.get(f"{V1}/{call}&site_id={DOMAIN}", headers=key_of(site))
+    assert response.status_code == 200, response.text
+    assert response.json() == expected
+
+
+def test_plausibles_documented_timeseries(kept: TestClient, ch: Client) -> None:
+    app, site = kept, create_site(kept, "shop", domains=[DOMAIN])
+    seed(ch, site["site_id"])
+    for call, total in [("period=6mo", 3), ("period=6mo&filters=visit:source%3D%3DGoogle", 1)]:
+        response = app.get(f"{V1}/timeseries?{call}&site_id={DOMAIN}", headers=key_of(site))
+        results = response.json()["results"]
+        assert len(results) == 6 and all(r["date"].endswith("-01") for r in results)
+        assert sum(r["visitors"] for r in results) == total  # each visitor on one day
+
+
+def test_the_documented_goal_breakdown_waits_for_goals(
+    app: TestClient, site: dict[str, Any]
+) -> None:
+    """`event:props:method` filtered by the goal `Download`: no goals yet (a later step)."""
+    call = "breakdown?period=6mo&property=event:props:method&filters=event:goal%3D%3DDownload"
+    response = app.get(f"{V1}/{call}&site_id={DOMAIN}", headers=key_of(site))
+    assert response.status_code == 400
+    assert response.json()["error"].startswith("The goal `Download` is not configured")
+
+
+def test_the_airbyte_default_range_beyond_raw_retention(
+    make_client: Callable[..., TestClient], make_settings: Callable[..., Settings], ch: Client
+) -> None:
+    """Airbyte's default start is 2019-01-01: its metrics are kept for every day (the
+    visits table and daily aggregates), past HITSTREAM_RAW_TTL_DAYS."""
+    app = make_client(make_settings(ingest_auth="key", admin_token=ADMIN, raw_ttl_days=90))
+    site = create_site(app, "old", domains=[DOMAIN])
+    seed(ch, site["site_id"])
+    today = datetime.now(UTC).date().isoformat()
+    response = app.get(
+        f"{V1}/timeseries?site_id={DOMAIN}&period=custom&date=2019-01-01,{today}"
+        "&metrics=visitors,pageviews,bounce_rate,visit_duration,visits",
+        headers=key_of(site),
+    )
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    assert results[0]["date"] == "2019-01-01" and results[-1]["date"] == today
+    assert sum(r["visitors"] for r in results) == 3
+
+
+def test_past_raw_retention_event_filters_are_refused(
+    app: TestClient, ch: Client, site: dict[str, Any]
+) -> None:
+    """With the default 90 days of raw events, 6mo filtered on a page reaches expired days."""
+    seed(ch, site["site_id"])
+    status, error = refused(
+        app, "aggregate", key_of(site), site_id=DOMAIN, period="6mo", filters="event:page==/"
+    )
+    assert status == 400
+    assert error.startswith("date: raw events before ") and "have expired" in error

@@ -68,13 +68,13 @@ def test_timeseries_has_every_bucket_empty_ones_as_plausible_fills_them() -> Non
     labels = ["2024-01-01", "2024-01-02", "2024-01-03"]
     empty = {"visitors": 0, "bounce_rate": 0, "visit_duration": None, "views_per_visit": 0.0,
              "visits": 0}  # fmt: skip
-    assert shape.timeseries(answer, metrics, labels)["results"] == [
+    assert shape.timeseries([(answer, metrics)], metrics, labels)["results"] == [
         {"date": "2024-01-01", **empty},
         {"date": "2024-01-02", "visitors": 2, "bounce_rate": 67, "visit_duration": 30,
          "views_per_visit": 1.5, "visits": 2},
         {"date": "2024-01-03", **empty},
     ]  # fmt: skip
-    shaped = shape.timeseries(answer, metrics, labels)["results"]
+    shaped = shape.timeseries([(answer, metrics)], metrics, labels)["results"]
     assert [type(r["bounce_rate"]) for r in shaped] == [int, int, int]
 
 
@@ -94,3 +94,17 @@ def test_breakdown_rows_are_keyed_by_the_last_name_part() -> None:
             {"browser": "Chrome", "browser_version": "120.0", "visitors": 4, "pageviews": 5}
         ]
     }
+
+
+def test_a_time_series_in_two_parts() -> None:
+    metrics = ["visitors", "bounce_rate", "pageviews", "visit_duration"]
+    assert shape.split(metrics) == [["visitors", "pageviews"], ["bounce_rate", "visit_duration"]]
+    assert shape.split(["visits"]) == [["visits"]]
+    events = v2((["d1"], [2, 5]), (["d2"], [1, 1]))
+    visits = v2((["d1"], [49.5, 30.4]))  # d2: events of a visit begun in d1
+    parts = [(events, ["visitors", "pageviews"]), (visits, ["bounce_rate", "visit_duration"])]
+    assert shape.timeseries(parts, metrics, ["d0", "d1", "d2"])["results"] == [
+        {"date": "d0", "visitors": 0, "bounce_rate": 0, "pageviews": 0, "visit_duration": None},
+        {"date": "d1", "visitors": 2, "bounce_rate": 50, "pageviews": 5, "visit_duration": 30},
+        {"date": "d2", "visitors": 1, "bounce_rate": 0, "pageviews": 1, "visit_duration": 0},
+    ]
