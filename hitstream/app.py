@@ -23,6 +23,7 @@ import dashboard.routes
 import ingest.routes
 import ingest.tracker
 import ingest.umami
+import reporting.legacy_routes
 import reporting.routes
 import sites.routes
 from consumers.sink import WRITER_SESSION, ClickHouseSink
@@ -113,7 +114,8 @@ def create_app(settings: Settings, roles: Iterable[Role] = ALL_ROLES) -> Starlet
     if Role.INGEST in wanted:
         routes += ingest.routes.routes() + ingest.umami.routes() + ingest.tracker.routes()
     if Role.REPORT in wanted:
-        routes += reporting.routes.routes() + sites.routes.routes() + dashboard.routes.routes()
+        routes += reporting.routes.routes() + reporting.legacy_routes.routes()
+        routes += sites.routes.routes() + dashboard.routes.routes()
     routes += health.routes() + consumers.queue.routes() + metrics_routes(require_metrics_reader)
 
     routes += openapi.routes(routes, site_id_required=settings.ingest_auth == "open")

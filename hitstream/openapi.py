@@ -32,6 +32,7 @@ MODELS: list[type[BaseModel]] = [
     r.Health, r.QueueHealth, r.SiteCreated, r.SiteList, r.SiteInfo, r.KeyRotated, r.KeyRevoked,
     QueryBody, r.QueryAnswer, r.ShareCreated, r.QueuePanel, ReplayRequest, r.Replayed,
     UmamiSend, UmamiAccepted,
+    r.V1Visitors, r.V1Aggregate, r.V1Rows,
 ]  # fmt: skip
 
 ERRORS = {
@@ -78,6 +79,11 @@ class Operation:
     tags: tuple[str, ...] = field(default=())
 
 
+# Plausible's Stats API v1 parameters (reporting/legacy_params.py checks them).
+_V1_PARAMS: tuple[tuple[str, bool, dict[str, Any]], ...] = tuple(
+    (name, False, {"type": "string"})
+    for name in ("period", "date", "metrics", "filters", "with_imported")
+)
 _EVENT_ERRORS = ("400", "401", "403", "413", "415", "429", "503")
 OPERATIONS = [
     Operation("post", "/event",
@@ -115,6 +121,21 @@ OPERATIONS = [
               ("200", "QueryAnswer"), "QueryBody", ok_csv=True,
               errors=("400", "401", "403", "413", "415", "503"),
               security=("", "apiKey", "admin"), tags=("reporting",)),
+    *(Operation("get", f"/api/v1/stats/{path}", summary, ("200", model),
+                query=(("site_id", True, {"type": "string"}), *params),
+                errors=("400", "401", "503"), security=("", "apiKey", "admin"),
+                tags=("reporting",))
+      for path, summary, model, params in (
+          ("realtime/visitors", "Visitors of the last 5 minutes, a bare number (Plausible's "
+           "Stats API v1; site_id: the site's id or one of its domains)", "V1Visitors", ()),
+          ("aggregate", "Totals of a period (Plausible's Stats API v1)", "V1Aggregate",
+           (*_V1_PARAMS, ("compare", False, {"type": "string"}))),
+          ("timeseries", "Every bucket of a period (Plausible's Stats API v1)", "V1Rows",
+           (*_V1_PARAMS, ("interval", False, {"type": "string"}))),
+          ("breakdown", "A period by a property's values (Plausible's Stats API v1)", "V1Rows",
+           (*_V1_PARAMS, *((name, False, {"type": "string"})
+                           for name in ("property", "limit", "page")))),
+      )),
     Operation("get", "/api/sites/{site_id}/export",
               "A site's raw events over a range, streamed (NDJSON, CSV or Parquet)",
               ("200", ""), ok_files=("application/x-ndjson", "text/csv",

@@ -91,37 +91,58 @@ CSV = "text/csv"
 
 
 async def post_query(request: Request[ReportingState]) -> Response:
-    """A stats query; 400 names the part of the query at fault."""
+    """A stats query; 400 names the part of the query at fault. `site_id` is the site's
+    id or one of its domains (as Plausible's clients send it)."""
     body = await read_model(
         request, QueryBody, request.state["settings"].max_body_bytes, "invalid query"
     )
+    echo = body.model_dump(include={"site_id", "metrics", "dimensions", "filters"}, mode="json")
+    body = body.model_copy(
+        update={"site_id": await request.state["site_cache"].resolve(body.site_id)}
+    )
     await require_reader(request, body.site_id)
     csv = body.format == "csv" or CSV in request.headers.get("accept", "")
-    readers = request.state["stats_readers"]
-    tz = ZoneInfo(await request.state["site_cache"].timezone(body.site_id))
-    now = dt.datetime.now(dt.UTC)
     try:
-        query = parse(body)
-        first_day = None
-        if query.date_range.keyword == "all":
-            first_day = await readers.run(
-                client_ip(request), lambda reader: reader.first_day(body.site_id)
-            )
-        ttl = request.state["settings"].raw_ttl_days
-        plan = answer.plan(query, tz, now, first_day, csv=csv, raw_ttl_days=ttl)
+        the_plan = await plan_query(request, body, csv=csv)
     except QueryError as exc:
         raise APIError(
             400, "invalid query", [{"field": exc.field, "message": exc.message}]
         ) from None
     if csv:
         return await LentStream.open(
-            request.state["stream_readers"], client_ip(request), answer.csv_lines, plan
+            request.state["stream_readers"], client_ip(request), answer.csv_lines, the_plan
         )
-    echo = body.model_dump(include={"site_id", "metrics", "dimensions", "filters"}, mode="json")
-    result = await readers.run_while(
-        client_ip(request), lambda: disconnected(request), answer.answer, plan, echo, now
-    )
+    result = await run_plan(request, the_plan, echo)
     return JSONResponse(result) if result is not None else Response(status_code=499)
+
+
+async def plan_query(
+    request: Request[ReportingState], body: QueryBody, csv: bool = False
+) -> answer.Plan:
+    """Check a query (of a site resolved and read-checked already) and plan it in the
+    site's zone; raises QueryError. The Stats API v1 (reporting/legacy_routes.py) plans
+    its translated queries here too, so both answer alike."""
+    readers = request.state["stats_readers"]
+    tz = ZoneInfo(await request.state["site_cache"].timezone(body.site_id))
+    now = dt.datetime.now(dt.UTC)
+    query = parse(body)
+    first_day = None
+    if query.date_range.keyword == "all":
+        first_day = await readers.run(
+            client_ip(request), lambda reader: reader.first_day(body.site_id)
+        )
+    ttl = request.state["settings"].raw_ttl_days
+    return answer.plan(query, tz, now, first_day, csv=csv, raw_ttl_days=ttl)
+
+
+async def run_plan(
+    request: Request[ReportingState], the_plan: answer.Plan, echo: dict[str, Any]
+) -> dict[str, Any] | None:
+    """The JSON answer of a planned query (None: the client has gone)."""
+    now = dt.datetime.now(dt.UTC)
+    return await request.state["stats_readers"].run_while(
+        client_ip(request), lambda: disconnected(request), answer.answer, the_plan, echo, now
+    )
 
 
 async def disconnected(request: Request[Any]) -> None:

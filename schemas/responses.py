@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, RootModel
 
 
 class ErrorDetail(BaseModel):
@@ -193,3 +193,26 @@ class QueryAnswer(BaseModel):
     results: list[QueryRow]
     meta: dict[str, object] = Field(description="total_rows, time_labels when included")
     query: dict[str, object] = Field(description="the query as understood: dates, time zone")
+
+
+class V1Visitors(RootModel[int]):
+    """`GET /api/v1/stats/realtime/visitors`: a bare number."""
+
+
+class V1Value(BaseModel):
+    value: float | None
+    comparison_value: float | None = Field(default=None, description="with compare")
+    change: float | None = Field(default=None, description="with compare: percent, or points")
+
+
+class V1Aggregate(BaseModel):
+    """`GET /api/v1/stats/aggregate` (Plausible's Stats API v1 shape)."""
+
+    results: dict[str, V1Value]
+
+
+class V1Rows(BaseModel):
+    """`GET /api/v1/stats/timeseries` (`date` and the metrics) and `/breakdown` (the
+    property's last name part and the metrics)."""
+
+    results: list[dict[str, str | float | None]]

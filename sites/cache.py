@@ -92,6 +92,13 @@ class SiteCache:
             return None
         return site_id.decode() if isinstance(site_id, bytes) else site_id
 
+    async def resolve(self, name: str) -> str:
+        """The id of the site `name` names: the site that lists it among its domains
+        (Plausible's clients send a domain as `site_id`), else `name` itself (an id).
+        The one rule for the Stats API v1 and v2 (reporting); ingest reads Plausible's
+        `domain` the same way (ingest/admission.py)."""
+        return await self.site_for_domain(name) or name
+
     async def origin_allowed_somewhere(self, origin: str) -> bool:
         """True if some public site allows this origin (for CORS preflight)."""
         return bool(origin) and bool(await self._redis.sismember(self.origins_set, origin))
