@@ -4,9 +4,9 @@ admitted, stored and answered as Umami answers (umami-software/umami
 
 The request is admitted as `/api/event`'s are (ingest/admission.py): in key mode,
 Umami's clients send no API key, so only a browser on an origin a public site allows
-gets in (a server-side sender such as `@umami/node`, which sends no Origin, is
-refused with 401 there; open mode takes it). `website` names the site by its
-`website_id` (one Redis hash read, sites/cache.py).
+gets in; a server-side sender such as `@umami/node`, which sends no Origin, gets in
+once the public site accepts server events (`accept_server_events`), else a 401.
+`website` names the site by its `website_id` (one Redis hash read, sites/cache.py).
 """
 
 from __future__ import annotations

@@ -327,3 +327,17 @@ def test_key_mode_takes_browsers_on_a_public_sites_origins_only(keyed_app: TestC
     )
     assert preflight.status_code == 204
     assert preflight.headers["access-control-allow-origin"] == ORIGIN
+
+
+def test_key_mode_takes_a_server_side_sender_once_the_site_opts_in(keyed_app: TestClient) -> None:
+    """@umami/node sends no Origin and no key: refused until the public site accepts
+    server events (the same opt-in as Plausible's Events API from a backend)."""
+    site = {"name": "Api", "public": True, "allowed_origins": [ORIGIN], "website_id": WEBSITE}
+    made = keyed_app.post("/api/sites", json=site, headers=AUTH)
+    assert made.status_code == 201, made.text
+    assert send(keyed_app, name="signup").status_code == 401
+    opt_in = {"accept_server_events": True}
+    patched = keyed_app.patch(f"/api/sites/{made.json()['site_id']}", json=opt_in, headers=AUTH)
+    assert patched.status_code == 200, patched.text
+    answer = send(keyed_app, name="signup")
+    assert answer.status_code == 200 and "cache" in answer.json()
