@@ -275,10 +275,12 @@ INTERRUPT = [
 ]
 
 
-def stats_when(base_url: str, views: int, **params: str) -> dict[str, Any]:
+def stats_when(
+    base_url: str, views: int, deadline_s: float = 30.0, **params: str
+) -> dict[str, Any]:
     """Poll a process's GET /stats until it counts `views` page views."""
     with httpx.Client(base_url=base_url, timeout=5) as http:
-        return wait_stats(http.get, lambda body: body["total_views"] == views, 30.0, **params)
+        return wait_stats(http.get, lambda body: body["total_views"] == views, deadline_s, **params)
 
 
 # Headless Chromium (Debian's) and the pages it visits.
