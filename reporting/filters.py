@@ -113,6 +113,8 @@ def _condition(item: list[Any], where: str) -> Condition:
     for i, clause in enumerate(clauses):
         check_text(clause, f"{where}[2][{i}]")
     positive = NEGATED.get(op, op)
+    if dimension == "visit:country" and positive == "is":
+        _check_countries(clauses, f"{where}[2]")
     if positive == "matches":
         for i, pattern in enumerate(clauses):
             check_pattern(pattern_as_run(pattern, case_sensitive), f"{where}[2][{i}]")
@@ -139,6 +141,18 @@ def _clauses(clauses: Any, where: str) -> tuple[str, ...]:
             f"must be a list of 1 to {MAX_CLAUSES} strings of at most {MAX_PROP_VALUE} characters",
         )
     return tuple(clauses)
+
+
+def _check_countries(clauses: tuple[str, ...], where: str) -> None:
+    """`is`/`is_not` on visit:country take ISO codes, as Plausible refuses other values."""
+    for i, clause in enumerate(clauses):
+        if len(clause) != 2:
+            raise QueryError(
+                f"{where}[{i}]",
+                "a country is its 2-letter ISO 3166 code (e.g. DE)",
+                "Invalid visit:country filter, visit:country needs to be a valid 2-letter "
+                "country code.",
+            )
 
 
 def _case_sensitive(modifiers: Any, where: str) -> bool:

@@ -12,12 +12,14 @@ from schemas.query import TIME_DIMENSIONS, Include, Pagination, is_event_dimensi
 
 
 class QueryError(HitstreamError):
-    """A query that cannot be answered, with the part of it at fault."""
+    """A query that cannot be answered, with the part of it at fault; `plausible` is
+    Plausible's own message for the same fault, where it words one."""
 
-    def __init__(self, field: str, message: str) -> None:
+    def __init__(self, field: str, message: str, plausible: str | None = None) -> None:
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
+        self.plausible = plausible
 
 
 @dataclass(frozen=True)

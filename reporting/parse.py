@@ -33,7 +33,11 @@ def parse(body: QueryBody) -> Query:
     filters = parse_filters(body.filters)
     order_by = _order_by(body)
     if body.include.time_labels and not any(d in TIME_DIMENSIONS for d in body.dimensions):
-        raise QueryError("include.time_labels", "needs a time dimension")
+        raise QueryError(
+            "include.time_labels",
+            "needs a time dimension",
+            "Invalid include.time_labels: requires a time dimension.",
+        )
     return Query(
         site_id=body.site_id,
         date_range=date_range,

@@ -19,7 +19,7 @@ from foundation.http import (
     JSONResponse,
     api_routes,
     client_ip,
-    read_model,
+    read_json,
     validation_details,
 )
 from reporting import answer
@@ -93,9 +93,11 @@ CSV = "text/csv"
 async def post_query(request: Request[ReportingState]) -> Response:
     """A stats query; 400 names the part of the query at fault. `site_id` is the site's
     id or one of its domains (as Plausible's clients send it)."""
-    body = await read_model(
-        request, QueryBody, request.state["settings"].max_body_bytes, "invalid query"
-    )
+    raw = await read_json(request, request.state["settings"].max_body_bytes)
+    try:
+        body = QueryBody.model_validate(raw)
+    except ValidationError as exc:
+        raise query_refused(validation_details(exc)) from None
     echo = body.model_dump(include={"site_id", "metrics", "dimensions", "filters"}, mode="json")
     body = body.model_copy(
         update={"site_id": await request.state["site_cache"].resolve(body.site_id)}
@@ -105,15 +107,21 @@ async def post_query(request: Request[ReportingState]) -> Response:
     try:
         the_plan = await plan_query(request, body, csv=csv)
     except QueryError as exc:
-        raise APIError(
-            400, "invalid query", [{"field": exc.field, "message": exc.message}]
-        ) from None
+        detail = {"field": exc.field, "message": exc.message}
+        raise query_refused([detail], exc.plausible) from None
     if csv:
         return await LentStream.open(
             request.state["stream_readers"], client_ip(request), answer.csv_lines, the_plan
         )
     result = await run_plan(request, the_plan, echo)
     return JSONResponse(result) if result is not None else Response(status_code=499)
+
+
+def query_refused(details: list[dict[str, Any]], error: str | None = None) -> APIError:
+    """A refused query's 400: `error` is the first reason (Plausible's clients show only
+    `error`), in Plausible's words where it has them, `details` every reason."""
+    first = details[0] if details else {"field": "body", "message": "invalid query"}
+    return APIError(400, error or f"{first['field']}: {first['message']}", details)
 
 
 async def plan_query(

@@ -365,6 +365,9 @@ def test_compare_with_the_previous_period(report: TestClient, ch: Client) -> Non
          "dimensions[0]"),
         ({"metrics": ["visitors"], "pagination": {"limit": 0}}, "pagination.limit"),
         ({"metrics": ["visitors"], "filters": [["is", "event:goal", ["Signup"]]]}, "filters[0][1]"),
+        ({"metrics": ["visitors"], "filters": [["is", "visit:country", ["DE", "DEU"]]]},
+         "filters[0][2][1]"),
+        ({"metrics": ["visitors"], "include": {"fill": True}}, "include.fill"),
     ],
 )  # fmt: skip
 def test_invalid_queries_name_the_part_at_fault(
@@ -372,4 +375,36 @@ def test_invalid_queries_name_the_part_at_fault(
 ) -> None:
     response = report.post("/api/v2/query", json={"site_id": "q", "date_range": "7d", **body})
     assert response.status_code == 400, response.text
-    assert response.json()["details"][0]["field"] == field
+    refused = response.json()
+    assert refused["details"][0]["field"] == field
+    # Plausible's clients show only `error`: the first reason, in Plausible's words
+    # where it has them.
+    first = refused["details"][0]
+    assert refused["error"] in (f"{field}: {first['message']}", *PLAUSIBLE_WORDS.values())
+
+
+PLAUSIBLE_WORDS = {
+    "include.time_labels": "Invalid include.time_labels: requires a time dimension.",
+    "filters[0][2][1]": "Invalid visit:country filter, visit:country needs to be a valid "
+    "2-letter country code.",
+}
+
+
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        ({"metrics": ["visitorz"]}, "metrics[0]: unknown metric 'visitorz'"),
+        ({"metrics": ["visitors"], "include": {"time_labels": True}},
+         PLAUSIBLE_WORDS["include.time_labels"]),
+        ({"metrics": ["visitors"], "filters": [["is", "visit:country", ["DE", "DEU"]]]},
+         PLAUSIBLE_WORDS["filters[0][2][1]"]),
+        ({"metrics": []}, "metrics: List should have at least 1 item after validation, not 0"),
+    ],
+)  # fmt: skip
+def test_the_error_is_the_first_reason(
+    report: TestClient, body: dict[str, Any], error: str
+) -> None:
+    response = report.post("/api/v2/query", json={"site_id": "q", "date_range": "7d", **body})
+    assert response.status_code == 400, response.text
+    assert response.json()["error"] == error
+    assert response.json()["details"]
