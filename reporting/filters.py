@@ -4,6 +4,7 @@ part at fault (`filters[0][2][1]`)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -33,6 +34,9 @@ MAX_CLAUSES = 1000
 MAX_FILTER_BYTES = 65_536
 MAX_PATTERNS = 20
 MAX_PATTERN_PROGRAM = 2_000
+# Dimensions whose filter values are integers in Plausible (GeoNames ids, segment ids);
+# every other dimension takes strings only, as Plausible's query parser has it.
+INTEGER_VALUED = ("visit:city", "segment")
 # Each negated operator and the positive one it negates.
 NEGATED = {"is_not": "is", "contains_not": "contains", "matches_not": "matches"}
 
@@ -108,7 +112,7 @@ def _condition(item: list[Any], where: str) -> Condition:
     if not isinstance(dimension, str):
         raise QueryError(f"{where}[1]", "must be a dimension name")
     check_dimension(dimension, f"{where}[1]", time_allowed=False)
-    clauses = _clauses(item[2], f"{where}[2]")
+    clauses = clause_values(item, f"{where}[2]")
     case_sensitive = _case_sensitive(item[3], f"{where}[3]") if len(item) == 4 else True
     for i, clause in enumerate(clauses):
         check_text(clause, f"{where}[2][{i}]")
@@ -129,16 +133,24 @@ def _condition(item: list[Any], where: str) -> Condition:
     )
 
 
-def _clauses(clauses: Any, where: str) -> tuple[str, ...]:
-    if (
-        not isinstance(clauses, list)
-        or not clauses
-        or len(clauses) > MAX_CLAUSES
-        or not all(isinstance(c, str) and len(c) <= MAX_PROP_VALUE for c in clauses)
+def clause_values(item: list[Any], where: str) -> tuple[str, ...]:
+    """A condition's values as text: strings, or for the INTEGER_VALUED dimensions
+    integers (all of them, as Plausible takes them), compared as their decimal text."""
+    clauses = item[2]
+    if not isinstance(clauses, list) or not clauses or len(clauses) > MAX_CLAUSES:
+        raise QueryError(where, f"must be a list of 1 to {MAX_CLAUSES} values")
+    if item[1] in INTEGER_VALUED and all(
+        isinstance(c, int) and not isinstance(c, bool) and abs(c) < 2**63 for c in clauses
     ):
+        return tuple(str(c) for c in clauses)
+    if not all(isinstance(c, str) and len(c) <= MAX_PROP_VALUE for c in clauses):
+        strings = f"strings of at most {MAX_PROP_VALUE} characters"
         raise QueryError(
             where,
-            f"must be a list of 1 to {MAX_CLAUSES} strings of at most {MAX_PROP_VALUE} characters",
+            f"must be all integers or all {strings}"
+            if item[1] in INTEGER_VALUED
+            else f'must be {strings} (a number as text, e.g. "42")',
+            f"Invalid filter '{json.dumps(item, ensure_ascii=False)[:200]}'.",
         )
     return tuple(clauses)
 

@@ -10,6 +10,7 @@ from reporting.filters import (
     MAX_FILTER_BYTES,
     MAX_FILTER_DEPTH,
     MAX_PATTERNS,
+    clause_values,
     conditions_of,
     parse_filter,
     parse_filters,
@@ -88,6 +89,33 @@ def test_logic_filters_nest() -> None:
 )  # fmt: skip
 def test_each_fault_names_its_part(item: Any, field: str) -> None:
     assert fault(item) == field
+
+
+def test_integer_values_where_plausible_takes_them() -> None:
+    """Plausible's parser takes integers for visit:city (GeoNames ids) and segments, all
+    of a filter's values alike; they are compared as their decimal text. Every other
+    dimension takes strings only (a property's number is sent as text, e.g. "42")."""
+    assert clause_values(["is", "visit:city", [2643743, 588409]], "f") == ("2643743", "588409")
+    assert clause_values(["is", "visit:city", ["2643743"]], "f") == ("2643743",)
+    for item in (
+        ["is", "visit:city", [2643743, "588409"]],
+        ["is", "visit:city", [True]],
+        ["is", "event:props:plan", [42]],
+        ["is", "event:page", [1.5]],
+    ):
+        with pytest.raises(QueryError) as caught:
+            clause_values(item, "filters[0][2]")
+        assert caught.value.field == "filters[0][2]"
+    assert caught.value.plausible == """Invalid filter '["is", "event:page", [1.5]]'."""
+    # hitstream has no city data: the refusal names the dimension, not its values.
+    assert fault(["is", "visit:city", [2643743]]) == "filters[0][1]"
+
+
+def test_countries_are_two_letter_codes() -> None:
+    assert fault(["is_not", "visit:country", ["DE", "Germany"]]) == "filters[0][2][1]"
+    assert parse_filter(["contains", "visit:country", ["D"]], "f", 1) == Condition(
+        "contains", "visit:country", ("D",)
+    )
 
 
 def test_a_bad_modifier_is_named_before_a_bad_clause() -> None:

@@ -398,6 +398,8 @@ PLAUSIBLE_WORDS = {
          PLAUSIBLE_WORDS["include.time_labels"]),
         ({"metrics": ["visitors"], "filters": [["is", "visit:country", ["DE", "DEU"]]]},
          PLAUSIBLE_WORDS["filters[0][2][1]"]),
+        ({"metrics": ["visitors"], "filters": [["is", "event:props:n", [42]]]},
+         """Invalid filter '["is", "event:props:n", [42]]'."""),
         ({"metrics": []}, "metrics: List should have at least 1 item after validation, not 0"),
     ],
 )  # fmt: skip
