@@ -57,8 +57,7 @@ def plan(
     have expired (`raw_ttl_days`) when the answer needs them."""
     period = period or periods.resolve(query.date_range, tz, now, first_day)
     bucket, buckets = _buckets(query, period)
-    time = query.time_dimension
-    fill = buckets if query.include.time_labels and query.dimensions == (time,) else None
+    fill = buckets if _fills(query) else None
     limit = query.pagination.limit or (MAX_CSV_ROWS if csv else MAX_LIMIT)
     compiled = compile_query(query, period, bucket, limit, fill)
     if len(compiled.sql) > MAX_SQL_CHARS:
@@ -69,6 +68,16 @@ def plan(
     if raw_ttl_days and compiled.reads_raw_events:
         _check_kept(period, now, raw_ttl_days)
     return Plan(query, period, bucket, buckets, compiled, earlier)
+
+
+def _fills(query: Query) -> bool:
+    """Whether every time bucket is a row: asked for (`include.fill_empty`, hitstream's
+    extension), or as Plausible does for a comparison of a time series alone (its
+    `add_empty_timeseries_rows`); otherwise only the buckets with data, as Plausible
+    answers `include.time_labels`."""
+    if query.time_dimension is None or len(query.dimensions) != 1:
+        return False
+    return query.include.fill_empty or query.include.compare is not None
 
 
 def _buckets(query: Query, period: Period) -> tuple[str | None, list[str] | None]:

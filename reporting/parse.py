@@ -38,6 +38,9 @@ def parse(body: QueryBody) -> Query:
             "needs a time dimension",
             "Invalid include.time_labels: requires a time dimension.",
         )
+    time = [d for d in body.dimensions if d in TIME_DIMENSIONS]
+    if body.include.fill_empty and (not time or len(body.dimensions) > 1):
+        raise QueryError("include.fill_empty", "needs a time dimension as the only dimension")
     return Query(
         site_id=body.site_id,
         date_range=date_range,

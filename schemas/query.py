@@ -71,6 +71,9 @@ class Include(BaseModel):
 
     total_rows: StrictBool = False
     time_labels: StrictBool = False
+    # hitstream's extension: every time bucket of the range, the empty ones as zeros
+    # (Plausible's results hold only the buckets with data; meta.time_labels lists all).
+    fill_empty: StrictBool = False
     compare: Literal["previous_period", "year_over_year"] | None = None
     # Plausible clients send it; hitstream has no imported data, so it is always false.
     imports: StrictBool = False

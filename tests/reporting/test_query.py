@@ -281,18 +281,22 @@ def test_pagination_and_total_rows(report: TestClient, ch: Client) -> None:
     assert past["results"] == [] and past["meta"]["total_rows"] == 5
 
 
-def test_time_labels_fill_empty_buckets(report: TestClient, ch: Client) -> None:
+def test_time_labels_list_every_bucket_and_results_the_ones_with_data(
+    report: TestClient, ch: Client
+) -> None:
+    """As Plausible answers include.time_labels: "If no data falls into a given time
+    bucket, no values are returned"; meta.time_labels lists every bucket."""
     seed(ch)
-    answer = query(
-        report,
-        metrics=["pageviews"],
-        date_range=[DAY0.isoformat(), DAY2.isoformat()],
-        dimensions=["time:day"],
-        include={"time_labels": True},
-    )
+    body = {
+        "metrics": ["pageviews"],
+        "date_range": [DAY0.isoformat(), DAY2.isoformat()],
+        "dimensions": ["time:day"],
+    }
+    answer = query(report, **body, include={"time_labels": True})
     days = [d.isoformat() for d in (DAY0, DAY1, DAY2)]
     assert answer["meta"]["time_labels"] == days
-    assert rows(answer) == [([days[0]], [4]), ([days[1]], [3]), ([days[2]], [0])]
+    assert rows(answer) == [([days[0]], [4]), ([days[1]], [3])]
+    assert answer["query"]["include"] == {"time_labels": True}
     hours = query(
         report,
         metrics=["pageviews"],
@@ -301,7 +305,31 @@ def test_time_labels_fill_empty_buckets(report: TestClient, ch: Client) -> None:
         include={"time_labels": True},
     )
     assert len(hours["meta"]["time_labels"]) == 24
-    assert hours["results"][10] == {"dimensions": [at(DAY0, "10:00:00")], "metrics": [3]}
+    assert rows(hours) == [([at(DAY0, "10:00:00")], [3]), ([at(DAY0, "12:00:00")], [1])]
+
+
+def test_fill_empty_gives_every_bucket_a_row(report: TestClient, ch: Client) -> None:
+    """hitstream's extension: the empty buckets as zeros, with or without time_labels."""
+    seed(ch)
+    body = {
+        "metrics": ["pageviews", "bounce_rate"],
+        "date_range": [DAY0.isoformat(), DAY2.isoformat()],
+        "dimensions": ["time:day"],
+    }
+    days = [d.isoformat() for d in (DAY0, DAY1, DAY2)]
+    filled = query(report, **body, include={"fill_empty": True})
+    # DAY0: 3 visits, 2 bounces (66.67); DAY1: 1 visit, no bounce; DAY2: empty.
+    assert rows(filled) == [([days[0]], [4, 66.67]), ([days[1]], [3, 0.0]), ([days[2]], [0, 0.0])]
+    assert filled["meta"] == {}
+    both = query(report, **body, include={"fill_empty": True, "time_labels": True})
+    assert both["meta"]["time_labels"] == days and both["results"] == filled["results"]
+    refused = report.post(
+        "/api/v2/query",
+        json={"site_id": "q", "date_range": RANGE, "metrics": ["pageviews"],
+              "dimensions": ["time:day", "event:page"], "include": {"fill_empty": True}},
+    )  # fmt: skip
+    assert refused.status_code == 400
+    assert refused.json()["details"][0]["field"] == "include.fill_empty"
 
 
 def test_csv_equals_json(report: TestClient, ch: Client) -> None:

@@ -116,7 +116,7 @@ def test_a_day_of_23_hours_at_the_spring_dst_change(app: TestClient, ch: Client)
             "metrics": ["visitors"],
             "date_range": ["2024-03-10", "2024-03-10"],
             "dimensions": ["time:hour"],
-            "include": {"time_labels": True},
+            "include": {"time_labels": True, "fill_empty": True},
         },
     )
     labels = answer["meta"]["time_labels"]
