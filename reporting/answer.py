@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from reporting import csvcells, periods
+from reporting import csvcells, legacy_shape, periods
 from reporting.compiler import Compiled, compile_query
 from reporting.model import Condition, DateRange, Query, QueryError
-from reporting.parse import FIRST_MOMENT
+from reporting.parse import FIRST_MOMENT, comparison_range
 from reporting.periods import Period
 from reporting.queries import TOP_PATHS_LIMIT, DayStats, StatsReader
 from schemas.query import MAX_LIMIT, Pagination
@@ -62,9 +62,7 @@ def plan(
     compiled = compile_query(query, period, bucket, limit, fill)
     if len(compiled.sql) > MAX_SQL_CHARS:
         raise QueryError("filters", "the query is too large: use fewer filters or values")
-    earlier = None
-    if query.include.compare:
-        earlier = _compared_with(period, query.include.compare)
+    earlier = _compared_with(query, period, now)
     if raw_ttl_days and compiled.reads_raw_events:
         _check_kept(period, now, raw_ttl_days)
     return Plan(query, period, bucket, buckets, compiled, earlier)
@@ -77,7 +75,11 @@ def _fills(query: Query) -> bool:
     answers `include.time_labels`."""
     if query.time_dimension is None or len(query.dimensions) != 1:
         return False
-    return query.include.fill_empty or query.include.compare is not None
+    return query.include.fill_empty or _compares(query)
+
+
+def _compares(query: Query) -> bool:
+    return query.include.compare is not None or query.include.comparisons is not None
 
 
 def _buckets(query: Query, period: Period) -> tuple[str | None, list[str] | None]:
@@ -105,17 +107,28 @@ def _check_kept(period: Period, now: dt.datetime, raw_ttl_days: int) -> None:
         )
 
 
-def _compared_with(period: Period, how: str) -> Period:
-    """The period before (or a year before); a 400 if it starts before the first day
-    an event can have."""
+def _compared_with(query: Query, period: Period, now: dt.datetime) -> Period | None:
+    """The period compared with, if any: before, a year before, or a custom range (moved
+    to the same day of the week if asked); a 400 if it starts before the first day an
+    event can have."""
+    include = query.include
+    comparisons = include.comparisons
+    how = comparisons.mode if comparisons else include.compare
+    if how is None:
+        return None
     try:
-        earlier = periods.previous(period, how)
+        if comparisons and comparisons.mode == "custom":
+            assert comparisons.date_range is not None  # reporting/parse.py checked it
+            earlier = periods.resolve(comparison_range(comparisons.date_range), period.tz, now)
+        else:
+            earlier = periods.previous(period, how)
+            if comparisons and comparisons.match_day_of_week:
+                earlier = periods.same_weekday(earlier, period)
     except (ValueError, OverflowError):
         earlier = None
     if earlier is None or earlier.start < FIRST_MOMENT:
-        raise QueryError(
-            "include.compare", f"the period compared with starts before {FIRST_MOMENT.date()}"
-        )
+        field = "include.comparisons" if comparisons else "include.compare"
+        raise QueryError(field, f"the period compared with starts before {FIRST_MOMENT.date()}")
     return earlier
 
 
@@ -158,7 +171,7 @@ def answer(
             meta["total_rows"] = 0
         rows = [row[:-1] for row in rows]
     results = [_shape(query, row) for row in rows]
-    if query.include.compare:
+    if the_plan.earlier is not None:
         _compare(reader, the_plan, results, now)
     if query.include.time_labels:
         meta["time_labels"] = the_plan.buckets
@@ -172,13 +185,22 @@ def answer(
             "date_range": the_plan.period.shown(),
             "time_zone": the_plan.period.tz.key,
             "order_by": [list(pair) for pair in query.order_by],
-            "include": query.include.model_dump(exclude_defaults=True),
+            "include": _include_echo(the_plan),
             "pagination": {
                 "limit": query.pagination.limit or MAX_LIMIT,
                 "offset": query.pagination.offset,
             },
         },
     }
+
+
+def _include_echo(the_plan: Plan) -> dict[str, Any]:
+    """`include` as understood: the keys set; Plausible's comparisons with the range
+    compared with, as date-times in the site's zone."""
+    include = the_plan.query.include.model_dump(exclude_defaults=True)
+    if "comparisons" in include and the_plan.earlier is not None:
+        include["comparisons"]["date_range"] = the_plan.earlier.shown()
+    return include
 
 
 def _total_rows(reader: StatsReader, the_plan: Plan, now: dt.datetime) -> int:
@@ -203,17 +225,43 @@ def _compare(
         for row in (_shape(query, r) for r in reader.rows(before.compiled))
     }
     positions = _positions(the_plan.buckets)
+    plausible = query.include.comparisons is not None
     for row in results:
-        match = previous_rows.get(_row_key(query, row["dimensions"], positions))
+        key = _row_key(query, row["dimensions"], positions)
+        match = previous_rows.get(key)
         metrics = match["metrics"] if match else [0 for _ in query.metrics]
+        if match:
+            dimensions = match["dimensions"]
+        elif plausible:  # the row's, its time bucket as the compared period's at its place
+            dimensions = _compared_dimensions(query, row["dimensions"], key, before.buckets)
+        else:
+            dimensions = []
         row["comparison"] = {
-            "dimensions": match["dimensions"] if match else [],
+            "dimensions": dimensions,
             "metrics": metrics,
             "change": [
-                _change(m, a, b)
+                _plausible_change(m, a, b) if plausible else _change(m, a, b)
                 for m, a, b in zip(query.metrics, row["metrics"], metrics, strict=True)
             ],
         }
+
+
+def _plausible_change(metric: str, now: float, before: float) -> float | int | None:
+    """Plausible's change (reporting/legacy_shape.py), bounce rate points to 2 decimals."""
+    change = legacy_shape.change(metric, now, before)
+    return round(change, 2) if isinstance(change, float) else change
+
+
+def _compared_dimensions(
+    query: Query, dimensions: list[str], key: tuple[str, ...], buckets: list[str] | None
+) -> list[str | None]:
+    time = query.time_dimension
+    if time is None:
+        return list(dimensions)
+    at = query.dimensions.index(time)
+    position = int(key[at])
+    label = buckets[position] if buckets and 0 <= position < len(buckets) else None
+    return [*dimensions[:at], label, *dimensions[at + 1 :]]
 
 
 def _earlier_plan(the_plan: Plan, now: dt.datetime) -> Plan:
@@ -223,7 +271,9 @@ def _earlier_plan(the_plan: Plan, now: dt.datetime) -> Plan:
     assert the_plan.earlier is not None
     unpaged = dataclasses.replace(
         query,
-        include=query.include.model_copy(update={"total_rows": False, "compare": None}),
+        include=query.include.model_copy(
+            update={"total_rows": False, "compare": None, "comparisons": None}
+        ),
         pagination=query.pagination.model_copy(update={"offset": 0, "limit": MAX_LIMIT}),
     )
     return plan(unpaged, the_plan.period.tz, now, period=the_plan.earlier)

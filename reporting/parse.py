@@ -38,6 +38,7 @@ def parse(body: QueryBody) -> Query:
             "needs a time dimension",
             "Invalid include.time_labels: requires a time dimension.",
         )
+    _check_comparisons(body)
     time = [d for d in body.dimensions if d in TIME_DIMENSIONS]
     if body.include.fill_empty and (not time or len(body.dimensions) > 1):
         raise QueryError("include.fill_empty", "needs a time dimension as the only dimension")
@@ -52,6 +53,29 @@ def parse(body: QueryBody) -> Query:
         pagination=body.pagination,
         format=body.format,
     )
+
+
+def _check_comparisons(body: QueryBody) -> None:
+    """One form of comparison; a custom one with its range, the others without."""
+    comparisons = body.include.comparisons
+    if comparisons is None:
+        return
+    if body.include.compare is not None:
+        raise QueryError("include.comparisons", "give include.compare or comparisons, not both")
+    where = "include.comparisons.date_range"
+    if comparisons.mode != "custom":
+        if comparisons.date_range is not None:
+            raise QueryError(where, 'only with the mode "custom"')
+        return
+    if comparisons.date_range is None or len(comparisons.date_range) != 2:
+        raise QueryError(where, 'the mode "custom" needs [from, to]')
+    comparison_range(comparisons.date_range)
+
+
+def comparison_range(bounds: list[str]) -> DateRange:
+    """A custom comparison's [from, to], checked as date_range is."""
+    where = "include.comparisons.date_range"
+    return explicit_range(bounds[0], bounds[1], names=(f"{where}[0]", f"{where}[1]"), whole=where)
 
 
 def _check_metrics(metrics: list[str]) -> None:

@@ -189,6 +189,24 @@ def previous(period: Period, how: str) -> Period:
     return Period(period.start - length, period.start, period.tz, period.keyword)
 
 
+def same_weekday(earlier: Period, period: Period) -> Period:
+    """`earlier` moved to start on the day of the week `period` starts on, as Plausible's
+    `match_day_of_week` moves it: to the next such day, or the one before when the next
+    is `period`'s own first day. Only whole days move."""
+    tz = period.tz
+    first, after = (m.astimezone(tz) for m in (earlier.start, earlier.end))
+    if not (_is_midnight(first) and _is_midnight(after)):
+        return earlier
+    target = period.start.astimezone(tz).date().weekday()
+    ahead = (target - first.weekday()) % 7
+    if ahead == 0:
+        return earlier
+    if first.date() + dt.timedelta(days=ahead) == period.start.astimezone(tz).date():
+        ahead -= 7
+    shift = dt.timedelta(days=ahead)
+    return _days(first.date() + shift, after.date() - dt.timedelta(days=1) + shift, tz)
+
+
 def _is_midnight(local: dt.datetime) -> bool:
     return local.time() == dt.time(0)
 

@@ -64,6 +64,18 @@ def prop_key(name: str) -> str:
     return name.removeprefix(PROPS_PREFIX)
 
 
+class Comparisons(BaseModel):
+    """`include.comparisons`, Plausible's form: the period compared with, by `mode`
+    (`custom` with its own `date_range`), optionally moved to start on the same day of
+    the week as the range."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Literal["previous_period", "year_over_year", "custom"]
+    date_range: list[StrictStr] | None = None
+    match_day_of_week: StrictBool = False
+
+
 class Include(BaseModel):
     """`include`: what the answer carries besides the rows."""
 
@@ -74,7 +86,8 @@ class Include(BaseModel):
     # hitstream's extension: every time bucket of the range, the empty ones as zeros
     # (Plausible's results hold only the buckets with data; meta.time_labels lists all).
     fill_empty: StrictBool = False
-    compare: Literal["previous_period", "year_over_year"] | None = None
+    compare: Literal["previous_period", "year_over_year"] | None = None  # hitstream's form
+    comparisons: Comparisons | None = None  # Plausible's form
     # Plausible clients send it; hitstream has no imported data, so it is always false.
     imports: StrictBool = False
 

@@ -120,3 +120,26 @@ def test_the_period_before_realtime_has_the_same_buckets() -> None:
     now = periods.resolve(DateRange(keyword="realtime"), UTC, NOW)
     before = periods.previous(now, "previous_period")
     assert periods.auto_bucket(before) == periods.auto_bucket(now) == "minute"
+
+
+@pytest.mark.parametrize(
+    ("first", "last", "moved"),
+    [
+        # Mon-Tue: the period before starts on a Saturday; the next Monday is the range's
+        # own first day, so the Monday before.
+        ("2024-03-04", "2024-03-05", ("2024-02-26", "2024-02-27")),
+        # 30 days from a Friday: the period before starts on Wednesday 31 January; the
+        # next Friday.
+        ("2024-03-01", "2024-03-30", ("2024-02-02", "2024-03-02")),
+        # 7 days start on the same day of the week already.
+        ("2024-03-04", "2024-03-10", ("2024-02-26", "2024-03-03")),
+    ],
+)
+def test_match_day_of_week_as_plausible_moves_the_period(
+    first: str, last: str, moved: tuple[str, str]
+) -> None:
+    period = periods.resolve(
+        DateRange(first=dt.date.fromisoformat(first), last=dt.date.fromisoformat(last)), UTC, NOW
+    )
+    earlier = periods.same_weekday(periods.previous(period, "previous_period"), period)
+    assert earlier.shown() == [f"{moved[0]}T00:00:00+00:00", f"{moved[1]}T23:59:59+00:00"]

@@ -368,6 +368,85 @@ def test_compare_with_the_previous_period(report: TestClient, ch: Client) -> Non
     ]  # fmt: skip
 
 
+def test_comparisons_in_plausibles_shape(report: TestClient, ch: Client) -> None:
+    """include.comparisons as Plausible's query parser takes it; each row's comparison
+    with the compared row's dimensions, and Plausible's change."""
+    seed(ch)
+    day_before = (DAY0 - timedelta(days=1)).isoformat()
+    day0, day1, day2 = DAY0.isoformat(), DAY1.isoformat(), DAY2.isoformat()
+    total = query(
+        report,
+        metrics=["pageviews"],
+        date_range=[day1, day1],
+        include={"comparisons": {"mode": "previous_period"}},
+    )
+    assert total["results"] == [
+        {"dimensions": [], "metrics": [3],
+         "comparison": {"dimensions": [], "metrics": [4], "change": [-25]}}
+    ]  # fmt: skip
+    assert total["query"]["include"] == {
+        "comparisons": {
+            "mode": "previous_period",
+            "date_range": [f"{day0}T00:00:00+00:00", f"{day0}T23:59:59+00:00"],
+        }
+    }
+    # A series alone is filled, as Plausible fills it: DAY1 3 views against the day
+    # before DAY0 (none: +100 from zero), DAY2 none against DAY0's 4 (-100).
+    series = query(
+        report,
+        metrics=["pageviews"],
+        date_range=[day1, day2],
+        dimensions=["time:day"],
+        include={"comparisons": {"mode": "previous_period"}},
+    )
+    assert series["results"] == [
+        {"dimensions": [day1], "metrics": [3],
+         "comparison": {"dimensions": [day_before], "metrics": [0], "change": [100]}},
+        {"dimensions": [day2], "metrics": [0],
+         "comparison": {"dimensions": [day0], "metrics": [4], "change": [-100]}},
+    ]  # fmt: skip
+    # custom: DAY1 (1 visit, no bounce, 3 views) against DAY0 (3 visits, 2 bounces);
+    # the bounce rate changes in points.
+    custom = query(
+        report,
+        metrics=["pageviews", "bounce_rate"],
+        date_range=[day1, day1],
+        include={"comparisons": {"mode": "custom", "date_range": [day0, day0]}},
+    )
+    assert custom["results"][0]["comparison"] == {
+        "dimensions": [], "metrics": [4, 66.67], "change": [-25, -66.67]
+    }  # fmt: skip
+    # Breakdown rows keep their dimensions when the period compared with has none.
+    by_source = query(
+        report,
+        metrics=["visitors"],
+        dimensions=["visit:source"],
+        include={"comparisons": {"mode": "year_over_year"}},
+    )
+    assert [r["comparison"] for r in by_source["results"]][:1] == [
+        {"dimensions": by_source["results"][0]["dimensions"], "metrics": [0], "change": [100]}
+    ]
+
+
+@pytest.mark.parametrize(
+    "comparisons",
+    [
+        {"mode": "custom"},
+        {"mode": "custom", "date_range": ["2024-03-02", "2024-03-01"]},
+        {"mode": "previous_period", "date_range": ["2024-03-01", "2024-03-02"]},
+        {"mode": "last_week"},
+    ],
+)
+def test_bad_comparisons_are_400(report: TestClient, comparisons: dict[str, Any]) -> None:
+    response = report.post(
+        "/api/v2/query",
+        json={"site_id": "q", "date_range": "7d", "metrics": ["visitors"],
+              "include": {"comparisons": comparisons}},
+    )  # fmt: skip
+    assert response.status_code == 400, response.text
+    assert response.json()["details"][0]["field"].startswith("include.comparisons")
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [
