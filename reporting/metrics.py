@@ -1,7 +1,8 @@
 """Each metric's aggregate over the union of event rows (kind 0) and visit rows (kind 1),
 as templates built once: `{kind}` is the kind of rows that count visitors, page views,
 events and users (tables.Tables.kind); `{total}`, percentage's special part, the
-visitors of the whole breakdown."""
+visitors of the whole breakdown. A visit is a bounce as Plausible has it: fewer than two
+page views and no interactive custom event (reporting/sources.py, migration 0021)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ _TEMPLATES = {
     "users": "uniqExactIf(user, kind = {kind} AND user != '')",
     "bounce_rate": (
         "if(countIf(kind = 1) = 0, 0, "
-        "round(100 * countIf(kind = 1 AND spv = 1) / countIf(kind = 1), 2))"
+        "round(100 * countIf(kind = 1 AND bounce) / countIf(kind = 1), 2))"
     ),
     "visit_duration": "if(countIf(kind = 1) = 0, 0, round(avgIf(dur, kind = 1) / 1000))",
     "views_per_visit": (

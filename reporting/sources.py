@@ -48,6 +48,7 @@ visits AS (
     SELECT visitor_id, session_id,
         {VISIT_OPENED} AS v_opened,
         pageviews AS v_pageviews, events AS v_events, user_id AS v_user,
+        pageviews < 2 AND interactions = 0 AS v_bounce,
         toInt64(toUnixTimestamp64Milli(end) - toUnixTimestamp64Milli(start)) AS v_duration,
         finalizeAggregation(exit_page) AS v_exit_page,
         {_DIMENSIONS}
@@ -97,7 +98,7 @@ def _raw(dims: list[str]) -> str:
 def _event_rows(dims: list[str], events_from: str, match: str) -> str:
     return (
         f"SELECT 0 AS kind, {_raw(dims)}visitor_id, session_id, user_id AS user, "
-        "toUInt64(pv) AS pageviews, toUInt64(1) AS nevents, toUInt64(0) AS spv, "
+        "toUInt64(pv) AS pageviews, toUInt64(1) AS nevents, toUInt64(0) AS spv, false AS bounce, "
         "toInt64(0) AS dur "
         f"FROM {events_from} WHERE {match}"
     )
@@ -117,7 +118,7 @@ def _visits_where(tables: Tables, match: str) -> str:
 def _visit_rows(dims: list[str], where: str) -> str:
     return (
         f"SELECT 1 AS kind, {_raw(dims)}visitor_id, session_id, v_user AS user, "
-        "v_pageviews AS pageviews, v_events AS nevents, v_pageviews AS spv, "
+        "v_pageviews AS pageviews, v_events AS nevents, v_pageviews AS spv, v_bounce AS bounce, "
         "v_duration AS dur "
         f"FROM visits WHERE {where}"
     )

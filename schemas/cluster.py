@@ -120,7 +120,9 @@ _ALTER = re.compile(r"ALTER TABLE (?P<name>\w+)(?P<clauses>.*)", re.S)
 _COLUMN_CLAUSE = re.compile(r"(ADD|DROP|MODIFY|RENAME|COMMENT) COLUMN\b")
 _DROP = re.compile(r"DROP (?P<kind>TABLE|VIEW) (?P<exists>IF EXISTS )?(?P<name>\w+)")
 _INSERT = re.compile(
-    r"INSERT INTO (?P<name>\w+)(?:\s+SETTINGS (?P<settings>.*?))?(?P<rest>\s+SELECT\b.*)", re.S
+    r"INSERT INTO (?P<name>\w+)(?P<columns> \([\w, ]+\))?(?:\s+SETTINGS (?P<settings>.*?))?"
+    r"(?P<rest>\s+SELECT\b.*)",
+    re.S,
 )
 
 
@@ -253,4 +255,5 @@ def _insert(found: re.Match[str], cluster: str) -> list[str]:
         part for part in (found["settings"], _settings(MIGRATION_INSERT_SETTINGS)) if part
     )
     separator = "\n" if found["settings"] else " "
-    return [f"INSERT INTO {found['name']}{separator}SETTINGS {settings}{found['rest']}"]
+    into = f"{found['name']}{found['columns'] or ''}"
+    return [f"INSERT INTO {into}{separator}SETTINGS {settings}{found['rest']}"]

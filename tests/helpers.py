@@ -246,6 +246,7 @@ def write(ch: Client, site: str, *events: dict[str, Any]) -> None:
                 user_id=e.get("user", ""),
                 ts=e["ts"],
                 received_at=e["ts"],
+                interactive=e.get("interactive", True),
                 hostname=e.get("hostname", "example.com"),
                 utm=e.get("utm"),
                 props=e.get("props"),

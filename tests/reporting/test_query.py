@@ -18,6 +18,7 @@ from foundation.settings import Settings
 from hitstream.app import Role
 from reporting import answer
 from reporting.parse import parse
+from schemas.migrate import load_migrations
 from schemas.query import QueryBody
 from tests.helpers import DAY0, DAY1, at, rows, write
 
@@ -517,3 +518,67 @@ def test_the_error_is_the_first_reason(
     assert response.status_code == 400, response.text
     assert response.json()["error"] == error
     assert response.json()["details"]
+
+
+def bounce_visits(ch: Client, site: str) -> None:
+    """One visit per entry page: /a one page view and an interactive custom event (no
+    bounce); /b one page view and a custom event sent `interactive: false` (bounce); /c
+    two page views (no bounce); /d one page view and an engagement event (bounce); /e a
+    custom event alone, interactive (no bounce); /f a non-interactive one alone (bounce)."""
+    t = "10:00:00"
+    write(
+        ch,
+        site,
+        {"v": 1, "ts": at(DAY0, t), "path": "/a"},
+        {"v": 1, "ts": at(DAY0, "10:01:00"), "visit": at(DAY0, t), "type": "Signup"},
+        {"v": 2, "ts": at(DAY0, t), "path": "/b"},
+        {"v": 2, "ts": at(DAY0, "10:01:00"), "visit": at(DAY0, t), "type": "Scroll",
+         "interactive": False},
+        {"v": 3, "ts": at(DAY0, t), "path": "/c"},
+        {"v": 3, "ts": at(DAY0, "10:01:00"), "visit": at(DAY0, t), "path": "/c2"},
+        {"v": 4, "ts": at(DAY0, t), "path": "/d"},
+        {"v": 4, "ts": at(DAY0, "10:01:00"), "type": "engagement", "path": "/d"},
+        {"v": 5, "ts": at(DAY0, t), "path": "/e", "type": "Download"},
+        {"v": 6, "ts": at(DAY0, t), "path": "/f", "type": "Ping", "interactive": False},
+    )  # fmt: skip
+
+
+def bounces(report: TestClient, site: str) -> tuple[float, dict[str, float]]:
+    body = {"site_id": site, "date_range": RANGE, "metrics": ["bounce_rate"]}
+    total = query(report, **body)["results"][0]["metrics"][0]
+    by_entry = query(report, **body, dimensions=["visit:entry_page"])
+    return total, {r["dimensions"][0]: r["metrics"][0] for r in by_entry["results"]}
+
+
+def test_bounce_rate_as_plausible_defines_it(report: TestClient, ch: Client) -> None:
+    """A bounce: fewer than two page views and no interactive custom event."""
+    bounce_visits(ch, "b")
+    total, by_entry = bounces(report, "b")
+    assert by_entry == {"/a": 0.0, "/b": 100.0, "/c": 0.0, "/d": 100.0, "/e": 0.0, "/f": 100.0}
+    assert total == 50.0  # 3 of 6 visits (the rule before counted /a, /b, /d: also 3)
+    page_only = query(
+        report, site_id="b", metrics=["bounce_rate", "visits"],
+        filters=[["is", "event:page", ["/a", "/b", "/c"]]],
+    )  # fmt: skip
+    # Visits with an event on /a, /b or /c: 1 bounce (/b) of 3.
+    assert rows(page_only) == [([], [33.33, 3])]
+
+
+def test_visits_stored_before_migration_0021_count_their_kept_events(
+    report: TestClient, ch: Client
+) -> None:
+    """Visits written before the interactions view existed bounce by page views alone;
+    the migration counts the interactive events still in the raw events."""
+    ch.command("DROP VIEW session_interactions_mv")
+    bounce_visits(ch, "old")
+    assert bounces(report, "old")[1] == {
+        "/a": 100.0, "/b": 100.0, "/c": 0.0, "/d": 100.0, "/e": 100.0, "/f": 100.0
+    }  # fmt: skip
+    (step,) = [m for m in load_migrations(90) if m.version == 21]
+    for statement in step.up:
+        ch.command(statement)
+    total, by_entry = bounces(report, "old")
+    assert by_entry == {"/a": 0.0, "/b": 100.0, "/c": 0.0, "/d": 100.0, "/e": 0.0, "/f": 100.0}
+    for statement in step.up[2:]:  # the backfill again: no bounce changes
+        ch.command(statement)
+    assert bounces(report, "old") == (total, by_entry) and total == 50.0

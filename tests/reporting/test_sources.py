@@ -11,7 +11,7 @@ def test_event_rows_read_the_events_and_count_their_visitors() -> None:
     out = rows(tables, ["path"], ["path"], "(x)")
     assert out.parts == [
         "SELECT 0 AS kind, path AS r0, visitor_id, session_id, user_id AS user, "
-        "toUInt64(pv) AS pageviews, toUInt64(1) AS nevents, toUInt64(0) AS spv, "
+        "toUInt64(pv) AS pageviews, toUInt64(1) AS nevents, toUInt64(0) AS spv, false AS bounce, "
         "toInt64(0) AS dur FROM joined WHERE (x)"
     ]
     assert out.counted == "joined WHERE (x)"
@@ -21,7 +21,7 @@ def test_visit_rows_match_on_their_own_dimensions_without_event_filters() -> Non
     out = rows(Tables(None, visit_rows=True), ["ts_e"], ["ts_v", "v_os"], "(y)")
     assert out.parts == [
         "SELECT 1 AS kind, ts_v AS r0, v_os AS r1, visitor_id, session_id, v_user AS user, "
-        "v_pageviews AS pageviews, v_events AS nevents, v_pageviews AS spv, "
+        "v_pageviews AS pageviews, v_events AS nevents, v_pageviews AS spv, v_bounce AS bounce, "
         "v_duration AS dur FROM visits WHERE (y)"
     ]
     assert out.counted == f"({out.parts[0]})"

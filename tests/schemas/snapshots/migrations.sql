@@ -514,3 +514,36 @@ ALTER TABLE sessions
     DROP COLUMN IF EXISTS click_id_param,
     DROP COLUMN IF EXISTS exit_hostname;
 ALTER TABLE events DROP COLUMN IF EXISTS click_id_param;
+
+-- 0021_interactions up
+ALTER TABLE sessions ADD COLUMN IF NOT EXISTS interactions SimpleAggregateFunction(sum, UInt64);
+CREATE MATERIALIZED VIEW IF NOT EXISTS session_interactions_mv TO sessions AS
+SELECT
+    site_id,
+    visitor_id,
+    session_id,
+    min(ts) AS start,
+    max(ts) AS end,
+    argMaxState(path, ts) AS exit_page,
+    count() AS interactions
+FROM events
+WHERE session_id != 0 AND interactive
+  AND event_type NOT IN ('pageview', 'page_view') AND event_type != 'engagement'
+GROUP BY site_id, visitor_id, session_id;
+INSERT INTO sessions (site_id, visitor_id, session_id, start, end, exit_page, interactions)
+SELECT
+    site_id,
+    visitor_id,
+    session_id,
+    min(ts) AS start,
+    max(ts) AS end,
+    argMaxState(path, ts) AS exit_page,
+    count() AS interactions
+FROM events
+WHERE session_id != 0 AND interactive
+  AND event_type NOT IN ('pageview', 'page_view') AND event_type != 'engagement'
+GROUP BY site_id, visitor_id, session_id;
+
+-- 0021_interactions down
+DROP VIEW IF EXISTS session_interactions_mv;
+ALTER TABLE sessions DROP COLUMN IF EXISTS interactions;

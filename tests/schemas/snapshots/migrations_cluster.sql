@@ -625,3 +625,38 @@ ALTER TABLE sessions_local ON CLUSTER hitstream
     DROP COLUMN IF EXISTS exit_hostname;
 ALTER TABLE events ON CLUSTER hitstream DROP COLUMN IF EXISTS click_id_param;
 ALTER TABLE events_local ON CLUSTER hitstream DROP COLUMN IF EXISTS click_id_param;
+
+-- 0021_interactions up
+ALTER TABLE sessions_local ON CLUSTER hitstream ADD COLUMN IF NOT EXISTS interactions SimpleAggregateFunction(sum, UInt64);
+ALTER TABLE sessions ON CLUSTER hitstream ADD COLUMN IF NOT EXISTS interactions SimpleAggregateFunction(sum, UInt64);
+CREATE MATERIALIZED VIEW IF NOT EXISTS session_interactions_mv ON CLUSTER hitstream TO sessions_local AS
+SELECT
+    site_id,
+    visitor_id,
+    session_id,
+    min(ts) AS start,
+    max(ts) AS end,
+    argMaxState(path, ts) AS exit_page,
+    count() AS interactions
+FROM events_local
+WHERE session_id != 0 AND interactive
+  AND event_type NOT IN ('pageview', 'page_view') AND event_type != 'engagement'
+GROUP BY site_id, visitor_id, session_id;
+INSERT INTO sessions (site_id, visitor_id, session_id, start, end, exit_page, interactions) SETTINGS distributed_foreground_insert = 1
+SELECT
+    site_id,
+    visitor_id,
+    session_id,
+    min(ts) AS start,
+    max(ts) AS end,
+    argMaxState(path, ts) AS exit_page,
+    count() AS interactions
+FROM events
+WHERE session_id != 0 AND interactive
+  AND event_type NOT IN ('pageview', 'page_view') AND event_type != 'engagement'
+GROUP BY site_id, visitor_id, session_id;
+
+-- 0021_interactions down
+DROP VIEW IF EXISTS session_interactions_mv ON CLUSTER hitstream SYNC;
+ALTER TABLE sessions ON CLUSTER hitstream DROP COLUMN IF EXISTS interactions;
+ALTER TABLE sessions_local ON CLUSTER hitstream DROP COLUMN IF EXISTS interactions;
