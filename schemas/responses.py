@@ -183,7 +183,8 @@ class QueryRow(BaseModel):
     dimensions: list[str]
     metrics: list[float]
     comparison: dict[str, list[float | str | None]] | None = Field(
-        default=None, description="with include.compare: the same row of the earlier period"
+        default=None,
+        description="with include.compare or include.comparisons: the row of the earlier period",
     )
 
 
