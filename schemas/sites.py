@@ -166,3 +166,17 @@ class SiteUpdate(BaseModel):
     @classmethod
     def _zone(cls, value: str | None) -> str | None:
         return None if value is None else _timezone(value)
+
+
+class GoalCreate(BaseModel):
+    """`PUT /api/sites/{site_id}/goals`: an event goal (`event_name`) or a page goal
+    (`page_path`, `*` any characters); the rest of the rules are sites/goals.py's."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    event_name: StrictStr | None = Field(default=None, max_length=10_000)
+    page_path: StrictStr | None = Field(default=None, max_length=10_000)
+    display_name: StrictStr | None = Field(default=None, max_length=10_000)
+    currency: StrictStr | None = Field(
+        default=None, max_length=10, description="ISO 4217: a revenue goal (event goals only)"
+    )
