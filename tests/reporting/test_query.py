@@ -364,7 +364,8 @@ def test_compare_with_the_previous_period(report: TestClient, ch: Client) -> Non
         ({"metrics": ["visitors"], "dimensions": ["time:minute"], "date_range": "year"},
          "dimensions[0]"),
         ({"metrics": ["visitors"], "pagination": {"limit": 0}}, "pagination.limit"),
-        ({"metrics": ["visitors"], "filters": [["is", "event:goal", ["Signup"]]]}, "filters[0][1]"),
+        ({"metrics": ["visitors"], "filters": [["is", "event:goal", ["Signup"]]]},
+         "filters[0][2][0]"),
     ],
 )  # fmt: skip
 def test_invalid_queries_name_the_part_at_fault(
