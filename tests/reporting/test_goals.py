@@ -4,13 +4,17 @@ against hand-computed answers on a small data set written straight into ClickHou
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from clickhouse_connect.driver.client import Client
 from starlette.testclient import TestClient
 
 from foundation.settings import Settings
+from reporting.expressions import Binder
+from reporting.goals import labels, selected, without_goal_filters
+from reporting.model import Condition, Logic
+from sites.goals import make_goal
 from tests.helpers import ADMIN, AUTH, DAY0, at, create_site, rows, write
 
 RANGE = [DAY0.isoformat(), DAY0.isoformat()]
@@ -140,3 +144,40 @@ def test_a_site_without_goals_has_no_goal_rows(app: TestClient, ch: Client) -> N
     site = create_site(app, "None")["site_id"]
     write(ch, site, {"v": 1, "ts": at(DAY0, "10:00:00")})
     assert rows(query(app, site, metrics=["visitors"], dimensions=["event:goal"])) == []
+
+
+def test_goal_filters_choose_goals_by_display_name() -> None:
+    goals = [
+        make_goal("s", event_name="Signup"),
+        make_goal("s", page_path="/pricing"),
+        make_goal("s", page_path="/blog/*", display_name="Blog"),
+    ]
+
+    def chosen(
+        op: Literal["is", "contains", "matches"], *clauses: str, case: bool = True
+    ) -> list[str]:
+        condition = Condition(op, "event:goal", clauses, case_sensitive=case)
+        return [g.display_name for g in selected(condition, goals)]
+
+    assert chosen("is", "Signup", "Blog") == ["Signup", "Blog"]
+    assert chosen("is", "signup") == [] and chosen("is", "signup", case=False) == ["Signup"]
+    assert chosen("contains", "Visit") == ["Visit /pricing"]
+    assert chosen("matches", "^(Sign|Bl)") == ["Signup", "Blog"]
+
+
+def test_conversion_rates_whole_drops_top_level_goal_and_property_filters() -> None:
+    goal = Condition("is", "event:goal", ("Signup",))
+    prop = Condition("is", "event:props:plan", ("pro",))
+    page = Condition("is", "event:page", ("/",))
+    nested = Logic("or", (goal, page))
+    assert without_goal_filters((goal, prop, page, nested)) == (page, nested)
+
+
+def test_goal_labels_bind_every_value() -> None:
+    binder = Binder()
+    sql = labels([make_goal("s", event_name="Buy"), make_goal("s", page_path="/a*")], binder.bind)
+    assert "Buy" not in sql and "/a" not in sql
+    assert binder.parameters == {
+        "p0": ["Buy"], "p1": ["Buy"], "p2": ["^/a.*$"], "p3": ["Visit /a*"],
+    }  # fmt: skip
+    assert labels([], binder.bind) == "CAST([], 'Array(String)')"
