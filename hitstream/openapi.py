@@ -24,14 +24,14 @@ from schemas.plausible import OK, PlausibleEvent
 from schemas.query import QueryBody
 from schemas.queue import ReplayRequest
 from schemas.sites import GoalCreate, SiteCreate, SiteUpdate, V1GoalCreate, V1SiteCreate
-from schemas.umami import UmamiAccepted, UmamiSend
+from schemas.umami import UmamiAccepted, UmamiError, UmamiSend
 from sites.access import KEY_HEADER
 
 MODELS: list[type[BaseModel]] = [
     EventIn, PlausibleEvent, SiteCreate, SiteUpdate, r.Error, r.Accepted, r.BatchAccepted, r.Stats,
     r.Health, r.QueueHealth, r.SiteCreated, r.SiteList, r.SiteInfo, r.KeyRotated, r.KeyRevoked,
     QueryBody, r.QueryAnswer, r.ShareCreated, r.QueuePanel, ReplayRequest, r.Replayed,
-    UmamiSend, UmamiAccepted,
+    UmamiSend, UmamiAccepted, UmamiError,
     r.V1Visitors, r.V1Aggregate, r.V1Rows, GoalCreate, r.GoalCreated, r.GoalList, r.GoalDeleted,
     V1SiteCreate, V1GoalCreate, r.V1Site, r.V1SiteList, r.V1GoalList, r.V1Goal, r.V1Deleted,
 ]  # fmt: skip
@@ -76,6 +76,7 @@ class Operation:
     body_array: bool = False
     query: tuple[tuple[str, bool, dict[str, Any]], ...] = ()
     errors: tuple[str, ...] = ()
+    error_models: tuple[tuple[str, str], ...] = ()  # (status, model) not in the Error shape
     security: tuple[str, ...] = ()
     tags: tuple[str, ...] = field(default=())
 
@@ -100,8 +101,8 @@ OPERATIONS = [
               "as Umami answers: 200 with ids and a cache token, a bot's `beep boop`, a 400 "
               "in Umami's shape (`Website not found.` for an unknown website_id)",
               ("200", "UmamiAccepted"), "UmamiSend",
-              errors=("400", "401", "403", "413", "429", "503"), security=("",),
-              tags=("ingest",)),
+              errors=("400", "401", "403", "413", "429", "503"),
+              error_models=(("400", "UmamiError"),), security=("",), tags=("ingest",)),
     Operation("get", "/js/hitstream.js",
               "The tracking script for websites (cached for an hour)",
               ("200", ""), ok_files=("text/javascript",), tags=("ingest",)),
@@ -251,10 +252,11 @@ def _operation(op: Operation) -> dict[str, Any]:
         answers[status]["content"]["text/csv"] = {"schema": {"type": "string"}}
     # Whatever checks credentials also refuses an address after too many wrong ones.
     errors = (*op.errors, "429") if "401" in op.errors else op.errors
+    models = dict(op.error_models)
     for code in sorted(set(errors)):
         answers[code] = {
             "description": ERRORS[code],
-            "content": {"application/json": {"schema": _ref("Error")}},
+            "content": {"application/json": {"schema": _ref(models.get(code, "Error"))}},
         }
     spec["responses"] = answers
     if op.security:

@@ -108,6 +108,7 @@ def _row(event: EventIn, event_id: str, site: str, visitor_id: int, request: _Re
         engagement_ms=event.engagement_ms or 0,
         scroll_depth=event.scroll_depth or 0,
         revenue=(str(event.revenue.amount), event.revenue.currency) if event.revenue else None,
+        click_id_param=page.click_id_param if page else "",
     )
 
 

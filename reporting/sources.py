@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from reporting.tables import Tables
+from schemas.channels import CHANNEL_SQL
 from schemas.countries import country_name_sql
 from schemas.entry import VISIT_OPENED
 from schemas.query import VISIT_DIMENSIONS
@@ -26,8 +27,15 @@ ev AS (
       AND event_type != {engagement:String}
 )"""
 
-# Visit dimensions that are no column of `sessions`, and their expression.
-DERIVED = {"country_name": country_name_sql("country")}
+# Visit dimensions that are no column of `sessions`, and their expression: the entry
+# page's hostname is the visit's (its opener's), the exit page's that of its last event
+# (migration 0020; '' for visits stored before it).
+DERIVED = {
+    "country_name": country_name_sql("country"),
+    "channel": CHANNEL_SQL,
+    "entry_page_hostname": "hostname",
+    "exit_page_hostname": "finalizeAggregation(exit_hostname)",
+}
 _DIMENSIONS = ", ".join(
     f"{DERIVED.get(c, c)} AS v_{c}" for c in VISIT_DIMENSIONS.values() if c != "exit_page"
 )

@@ -23,14 +23,14 @@ CLIENT_ID_FIELD = b"c"
 CLIENT_ID_MARK = b"1"
 
 # The columns of `events` a row fills, in the order they are written (new columns go at
-# the end: rows written before they existed still decode, and ClickHouse fills their
-# defaults).
+# the end, before session_id, which must stay last (SESSION_TAIL): rows written before
+# they existed still decode, and ClickHouse fills their defaults).
 ROW_KEYS = (
     "event_id", "site_id", "event_type", "path", "user_id", "ts", "received_at",
     "hostname", "referrer", *UTM_TAGS, "props", "visitor_id",
     "browser", "browser_version", "os", "os_version", "device", "country",
     "source", "interactive", "engagement_ms", "scroll_depth", "revenue_amount",
-    "revenue_currency", "session_id",
+    "revenue_currency", "click_id_param", "session_id",
 )  # fmt: skip
 # A row ends with its visit's id: SESSION_TAIL (the id 0) until ingest's script writes
 # SESSION_FORMAT with the id in its place (ingest/lua/visits.lua receives both: visits
@@ -85,6 +85,7 @@ def encode_row(
     engagement_ms: int = 0,
     scroll_depth: int = 0,
     revenue: tuple[str, str] | None = None,
+    click_id_param: str = "",
     session_id: int = 0,
 ) -> bytes:
     """An event's row: JSON with ROW_KEYS in order (times as ClickHouse DateTime64 text)."""
@@ -117,6 +118,7 @@ def encode_row(
     amount, currency = revenue or ("0", "")
     row["revenue_amount"] = amount  # decimal text: exact
     row["revenue_currency"] = currency
+    row["click_id_param"] = click_id_param
     # 0 (SESSION_TAIL) until ingest's script writes the visit's id in its place.
     row["session_id"] = session_id
     return orjson.dumps(row)

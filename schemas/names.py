@@ -59,7 +59,7 @@ BROWSERS: Mapping[str, str] = {rename.family: rename.name for rename in BROWSER_
 OPERATING_SYSTEMS: Mapping[str, str] = {"Mac OS X": "Mac", "Linux": "GNU/Linux"}
 DEVICES: Mapping[str, str] = {"desktop": "Desktop", "mobile": "Mobile", "tablet": "Tablet"}
 TABLET = DEVICES["tablet"]
-# Sources whose name in hitstream's table (ingest/referrer_sources.toml) was renamed to
+# Sources whose name in hitstream's table (schemas/referrer_sources.toml) was renamed to
 # Plausible's (referers.yml and custom_sources.json); the table now holds the new names
 # and keeps the old ones as campaign aliases. `X (Twitter)` is Plausible's current name.
 SOURCE_RENAMES: Mapping[str, str] = {

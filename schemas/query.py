@@ -23,8 +23,11 @@ GOAL_DIMENSION = "event:goal"
 VISIT_DIMENSIONS = {
     "visit:entry_page": "entry_page",
     "visit:exit_page": "exit_page",
+    "visit:entry_page_hostname": "entry_page_hostname",  # derived (reporting/sources.py)
+    "visit:exit_page_hostname": "exit_page_hostname",
     "visit:source": "source",
     "visit:referrer": "referrer",
+    "visit:channel": "channel",  # derived from source, utm_* (schemas/channels.py)
     "visit:utm_source": "utm_source",
     "visit:utm_medium": "utm_medium",
     "visit:utm_campaign": "utm_campaign",

@@ -83,6 +83,23 @@ class UmamiAccepted(BaseModel):
     visitId: str
 
 
+class UmamiErrorBody(BaseModel):
+    """Umami's error: a message, a code, the status, and (for a bad payload) zod's tree
+    of the messages of each field."""
+
+    model_config = ConfigDict(extra="allow")
+
+    message: str
+    code: str
+    status: int
+
+
+class UmamiError(BaseModel):
+    """A `400` of `POST /api/send`, in Umami's shape."""
+
+    error: UmamiErrorBody
+
+
 def bad_request(errors: list[dict[str, Any]]) -> dict[str, Any]:
     """Umami's 400 body for an invalid request: its error, and a tree of the messages
     of each field (as zod's treeifyError lays them out)."""

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlsplit
 
+from schemas.channels import CLICK_ID_PARAMS
 from schemas.names import referrer_host, referrer_path
 
 UTM_TAGS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
@@ -51,13 +52,15 @@ def normalize_path(raw: str) -> str:
 
 @dataclass(frozen=True)
 class Page:
-    """What a page URL tells: its path, its host, the UTM tags of its query string, and
-    the source its `source` or `ref` parameter names."""
+    """What a page URL tells: its path, its host, the UTM tags of its query string, the
+    source its `source` or `ref` parameter names, and the name of its ad-click parameter
+    (`gclid` or `msclkid`, for visit:channel; the click's id itself is never kept)."""
 
     path: str
     hostname: str
     utm: Mapping[str, str] = field(default_factory=dict)
     source: str = ""
+    click_id_param: str = ""
 
 
 # Pages and referrers repeat (a site has few pages, visitors come from few places): each
@@ -78,15 +81,19 @@ def parse_page(url: str) -> Page | None:
         return None
     utm: dict[str, str] = {}
     named: dict[str, str] = {}
+    clicks: set[str] = set()
     for key, value in parse_qsl(parts.query, keep_blank_values=False):
         tag = key.lower()
+        if tag in CLICK_ID_PARAMS:
+            clicks.add(tag)
         into = utm if tag in UTM_TAGS else named if tag in SOURCE_PARAMS else None
         if into is not None and tag not in into:
             cleaned = UNSAFE.sub("", value).strip()[:MAX_TAG]
             if cleaned:
                 into[tag] = cleaned
     source = next((named[param] for param in SOURCE_PARAMS if param in named), "")
-    return Page(normalize_path(parts.path or "/"), host.lower(), utm, source)
+    click = next((param for param in CLICK_ID_PARAMS if param in clicks), "")
+    return Page(normalize_path(parts.path or "/"), host.lower(), utm, source, click)
 
 
 @functools.lru_cache(maxsize=URL_CACHE_SIZE)

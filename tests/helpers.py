@@ -227,7 +227,8 @@ def ms(moment: str) -> int:
 
 def write(ch: Client, site: str, *events: dict[str, Any]) -> None:
     """Insert events: visitor `v`, `ts`, the time its visit opened (`visit`, default its
-    own ts: an event without it opens a visit) and optionally type, path, user..."""
+    own ts: an event without it opens a visit) and optionally type, path, user, hostname,
+    utm, source, click (the landing page's click-id parameter)..."""
     rows = []
     for e in events:
         client = entry.ClientColumns(
@@ -251,6 +252,7 @@ def write(ch: Client, site: str, *events: dict[str, Any]) -> None:
                 visitor_id=e["v"],
                 client=client,
                 source=e.get("source", ""),
+                click_id_param=e.get("click", ""),
                 session_id=0 if e.get("type") == "engagement" else ms(e.get("visit", e["ts"])),
             )
         )
@@ -273,10 +275,12 @@ INTERRUPT = [
 ]
 
 
-def stats_when(base_url: str, views: int, **params: str) -> dict[str, Any]:
+def stats_when(
+    base_url: str, views: int, deadline_s: float = 30.0, **params: str
+) -> dict[str, Any]:
     """Poll a process's GET /stats until it counts `views` page views."""
     with httpx.Client(base_url=base_url, timeout=5) as http:
-        return wait_stats(http.get, lambda body: body["total_views"] == views, 30.0, **params)
+        return wait_stats(http.get, lambda body: body["total_views"] == views, deadline_s, **params)
 
 
 # Headless Chromium (Debian's) and the pages it visits.

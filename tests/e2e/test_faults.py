@@ -188,6 +188,7 @@ def test_sigkill_between_the_raw_part_and_the_views_counts_once(
     assert_counted_once(tmp_path, N)
 
 
+@pytest.mark.timeout(300)
 def test_serve_sigkilled_five_times_while_draining_counts_exactly(tmp_path: Path) -> None:
     """The soak: small batches, 60,000 accepted events, kill -9 of serve five times while
     it drains, each time after it has read some more of the backlog."""
@@ -228,7 +229,9 @@ def test_serve_sigkilled_five_times_while_draining_counts_exactly(tmp_path: Path
             )
             server.stop(signal.SIGKILL)
             server = HitstreamProcess("serve", env, tmp_path / "serve.log").start()
-        stats_when(server.base_url, total, site_id="soak", date=D0)
+        # The last restart drains what is left (tens of thousands of views): on a loaded
+        # 2-core machine that took over 30 s once.
+        stats_when(server.base_url, total, deadline_s=120.0, site_id="soak", date=D0)
         assert server.stop() == 0, server.log()
     finally:
         server.stop_if_running()

@@ -105,6 +105,12 @@ def test_no_5xx_and_clean_rejections(case: Any, live: Live) -> None:
     if response.status_code >= 400:
         CASES["rejected"] += 1
         body = response.json()
+        assert live.redis.xlen(STREAM) == before, "a rejected request added to the stream"
+        if case.path == "/api/send" and response.status_code == 400:  # Umami's shape
+            assert {"message", "code", "status"} <= set(body["error"]), body
+            assert body["error"]["status"] == response.status_code, body
+            case.validate_response(response, checks=CHECKS)
+            return
         # hitstream's error shape; Plausible-shaped events also get Plausible's `errors`
         assert {"error", "details"} <= set(body) <= {"error", "details", "errors"}, body
         assert isinstance(body["error"], str), body

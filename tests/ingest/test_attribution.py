@@ -1,5 +1,5 @@
 """Referrer sources: the table's shape and size, host and campaign classification,
-self-referrals (ingest/attribution.py, ingest/referrer_sources.toml)."""
+self-referrals (ingest/attribution.py, schemas/sources.py and its referrer_sources.toml)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,8 @@ import orjson
 import pytest
 
 from ingest.attribution import (
-    SOURCES,
-    TABLE,
     bare_host,
     is_self_referral,
-    load_table,
     referrer_and_source,
     source_of_campaign,
     source_of_host,
@@ -22,6 +19,7 @@ from ingest.attribution import (
 from ingest.encode import encode
 from schemas.event import EventIn
 from schemas.names import SOURCE_RENAMES
+from schemas.sources import SOURCES, TABLE, load_table
 
 
 def test_the_table_names_at_least_100_referrer_domains() -> None:
@@ -173,7 +171,7 @@ def test_what_an_events_referrer_and_source_become(
 
 
 def test_the_table_ships_beside_its_code() -> None:
-    assert TABLE.parent.name == "ingest" and TABLE.is_file()
+    assert TABLE.parent.name == "schemas" and TABLE.is_file()
 
 
 def test_referrer_and_source_of_a_campaign_and_of_a_referrer() -> None:

@@ -85,6 +85,14 @@ def test_the_page_url_gives_path_hostname_and_utm_and_explicit_fields_win() -> N
     assert row(path="/alone")["hostname"] == ""
 
 
+def test_an_ad_click_is_stored_as_its_parameters_name_never_its_id() -> None:
+    stored = row(url="https://example.com/?gclid=Cj0KCQ-secret&utm_medium=cpc")
+    assert stored["click_id_param"] == "gclid"
+    assert "Cj0KCQ-secret" not in orjson.dumps(stored).decode()
+    assert row(url="https://example.com/")["click_id_param"] == ""
+    assert row(path="/no-url")["click_id_param"] == ""
+
+
 def test_props_are_stored_as_text() -> None:
     props = {"plan": "pro", "seats": 3, "ratio": 0.5, "trial": False, "big": 10**20}
     assert row(path="/", props=props)["props"] == {

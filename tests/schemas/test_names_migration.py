@@ -108,6 +108,7 @@ def test_stored_rows_answer_with_plausibles_names_and_the_down_half_restores_the
 ) -> None:
     migrate(ch, raw_ttl_days=0)
     rollback(ch, to_version=17, raw_ttl_days=0)
+    later = [m.version for m in load_migrations(0) if m.version > 17]  # 18 and any after
     for index, (old, _) in enumerate(ROWS, start=1):
         ch.command(
             "INSERT INTO events (event_id, site_id, event_type, path, ts, visitor_id,"
@@ -121,7 +122,7 @@ def test_stored_rows_answer_with_plausibles_names_and_the_down_half_restores_the
     olds = [old for old, _ in ROWS]
     assert stored(ch, "events") == stored(ch, "sessions") == olds
 
-    assert migrate(ch, raw_ttl_days=0)[0] == 18  # and the later ones
+    assert migrate(ch, raw_ttl_days=0) == later
     news = [new for _, new in ROWS]
     assert stored(ch, "events") == stored(ch, "sessions") == news
     (step,) = [m for m in load_migrations(0) if m.version == 18]
@@ -129,5 +130,5 @@ def test_stored_rows_answer_with_plausibles_names_and_the_down_half_restores_the
         ch.command(statement)
     assert stored(ch, "events") == stored(ch, "sessions") == news
 
-    assert rollback(ch, to_version=17, raw_ttl_days=0)[-1] == 18
+    assert rollback(ch, to_version=17, raw_ttl_days=0) == later[::-1]
     assert stored(ch, "events") == stored(ch, "sessions") == RESTORED

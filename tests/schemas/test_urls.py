@@ -49,3 +49,18 @@ def test_what_is_not_an_http_url_is_no_page(raw: str) -> None:
 )
 def test_referrers_keep_host_and_path_as_plausible_does(raw: str, expected: str) -> None:
     assert normalize_referrer(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("url", "param"),
+    [
+        ("https://example.com/?gclid=abc", "gclid"),
+        ("https://example.com/?MSCLKID=abc&x=1", "msclkid"),
+        ("https://example.com/?msclkid=b&gclid=a", "gclid"),  # gclid first
+        ("https://example.com/?gclid=", ""),  # no value, no click
+        ("https://example.com/?fbclid=abc", ""),  # not a rule's parameter
+    ],
+)
+def test_the_ad_click_parameter_is_named_not_kept(url: str, param: str) -> None:
+    page = parse_page(url)
+    assert page is not None and page.click_id_param == param
