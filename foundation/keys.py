@@ -184,6 +184,10 @@ class RedisKeys:
         """Hash of the sites' website_ids (UUID -> site_id; Umami's `website`)."""
         return f"{self._control}websites"
 
+    def goals(self, site_id: str) -> str:
+        """Hash of one site's live goals (goal_id -> JSON), read by reporting."""
+        return f"{self._control}goals:{site_id}"
+
     @property
     def origins(self) -> str:
         """Set of the origins some public site allows (CORS preflight, keyless admission)."""
@@ -202,9 +206,9 @@ class RedisKeys:
     @property
     def registry_loaded(self) -> str:
         """Marker: the site and key cache holds a full copy of ClickHouse's registry,
-        with every index this release reads (`:2`: the websites hash too, so a cache
-        loaded by an older release is loaded again, which builds it)."""
-        return f"{self._control}registry:loaded:2"
+        with every index this release reads (`:3`: the goals too, so a cache loaded by an
+        older release is loaded again, which builds what it lacks)."""
+        return f"{self._control}registry:loaded:3"
 
     def rate_limit(self, bucket: str) -> str:
         """A token bucket (`ip:<address>`, `key:<key_id>`, `site:<site_id>`, one visitor

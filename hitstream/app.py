@@ -26,6 +26,7 @@ import ingest.umami
 import reporting.legacy_routes
 import reporting.routes
 import sites.routes
+import sites.v1_routes
 from consumers.sink import WRITER_SESSION, ClickHouseSink
 from consumers.worker import Consumer
 from foundation import health, layout
@@ -115,7 +116,7 @@ def create_app(settings: Settings, roles: Iterable[Role] = ALL_ROLES) -> Starlet
         routes += ingest.routes.routes() + ingest.umami.routes() + ingest.tracker.routes()
     if Role.REPORT in wanted:
         routes += reporting.routes.routes() + reporting.legacy_routes.routes()
-        routes += sites.routes.routes() + dashboard.routes.routes()
+        routes += sites.routes.routes() + sites.v1_routes.routes() + dashboard.routes.routes()
     routes += health.routes() + consumers.queue.routes() + metrics_routes(require_metrics_reader)
 
     routes += openapi.routes(routes, site_id_required=settings.ingest_auth == "open")

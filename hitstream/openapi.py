@@ -23,7 +23,7 @@ from schemas.event import EventIn
 from schemas.plausible import OK, PlausibleEvent
 from schemas.query import QueryBody
 from schemas.queue import ReplayRequest
-from schemas.sites import SiteCreate, SiteUpdate
+from schemas.sites import GoalCreate, SiteCreate, SiteUpdate, V1GoalCreate, V1SiteCreate
 from schemas.umami import UmamiAccepted, UmamiError, UmamiSend
 from sites.access import KEY_HEADER
 
@@ -32,7 +32,8 @@ MODELS: list[type[BaseModel]] = [
     r.Health, r.QueueHealth, r.SiteCreated, r.SiteList, r.SiteInfo, r.KeyRotated, r.KeyRevoked,
     QueryBody, r.QueryAnswer, r.ShareCreated, r.QueuePanel, ReplayRequest, r.Replayed,
     UmamiSend, UmamiAccepted, UmamiError,
-    r.V1Visitors, r.V1Aggregate, r.V1Rows,
+    r.V1Visitors, r.V1Aggregate, r.V1Rows, GoalCreate, r.GoalCreated, r.GoalList, r.GoalDeleted,
+    V1SiteCreate, V1GoalCreate, r.V1Site, r.V1SiteList, r.V1GoalList, r.V1Goal, r.V1Deleted,
 ]  # fmt: skip
 
 ERRORS = {
@@ -181,6 +182,35 @@ OPERATIONS = [
               "Revoke a key or share token at once",
               ("200", "KeyRevoked"), errors=("401", "403", "404", "503"),
               security=("admin",), tags=("sites",)),
+    Operation("get", "/api/sites/{site_id}/goals", "A site's goals", ("200", "GoalList"),
+              errors=("401", "403", "404", "503"), security=("admin",), tags=("sites",)),
+    Operation("put", "/api/sites/{site_id}/goals",
+              "Find or create a goal (200: it was there, as it is; 201: made)",
+              ("201", "GoalCreated"), "GoalCreate",
+              errors=("400", "401", "403", "404", "413", "415", "503"),
+              security=("admin",), tags=("sites",)),
+    Operation("delete", "/api/sites/{site_id}/goals/{goal_id}", "Delete a goal",
+              ("200", "GoalDeleted"), errors=("401", "403", "404", "503"),
+              security=("admin",), tags=("sites",)),
+    *(Operation(method, path, summary, ("200", model), body,
+                query=tuple((name, False, {"type": "string"}) for name in query),
+                errors=("400", "401", "404", "503"), security=("admin",), tags=("sites-v1",))
+      for method, path, summary, model, body, query in (
+          ("get", "/api/v1/sites", "Sites, newest first (Plausible's Sites API v1)",
+           "V1SiteList", None, ("after", "before", "limit")),
+          ("post", "/api/v1/sites", "Create a site (Plausible's Sites API v1; its first key "
+           "is in this answer only)", "V1Site", "V1SiteCreate", ()),
+          ("get", "/api/v1/sites/{site_id}", "A site by its id or a domain", "V1Site", None, ()),
+          ("put", "/api/v1/sites/{site_id}", "Change a site's domain (the former one still "
+           "names it)", "V1Site", None, ()),
+          ("delete", "/api/v1/sites/{site_id}", "Delete a site: its keys are revoked",
+           "V1Deleted", None, ()),
+          ("get", "/api/v1/sites/goals", "A site's goals", "V1GoalList", None,
+           ("site_id", "after", "before", "limit")),
+          ("put", "/api/v1/sites/goals", "Find or create a goal", "V1Goal", "V1GoalCreate", ()),
+          ("delete", "/api/v1/sites/goals/{goal_id}", "Delete a goal (site_id in the body or "
+           "the query)", "V1Deleted", None, ("site_id",)),
+      )),
 ]  # fmt: skip
 
 

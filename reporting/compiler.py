@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from reporting import daily, metrics, sources, tables, where
+from reporting import daily, goals, metrics, sources, tables, where
 from reporting.expressions import Binder, dimensions
 from reporting.model import Query
 from reporting.periods import Period
@@ -36,7 +36,7 @@ def compile_query(
     """The SELECT answering `query` over `period`: `bucket` resolves a `time` dimension,
     `limit` caps the rows (None: all), `labels` fills every time bucket (when time is the
     only dimension)."""
-    binder = Binder(parameters(query, period))
+    binder = Binder(parameters(query, period), query.goals)
     answering = tables.decide(query, period, bucket)
     if answering.daily is not None:
         inner = daily.grouped(query, answering.daily, bucket)
@@ -74,10 +74,14 @@ def grouped(query: Query, answering: tables.Tables, bucket: str | None, binder: 
     dims = dimensions(query.dimensions, bucket, binder)
     rows = sources.rows(answering, dims.event, dims.visit, match)
     by_events = bool(query.event_dimensions)
+    whole = ""
+    if "conversion_rate" in query.metrics:
+        kept = where.match(goals.without_goal_filters(query.filters), binder)
+        whole = f"{answering.events_from} WHERE {kept}"
     select = [
         *(f"{labelled} AS d{i}" for i, labelled in enumerate(dims.labelled)),
         *(
-            f"{metrics.aggregate(m, answering, by_events, rows.counted)} AS m{i}"
+            f"{metrics.aggregate(m, answering, by_events, rows.counted, whole)} AS m{i}"
             for i, m in enumerate(query.metrics)
         ),
     ]

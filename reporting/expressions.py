@@ -8,7 +8,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from schemas.query import EVENT_DIMENSIONS, PROPS_PREFIX, TIME_DIMENSIONS, VISIT_DIMENSIONS
+from reporting import goals
+from schemas.query import (
+    EVENT_DIMENSIONS,
+    GOAL_DIMENSION,
+    PROPS_PREFIX,
+    TIME_DIMENSIONS,
+    VISIT_DIMENSIONS,
+)
+from sites.goals import Goal
 
 # What a breakdown shows for an empty value, as Plausible's API does; a filter clause
 # naming it matches the empty value.
@@ -32,9 +40,10 @@ def empty_label(dimension: str) -> str:
 
 @dataclass
 class Binder:
-    """Names parameters as they are bound."""
+    """Names parameters as they are bound; holds the site's goals the query reads."""
 
     parameters: dict[str, Any] = field(default_factory=dict)
+    goals: tuple[Goal, ...] = ()
 
     def bind(self, value: Any, type_: str) -> str:
         name = f"p{len(self.parameters)}"
@@ -53,7 +62,10 @@ class Dimensions:
 
 
 def column(dimension: str, binder: Binder) -> str:
-    """The raw value of a (non-time) dimension on a joined event row."""
+    """The raw value of a (non-time) dimension on a joined event row; a goal's is one row
+    per goal the event completes (none: the row is not grouped)."""
+    if dimension == GOAL_DIMENSION:
+        return f"arrayJoin({goals.labels(binder.goals, binder.bind)})"
     if dimension in EVENT_DIMENSIONS:
         return EVENT_DIMENSIONS[dimension]
     if dimension.startswith(PROPS_PREFIX):

@@ -15,6 +15,7 @@ from schemas.event import MAX_PROP_KEY, MAX_PROP_VALUE
 from schemas.names import source_filter_values
 from schemas.query import (
     EVENT_DIMENSIONS,
+    GOAL_DIMENSION,
     MAX_FILTERS,
     OPERATORS,
     PROPS_PREFIX,
@@ -61,8 +62,8 @@ def check_dimension(name: str, where: str, time_allowed: bool) -> None:
         if not key or len(key) > MAX_PROP_KEY:
             raise QueryError(where, f"a property key is 1 to {MAX_PROP_KEY} characters")
         return
-    if name == "event:goal":
-        raise QueryError(where, "goals are not supported: use event:name (the event type)")
+    if name == GOAL_DIMENSION:
+        return
     raise QueryError(where, f"unknown dimension {name[:100]!r}")
 
 

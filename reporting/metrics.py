@@ -1,8 +1,10 @@
 """Each metric's aggregate over the union of event rows (kind 0) and visit rows (kind 1),
 as templates built once: `{kind}` is the kind of rows that count visitors, page views,
 events and users (tables.Tables.kind); `{total}`, percentage's special part, the
-visitors of the whole breakdown. A visit is a bounce as Plausible has it: fewer than two
-page views and no interactive custom event (reporting/sources.py, migration 0021)."""
+visitors of the whole breakdown; `{whole}`, conversion_rate's, the visitors of the query
+without its goal and property filters (Plausible's `if(T>0, round(V/T*100, 1), 0)`). A
+visit is a bounce as Plausible has it: fewer than two page views and no interactive
+custom event (reporting/sources.py, migration 0021)."""
 
 from __future__ import annotations
 
@@ -26,6 +28,10 @@ _TEMPLATES = {
         "if({total} = 0, 0, "
         "round(100 * uniqExactIf(visitor_id, kind = {kind} AND visitor_id != 0) / {total}, 2))"
     ),
+    "conversion_rate": (
+        "if({whole} = 0, 0, "
+        "round(100 * uniqExactIf(visitor_id, kind = {kind} AND visitor_id != 0) / {whole}, 1))"
+    ),
 }
 # Broken down by an event dimension there are no visit rows: visits are counted from
 # the events' distinct visits.
@@ -34,9 +40,11 @@ _BY_EVENTS = {"visits": "uniqExactIf((visitor_id, session_id), kind = 0 AND sess
 _TOTAL = "(SELECT uniqExactIf(visitor_id, visitor_id != 0) FROM {counted})"
 
 
-def aggregate(metric: str, tables: Tables, by_events: bool, counted: str) -> str:
+def aggregate(metric: str, tables: Tables, by_events: bool, counted: str, whole: str = "") -> str:
     """The SQL of one metric; `by_events`: broken down by an event dimension; `counted`:
-    the rows whose visitors percentage divides by."""
+    the rows whose visitors percentage divides by; `whole`: those conversion_rate
+    divides by."""
     template = (_BY_EVENTS if by_events else _TEMPLATES).get(metric, _TEMPLATES[metric])
     total = _TOTAL.format(counted=counted) if metric == "percentage" else ""
-    return template.format(kind=tables.kind, total=total)
+    converted = _TOTAL.format(counted=whole) if metric == "conversion_rate" else ""
+    return template.format(kind=tables.kind, total=total, whole=converted)

@@ -9,6 +9,7 @@ from typing import Literal
 
 from foundation.errors import HitstreamError
 from schemas.query import TIME_DIMENSIONS, Include, Pagination, is_event_dimension
+from sites.goals import Goal
 
 
 class QueryError(HitstreamError):
@@ -66,6 +67,7 @@ class Query:
     include: Include = field(default_factory=Include)
     pagination: Pagination = field(default_factory=Pagination)
     format: str = "json"
+    goals: tuple[Goal, ...] = ()  # the site's, when a goal is a dimension or filter
 
     @property
     def time_dimension(self) -> str | None:

@@ -9,8 +9,9 @@ import datetime as dt
 import re
 
 from reporting.filters import check_dimension, parse_filters
-from reporting.model import DateRange, Query, QueryError
+from reporting.model import Condition, DateRange, Query, QueryError
 from schemas.query import (
+    GOAL_DIMENSION,
     METRICS,
     RANGE_KEYWORDS,
     SESSION_METRICS,
@@ -31,6 +32,14 @@ def parse(body: QueryBody) -> Query:
     _check_dimensions(body.dimensions)
     _check_metrics_by_dimensions(body.metrics, body.dimensions)
     filters = parse_filters(body.filters)
+    if "conversion_rate" in body.metrics and not (
+        GOAL_DIMENSION in body.dimensions
+        or any(isinstance(f, Condition) and f.dimension == GOAL_DIMENSION for f in filters)
+    ):
+        raise QueryError(
+            f"metrics[{body.metrics.index('conversion_rate')}]",
+            "Metric `conversion_rate` can only be queried with event:goal filters or dimensions.",
+        )
     order_by = _order_by(body)
     if body.include.time_labels and not any(d in TIME_DIMENSIONS for d in body.dimensions):
         raise QueryError(
@@ -107,6 +116,12 @@ def _check_metrics_by_dimensions(metrics: list[str], dimensions: list[str]) -> N
             )
         if metric == "percentage" and not dimensions:
             raise QueryError(f"metrics[{i}]", "percentage needs at least one dimension")
+        if metric == "conversion_rate" and any(d != GOAL_DIMENSION for d in dimensions):
+            raise QueryError(
+                f"metrics[{i}]",
+                "conversion_rate is answered over event:goal alone (a breakdown by other "
+                "dimensions, Plausible's group conversion rate, is not supported yet)",
+            )
 
 
 def _order_by(body: QueryBody) -> tuple[tuple[str, str], ...]:

@@ -22,7 +22,7 @@ from foundation.http import (
     read_json,
     validation_details,
 )
-from reporting import answer
+from reporting import answer, goals
 from reporting.export import export
 from reporting.exportlimits import ExportLimits
 from reporting.model import QueryError
@@ -134,6 +134,8 @@ async def plan_query(
     tz = ZoneInfo(await request.state["site_cache"].timezone(body.site_id))
     now = dt.datetime.now(dt.UTC)
     query = parse(body)
+    if goals.uses_goals(query):
+        query = goals.with_goals(query, await request.state["site_cache"].goals(body.site_id))
     first_day = None
     if query.date_range.keyword == "all":
         first_day = await readers.run(

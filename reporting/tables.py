@@ -13,7 +13,9 @@ from reporting.periods import Period
 from schemas.query import SESSION_METRICS, TIME_DIMENSIONS, VISIT_DIMENSIONS, is_event_dimension
 
 # Metrics counted from events; the others from visits.
-EVENT_ROW_METRICS = frozenset({"visitors", "pageviews", "events", "users", "percentage"})
+EVENT_ROW_METRICS = frozenset(
+    {"visitors", "pageviews", "events", "users", "percentage", "conversion_rate"}
+)
 # Metrics the daily aggregates hold exactly (the same uniqExact states, summed views).
 DAILY_METRICS = frozenset({"visitors", "users", "pageviews", "events"})
 # Time buckets made of whole days.

@@ -3,9 +3,11 @@ v_<name>); every value is bound as a parameter."""
 
 from __future__ import annotations
 
+from reporting import goals
 from reporting.expressions import Binder, column, empty_label
 from reporting.filters import pattern_as_run
 from reporting.model import Condition, Filter, Logic
+from schemas.query import GOAL_DIMENSION
 
 # multiSearchAny's most needles in one call.
 NEEDLES = 255
@@ -23,7 +25,11 @@ def condition(item: Filter, binder: Binder) -> str:
         if item.op == "not":
             return f"NOT ({parts[0]})"
         return "(" + f" {item.op.upper()} ".join(f"({p})" for p in parts) + ")"
-    sql = _SIMPLE[item.op](item, column(item.dimension, binder), binder)
+    if item.dimension == GOAL_DIMENSION:
+        chosen = goals.selected(item, binder.goals)
+        sql = f"notEmpty({goals.labels(chosen, binder.bind)})" if chosen else "0"
+    else:
+        sql = _SIMPLE[item.op](item, column(item.dimension, binder), binder)
     return f"NOT ({sql})" if item.negated else sql
 
 

@@ -12,11 +12,13 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, Strict
 # Metrics counted from events; the session metrics need whole visits.
 EVENT_METRICS = ("visitors", "visits", "pageviews", "events", "users")
 SESSION_METRICS = ("views_per_visit", "bounce_rate", "visit_duration")
-METRICS = (*EVENT_METRICS, *SESSION_METRICS, "percentage")
+METRICS = (*EVENT_METRICS, *SESSION_METRICS, "percentage", "conversion_rate")
 
 # Event dimensions and the events column each reads.
 EVENT_DIMENSIONS = {"event:page": "path", "event:name": "event_type", "event:hostname": "hostname"}
 PROPS_PREFIX = "event:props:"
+# The goals an event completes (the site's goals: sites/goals.py; reporting/goals.py).
+GOAL_DIMENSION = "event:goal"
 # Visit dimensions: the value of the visit's first event (entry page) or last (exit page).
 VISIT_DIMENSIONS = {
     "visit:entry_page": "entry_page",
@@ -55,8 +57,8 @@ MAX_LIMIT = 10_000
 
 
 def is_event_dimension(name: str) -> bool:
-    """Whether a dimension is an event's (its page, name, host or a property)."""
-    return name in EVENT_DIMENSIONS or name.startswith(PROPS_PREFIX)
+    """Whether a dimension is an event's (its page, name, host, goal or a property)."""
+    return name in EVENT_DIMENSIONS or name == GOAL_DIMENSION or name.startswith(PROPS_PREFIX)
 
 
 def prop_key(name: str) -> str:

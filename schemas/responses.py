@@ -217,3 +217,69 @@ class V1Rows(BaseModel):
     property's last name part and the metrics)."""
 
     results: list[dict[str, str | float | None]]
+
+
+class GoalInfo(BaseModel):
+    """A goal: an event goal (`event_name`) or a page goal (`page_path`, `*` any
+    characters); `currency` makes an event goal a revenue goal."""
+
+    id: int
+    display_name: str
+    goal_type: str = Field(description="event or page")
+    event_name: str | None
+    page_path: str | None
+    currency: str | None = None
+
+
+class GoalCreated(GoalInfo):
+    site_id: str
+
+
+class GoalList(BaseModel):
+    site_id: str
+    goals: list[GoalInfo]
+
+
+class GoalDeleted(BaseModel):
+    site_id: str
+    id: int
+    deleted: bool
+
+
+class V1Page(BaseModel):
+    """Plausible's cursor pagination: pass `after` (or `before`) to get the next page."""
+
+    after: str | None
+    before: str | None
+    limit: int
+
+
+class V1Site(BaseModel):
+    """A site in Plausible's Sites API v1 shape (plus hitstream's ids)."""
+
+    domain: str
+    timezone: str
+    custom_properties: list[str] = Field(default_factory=list)
+    site_id: str
+    website_id: str
+    api_key: str | None = Field(default=None, description="creation only: the site's first key")
+    key_id: str | None = None
+
+
+class V1SiteList(BaseModel):
+    sites: list[V1Site]
+    meta: V1Page
+
+
+class V1Goal(GoalInfo):
+    custom_props: dict[str, str] = Field(default_factory=dict)
+    domain: str | None = Field(default=None, description="PUT only: the site's domain")
+
+
+class V1GoalList(BaseModel):
+    goals: list[V1Goal]
+    meta: V1Page
+
+
+class V1Deleted(BaseModel):
+    deleted: bool

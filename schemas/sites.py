@@ -166,3 +166,36 @@ class SiteUpdate(BaseModel):
     @classmethod
     def _zone(cls, value: str | None) -> str | None:
         return None if value is None else _timezone(value)
+
+
+class GoalCreate(BaseModel):
+    """`PUT /api/sites/{site_id}/goals`: an event goal (`event_name`) or a page goal
+    (`page_path`, `*` any characters); the rest of the rules are sites/goals.py's."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    event_name: StrictStr | None = Field(default=None, max_length=10_000)
+    page_path: StrictStr | None = Field(default=None, max_length=10_000)
+    display_name: StrictStr | None = Field(default=None, max_length=10_000)
+    currency: StrictStr | None = Field(
+        default=None, max_length=10, description="ISO 4217: a revenue goal (event goals only)"
+    )
+
+
+class V1SiteCreate(BaseModel):
+    """`POST /api/v1/sites` (JSON or a form); Plausible's other keys are accepted and
+    ignored."""
+
+    domain: str
+    timezone: str = Field(default="Etc/UTC", description=TIMEZONE_HELP)
+
+
+class V1GoalCreate(BaseModel):
+    """`PUT /api/v1/sites/goals` (JSON or a form)."""
+
+    site_id: str = Field(description="the site's id or one of its domains")
+    goal_type: str = Field(description="event or page")
+    event_name: str | None = None
+    page_path: str | None = None
+    display_name: str | None = None
+    currency: str | None = None

@@ -16,6 +16,7 @@ import orjson
 from foundation import lua
 from foundation.clients import RedisClient
 from foundation.keys import RedisKeys
+from sites.goals import Goal, goal_from_json, goal_json
 from sites.model import (
     KEY_MERGE,
     NO_ORIGIN,
@@ -53,6 +54,7 @@ class SiteCache:
         self.domains_hash = keys.domains
         self.websites_hash = keys.websites
         self._loaded = keys.registry_loaded
+        self._goals_key = keys.goals
 
     async def key(self, api_key: str) -> ApiKey | None:
         """The record of this plaintext key, if it is one of ours and valid now."""
@@ -98,6 +100,30 @@ class SiteCache:
         The one rule for the Stats API v1 and v2 (reporting); ingest reads Plausible's
         `domain` the same way (ingest/admission.py)."""
         return await self.site_for_domain(name) or name
+
+    async def goals(self, site_id: str) -> list[Goal]:
+        """The site's live goals, oldest first."""
+        every: dict[Any, Any] = await self._redis.hgetall(self._goals_key(site_id))
+        goals = map(goal_from_json, every.values())
+        return sorted(goals, key=lambda g: (g.created_at, g.goal_id))
+
+    async def put_goals(self, goals: Sequence[Goal]) -> None:
+        """Write goals (a deleted one leaves the cache), each in its own field, so two
+        writers of different goals never undo each other."""
+        async with self._redis.pipeline(transaction=True) as pipe:
+            for goal in goals:
+                key = self._goals_key(goal.site_id)
+                if goal.deleted:
+                    pipe.hdel(key, str(goal.goal_id))
+                else:
+                    pipe.hset(key, str(goal.goal_id), goal_json(goal))
+            await pipe.execute()
+
+    async def forget_site(self, site_id: str) -> None:
+        """A deleted site: out of the cache with its goals (its keys are revoked)."""
+        await self._redis.hdel(self.sites_hash, site_id)
+        await self._redis.delete(self._goals_key(site_id))
+        await self._refresh_indexes()
 
     async def origin_allowed_somewhere(self, origin: str) -> bool:
         """True if some public site allows this origin (for CORS preflight)."""
@@ -145,11 +171,15 @@ class SiteCache:
     async def loaded(self) -> bool:
         return bool(await self._redis.exists(self._loaded))
 
-    async def replace_all(self, sites: Sequence[Site], keys: Sequence[ApiKey]) -> None:
+    async def replace_all(
+        self, sites: Sequence[Site], keys: Sequence[ApiKey], goals: Sequence[Goal] = ()
+    ) -> None:
         """Load a full copy (from ClickHouse) and mark the cache as loaded.
 
         Records are merged in, not swapped: a revocation cached while the copy was read
-        from ClickHouse stays. Sites and keys are never deleted, only revoked.
+        from ClickHouse stays. Keys are never deleted, only revoked; goals deleted in
+        ClickHouse leave the cache.
         """
         await self.put(sites, keys)
+        await self.put_goals(goals)
         await self._redis.set(self._loaded, str(int(time.time())))

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from anyio import CapacityLimiter, to_thread
 
 from sites.cache import SiteCache
+from sites.goals import Goal, find_or_add
 from sites.model import ApiKey, Site, new_key
 from sites.store import SiteStore
 
@@ -72,12 +73,42 @@ class Registry:
         """Revoked at once: the cache entry is replaced in the same request."""
         await self._write(keys=[replace(key, revoked=True)])
 
+    async def delete_site(self, site: Site, keys: list[ApiKey]) -> None:
+        """The site leaves the registry and the cache; its keys are revoked with it (its
+        events stay until the raw retention drops them)."""
+        revoked = [replace(k, revoked=True) for k in keys if not k.revoked]
+        await to_thread.run_sync(self._store.insert, [site], revoked, True, limiter=self._threads)
+        await self.cache.put(keys=revoked)
+        await self.cache.forget_site(site.site_id)
+
+    async def goals(self, site_id: str) -> list[Goal]:
+        """The site's live goals (from ClickHouse), oldest first."""
+        every = await to_thread.run_sync(self._store.load_goals, site_id, limiter=self._threads)
+        return [goal for goal in every if not goal.deleted]
+
+    async def add_goal(self, wanted: Goal) -> tuple[Goal, bool]:
+        """Plausible's find-or-create: the site's goal with the same target as it is (True),
+        else `wanted` stored (False); sites/goals.py's GoalError for a broken rule."""
+        goal, found = find_or_add(await self.goals(wanted.site_id), wanted)
+        if not found:
+            await self._write_goals([goal])
+        return goal, found
+
+    async def delete_goal(self, goal: Goal) -> None:
+        await self._write_goals([replace(goal, deleted=True)])
+
+    async def _write_goals(self, goals: list[Goal]) -> None:
+        await to_thread.run_sync(self._store.insert_goals, goals, limiter=self._threads)
+        await self.cache.put_goals(goals)
+
     async def ensure_cached(self) -> bool:
         """Rebuild the Redis cache from ClickHouse if it is missing; True if rebuilt."""
         if await self.cache.loaded():
             return False
         sites, keys = await to_thread.run_sync(self._store.load, "", limiter=self._threads)
-        await self.cache.replace_all(sites, keys)
+        goals = await to_thread.run_sync(self._store.load_goals, "", limiter=self._threads)
+        live = {site.site_id for site in sites}
+        await self.cache.replace_all(sites, keys, [g for g in goals if g.site_id in live])
         return True
 
     async def keep_cached(self, interval_s: float) -> None:

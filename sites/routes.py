@@ -11,8 +11,9 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from foundation.http import APIError, JSONResponse, read_model
-from schemas.sites import SiteCreate, SiteUpdate
+from schemas.sites import GoalCreate, SiteCreate, SiteUpdate
 from sites.access import AccessState, require_admin, share_path
+from sites.goals import Goal, GoalError, make_goal
 from sites.model import ApiKey, Site, new_site_id, new_website_id
 from sites.registry import Registry
 
@@ -190,6 +191,71 @@ async def revoke_key(request: AdminRequest) -> Response:
     return JSONResponse({"site_id": key.site_id, "key_id": key.key_id, "revoked": True})
 
 
+def goal_json(goal: Goal) -> dict[str, Any]:
+    """A goal as the admin routes and Plausible's Sites API v1 show it."""
+    return {
+        "id": goal.goal_id,
+        "display_name": goal.display_name,
+        "goal_type": goal.goal_type,
+        "event_name": goal.event_name or None,
+        "page_path": goal.page_path or None,
+        "currency": goal.currency or None,
+    }
+
+
+def goal_refused(exc: GoalError) -> APIError:
+    return APIError(
+        400, f"{exc.field}: {exc.message}", [{"field": exc.field, "message": exc.message}]
+    )
+
+
+async def list_goals(request: AdminRequest) -> Response:
+    """The site's goals, oldest first."""
+    registry = await _require_admin(request)
+    site, _ = await _known_site(registry, request.path_params["site_id"])
+    return JSONResponse(
+        {
+            "site_id": site.site_id,
+            "goals": [goal_json(g) for g in await registry.goals(site.site_id)],
+        }
+    )
+
+
+async def put_goal(request: AdminRequest) -> Response:
+    """Find or create a goal (Plausible's rule): 200 with the goal already there, as it
+    is; 201 with a new one."""
+    registry = await _require_admin(request)
+    site, _ = await _known_site(registry, request.path_params["site_id"])
+    body = await read_model(request, GoalCreate, request.state["settings"].max_body_bytes)
+    if (body.event_name is None) == (body.page_path is None):
+        raise APIError(
+            400,
+            "send exactly one of event_name (an event goal) and page_path (a page goal)",
+            [{"field": "event_name", "message": "exactly one of event_name and page_path"}],
+        )
+    try:
+        wanted = make_goal(site.site_id, **body.model_dump())
+        goal, found = await registry.add_goal(wanted)
+    except GoalError as exc:
+        raise goal_refused(exc) from None
+    return JSONResponse(
+        {"site_id": site.site_id, **goal_json(goal)}, status_code=200 if found else 201
+    )
+
+
+async def delete_goal(request: AdminRequest) -> Response:
+    registry = await _require_admin(request)
+    site, _ = await _known_site(registry, request.path_params["site_id"])
+    raw = request.path_params["goal_id"]
+    goal = next((g for g in await registry.goals(site.site_id) if str(g.goal_id) == raw), None)
+    if goal is None:
+        raise APIError(
+            404, "no such goal for this site", [{"field": "goal_id", "message": raw[:40]}]
+        )
+    await registry.delete_goal(goal)
+    return JSONResponse({"site_id": site.site_id, "id": goal.goal_id, "deleted": True})
+
+
 def routes() -> list[BaseRoute]:
     """Admin routes under /api/sites."""
     return [
@@ -199,4 +265,7 @@ def routes() -> list[BaseRoute]:
         Route("/api/sites/{site_id}/keys", rotate_key, methods=["POST"]),
         Route("/api/sites/{site_id}/keys/{key_id}", revoke_key, methods=["DELETE"]),
         Route("/api/sites/{site_id}/shares", share_site, methods=["POST"]),
+        Route("/api/sites/{site_id}/goals", list_goals, methods=["GET"]),
+        Route("/api/sites/{site_id}/goals", put_goal, methods=["PUT"]),
+        Route("/api/sites/{site_id}/goals/{goal_id}", delete_goal, methods=["DELETE"]),
     ]

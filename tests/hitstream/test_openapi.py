@@ -80,5 +80,5 @@ def test_docs_render_in_headless_chromium_without_internet(tmp_path: Path) -> No
         ).stdout
     finally:
         server.stop()
-    rendered = re.findall(r'class="opblock opblock-(?:get|post|patch|delete)', dom)
+    rendered = re.findall(r'class="opblock opblock-(?:get|post|put|patch|delete)', dom)
     assert len(rendered) == operations > 10, dom[-2000:]

@@ -49,7 +49,6 @@ def test_filters_are_parsed() -> None:
         ({"metrics": ["visitors", "visitors"]}, "metrics"),
         ({"metrics": ["visitors"], "dimensions": ["visit:os", "visit:os"]}, "dimensions"),
         ({"metrics": ["visitors"], "dimensions": ["time", "time:day"]}, "dimensions"),
-        ({"metrics": ["visitors"], "dimensions": ["event:goal"]}, "dimensions[0]"),
         ({"metrics": ["visitors", "bounce_rate"], "dimensions": ["event:page"]}, "metrics[1]"),
         ({"metrics": ["percentage"]}, "metrics[0]"),
         ({"metrics": ["visitors"], "order_by": [["visits", "asc"]]}, "order_by[0]"),

@@ -60,7 +60,7 @@ REFUSED: dict[str, tuple[dict[str, Any], str]] = {
         {"metrics": ["visitors"], "date_range": "all",
          "filters": [["is", "event:goal", ["Signup"]],
                      ["has_done", ["is", "event:page", ["/pricing"]]]]},
-        "filters[0][1]",
+        "filters[1][0]",
     ),
     "country-and-city": (
         {"metrics": ["visitors", "pageviews", "bounce_rate"], "date_range": "7d",

@@ -434,6 +434,27 @@ ALTER TABLE events UPDATE browser = multiIf(browser = 'Safari' AND os IN ('iOS',
     source = transform(source, ['Yahoo!', 'Vkontakte', 'Google Gemini', 'Microsoft Copilot', 'Youtube'], ['Yahoo', 'VK', 'Gemini', 'Copilot', 'YouTube'], source)
 WHERE browser IN ('Chrome', 'Firefox', 'Internet Explorer', 'Microsoft Edge', 'Mobile App', 'Opera', 'Safari', 'Samsung Browser') OR os IN ('Mac', 'GNU/Linux', 'iPadOS') OR device IN ('Desktop', 'Mobile', 'Tablet') OR source IN ('Yahoo!', 'Vkontakte', 'Google Gemini', 'Microsoft Copilot', 'Youtube') SETTINGS mutations_sync = 2;
 
+-- 0019_goals up
+CREATE TABLE IF NOT EXISTS goals
+(
+    site_id      String,
+    goal_id      UInt64,
+    event_name   String,
+    page_path    String,
+    display_name String,
+    currency     String,
+    deleted      Bool,
+    created_at   DateTime64(3, 'UTC'),
+    updated_at   DateTime64(3, 'UTC')
+)
+ENGINE = ReplacingMergeTree(updated_at)
+ORDER BY (site_id, goal_id);
+ALTER TABLE sites ADD COLUMN IF NOT EXISTS deleted Bool DEFAULT false;
+
+-- 0019_goals down
+ALTER TABLE sites DROP COLUMN IF EXISTS deleted;
+DROP TABLE IF EXISTS goals;
+
 -- 0020_channels_hostnames up
 ALTER TABLE events ADD COLUMN IF NOT EXISTS click_id_param LowCardinality(String);
 ALTER TABLE sessions

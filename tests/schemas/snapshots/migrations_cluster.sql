@@ -537,6 +537,33 @@ ALTER TABLE events_local ON CLUSTER hitstream UPDATE browser = multiIf(browser =
     source = transform(source, ['Yahoo!', 'Vkontakte', 'Google Gemini', 'Microsoft Copilot', 'Youtube'], ['Yahoo', 'VK', 'Gemini', 'Copilot', 'YouTube'], source)
 WHERE browser IN ('Chrome', 'Firefox', 'Internet Explorer', 'Microsoft Edge', 'Mobile App', 'Opera', 'Safari', 'Samsung Browser') OR os IN ('Mac', 'GNU/Linux', 'iPadOS') OR device IN ('Desktop', 'Mobile', 'Tablet') OR source IN ('Yahoo!', 'Vkontakte', 'Google Gemini', 'Microsoft Copilot', 'Youtube') SETTINGS mutations_sync = 2;
 
+-- 0019_goals up
+CREATE TABLE IF NOT EXISTS goals_local ON CLUSTER hitstream
+(
+    site_id      String,
+    goal_id      UInt64,
+    event_name   String,
+    page_path    String,
+    display_name String,
+    currency     String,
+    deleted      Bool,
+    created_at   DateTime64(3, 'UTC'),
+    updated_at   DateTime64(3, 'UTC')
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/goals_local', '{replica}', updated_at)
+ORDER BY (site_id, goal_id);
+CREATE TABLE IF NOT EXISTS goals ON CLUSTER hitstream
+AS goals_local
+ENGINE = Distributed('hitstream', currentDatabase(), 'goals_local', cityHash64(site_id));
+ALTER TABLE sites_local ON CLUSTER hitstream ADD COLUMN IF NOT EXISTS deleted Bool DEFAULT false;
+ALTER TABLE sites ON CLUSTER hitstream ADD COLUMN IF NOT EXISTS deleted Bool DEFAULT false;
+
+-- 0019_goals down
+ALTER TABLE sites ON CLUSTER hitstream DROP COLUMN IF EXISTS deleted;
+ALTER TABLE sites_local ON CLUSTER hitstream DROP COLUMN IF EXISTS deleted;
+DROP TABLE IF EXISTS goals ON CLUSTER hitstream SYNC;
+DROP TABLE IF EXISTS goals_local ON CLUSTER hitstream SYNC;
+
 -- 0020_channels_hostnames up
 ALTER TABLE events_local ON CLUSTER hitstream ADD COLUMN IF NOT EXISTS click_id_param LowCardinality(String);
 ALTER TABLE events ON CLUSTER hitstream ADD COLUMN IF NOT EXISTS click_id_param LowCardinality(String);

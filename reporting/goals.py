@@ -1,0 +1,115 @@
+"""Goals in a query: the `event:goal` dimension and filter over the site's goals (bound
+as parameters), and what `conversion_rate` divides by. Plausible's rules
+(`sql/where_builder.ex`, `special_metrics.ex`; docs/query-api.md, Goals)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import re2
+
+from reporting.model import Condition, Filter, Logic, Query, QueryError
+from schemas.query import GOAL_DIMENSION, PROPS_PREFIX
+from sites.goals import Goal, is_wildcard, page_regex
+
+GOAL_DOCS = "https://plausible.io/docs/stats-api#filtering-by-goals"
+# What binds a value as a parameter and names it in SQL (expressions.Binder.bind).
+Bind = Callable[[Any, str], str]
+
+
+def with_goals(query: Query, goals: Sequence[Goal]) -> Query:
+    """The query with the site's goals; 400 for an `is` goal filter naming no goal."""
+    names = {goal.display_name for goal in goals}
+    lowered = {name.lower() for name in names}
+    for i, item in enumerate(query.filters):
+        for where, condition in _goal_conditions(item, f"filters[{i}]"):
+            if condition.op != "is":
+                continue
+            for j, clause in enumerate(condition.clauses):
+                known = clause in names or (
+                    not condition.case_sensitive and clause.lower() in lowered
+                )
+                if not known:
+                    raise QueryError(
+                        f"{where}[2][{j}]",
+                        f"Invalid filters. The goal `{clause[:200]}` is not configured for "
+                        f"this site. Find out how to configure goals here: {GOAL_DOCS}",
+                    )
+    return dataclasses.replace(query, goals=tuple(goals))
+
+
+def uses_goals(query: Query) -> bool:
+    """Whether the query needs the site's goals (a goal dimension or filter)."""
+    return GOAL_DIMENSION in query.dimensions or any(
+        True for item in query.filters for _ in _goal_conditions(item, "")
+    )
+
+
+def _goal_conditions(item: Filter, where: str) -> list[tuple[str, Condition]]:
+    """The goal conditions in a filter, each with where it is (`filters[0][1][2]`)."""
+    if isinstance(item, Logic):
+        if item.op == "not":
+            return _goal_conditions(item.items[0], f"{where}[1]")
+        return [
+            found
+            for k, sub in enumerate(item.items)
+            for found in _goal_conditions(sub, f"{where}[1][{k}]")
+        ]
+    return [(where, item)] if item.dimension == GOAL_DIMENSION else []
+
+
+def selected(condition: Condition, goals: Sequence[Goal]) -> list[Goal]:
+    """The goals whose display name the condition's clauses name (positive form)."""
+
+    def hit(name: str, clause: str) -> bool:
+        if condition.op == "matches":
+            flags = "" if condition.case_sensitive else "(?i)"
+            return re2.search(flags + clause, name) is not None
+        if not condition.case_sensitive:
+            name, clause = name.lower(), clause.lower()
+        return name == clause if condition.op == "is" else clause in name
+
+    return [g for g in goals if any(hit(g.display_name, c) for c in condition.clauses)]
+
+
+def labels(goals: Sequence[Goal], bind: Bind) -> str:
+    """The display names of the goals an event row completes, as an SQL array (an event
+    completes every goal it matches): event goals by name equality, page goals by path
+    equality or, with `*`, by page_regex, pageviews only."""
+    events = [g for g in goals if g.event_name]
+    exact = [g for g in goals if g.page_path and not is_wildcard(g.page_path)]
+    wild = [g for g in goals if g.page_path and is_wildcard(g.page_path)]
+    parts = []
+    strings = "Array(String)"
+    if events:
+        names = bind([g.event_name for g in events], strings)
+        shown = bind([g.display_name for g in events], strings)
+        parts.append(
+            f"if(pv, [], arrayFilter(x -> x != '', [{shown}[indexOf({names}, event_type)]]))"
+        )
+    if exact:
+        paths = bind([g.page_path for g in exact], strings)
+        shown = bind([g.display_name for g in exact], strings)
+        parts.append(f"if(pv, arrayFilter(x -> x != '', [{shown}[indexOf({paths}, path)]]), [])")
+    if wild:
+        patterns = bind([page_regex(g.page_path) for g in wild], strings)
+        shown = bind([g.display_name for g in wild], strings)
+        parts.append(
+            f"if(pv, arrayMap(i -> {shown}[i], multiMatchAllIndices(path, {patterns})), [])"
+        )
+    if not parts:
+        return "CAST([], 'Array(String)')"
+    return parts[0] if len(parts) == 1 else f"arrayConcat({', '.join(parts)})"
+
+
+def without_goal_filters(filters: tuple[Filter, ...]) -> tuple[Filter, ...]:
+    """The top-level filters conversion_rate's whole keeps: all but those on goals and
+    event properties (Plausible's)."""
+    return tuple(
+        item
+        for item in filters
+        if isinstance(item, Logic)
+        or not (item.dimension == GOAL_DIMENSION or item.dimension.startswith(PROPS_PREFIX))
+    )

@@ -1,0 +1,183 @@
+"""Goals in POST /api/v2/query: the event:goal dimension and filter and conversion_rate,
+against hand-computed answers on a small data set written straight into ClickHouse."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Literal
+
+import pytest
+from clickhouse_connect.driver.client import Client
+from starlette.testclient import TestClient
+
+from foundation.settings import Settings
+from reporting.expressions import Binder
+from reporting.goals import labels, selected, without_goal_filters
+from reporting.model import Condition, Logic
+from sites.goals import make_goal
+from tests.helpers import ADMIN, AUTH, DAY0, at, create_site, rows, write
+
+RANGE = [DAY0.isoformat(), DAY0.isoformat()]
+
+
+@pytest.fixture
+def app(
+    make_client: Callable[..., TestClient], make_settings: Callable[..., Settings]
+) -> TestClient:
+    return make_client(make_settings(admin_token=ADMIN))
+
+
+def seed(app: TestClient, ch: Client) -> str:
+    """Four visitors on one day; four goals, two of which (/pricing, /pri*) match the same
+    pageviews:
+    v1: / , /pricing, Signup (a custom event on /pricing)
+    v2: /pricing, Signup
+    v3: /blog/a, /blog/b/c
+    v4: /about
+    """
+    site = create_site(app, "Goals")["site_id"]
+    path = f"/api/sites/{site}/goals"
+    for goal in (
+        {"event_name": "Signup"},
+        {"page_path": "/pricing"},
+        {"page_path": "/blog/*"},
+        {"page_path": "/pri*", "display_name": "Pricing-ish"},
+    ):
+        assert app.put(path, json=goal, headers=AUTH).status_code == 201
+    visit = {"visit": at(DAY0, "10:00:00")}
+    write(
+        ch,
+        site,
+        {"v": 1, "ts": at(DAY0, "10:00:00"), "path": "/"},
+        {"v": 1, "ts": at(DAY0, "10:01:00"), "path": "/pricing", **visit},
+        {"v": 1, "ts": at(DAY0, "10:02:00"), "path": "/pricing", "type": "Signup", **visit},
+        {"v": 2, "ts": at(DAY0, "10:00:00"), "path": "/pricing"},
+        {"v": 2, "ts": at(DAY0, "10:03:00"), "path": "/pricing", "type": "Signup", **visit},
+        {"v": 3, "ts": at(DAY0, "10:00:00"), "path": "/blog/a"},
+        {"v": 3, "ts": at(DAY0, "10:04:00"), "path": "/blog/b/c", **visit},
+        {"v": 4, "ts": at(DAY0, "10:00:00"), "path": "/about"},
+    )
+    return site
+
+
+def query(app: TestClient, site: str, status: int = 200, **body: Any) -> dict[str, Any]:
+    answer = app.post(
+        "/api/v2/query", json={"site_id": site, "date_range": RANGE, **body}, headers=AUTH
+    )
+    assert answer.status_code == status, answer.text
+    return dict(answer.json())
+
+
+def test_a_goal_breakdown_counts_an_event_under_every_goal_it_matches(
+    app: TestClient, ch: Client
+) -> None:
+    site = seed(app, ch)
+    answer = query(
+        app, site, metrics=["visitors", "events", "conversion_rate"], dimensions=["event:goal"]
+    )
+    # 4 visitors in all: conversion_rate = visitors / 4, one decimal.
+    assert dict((d[0], m) for d, m in rows(answer)) == {
+        "Signup": [2, 2, 50.0],
+        "Visit /pricing": [2, 2, 50.0],
+        "Pricing-ish": [2, 2, 50.0],
+        "Visit /blog/*": [1, 2, 25.0],
+    }
+    assert rows(answer)[-1][0] == ["Visit /blog/*"], "by visitors, descending"
+
+
+def test_goal_filters_keep_the_events_that_complete_a_goal(app: TestClient, ch: Client) -> None:
+    site = seed(app, ch)
+    metrics = ["visitors", "events", "pageviews", "conversion_rate"]
+    blog = query(app, site, metrics=metrics, filters=[["is", "event:goal", ["Visit /blog/*"]]])
+    assert rows(blog) == [([], [1, 2, 2, 25.0])]
+    # contains "Visit": /pricing and /blog/* (v1, v2, v3; 4 pageviews).
+    visit = query(app, site, metrics=metrics, filters=[["contains", "event:goal", ["Visit"]]])
+    assert rows(visit) == [([], [3, 4, 4, 75.0])]
+    signup = query(
+        app,
+        site,
+        metrics=metrics,
+        filters=[["matches", "event:goal", ["^sign"], {"case_sensitive": False}]],
+    )
+    assert rows(signup) == [([], [2, 2, 0, 50.0])]
+    # conversion_rate's whole keeps the other filters: of the 3 visitors on /pricing or
+    # /blog/a..., (v1, v2, v3 have a page starting /p or /b), 2 signed up.
+    kept = query(
+        app,
+        site,
+        metrics=["visitors", "conversion_rate"],
+        filters=[["is", "event:goal", ["Signup"]], ["matches", "event:page", ["^/(p|b)"]]],
+    )
+    assert rows(kept) == [([], [2, 66.7])]
+    # Not the goal: every event that completes none of Signup.
+    other = query(app, site, metrics=["events"], filters=[["is_not", "event:goal", ["Signup"]]])
+    assert rows(other) == [([], [6])]
+
+
+def test_goals_are_checked(app: TestClient, ch: Client) -> None:
+    site = seed(app, ch)
+    unknown = query(app, site, 400, metrics=["visitors"], filters=[["is", "event:goal", ["Nope"]]])
+    assert unknown["details"][0]["message"] == (
+        "Invalid filters. The goal `Nope` is not configured for this site. Find out how to "
+        "configure goals here: https://plausible.io/docs/stats-api#filtering-by-goals"
+    )
+    alone = query(app, site, 400, metrics=["conversion_rate"])
+    assert alone["details"][0]["message"] == (
+        "Metric `conversion_rate` can only be queried with event:goal filters or dimensions."
+    )
+    grouped = query(
+        app, site, 400, metrics=["conversion_rate"], dimensions=["event:goal", "event:page"]
+    )
+    assert "not supported yet" in grouped["details"][0]["message"]
+    # A deleted goal is no longer a dimension value.
+    [signup] = [
+        g
+        for g in app.get(f"/api/sites/{site}/goals", headers=AUTH).json()["goals"]
+        if g["event_name"] == "Signup"
+    ]
+    app.delete(f"/api/sites/{site}/goals/{signup['id']}", headers=AUTH)
+    answer = query(app, site, metrics=["visitors"], dimensions=["event:goal"])
+    assert "Signup" not in {d[0] for d, _ in rows(answer)}
+
+
+def test_a_site_without_goals_has_no_goal_rows(app: TestClient, ch: Client) -> None:
+    site = create_site(app, "None")["site_id"]
+    write(ch, site, {"v": 1, "ts": at(DAY0, "10:00:00")})
+    assert rows(query(app, site, metrics=["visitors"], dimensions=["event:goal"])) == []
+
+
+def test_goal_filters_choose_goals_by_display_name() -> None:
+    goals = [
+        make_goal("s", event_name="Signup"),
+        make_goal("s", page_path="/pricing"),
+        make_goal("s", page_path="/blog/*", display_name="Blog"),
+    ]
+
+    def chosen(
+        op: Literal["is", "contains", "matches"], *clauses: str, case: bool = True
+    ) -> list[str]:
+        condition = Condition(op, "event:goal", clauses, case_sensitive=case)
+        return [g.display_name for g in selected(condition, goals)]
+
+    assert chosen("is", "Signup", "Blog") == ["Signup", "Blog"]
+    assert chosen("is", "signup") == [] and chosen("is", "signup", case=False) == ["Signup"]
+    assert chosen("contains", "Visit") == ["Visit /pricing"]
+    assert chosen("matches", "^(Sign|Bl)") == ["Signup", "Blog"]
+
+
+def test_conversion_rates_whole_drops_top_level_goal_and_property_filters() -> None:
+    goal = Condition("is", "event:goal", ("Signup",))
+    prop = Condition("is", "event:props:plan", ("pro",))
+    page = Condition("is", "event:page", ("/",))
+    nested = Logic("or", (goal, page))
+    assert without_goal_filters((goal, prop, page, nested)) == (page, nested)
+
+
+def test_goal_labels_bind_every_value() -> None:
+    binder = Binder()
+    sql = labels([make_goal("s", event_name="Buy"), make_goal("s", page_path="/a*")], binder.bind)
+    assert "Buy" not in sql and "/a" not in sql
+    assert binder.parameters == {
+        "p0": ["Buy"], "p1": ["Buy"], "p2": ["^/a.*$"], "p3": ["Visit /a*"],
+    }  # fmt: skip
+    assert labels([], binder.bind) == "CAST([], 'Array(String)')"
