@@ -75,6 +75,7 @@ def _control_names(keys: RedisKeys) -> list[str]:
         keys.session("d"),
         keys.queue_sample(10),
         keys.salt("2026-12-07"),
+        keys.goals("site"),
     ]
 
 
