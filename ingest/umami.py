@@ -120,6 +120,9 @@ async def post_send(request: IngestRequest) -> Response:
         event = EventIn.model_validate(event_fields(payload, site_id))
     except ValidationError as exc:
         return _refused(request, bad_request(_as_sent(exc)), headers)
+    except orjson.JSONEncodeError as exc:  # nested data JSON cannot hold (a 65-bit integer)
+        errors = [{"loc": ("payload", "data"), "msg": f"cannot be stored as JSON text: {exc}"}]
+        return _refused(request, bad_request(errors), headers)
     grant = await admission.grant([event], [False], batch=False)
     if await store(request, grant) is None:
         return JSONResponse(BOT_ANSWER, headers=grant.headers)

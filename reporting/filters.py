@@ -10,6 +10,7 @@ from typing import Any
 
 import re2
 
+from reporting.expressions import empty_label
 from reporting.model import Condition, Filter, Logic, QueryError
 from schemas.event import MAX_PROP_KEY, MAX_PROP_VALUE
 from schemas.names import source_filter_values
@@ -157,9 +158,10 @@ def clause_values(item: list[Any], where: str) -> tuple[str, ...]:
 
 
 def _check_countries(clauses: tuple[str, ...], where: str) -> None:
-    """`is`/`is_not` on visit:country take ISO codes, as Plausible refuses other values."""
+    """`is`/`is_not` on visit:country take ISO codes, as Plausible refuses other values,
+    or the label of no country (a v1 breakdown leaves those rows out with it)."""
     for i, clause in enumerate(clauses):
-        if len(clause) != 2:
+        if len(clause) != 2 and clause != empty_label("visit:country"):
             raise QueryError(
                 f"{where}[{i}]",
                 "a country is its 2-letter ISO 3166 code (e.g. DE)",

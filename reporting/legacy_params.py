@@ -60,11 +60,14 @@ def period_of(params: Mapping[str, str]) -> str:
 def days_of(period: str, params: Mapping[str, str], today: dt.date) -> tuple[dt.date, dt.date]:
     """The first and last day (both included) of a v1 period; `today` is the site's."""
     date = params.get("date")
-    if period == "custom":
-        first, last = _custom(date)
-    else:
-        day = today if date in (None, "", "today") else _single(date)
-        first, last = _period_days(period, day)
+    try:
+        if period == "custom":
+            first, last = _custom(date)
+        else:
+            day = today if date in (None, "", "today") else _single(date)
+            first, last = _period_days(period, day)
+    except (OverflowError, ValueError):  # a period reaching past year 1 or 9999
+        first, last = dt.date.max, dt.date.min
     if not FIRST_DAY <= first <= last <= LAST_DAY:
         raise bad(
             "Error parsing `date` parameter: invalid_date. Please specify a valid date in "

@@ -14,6 +14,9 @@ from datetime import UTC, datetime
 
 import orjson
 
+from foundation.errors import HitstreamError
+from schemas.urls import UNSAFE, UNSAFE_MESSAGE
+
 MAX_GOALS = 1000
 MAX_EVENT_NAME = 120
 MAX_PAGE_PATH = 2000
@@ -40,7 +43,7 @@ def _now() -> datetime:
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
-class GoalError(ValueError):
+class GoalError(HitstreamError, ValueError):
     """A goal refused: the field and Plausible's message for it."""
 
     def __init__(self, field: str, message: str) -> None:
@@ -91,6 +94,10 @@ def make_goal(
 ) -> Goal:
     """A new goal from what a client sent (exactly one of event_name and page_path),
     trimmed and defaulted as Plausible does; GoalError names what is wrong."""
+    sent = {"event_name": event_name, "page_path": page_path, "display_name": display_name}
+    for name, text in sent.items():
+        if text is not None and UNSAFE.search(text):
+            raise GoalError(name, UNSAFE_MESSAGE)
     if page_path is not None:
         path = page_path.strip()
         if not path:

@@ -5,6 +5,7 @@ PD docs/sites-api.md; docs/http-api.md, Sites API v1)."""
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlsplit
@@ -123,7 +124,8 @@ def _page(
     its `meta`, whose cursors are the ids of its last and first items when more follow
     or precede them."""
     raw = _text(params, "limit")
-    limit = min(int(raw), MAX_PAGE_LIMIT) if raw and raw.isdigit() and int(raw) > 0 else PAGE_LIMIT
+    asked = int(raw) if raw is not None and re.fullmatch(r"[0-9]{1,6}", raw) else 0
+    limit = min(asked, MAX_PAGE_LIMIT) if asked > 0 else PAGE_LIMIT
     ids = [cursor(item) for item in items]
     after, before = _text(params, "after"), _text(params, "before")
     if before is not None:

@@ -4,6 +4,7 @@ Redis: Umami's answers, its 400s, bots, the preflight, identify, the cache heade
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -233,6 +234,23 @@ def test_bad_payloads_are_umamis_400_and_nothing_is_stored(
     assert answer.status_code == 400, answer.text
     error = answer.json()["error"]
     assert (error["message"], error["code"], error["status"]) == ("Bad request", "bad-request", 400)
+    assert stream(redis_conn, make_settings()) == []
+
+
+@pytest.mark.parametrize("value", [[2**64], {"x": "\ud800"}], ids=["65-bit", "surrogate"])
+def test_nested_data_json_cannot_hold_is_umamis_400(
+    open_app: TestClient,
+    site: dict[str, Any],
+    redis_conn: redis.Redis,
+    make_settings: Callable[..., Settings],
+    value: Any,
+) -> None:
+    """Nested data is stored as JSON text: what JSON text cannot hold is a 400, not a 500."""
+    body = {"type": "event", "payload": {"website": WEBSITE, "name": "s", "data": {"x": value}}}
+    raw = json.dumps(body)  # ASCII: a lone surrogate travels as its escape
+    headers = {**BROWSER, "content-type": "application/json"}
+    answer = open_app.post("/api/send", content=raw, headers=headers)
+    assert answer.status_code == 400, answer.text
     assert stream(redis_conn, make_settings()) == []
 
 

@@ -158,3 +158,13 @@ def test_limit_and_page() -> None:
         )
     for page in ("0", "-1", "x"):
         assert refusal(p.page_of, {"page": page}) == "Please provide page as a positive number."
+
+
+@pytest.mark.parametrize(
+    ("period", "date"), [("7d", "0001-01-01"), ("12mo", "0001-03-01"), ("month", "9999-12-05")]
+)
+def test_a_period_past_the_calendars_ends_is_a_400(period: str, date: str) -> None:
+    with pytest.raises(APIError) as refused:
+        p.days_of(period, {"date": date}, dt.date(2026, 12, 7))
+    assert refused.value.status_code == 400
+    assert "invalid_date" in str(refused.value)

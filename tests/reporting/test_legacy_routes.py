@@ -227,6 +227,9 @@ def test_breakdowns(app: TestClient, ch: Client, site: dict[str, Any]) -> None:
     # campaigns: visits without one are left out, as Plausible leaves them out
     campaigns = v1(app, "breakdown", AUTH, property="visit:utm_campaign", **CUSTOM)["results"]
     assert campaigns == [{"utm_campaign": "spring", "visitors": 1}]
+    # countries: visits without one are left out the same way (not a 400 on the label)
+    countries = v1(app, "breakdown", AUTH, property="visit:country", **CUSTOM)["results"]
+    assert all(len(r["country"]) == 2 and set(r) == {"country", "visitors"} for r in countries)
 
 
 def test_breakdown_pages(app: TestClient, ch: Client, site: dict[str, Any]) -> None:

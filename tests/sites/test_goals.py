@@ -107,3 +107,11 @@ def test_the_cached_form_round_trips() -> None:
     assert goal_from_json(goal_json(goal)) == goal
     gone = Goal("s", 5, page_path="/x", display_name="Visit /x", deleted=True)
     assert goal_from_json(goal_json(gone)).deleted
+
+
+@pytest.mark.parametrize("field", ["event_name", "page_path", "display_name"])
+def test_control_bidi_and_surrogate_characters_are_refused(field: str) -> None:
+    sent = {"event_name": "Signup", field: "Sign\u202eup"}
+    with pytest.raises(GoalError) as refused:
+        make_goal("site", **sent)
+    assert refused.value.field == field
