@@ -139,3 +139,15 @@ def test_money_formats_short_and_long_with_a_symbol_or_the_code() -> None:
     assert money(None, "GBP") == {"short": "£0.0", "value": 0.0, "long": "£0.00", "currency": "GBP"}
     assert money("-12.345", "CHF")["long"] == "-CHF 12.35"
     assert money("999.96", "USD")["short"] == "$1.0K"
+
+
+def test_csv_cells_are_the_amounts(app: TestClient, ch: Client) -> None:
+    site = seed(app, ch)
+    body = {"site_id": site, "date_range": RANGE, "metrics": BOTH, "format": "csv"}
+    body["dimensions"] = ["event:goal"]
+    answer = app.post("/api/v2/query", json=body, headers=AUTH)
+    assert answer.status_code == 200, answer.text
+    assert sorted(answer.text.splitlines()) == sorted(
+        ["event:goal,total_revenue,average_revenue", "Purchase,30.5,15.25",
+         "Donation,7.25,7.25", "Signup,,", "Visit /pricing,,"]
+    )  # fmt: skip
