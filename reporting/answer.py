@@ -12,13 +12,13 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from reporting import csvcells, legacy_shape, periods
+from reporting import csvcells, legacy_shape, periods, revenue
 from reporting.compiler import Compiled, compile_query
 from reporting.model import Condition, DateRange, Query, QueryError
 from reporting.parse import FIRST_MOMENT, comparison_range
 from reporting.periods import Period
 from reporting.queries import TOP_PATHS_LIMIT, DayStats, StatsReader
-from schemas.query import MAX_LIMIT, Pagination
+from schemas.query import MAX_LIMIT, REVENUE_METRICS, Pagination
 
 # A compiled query's SQL at most (the engine refuses past its max_query_size, 256 KiB):
 # the filters' bounds (reporting/filters.py) keep far below it; this is the last guard.
@@ -132,7 +132,9 @@ def _compared_with(query: Query, period: Period, now: dt.datetime) -> Period | N
     return earlier
 
 
-def _metric(name: str, value: Any) -> int | float:
+def _metric(name: str, value: Any) -> int | float | None:
+    if name in REVENUE_METRICS:  # shaped by revenue.shape (JSON); a number or empty in CSV
+        return None if value is None else float(value)
     if value is None:
         return 0
     return int(value) if name in INT_METRICS else float(value)
@@ -173,6 +175,9 @@ def answer(
     results = [_shape(query, row) for row in rows]
     if the_plan.earlier is not None:
         _compare(reader, the_plan, results, now)
+    warnings = revenue.shape(query, results)
+    if warnings:
+        meta["metric_warnings"] = warnings
     if query.include.time_labels:
         meta["time_labels"] = the_plan.buckets
     if query.include.imports:

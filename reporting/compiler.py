@@ -9,11 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from reporting import daily, goals, metrics, sources, tables, where
+from reporting import daily, goals, metrics, revenue, sources, tables, where
 from reporting.expressions import Binder, dimensions
 from reporting.model import Query
 from reporting.periods import Period
 from schemas.event import ENGAGEMENT, PAGEVIEWS, clickhouse_time, epoch_ms
+from schemas.query import REVENUE_METRICS
 
 
 @dataclass
@@ -72,7 +73,10 @@ def grouped(query: Query, answering: tables.Tables, bucket: str | None, binder: 
     label as d<i>, each metric as m<i>."""
     match = where.match(query.filters, binder)
     dims = dimensions(query.dimensions, bucket, binder)
-    rows = sources.rows(answering, dims.event, dims.visit, match)
+    amount = ""
+    if any(m in REVENUE_METRICS for m in query.metrics):
+        amount = revenue.amount_sql(query, binder)
+    rows = sources.rows(answering, dims.event, dims.visit, match, amount)
     by_events = bool(query.event_dimensions)
     whole = ""
     if "conversion_rate" in query.metrics:

@@ -11,7 +11,7 @@ from typing import Any
 import re2
 
 from reporting.model import Condition, Filter, Logic, Query, QueryError
-from schemas.query import GOAL_DIMENSION, PROPS_PREFIX
+from schemas.query import GOAL_DIMENSION, PROPS_PREFIX, REVENUE_METRICS
 from sites.goals import Goal, is_wildcard, page_regex
 
 GOAL_DOCS = "https://plausible.io/docs/stats-api#filtering-by-goals"
@@ -41,7 +41,10 @@ def with_goals(query: Query, goals: Sequence[Goal]) -> Query:
 
 
 def uses_goals(query: Query) -> bool:
-    """Whether the query needs the site's goals (a goal dimension or filter)."""
+    """Whether the query needs the site's goals (a goal dimension or filter, or a revenue
+    metric: its currency is a revenue goal's)."""
+    if any(m in REVENUE_METRICS for m in query.metrics):
+        return True
     return GOAL_DIMENSION in query.dimensions or any(
         True for item in query.filters for _ in _goal_conditions(item, "")
     )

@@ -32,6 +32,9 @@ _TEMPLATES = {
         "if({whole} = 0, 0, "
         "round(100 * uniqExactIf(visitor_id, kind = {kind} AND visitor_id != 0) / {whole}, 1))"
     ),
+    # `rev`: the amount an event row counts (reporting/revenue.py), NULL when none.
+    "total_revenue": "sumIf(rev, kind = 0)",
+    "average_revenue": "avgIf(rev, kind = 0)",
 }
 # Broken down by an event dimension there are no visit rows: visits are counted from
 # the events' distinct visits.

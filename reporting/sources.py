@@ -16,10 +16,14 @@ from schemas.countries import country_name_sql
 from schemas.entry import VISIT_OPENED
 from schemas.query import VISIT_DIMENSIONS
 
+# A visit row's revenue amount: none (the type of events.revenue_amount, nullable).
+NO_AMOUNT = "CAST(NULL, 'Nullable(Decimal(18, 3))')"
+
 # The site's events of the range (engagement events only carry engagement data).
 EVENTS = """
 ev AS (
     SELECT visitor_id, session_id, ts, path, event_type, hostname, props, user_id,
+        revenue_amount, revenue_currency,
         event_type IN {pageviews:Array(String)} AS pv
     FROM events
     WHERE site_id = {site_id:String}
@@ -78,14 +82,19 @@ class Rows:
     counted: str
 
 
-def rows(tables: Tables, event_dims: list[str], visit_dims: list[str], match: str) -> Rows:
+def rows(
+    tables: Tables, event_dims: list[str], visit_dims: list[str], match: str, revenue: str = ""
+) -> Rows:
     """Event rows and/or visit rows as `tables` says, each dimension's raw value as r<i>;
-    `match` is the filters' condition over a joined event row."""
+    `match` is the filters' condition over a joined event row; `revenue`, when revenue
+    metrics are asked, the amount an event row counts, as `rev` (NULL on visit rows)."""
     parts = []
+    event_rev = f", {revenue} AS rev" if revenue else ""
+    visit_rev = f", {NO_AMOUNT} AS rev" if revenue else ""
     if tables.event_rows:
-        parts.append(_event_rows(event_dims, tables.events_from, match))
+        parts.append(_event_rows(event_dims, tables.events_from, match, event_rev))
     if tables.visit_rows:
-        parts.append(_visit_rows(visit_dims, _visits_where(tables, match)))
+        parts.append(_visit_rows(visit_dims, _visits_where(tables, match), visit_rev))
     if tables.event_rows:
         return Rows(parts, f"{tables.events_from} WHERE {match}")
     return Rows(parts, f"({parts[-1]})" if parts else "")
@@ -95,11 +104,11 @@ def _raw(dims: list[str]) -> str:
     return "".join(f"{e} AS r{i}, " for i, e in enumerate(dims))
 
 
-def _event_rows(dims: list[str], events_from: str, match: str) -> str:
+def _event_rows(dims: list[str], events_from: str, match: str, rev: str) -> str:
     return (
         f"SELECT 0 AS kind, {_raw(dims)}visitor_id, session_id, user_id AS user, "
         "toUInt64(pv) AS pageviews, toUInt64(1) AS nevents, toUInt64(0) AS spv, false AS bounce, "
-        "toInt64(0) AS dur "
+        f"toInt64(0) AS dur{rev} "
         f"FROM {events_from} WHERE {match}"
     )
 
@@ -115,10 +124,10 @@ def _visits_where(tables: Tables, match: str) -> str:
     )
 
 
-def _visit_rows(dims: list[str], where: str) -> str:
+def _visit_rows(dims: list[str], where: str, rev: str) -> str:
     return (
         f"SELECT 1 AS kind, {_raw(dims)}visitor_id, session_id, v_user AS user, "
         "v_pageviews AS pageviews, v_events AS nevents, v_pageviews AS spv, v_bounce AS bounce, "
-        "v_duration AS dur "
+        f"v_duration AS dur{rev} "
         f"FROM visits WHERE {where}"
     )

@@ -10,11 +10,17 @@ from dataclasses import dataclass
 
 from reporting.model import Filter, Logic, Query
 from reporting.periods import Period
-from schemas.query import SESSION_METRICS, TIME_DIMENSIONS, VISIT_DIMENSIONS, is_event_dimension
+from schemas.query import (
+    REVENUE_METRICS,
+    SESSION_METRICS,
+    TIME_DIMENSIONS,
+    VISIT_DIMENSIONS,
+    is_event_dimension,
+)
 
 # Metrics counted from events; the others from visits.
 EVENT_ROW_METRICS = frozenset(
-    {"visitors", "pageviews", "events", "users", "percentage", "conversion_rate"}
+    {"visitors", "pageviews", "events", "users", "percentage", "conversion_rate", *REVENUE_METRICS}
 )
 # Metrics the daily aggregates hold exactly (the same uniqExact states, summed views).
 DAILY_METRICS = frozenset({"visitors", "users", "pageviews", "events"})
@@ -61,7 +67,7 @@ def decide(query: Query, period: Period, bucket: str | None) -> Tables:
     visit_filters = uses(query.filters, visit=True)
     if query.event_dimensions:
         event_rows, visit_rows = True, False
-    elif query.time_dimension or event_filters:
+    elif query.time_dimension or event_filters or metrics & set(REVENUE_METRICS):
         event_rows = bool(metrics & EVENT_ROW_METRICS)
         visit_rows = bool(metrics & {"visits", *SESSION_METRICS})
     else:

@@ -12,7 +12,9 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, Strict
 # Metrics counted from events; the session metrics need whole visits.
 EVENT_METRICS = ("visitors", "visits", "pageviews", "events", "users")
 SESSION_METRICS = ("views_per_visit", "bounce_rate", "visit_duration")
-METRICS = (*EVENT_METRICS, *SESSION_METRICS, "percentage", "conversion_rate")
+# Revenue of revenue goals, in the goal's currency (reporting/revenue.py); v2 only.
+REVENUE_METRICS = ("total_revenue", "average_revenue")
+METRICS = (*EVENT_METRICS, *SESSION_METRICS, "percentage", "conversion_rate", *REVENUE_METRICS)
 
 # Event dimensions and the events column each reads.
 EVENT_DIMENSIONS = {"event:page": "path", "event:name": "event_type", "event:hostname": "hostname"}

@@ -228,7 +228,7 @@ def ms(moment: str) -> int:
 def write(ch: Client, site: str, *events: dict[str, Any]) -> None:
     """Insert events: visitor `v`, `ts`, the time its visit opened (`visit`, default its
     own ts: an event without it opens a visit) and optionally type, path, user, hostname,
-    utm, source, click (the landing page's click-id parameter)..."""
+    utm, source, click (the landing page's click-id parameter), revenue ((amount, currency))..."""
     rows = []
     for e in events:
         client = entry.ClientColumns(
@@ -254,6 +254,7 @@ def write(ch: Client, site: str, *events: dict[str, Any]) -> None:
                 client=client,
                 source=e.get("source", ""),
                 click_id_param=e.get("click", ""),
+                revenue=e.get("revenue"),
                 session_id=0 if e.get("type") == "engagement" else ms(e.get("visit", e["ts"])),
             )
         )
