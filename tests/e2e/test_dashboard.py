@@ -1,5 +1,6 @@
 """The dashboard in headless Chromium against a real `hitstream serve`: what the tracking
-script sent shows up (headline, chart, panels, filters by clicking, CSV), a shared link
+script sent shows up (headline, chart, panels, goals made on the sites page and their
+conversion rates, channels, filters by clicking, CSV), a shared link
 shows one site read-only, logout ends the session, and the queue panel replays a dead
 letter. Screenshots go to .test-output/screenshots (HITSTREAM_TEST_OUTPUT overrides)."""
 
@@ -9,6 +10,7 @@ import csv
 import io
 import os
 import re
+import urllib.parse
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -93,6 +95,30 @@ def every_panel(page: Page) -> None:
     ready(page)
 
 
+def add_goals(page: Page, site: str) -> None:
+    """On the sites page: an event goal with a currency and two page goals, one deleted."""
+    page.click("nav >> text=Sites")
+    ready(page)
+    card = page.locator(f"section.site[data-site-id='{site}']")
+    card.locator("details.goals summary").click()
+    expect(card.locator("details.goals")).to_contain_text("No goals yet")
+    for kind, target, currency in (
+        ("event", "Signup", "eur"),
+        ("page", "/app/**", ""),
+        ("page", "/gone", ""),
+    ):
+        card.locator("form.goal-new select").select_option(kind)
+        card.get_by_label("Event name or page path of a new goal").fill(target)
+        card.get_by_label("Currency of a new goal").fill(currency)
+        card.get_by_role("button", name="Add goal").click()
+        expect(card.locator("details.goals tbody th", has_text=target)).to_have_count(1)
+    page.once("dialog", lambda dialog: dialog.accept())
+    card.get_by_role("button", name="Delete goal Visit /gone").click()
+    rows = card.locator("details.goals tbody tr")
+    expect(rows).to_have_count(2)
+    assert rows.first.locator("td").all_inner_texts() == ["custom event", "Signup", "EUR", "Delete"]
+
+
 def headline(page: Page, metric: str) -> str:
     return page.locator(f".headline [data-metric='{metric}'] .value").inner_text()
 
@@ -140,6 +166,8 @@ def test_the_dashboard_shows_what_the_tracker_sent(
     cookie = next(c for c in admin.cookies() if c["name"] == COOKIE)
     assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
     assert ADMIN not in page.url
+    add_goals(page, site)
+    page.click("nav >> text=Stats")
     page.select_option("#site", site)
     every_panel(page)
 
@@ -154,6 +182,13 @@ def test_the_dashboard_shows_what_the_tracker_sent(
     assert panel_rows(page, "referrers") == ["news.ycombinator.com"]
     assert panel_rows(page, "browsers") == ["Chrome"]
     assert sorted(panel_rows(page, "events")) == ["Early", "Signup"]
+    assert panel_rows(page, "channels") == ["Organic Social"]  # news.ycombinator.com
+    # Goals count every stored event: the visitor, their completions, the conversion rate.
+    goals = page.locator("[data-panel='goals'] tbody tr")
+    assert [r.locator("th, td").all_inner_texts() for r in goals.all()] == [
+        ["Signup", "1", "1", "100%"],
+        ["Visit /app/**", "1", "2", "100%"],
+    ]
     expect(page.get_by_test_id("realtime")).to_contain_text("1 current visitor")
     page.fill("#prop-key", "plan")
     page.press("#prop-key", "Enter")
@@ -177,6 +212,11 @@ def test_the_dashboard_shows_what_the_tracker_sent(
     assert rows[0] == ["event:page", "visitors", "pageviews"]
     assert sorted(r[0] for r in rows[1:]) == ["/app/a", "/app/b", "/index.html", "/spa.html"]
 
+    # A goal's row filters by the goal, as every panel's rows do.
+    page.locator("[data-panel='goals'] .filter-by", has_text="Signup").click()
+    every_panel(page)
+    assert '["is","event:goal",["Signup"]]' in urllib.parse.unquote(page.url)
+    assert panel_rows(page, "goals") == ["Signup"] and panel_rows(page, "events") == ["Signup"]
     # Readable on a phone: one column, nothing wider than the screen.
     page.set_viewport_size(PHONE)
     page.reload()

@@ -4,7 +4,7 @@ export const numberFormat = new Intl.NumberFormat('en');
 
 export function formatMetric(name, value) {
   if (value === null || value === undefined) return '-';
-  if (name === 'bounce_rate' || name === 'percentage') return value + '%';
+  if (name === 'bounce_rate' || name === 'percentage' || name === 'conversion_rate') return value + '%';
   if (name === 'visit_duration') {
     const s = Math.round(value);
     return (s >= 60 ? Math.floor(s / 60) + 'm ' : '') + (s % 60) + 's';

@@ -1,8 +1,9 @@
 /* The sites view (admin): create a site, edit it, rotate its API key, make and revoke
- * shared links; a new secret shows once, above the list. */
+ * shared links, manage its goals; a new secret shows once, above the list. */
 import { alerts, showError } from './alerts.js';
 import { api } from './api.js';
 import { clear, h } from './dom.js';
+import { goalsBox } from './goals.js';
 import { body, main } from './page.js';
 
 export function sitesView() {
@@ -69,6 +70,7 @@ function siteCard(sites, site) {
       h('p', {}, ['Website ID ', h('code', { class: 'website-id', text: site.website_id }), ': for Umami\'s tracker (your copy of its script.js) and @umami/node, which send to /api/send here.']),
       h('pre', {}, [h('code', { text: umamiSnippet(site.website_id) })])]),
     editForm(site, act),
+    goalsBox(site),
     keysTable(site, act),
     h('div', { class: 'actions' }, [rotateButton(sites, site), shareButton(sites, site)])
   ]);

@@ -1,5 +1,6 @@
-/* The breakdowns below the chart (pages, sources, countries, events, properties...): each
- * loads when it comes near the screen, and a click on a row filters the whole view. */
+/* The breakdowns below the chart (pages, sources, channels, countries, events, goals,
+ * properties...): each loads when it comes near the screen, and a click on a row filters
+ * the whole view. */
 import { showError } from '../alerts.js';
 import { api } from '../api.js';
 import { clear, download, h } from '../dom.js';
@@ -13,6 +14,7 @@ export const PANELS = [
   { id: 'entry', title: 'Entry pages', dimension: 'visit:entry_page', metrics: ['visitors'] },
   { id: 'exit', title: 'Exit pages', dimension: 'visit:exit_page', metrics: ['visitors'] },
   { id: 'sources', title: 'Sources', dimension: 'visit:source', metrics: ['visitors'] },
+  { id: 'channels', title: 'Channels', dimension: 'visit:channel', metrics: ['visitors'] },
   { id: 'referrers', title: 'Referrers', dimension: 'visit:referrer', metrics: ['visitors'] },
   { id: 'campaigns', title: 'UTM campaigns', dimension: 'visit:utm_campaign', metrics: ['visitors'] },
   { id: 'countries', title: 'Countries', dimension: 'visit:country', metrics: ['visitors'] },
@@ -20,9 +22,10 @@ export const PANELS = [
   { id: 'os', title: 'Operating systems', dimension: 'visit:os', metrics: ['visitors'] },
   { id: 'devices', title: 'Devices', dimension: 'visit:device', metrics: ['visitors'] },
   { id: 'events', title: 'Custom events', dimension: 'event:name', metrics: ['visitors', 'events'], extra: CUSTOM_EVENTS_ONLY },
+  { id: 'goals', title: 'Goals', dimension: 'event:goal', metrics: ['visitors', 'events', 'conversion_rate'] },
   { id: 'props', title: 'Event properties', dimension: null, metrics: ['visitors', 'events'] }
 ];
-const METRIC_NAMES = { visitors: 'Visitors', pageviews: 'Page views', events: 'Events' };
+const METRIC_NAMES = { visitors: 'Visitors', pageviews: 'Page views', events: 'Events', conversion_rate: 'Conversion rate' };
 const ROWS_SHOWN = 10;
 
 // Panels load when they come near the screen, as Plausible's lower reports do: the
