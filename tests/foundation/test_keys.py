@@ -48,8 +48,10 @@ KEY_WORDS = sorted(
     {_key_word(name, "p:") for name in _every_member_name(RedisKeys("p:", 2))},
     key=lambda word: (-len(word), word),
 )
-# What a key name spelt outside keys.py would look like: a ':' or '}' and a key word.
-KEY_NAME = re.compile(r"[:}](" + "|".join(re.escape(word) for word in KEY_WORDS) + r")\b")
+# What a key name spelt outside keys.py would look like: a ':' or '}' and a key word
+# that ends the text or a part of the name (prose such as Plausible's "event:goals." is
+# no key).
+KEY_NAME = re.compile(r"[:}](" + "|".join(re.escape(word) for word in KEY_WORDS) + r")(?![.\w])")
 
 
 def _shard_names(shard: ShardKeys) -> list[str]:
