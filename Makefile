@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 RUN_STAMP := $(VENV)/.run-stamp
 DEV_STAMP := $(VENV)/.dev-stamp
 
-.PHONY: run test test-fast bench lint browser clean
+.PHONY: run test test-fast bench lint test-tools clean
 
 $(VENV)/bin/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "hitstream needs Python 3.11+ (set PYTHON=python3.11)")'
@@ -27,12 +27,18 @@ $(DEV_STAMP): pyproject.toml | $(VENV)/bin/python
 run: $(RUN_STAMP)
 	$(BIN)/hitstream serve
 
-# The browser tests drive Debian's chromium (headless); installed here if missing.
-browser:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" != 0 ]; then echo "the browser tests need Debian's chromium: sudo apt-get install chromium"; exit 1; fi; \
-	  echo "installing Debian's chromium for the browser tests ..."; \
-	  apt-get install -y -q chromium || { apt-get update -q && apt-get install -y -q chromium; }; }
+# Debian packages the tests use, installed here when missing (package:path it ships):
+# chromium for the browser tests (headless), nodejs to run @umami/node, iso-codes to
+# check the country-name table against.
+TEST_TOOLS := chromium:/usr/bin/chromium nodejs:/usr/bin/node \
+	iso-codes:/usr/share/iso-codes/json/iso_3166-1.json
+test-tools:
+	@missing=""; for tool in $(TEST_TOOLS); do \
+	  [ -e "$${tool#*:}" ] || missing="$$missing $${tool%%:*}"; done; \
+	[ -z "$$missing" ] || { \
+	  if [ "$$(id -u)" != 0 ]; then echo "the tests need Debian's$$missing: sudo apt-get install$$missing"; exit 1; fi; \
+	  echo "installing Debian's$$missing for the tests ..."; \
+	  apt-get install -y -q $$missing || { apt-get update -q && apt-get install -y -q $$missing; }; }
 
 # Test lanes, picked by the markers tests/conftest.py gives each test from the fixtures
 # it uses (e2e and explicit marks aside):
@@ -43,11 +49,11 @@ browser:
 #   $(BIN)/pytest -m "not redis and not clickhouse"   the pure unit tests, in seconds
 #                   (a test marked for neither engine is blocked from reaching them).
 # The whole suite, a worker per core (at most 4: each starts its own engines).
-test: $(DEV_STAMP) browser
+test: $(DEV_STAMP) test-tools
 	$(BIN)/pytest --numprocesses=auto --maxprocesses=4
 
 # The edit-test loop: everything but the tests that start processes, a browser, or are slow.
-test-fast: $(DEV_STAMP)
+test-fast: $(DEV_STAMP) test-tools
 	$(BIN)/pytest --numprocesses=auto --maxprocesses=4 -m "not e2e and not browser and not slow" -x
 
 bench: $(DEV_STAMP)

@@ -21,7 +21,8 @@ from tests.helpers import ADMIN, AUTH, DESKTOP_CHROME, counted, pump_until
 pytestmark = pytest.mark.e2e
 
 ASSETS = Path(__file__).parents[1] / "assets"
-NODE = shutil.which("node")
+# Debian's nodejs (make test installs it) runs @umami/node as its users run it.
+NODE = shutil.which("node") or "node"
 
 # @umami/node as its README shows it: a custom event with data (no url), and a page
 # view given as an object; each answer printed as a JSON line.
@@ -61,7 +62,6 @@ def new_site(server: HitstreamProcess, name: str) -> dict[str, Any]:
     return dict(made.json())
 
 
-@pytest.mark.skipif(NODE is None, reason="node is not installed")
 def test_umami_node_sends_a_custom_event_that_is_counted(
     hitstream: HitstreamProcess, tmp_path: Path
 ) -> None:
@@ -70,7 +70,7 @@ def test_umami_node_sends_a_custom_event_that_is_counted(
     script.write_text(NODE_SCRIPT)
     client = str(ASSETS / "umami-node" / "index.js")
     run = subprocess.run(
-        [str(NODE), str(script), client, site["website_id"], hitstream.base_url],
+        [NODE, str(script), client, site["website_id"], hitstream.base_url],
         capture_output=True,
         text=True,
         timeout=30,
