@@ -86,6 +86,26 @@ class Registry:
         every = await to_thread.run_sync(self._store.load_goals, site_id, limiter=self._threads)
         return [goal for goal in every if not goal.deleted]
 
+    async def goal(self, site_id: str, goal_id: str) -> Goal | None:
+        """The site's live goal whose id reads `goal_id` (as a path or a body sends it)."""
+        return next((g for g in await self.goals(site_id) if str(g.goal_id) == goal_id), None)
+
+    async def holder(
+        self, site_id: str, domains: Sequence[str] = (), website_id: str | None = None
+    ) -> tuple[Site, str] | None:
+        """Another site than `site_id` that already answers to one of `domains` or to
+        `website_id`, with the name it holds (a domain or a website_id are one site's)."""
+        wanted = set(domains)
+        for other, _ in await self.sites():
+            if other.site_id == site_id:
+                continue
+            taken = sorted(wanted & set(other.domains))
+            if taken:
+                return other, taken[0]
+            if website_id is not None and other.website_id == website_id:
+                return other, website_id
+        return None
+
     async def add_goal(self, wanted: Goal) -> tuple[Goal, bool]:
         """Plausible's find-or-create: the site's goal with the same target as it is (True),
         else `wanted` stored (False); sites/goals.py's GoalError for a broken rule."""

@@ -69,29 +69,25 @@ async def _known_site(registry: Registry, site_id: str) -> tuple[Site, list[ApiK
 
 async def _domains_free(registry: Registry, site_id: str, domains: list[str]) -> None:
     """409 when another site already answers to one of these domains."""
-    if not domains:
-        return
-    for other, _ in await registry.sites():
-        taken = sorted(set(domains) & set(other.domains))
-        if taken and other.site_id != site_id:
-            raise APIError(
-                409,
-                f"domain {taken[0]} belongs to site {other.site_id}",
-                [{"field": "domains", "message": f"{taken[0]} is taken"}],
-            )
+    held = await registry.holder(site_id, domains=domains) if domains else None
+    if held is not None:
+        other, domain = held
+        raise APIError(
+            409,
+            f"domain {domain} belongs to site {other.site_id}",
+            [{"field": "domains", "message": f"{domain} is taken"}],
+        )
 
 
 async def _website_free(registry: Registry, site_id: str, website_id: str | None) -> None:
     """409 when another site already has this website_id (Umami's `website`)."""
-    if website_id is None:
-        return
-    for other, _ in await registry.sites():
-        if other.website_id == website_id and other.site_id != site_id:
-            raise APIError(
-                409,
-                f"website_id {website_id} belongs to site {other.site_id}",
-                [{"field": "website_id", "message": f"{website_id} is taken"}],
-            )
+    held = await registry.holder(site_id, website_id=website_id) if website_id else None
+    if held is not None:
+        raise APIError(
+            409,
+            f"website_id {website_id} belongs to site {held[0].site_id}",
+            [{"field": "website_id", "message": f"{website_id} is taken"}],
+        )
 
 
 async def create_site(request: AdminRequest) -> Response:
@@ -247,7 +243,7 @@ async def delete_goal(request: AdminRequest) -> Response:
     registry = await _require_admin(request)
     site, _ = await _known_site(registry, request.path_params["site_id"])
     raw = request.path_params["goal_id"]
-    goal = next((g for g in await registry.goals(site.site_id) if str(g.goal_id) == raw), None)
+    goal = await registry.goal(site.site_id, raw)
     if goal is None:
         raise APIError(
             404, "no such goal for this site", [{"field": "goal_id", "message": raw[:40]}]

@@ -152,9 +152,8 @@ async def list_sites(request: AdminRequest) -> Response:
 
 
 async def _domain_free(registry: Registry, domain: str, site_id: str = "") -> None:
-    for other, _ in await registry.sites():
-        if domain in other.domains and other.site_id != site_id:
-            raise _refused(400, "domain: has already been taken", "domain")
+    if await registry.holder(site_id, domains=[domain]) is not None:
+        raise _refused(400, "domain: has already been taken", "domain")
 
 
 def _checked(domain: str | None, timezone: str) -> tuple[str, str]:
@@ -273,7 +272,7 @@ async def delete_goal(request: AdminRequest) -> Response:
         raise _refused(400, "Parameter `site_id` is required to delete a goal", "site_id")
     site, _ = await _find(registry, name)
     raw = request.path_params["goal_id"]
-    goal = next((g for g in await registry.goals(site.site_id) if str(g.goal_id) == raw), None)
+    goal = await registry.goal(site.site_id, raw)
     if goal is None:
         raise _refused(404, NO_GOAL, "goal_id")
     await registry.delete_goal(goal)
