@@ -3,24 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from consumers.pending import PendingEntries
-from consumers.worker import ensure_group
 from foundation.settings import Settings
-from hitstream.connections import redis_client
 from tests.helpers import event, stream_entry
-
-
-@pytest.fixture
-async def aredis(settings: Settings) -> AsyncIterator[Any]:
-    conn = redis_client(settings.redis_url or "")
-    await ensure_group(conn, settings.keys.shard(0).stream, settings.group)
-    yield conn
-    await conn.aclose()
 
 
 async def delivered(conn: Any, settings: Settings, consumer: str, n: int) -> list[bytes]:

@@ -14,7 +14,6 @@ import json
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +23,8 @@ from clickhouse_connect.driver.client import Client
 
 from consumers.processor import BatchProcessor
 from consumers.sink import ClickHouseSink, batch_token
-from consumers.worker import ensure_group
 from foundation.errors import SinkUnavailable, Stopping
 from foundation.settings import Settings
-from hitstream.connections import redis_client
 from tests.helpers import INTERRUPT, event, row_of, stream_entry
 
 
@@ -73,14 +70,6 @@ def test_replaying_a_partial_insert_with_its_token_completes_every_table(schema:
     assert table_counts(schema, "partial") == exact(40, 5)
     sink.insert(rows, "token-1")  # and once complete, the same token is a no-op
     assert table_counts(schema, "partial") == exact(40, 5)
-
-
-@pytest.fixture
-async def aredis(settings: Settings) -> AsyncIterator[Any]:
-    conn = redis_client(settings.redis_url or "")
-    await ensure_group(conn, settings.keys.shard(0).stream, settings.group)
-    yield conn
-    await conn.aclose()
 
 
 def processor(settings: Settings, name: str, conn: Any, ch: Client) -> BatchProcessor:
