@@ -49,6 +49,9 @@ def test_a_website_id_is_settable_as_a_uuid_and_unique(app: TestClient) -> None:
     second = create_site(app, "Two", public=True, allowed_origins=[ORIGIN])
     path = "/api/sites/" + second["site_id"]
     assert app.patch(path, json={"website_id": WEBSITE}, headers=AUTH).status_code == 409
+    paths = app.get("/openapi.json").json()["paths"]  # the conflict is documented (the fuzz test)
+    assert "409" in paths["/api/sites"]["post"]["responses"]
+    assert "409" in paths["/api/sites/{site_id}"]["patch"]["responses"]
     fresh = str(uuid.uuid4())
     changed = app.patch(path, json={"website_id": fresh}, headers=AUTH)
     assert changed.status_code == 200 and changed.json()["website_id"] == fresh
