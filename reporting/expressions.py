@@ -44,11 +44,19 @@ class Binder:
 
     parameters: dict[str, Any] = field(default_factory=dict)
     goals: tuple[Goal, ...] = ()
+    _completed: str = ""
 
     def bind(self, value: Any, type_: str) -> str:
         name = f"p{len(self.parameters)}"
         self.parameters[name] = value
         return f"{{{name}:{type_}}}"
+
+    def completed(self) -> str:
+        """The goals a row completes (goals.completed), bound once a query: each goal
+        filter and the goal dimension share one expression, computed once a block."""
+        if not self._completed:
+            self._completed = goals.completed(self.goals, self.bind)
+        return self._completed
 
 
 @dataclass(frozen=True)
@@ -65,7 +73,7 @@ def column(dimension: str, binder: Binder) -> str:
     """The raw value of a (non-time) dimension on a joined event row; a goal's is one row
     per goal the event completes (none: the row is not grouped)."""
     if dimension == GOAL_DIMENSION:
-        return f"arrayJoin({goals.labels(binder.goals, binder.bind)})"
+        return goals.completed_names(binder.completed(), binder.goals, binder.bind)
     if dimension in EVENT_DIMENSIONS:
         return EVENT_DIMENSIONS[dimension]
     if dimension.startswith(PROPS_PREFIX):

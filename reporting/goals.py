@@ -77,34 +77,57 @@ def selected(condition: Condition, goals: Sequence[Goal]) -> list[Goal]:
     return [g for g in goals if any(hit(g.display_name, c) for c in condition.clauses)]
 
 
-def labels(goals: Sequence[Goal], bind: Bind) -> str:
-    """The display names of the goals an event row completes, as an SQL array (an event
-    completes every goal it matches): event goals by name equality, page goals by path
-    equality or, with `*`, by page_regex, pageviews only."""
+def completed(goals: Sequence[Goal], bind: Bind) -> str:
+    """The goals an event row completes, as an SQL Array(UInt16) of their 1-based places
+    in `goals` (an event completes every goal it matches): event goals by name equality,
+    page goals by path equality or, with `*`, by page_regex, pageviews only.
+
+    A query builds this once over all the site's goals (Binder.completed): every goal
+    filter then asks which places it holds, so neither the patterns nor their compiled
+    set grow with the filters a client sends."""
+    places = {id(goal): i for i, goal in enumerate(goals, start=1)}
     events = [g for g in goals if g.event_name]
     exact = [g for g in goals if g.page_path and not is_wildcard(g.page_path)]
     wild = [g for g in goals if g.page_path and is_wildcard(g.page_path)]
+    strings, numbers = "Array(String)", "Array(UInt16)"
+
+    def at(chosen: list[Goal]) -> str:
+        return bind([places[id(g)] for g in chosen], numbers)
+
     parts = []
-    strings = "Array(String)"
     if events:
         names = bind([g.event_name for g in events], strings)
-        shown = bind([g.display_name for g in events], strings)
         parts.append(
-            f"if(pv, [], arrayFilter(x -> x != '', [{shown}[indexOf({names}, event_type)]]))"
+            f"if(pv, [], arrayFilter(x -> x != 0, [{at(events)}[indexOf({names}, event_type)]]))"
         )
     if exact:
         paths = bind([g.page_path for g in exact], strings)
-        shown = bind([g.display_name for g in exact], strings)
-        parts.append(f"if(pv, arrayFilter(x -> x != '', [{shown}[indexOf({paths}, path)]]), [])")
+        parts.append(f"if(pv, arrayFilter(x -> x != 0, [{at(exact)}[indexOf({paths}, path)]]), [])")
     if wild:
         patterns = bind([page_regex(g.page_path) for g in wild], strings)
-        shown = bind([g.display_name for g in wild], strings)
         parts.append(
-            f"if(pv, arrayMap(i -> {shown}[i], multiMatchAllIndices(path, {patterns})), [])"
+            f"if(pv, arrayMap(i -> {at(wild)}[i], multiMatchAllIndices(path, {patterns})), [])"
         )
     if not parts:
-        return "CAST([], 'Array(String)')"
+        return "CAST([], 'Array(UInt16)')"
     return parts[0] if len(parts) == 1 else f"arrayConcat({', '.join(parts)})"
+
+
+def completes_any(completed: str, chosen: Sequence[Goal], goals: Sequence[Goal], bind: Bind) -> str:
+    """Whether a row's completed goals (see `completed`) hold any of `chosen`; a set
+    lookup per completed goal, whatever the number chosen."""
+    if not chosen:
+        return "0"
+    wanted = {id(g) for g in chosen}
+    places = [i for i, goal in enumerate(goals, start=1) if id(goal) in wanted]
+    return f"arrayExists(i -> i IN {bind(places, 'Array(UInt16)')}, {completed})"
+
+
+def completed_names(completed: str, goals: Sequence[Goal], bind: Bind) -> str:
+    """The display names of a row's completed goals, one row each (arrayJoin): the
+    `event:goal` dimension."""
+    shown = bind([g.display_name for g in goals], "Array(String)")
+    return f"arrayJoin(arrayMap(i -> {shown}[i], {completed}))"
 
 
 def without_goal_filters(filters: tuple[Filter, ...]) -> tuple[Filter, ...]:

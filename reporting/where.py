@@ -27,7 +27,7 @@ def condition(item: Filter, binder: Binder) -> str:
         return "(" + f" {item.op.upper()} ".join(f"({p})" for p in parts) + ")"
     if item.dimension == GOAL_DIMENSION:
         chosen = goals.selected(item, binder.goals)
-        sql = f"notEmpty({goals.labels(chosen, binder.bind)})" if chosen else "0"
+        sql = goals.completes_any(binder.completed(), chosen, binder.goals, binder.bind)
     else:
         sql = _SIMPLE[item.op](item, column(item.dimension, binder), binder)
     return f"NOT ({sql})" if item.negated else sql

@@ -12,9 +12,10 @@ from starlette.testclient import TestClient
 
 from foundation.settings import Settings
 from reporting.expressions import Binder
-from reporting.goals import labels, selected, without_goal_filters
+from reporting.goals import completed, selected, without_goal_filters
 from reporting.model import Condition, Logic
-from sites.goals import make_goal
+from reporting.where import match
+from sites.goals import make_goal, page_regex
 from tests.helpers import ADMIN, AUTH, DAY0, at, create_site, rows, write
 
 RANGE = [DAY0.isoformat(), DAY0.isoformat()]
@@ -173,11 +174,26 @@ def test_conversion_rates_whole_drops_top_level_goal_and_property_filters() -> N
     assert without_goal_filters((goal, prop, page, nested)) == (page, nested)
 
 
-def test_goal_labels_bind_every_value() -> None:
+def test_goal_places_bind_every_value() -> None:
     binder = Binder()
-    sql = labels([make_goal("s", event_name="Buy"), make_goal("s", page_path="/a*")], binder.bind)
+    sql = completed(
+        [make_goal("s", event_name="Buy"), make_goal("s", page_path="/a*")], binder.bind
+    )
     assert "Buy" not in sql and "/a" not in sql
     assert binder.parameters == {
-        "p0": ["Buy"], "p1": ["Buy"], "p2": ["^/a.*$"], "p3": ["Visit /a*"],
+        "p0": ["Buy"], "p1": [1], "p2": ["^/a.*$"], "p3": [2],
     }  # fmt: skip
-    assert labels([], binder.bind) == "CAST([], 'Array(String)')"
+    assert completed([], binder.bind) == "CAST([], 'Array(UInt16)')"
+
+
+def test_goal_filters_share_one_set_of_patterns() -> None:
+    # However many goal conditions a client sends, the site's patterns are bound (and
+    # compiled by the engine) once; each condition binds only the places it selects.
+    goals = tuple(make_goal("s", page_path=f"/p{i}/*") for i in range(50))
+    binder = Binder(goals=goals)
+    conditions = tuple(Condition("contains", "event:goal", (f"/p{i}/",)) for i in range(50))
+    sql = match((Logic("or", conditions), Logic("not", (conditions[0],))), binder)
+    patterns = [v for v in binder.parameters.values() if v and str(v[0]).startswith("^")]
+    assert patterns == [[page_regex(g.page_path) for g in goals]]
+    assert sql.count("multiMatchAllIndices") == 51  # one expression text: computed once
+    assert len(binder.parameters) == 2 + 51  # patterns, their places, one set a condition

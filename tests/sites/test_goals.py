@@ -61,6 +61,19 @@ def test_bad_goals_are_refused_with_plausibles_messages(
     assert (refused.value.field, refused.value.message) == (field, message)
 
 
+def test_a_page_goal_has_at_most_ten_wildcards_and_alternatives() -> None:
+    # Every wildcard goal of a site is compiled into the set each goal query matches
+    # paths against: its size is bounded where goals are made.
+    ten = "/a*/b**/c*|/d*|/e*|/f*|/g"  # six runs of `*`, four `|`
+    assert make_goal("s", page_path=ten).page_path == ten
+    for path in ("/a*" * 11, "/a*" * 6 + "|/b" * 5, "|".join(["/x"] * 12)):
+        with pytest.raises(GoalError) as refused:
+            make_goal("s", page_path=path)
+        assert refused.value.message == (
+            "should have at most 10 wildcards (`*`) and alternatives (`|`)"
+        )
+
+
 def test_find_or_add_returns_the_existing_goal_as_it_is() -> None:
     first = make_goal("s", event_name="Signup", display_name="Sign-ups")
     again = make_goal("s", event_name="Signup", display_name="Other name")
