@@ -2,7 +2,8 @@
 
 Each app has its own registry. Processes that share a port behind one address can
 share their counts the way prometheus-client documents: set PROMETHEUS_MULTIPROC_DIR
-(one empty directory per host and role) and every process answers the sum.
+(one empty directory per host and role) and every process answers the sum;
+`hitstream ingest --workers N` makes one for its workers (`share_counts`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from prometheus_client import (
     disable_created_metrics,
     generate_latest,
     multiprocess,
+    values,
 )
 from starlette.requests import Request
 from starlette.responses import Response
@@ -29,7 +31,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from foundation import __version__
 
-MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
 # `*_created` series double the exposition and nobody graphs them.
 disable_created_metrics()  # type: ignore[no-untyped-call]
 
@@ -48,7 +50,7 @@ class Metrics:
     def __init__(self, role: str = "serve") -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         # In multiprocess mode the values live in shared files, not in a registry.
-        self._registry = None if MULTIPROCESS else self.registry
+        self._registry = None if _multiprocess() else self.registry
         self.refreshers: list[Refresh] = []
         self.info = self._gauge(
             "hitstream_info", "the role and version of this process", labelnames=["role", "version"]
@@ -141,11 +143,24 @@ class Metrics:
 
     def exposition(self) -> bytes:
         """The text format of every instrument (summed over processes in multiprocess mode)."""
-        if not MULTIPROCESS:
+        if not _multiprocess():
             return generate_latest(self.registry)
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         return generate_latest(registry)
+
+
+def _multiprocess() -> bool:
+    return bool(os.environ.get(MULTIPROC_DIR))
+
+
+def share_counts(directory: str) -> None:
+    """Keep this process's instruments in `directory`, summed with every other process
+    using it. prometheus-client picks its value store when imported, from the
+    environment: a process that set the variable later picks again here, before it makes
+    any instrument."""
+    os.environ[MULTIPROC_DIR] = directory
+    values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
 
 
 class MetricsState(TypedDict):

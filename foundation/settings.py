@@ -78,6 +78,13 @@ class Settings(BaseSettings):
     max_connections: int = Field(
         default=4096, ge=1, description="client connections held at once; more are closed"
     )
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="`hitstream ingest` processes serving the port (one per core); "
+        "max_connections is each one's",
+    )
     header_timeout_s: float = Field(
         default=10.0, gt=0, le=300, description="a request's headers must arrive within this"
     )

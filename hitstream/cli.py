@@ -26,7 +26,7 @@ from consumers.queue import dead_letters, replay
 from foundation.clients import close_quietly
 from foundation.errors import REDIS_ERRORS, HitstreamError
 from foundation.settings import Settings, describe, unknown_variables, variable
-from hitstream import datadir
+from hitstream import datadir, workers
 from hitstream.app import ALL_ROLES, Role, create_app
 from hitstream.connections import (
     clickhouse_client,
@@ -54,7 +54,7 @@ ROLE_COMMANDS: dict[str, tuple[frozenset[Role], str, list[str]]] = {
     "ingest": (
         frozenset({Role.INGEST}),
         "POST /event(s) into the stream (needs HITSTREAM_REDIS_URL)",
-        ["redis_url", *_HTTP, "rate_limit_ip_per_s", "backlog_high_water"],
+        ["redis_url", *_HTTP, "workers", "rate_limit_ip_per_s", "backlog_high_water"],
     ),
     "consume": (
         frozenset({Role.CONSUME}),
@@ -89,13 +89,20 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="command")
     raw = argparse.RawDescriptionHelpFormatter
     for name, (_, help_text, fields) in ROLE_COMMANDS.items():
-        commands.add_parser(
+        role = commands.add_parser(
             name,
             help=help_text,
             description=help_text,
             epilog=_variables(fields),
             formatter_class=raw,
         )
+        if name == "ingest":
+            role.add_argument(
+                "--workers",
+                type=int,
+                metavar="N",
+                help=f"processes serving the port (default {variable('workers')}, 1): one per core",
+            )
     migrate_cmd = commands.add_parser(
         "migrate",
         help="apply the ClickHouse schema migrations (or roll back with --to)",
@@ -138,9 +145,12 @@ def _fail(message: str) -> NoReturn:
     sys.exit(f"hitstream: {message}")
 
 
-def _settings() -> Settings:
+def _settings(workers: int | None = None) -> Settings:
+    """The settings from the environment; a command-line flag overrides its variable."""
     for warning in unknown_variables(os.environ):
         log.warning(warning)
+    if workers is not None:
+        os.environ[variable("workers")] = str(workers)
     try:
         return Settings()
     except ValidationError as exc:
@@ -200,6 +210,11 @@ def _uvicorn_config(settings: Settings, roles: frozenset[Role]) -> uvicorn.Confi
 
 def _run_server(settings: Settings, command: str) -> None:
     roles = ROLE_COMMANDS[command][0]
+    if settings.workers > 1 and roles != {Role.INGEST}:
+        _fail(
+            f"{variable('workers')} (--workers) is for `hitstream ingest`; "
+            f"`hitstream {command}` runs one process"
+        )
     if settings.redis_url is None and roles != ALL_ROLES:
         _fail(
             f"`hitstream {command}` needs {variable('redis_url')} (the shared Redis); "
@@ -216,20 +231,24 @@ def _run_server(settings: Settings, command: str) -> None:
         lock = datadir.DataDirLock(settings.data_dir, command).acquire()
     sock = _listen(settings)
     settings = settings.model_copy(update={"port": sock.getsockname()[1]})
-    config = _uvicorn_config(settings, roles)
-    server = uvicorn.Server(config)
-    # uvicorn re-raises the stop signal once it has shut down cleanly; these handlers
-    # turn that into a normal return, so a graceful SIGTERM/SIGINT exits with status 0.
-    for stop_signal in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(stop_signal, lambda *_: None)
-    try:
+
+    def serve() -> int:
+        server = uvicorn.Server(_uvicorn_config(settings, roles))
+        # uvicorn re-raises the stop signal once it has shut down cleanly; these handlers
+        # turn that into a normal return, so a graceful SIGTERM/SIGINT exits with status 0.
+        for stop_signal in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(stop_signal, lambda *_: None)
         server.run(sockets=[sock])
+        # Lifespan start-up failed (the reason is already logged): exit non-zero.
+        return 0 if server.started else workers.START_FAILED
+
+    try:
+        code = serve() if settings.workers == 1 else workers.supervise(settings.workers, serve)
     finally:
         if lock is not None:
             lock.release()
-    if not server.started:
-        # Lifespan start-up failed (the reason is already logged): exit non-zero.
-        raise SystemExit(3)
+    if code:
+        raise SystemExit(code)
 
 
 def _migrate(settings: Settings, to_version: int | None, confirmed: bool) -> None:
@@ -299,7 +318,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    settings = _settings()
+    settings = _settings(getattr(args, "workers", None))
     try:
         if args.command == "migrate":
             _migrate(settings, args.to, args.yes)

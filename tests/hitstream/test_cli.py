@@ -56,6 +56,8 @@ def one_line_failure(result: subprocess.CompletedProcess[str], expected: str) ->
         (["migrate", "--to", "-1"], {}, "--to must be between 0 and"),
         (["migrate", "--to", "99"], {}, "--to must be between 0 and"),
         (["migrate", "--to", "0"], {}, "run again with --yes"),
+        (["serve"], {"HITSTREAM_WORKERS": "2"}, "(--workers) is for `hitstream ingest`"),
+        (["ingest", "--workers", "0"], {}, "HITSTREAM_WORKERS: Input should be greater than"),
     ],
 )
 def test_mistakes_are_one_line_and_a_non_zero_exit(
