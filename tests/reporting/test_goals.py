@@ -127,8 +127,7 @@ def test_goals_are_checked(app: TestClient, ch: Client) -> None:
     )
     group = query(app, site, 400, metrics=["group_conversion_rate"], dimensions=["event:page"])
     assert group["error"] == (
-        "Metric `group_conversion_rate` can only be queried with event:goal filters or "
-        "dimensions."
+        "Metric `group_conversion_rate` can only be queried with event:goal filters or dimensions."
     )
     # A deleted goal is no longer a dimension value.
     [signup] = [
