@@ -276,3 +276,36 @@ def test_conversion_rates_by_day_and_compared(app: TestClient, ch: Client) -> No
     assert row["metrics"] == [1, 33.3, 33.3]
     assert row["comparison"]["metrics"] == [2, 66.7, 66.7]
     assert row["comparison"]["change"] == [-50, -33.4, -33.4]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"dimensions": ["event:goal", "visit:source"]},
+        {"dimensions": ["event:goal"], "metrics": ["group_conversion_rate", "visitors"]},
+        {"dimensions": ["time"], "metrics": [*RATES, "visits", "bounce_rate"], "filters": SIGNUP},
+        {"dimensions": ["event:props:plan", "time:hour"], "filters": SIGNUP},
+        {"dimensions": ["visit:source"], "metrics": [*RATES, "percentage", "total_revenue"],
+         "filters": SIGNUP, "include": {"total_rows": True}, "pagination": {"offset": 1}},
+        {"dimensions": ["visit:source"], "filters": SIGNUP, "format": "csv",
+         "order_by": [["group_conversion_rate", "asc"]]},
+        {"dimensions": ["visit:source"], "filters": SIGNUP,
+         "include": {"comparisons": {"mode": "previous_period"}}},
+    ],
+)  # fmt: skip
+def test_conversion_rates_answer_with_everything_else(
+    app: TestClient, ch: Client, body: dict[str, Any]
+) -> None:
+    site = seed_sources(app, ch)
+    body = {"metrics": RATES, "date_range": [D0, D1], **body}
+    answer = app.post("/api/v2/query", json={"site_id": site, **body}, headers=AUTH)
+    assert answer.status_code == 200, answer.text
+    if body.get("format") == "csv":
+        assert (
+            answer.text.splitlines()[0]
+            == "visit:source,visitors,conversion_rate,group_conversion_rate"
+        )
+        return
+    for row in answer.json()["results"]:
+        rates = [v for m, v in zip(body["metrics"], row["metrics"], strict=True) if "conv" in m]
+        assert all(isinstance(r, float) and 0 <= r <= 100 for r in rates)
