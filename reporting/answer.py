@@ -18,7 +18,7 @@ from reporting.model import Condition, DateRange, Query, QueryError
 from reporting.parse import FIRST_MOMENT, comparison_range
 from reporting.periods import Period
 from reporting.queries import TOP_PATHS_LIMIT, DayStats, StatsReader
-from schemas.query import MAX_LIMIT, REVENUE_METRICS, Pagination
+from schemas.query import CONVERSION_METRICS, MAX_LIMIT, REVENUE_METRICS, Pagination
 
 # A compiled query's SQL at most (the engine refuses past its max_query_size, 256 KiB):
 # the filters' bounds (reporting/filters.py) keep far below it; this is the last guard.
@@ -149,9 +149,11 @@ def _shape(query: Query, row: Sequence[Any]) -> dict[str, Any]:
 
 
 def _change(metric: str, now: float, before: float) -> float | int | None:
-    """Percent change; for rates (bounce rate) the difference in points."""
+    """Percent change; for rates (bounce rate, conversion rates) the difference in points."""
     if metric == "bounce_rate":
         return round(now - before, 2)
+    if metric in CONVERSION_METRICS:
+        return round(now - before, 1)
     if before == 0:
         return None if now else 0
     return round((now - before) / before * 100)

@@ -14,7 +14,7 @@ from reporting.expressions import Binder, dimensions
 from reporting.model import Query
 from reporting.periods import Period
 from schemas.event import ENGAGEMENT, PAGEVIEWS, clickhouse_time, epoch_ms
-from schemas.query import REVENUE_METRICS
+from schemas.query import CONVERSION_METRICS, REVENUE_METRICS
 
 
 @dataclass
@@ -78,8 +78,8 @@ def grouped(query: Query, answering: tables.Tables, bucket: str | None, binder: 
         amount = revenue.amount_sql(query, binder)
     rows = sources.rows(answering, dims.event, dims.visit, match, amount)
     by_events = bool(query.event_dimensions)
-    whole = ""
-    if "conversion_rate" in query.metrics:
+    whole = kept = ""
+    if any(m in CONVERSION_METRICS for m in query.metrics):
         kept = where.match(goals.without_goal_filters(query.filters), binder)
         whole = f"{answering.events_from} WHERE {kept}"
     select = [
@@ -92,7 +92,36 @@ def grouped(query: Query, answering: tables.Tables, bucket: str | None, binder: 
     raw = [f"r{i}" for i in range(len(query.dimensions))]
     union = "\nUNION ALL\n".join(rows.parts)
     group = f"\nGROUP BY {', '.join(raw)}" if raw else ""
-    return f"SELECT {', '.join(select)}\nFROM (\n{union})" + group
+    inner = f"SELECT {', '.join(select)}\nFROM (\n{union})" + group
+    if "group_conversion_rate" in query.metrics:
+        inner = per_group(
+            inner, query, dims.event, dims.labelled, f"{answering.events_from} WHERE {kept}"
+        )
+    return inner
+
+
+def per_group(inner: str, query: Query, raw: list[str], labelled: list[str], kept: str) -> str:
+    """group_conversion_rate: each group's converted visitors (the inner rows) over the
+    visitors of the same group among the event rows `kept` (the query without its goal
+    and property filters), joined on the dimensions' labels (Plausible's left join)."""
+    grouped_by = [f"r{i}" for i in range(len(raw))]
+    totals = (
+        "SELECT "
+        + "".join(f"{name} AS t{i}, " for i, name in enumerate(labelled))
+        + "uniqExactIf(visitor_id, visitor_id != 0) AS visitors FROM (SELECT "
+        + "".join(f"{expression} AS r{i}, " for i, expression in enumerate(raw))
+        + f"visitor_id FROM {kept})"
+        + (f" GROUP BY {', '.join(grouped_by)}" if grouped_by else "")
+    )
+    on = " AND ".join(f"g.d{i} = t.t{i}" for i in range(len(raw)))
+    joined = f"LEFT JOIN ({totals}) AS t ON {on}" if on else f"CROSS JOIN ({totals}) AS t"
+    columns = [f"g.d{i} AS d{i}" for i in range(len(raw))] + [
+        f"{metrics.group_rate(f'g.m{i}', 't.visitors')} AS m{i}"
+        if m == "group_conversion_rate"
+        else f"g.m{i} AS m{i}"
+        for i, m in enumerate(query.metrics)
+    ]
+    return f"SELECT {', '.join(columns)} FROM ({inner}) AS g {joined}"
 
 
 def filled(inner: str, labels: list[str], n_metrics: int, binder: Binder) -> str:

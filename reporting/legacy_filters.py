@@ -8,16 +8,20 @@ stats-api-v1.md "Filtering"): `;` joins filters with AND; each is `name==value` 
 `name!=value`; `|` lists values (`\\|` is a literal bar); `*` and `**` match any
 characters (slashes included); a filter that is not two pieces is dropped, as is a
 `visit:country` value that is not two letters. A negated list is read as a positive one
-(Plausible does the same: "exclude only one value at a time").
+(Plausible does the same: "exclude only one value at a time"). An `event:goal` filter is
+always `is` (`|` lists goals; `!=` and `*` are not read), and names goals the site has
+(check_goals).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from typing import Any
 
 from reporting.expressions import empty_label
 from reporting.legacy_params import DOCS, bad, known_property
+from schemas.query import GOAL_DIMENSION
 
 _UNESCAPED_BAR = re.compile(r"(?<!\\)\|")
 # Characters RE2 reads as syntax, escaped in a wildcard's literal parts.
@@ -38,13 +42,6 @@ def translate(text: str | None) -> list[list[Any]]:
             continue  # Plausible drops a filter it cannot split in two
         name, value = pieces
         if not known_property(name) and name != "event:hostname":
-            if name == "event:goal":
-                goal = _UNESCAPED_BAR.split(value)[0].replace("\\|", "|")
-                raise bad(
-                    f"The goal `{goal[:100]}` is not configured for this site. Find out how "
-                    f"to configure goals here: {DOCS}#filtering-by-goals",
-                    "filters",
-                )
             raise bad(
                 f"Invalid filter property '{name[:100]}'. Please provide a valid filter "
                 f"property: {DOCS}#properties",
@@ -57,6 +54,8 @@ def translate(text: str | None) -> list[list[Any]]:
 
 
 def _filter(name: str, value: str, negated: bool) -> list[Any] | None:
+    if name == GOAL_DIMENSION:  # always `is`: goals are named, never negated or wildcards
+        return ["is", name, [v.replace("\\|", "|") for v in _UNESCAPED_BAR.split(value)]]
     if "*" in value:
         return ["matches_not" if negated else "matches", name, [wildcard(value)]]
     values = [_empty(name, v.replace("\\|", "|")) for v in _UNESCAPED_BAR.split(value)]
@@ -83,6 +82,27 @@ def wildcard(value: str) -> str:
         literal = _SPECIAL.sub(r"\\\1", alternative.replace("\\|", "|"))
         alternatives.append(re.sub(r"(\\\*)+", ".*", literal))
     return "^(?:" + "|".join(alternatives) + ")$"
+
+
+def check_goals(filters: list[list[Any]], names: Collection[str]) -> None:
+    """A 400 in Plausible's words for a goal filter naming a goal the site does not have
+    (`names`: its goals' display names); a page goal is named by its path."""
+    for item in filters:
+        if item[1] != GOAL_DIMENSION:
+            continue
+        for goal in item[2]:
+            if goal in names:
+                continue
+            what = (
+                f"The pageview goal for the pathname `{goal.removeprefix('Visit ')[:100]}`"
+                if goal.startswith("Visit ")
+                else f"The goal `{goal[:100]}`"
+            )
+            raise bad(
+                f"{what} is not configured for this site. Find out how to configure goals "
+                f"here: {DOCS}#filtering-by-goals",
+                "filters",
+            )
 
 
 def properties(filters: list[list[Any]]) -> list[str]:

@@ -15,7 +15,7 @@ import re
 from collections.abc import Mapping
 
 from foundation.http import APIError
-from schemas.query import PROPS_PREFIX, VISIT_DIMENSIONS
+from schemas.query import GOAL_DIMENSION, PROPS_PREFIX, VISIT_DIMENSIONS
 
 DOCS = "https://plausible.io/docs/stats-api"
 PERIODS = ("day", "7d", "30d", "month", "6mo", "12mo", "custom")
@@ -27,16 +27,16 @@ _MONTHS = {"month": 1, "6mo": 6, "12mo": 12}
 FIRST_DAY, LAST_DAY = dt.date(1970, 1, 2), dt.date(2099, 12, 31)
 _ISO_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
-# Metrics of the v1 API that hitstream answers (its v2 names are the same). Plausible's
-# `conversion_rate` and `time_on_page` are v1 metrics hitstream does not have (yet):
-# they get the "not recognized" answer, as any other name does.
+# Metrics of the v1 API that hitstream answers (its v2 names are the same, but for
+# conversion_rate: see v2_metrics). Plausible's `time_on_page` is a v1 metric hitstream
+# does not have: it gets the "not recognized" answer, as any other name does.
 METRICS = ("visitors", "visits", "pageviews", "views_per_visit", "bounce_rate",
-           "visit_duration", "events")  # fmt: skip
+           "visit_duration", "events", "conversion_rate")  # fmt: skip
 SESSION_METRICS = ("visits", "bounce_rate", "visit_duration", "views_per_visit")
 # Properties whose breakdown or filter refuses session metrics (Plausible's rule).
 _EVENT_ONLY = ("event:name", "event:goal")
 # Breakdown properties: hitstream's dimensions (event:hostname is refused as Plausible does).
-EVENT_PROPERTIES = ("event:page", "event:name")
+EVENT_PROPERTIES = ("event:page", "event:name", GOAL_DIMENSION)
 DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
 INTERVALS = ("day", "month")
 
@@ -169,7 +169,7 @@ def property_of(params: Mapping[str, str]) -> str:
 
 
 def known_property(name: str) -> bool:
-    """A property hitstream has (event:goal, visit:region, visit:city... are not yet)."""
+    """A property hitstream has (visit:region, visit:city... are not yet)."""
     return (
         name in EVENT_PROPERTIES
         or name in VISIT_DIMENSIONS
@@ -197,7 +197,21 @@ def metrics_of(
                 f"documentation: {DOCS}#metrics",
                 "metrics",
             )
-    if "views_per_visit" in metrics:
+    for metric in metrics:
+        _check_metric(metric, filtered, breakdown)
+    return metrics
+
+
+def _check_metric(metric: str, filtered: list[str], breakdown: str | None) -> None:
+    """One metric against the filtered properties and the breakdown property (Plausible
+    checks metric by metric, in the order given)."""
+    if metric == "conversion_rate" and GOAL_DIMENSION not in (breakdown, *filtered):
+        raise bad(
+            "Metric `conversion_rate` can only be queried in a goal breakdown or with a goal "
+            "filter",
+            "metrics",
+        )
+    if metric == "views_per_visit":
         if "event:page" in filtered:
             raise bad(
                 "Metric `views_per_visit` cannot be queried with a filter on `event:page`.",
@@ -205,28 +219,39 @@ def metrics_of(
             )
         if breakdown is not None:
             raise bad("Metric `views_per_visit` is not supported in breakdown queries.", "metrics")
-    for metric in metrics:
-        if metric not in SESSION_METRICS:
-            continue
-        if breakdown is not None and event_only(breakdown):
-            raise bad(
-                f"Session metric `{metric}` cannot be queried for breakdown by `{breakdown}`.",
-                "metrics",
-            )
-        # hitstream breaks visits down by their entry page, not by every page: a visit
-        # metric broken down by event:page is refused, in Plausible's words.
-        if breakdown == "event:page" and metric != "visits":
-            raise bad(
-                f"Session metric `{metric}` cannot be queried for breakdown by `{breakdown}`.",
-                "metrics",
-            )
-        prop = next((p for p in filtered if event_only(p)), None)
-        if prop is not None:
-            raise bad(
-                f"Session metric `{metric}` cannot be queried when using a filter on `{prop}`.",
-                "metrics",
-            )
-    return metrics
+    if metric not in SESSION_METRICS:
+        return
+    if breakdown is not None and event_only(breakdown):
+        raise bad(
+            f"Session metric `{metric}` cannot be queried for breakdown by `{breakdown}`.",
+            "metrics",
+        )
+    # hitstream breaks visits down by their entry page, not by every page: a visit
+    # metric broken down by event:page is refused, in Plausible's words.
+    if breakdown == "event:page" and metric != "visits":
+        raise bad(
+            f"Session metric `{metric}` cannot be queried for breakdown by `{breakdown}`.",
+            "metrics",
+        )
+    prop = next((p for p in filtered if event_only(p)), None)
+    if prop is not None:
+        raise bad(
+            f"Session metric `{metric}` cannot be queried when using a filter on `{prop}`.",
+            "metrics",
+        )
+
+
+def v2_metrics(metrics: list[str], per_group: bool) -> list[str]:
+    """The v2 names of v1 metrics: Plausible answers v1's `conversion_rate` per group
+    (v2's group_conversion_rate) in a time series and in a breakdown by a property other
+    than event:goal and event:props:* (`per_group`), else over the whole query."""
+    group = "group_conversion_rate" if per_group else "conversion_rate"
+    return [group if m == "conversion_rate" else m for m in metrics]
+
+
+def per_group(breakdown: str) -> bool:
+    """Whether v1's conversion_rate is per group in a breakdown by `breakdown`."""
+    return breakdown != GOAL_DIMENSION and not breakdown.startswith(PROPS_PREFIX)
 
 
 def limit_of(params: Mapping[str, str]) -> int:

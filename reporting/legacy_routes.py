@@ -21,7 +21,7 @@ from reporting import legacy_filters, legacy_params, legacy_shape
 from reporting.expressions import empty_label
 from reporting.model import QueryError
 from reporting.routes import ReportingState, plan_query, run_plan
-from schemas.query import QueryBody
+from schemas.query import GOAL_DIMENSION, QueryBody
 from sites.access import AUTHORIZATION, KEY_HEADER, bearer, require_reader
 
 MISSING_KEY = "Missing API key. Please use a valid Plausible API key as a Bearer Token."
@@ -105,6 +105,15 @@ async def _run(
     return the_plan.buckets, result
 
 
+async def _filters(request: Request[ReportingState], site_id: str) -> list[list[Any]]:
+    """The v2 filters of `filters`, goal filters checked against the site's goals."""
+    filters = legacy_filters.translate(request.query_params.get("filters"))
+    if any(item[1] == GOAL_DIMENSION for item in filters):
+        goals = await request.state["site_cache"].goals(site_id)
+        legacy_filters.check_goals(filters, {goal.display_name for goal in goals})
+    return filters
+
+
 def _range(first: dt.date, last: dt.date) -> list[str]:
     return [first.isoformat(), last.isoformat()]
 
@@ -129,9 +138,13 @@ async def aggregate(request: Request[ReportingState]) -> Response:
     period = legacy_params.period_of(params)
     today = await _today(request, site_id)
     first, last = legacy_params.days_of(period, params, today)
-    filters = legacy_filters.translate(params.get("filters"))
+    filters = await _filters(request, site_id)
     metrics = legacy_params.metrics_of(params, legacy_filters.properties(filters))
-    body = {"site_id": site_id, "metrics": metrics, "filters": filters}
+    body = {
+        "site_id": site_id,
+        "metrics": legacy_params.v2_metrics(metrics, per_group=False),
+        "filters": filters,
+    }
     _, result = await _run(request, {**body, "date_range": _range(first, last)})
     now = legacy_shape.totals(result, metrics)
     before = None
@@ -158,15 +171,16 @@ def previous_period(first: dt.date, last: dt.date, today: dt.date) -> tuple[dt.d
 
 
 async def timeseries(request: Request[ReportingState]) -> Response:
-    """One row per bucket of the range, every bucket present; event and visit metrics
-    as two v2 queries (legacy_shape.split: the same numbers, and past raw retention
-    where the daily aggregates and visits hold them)."""
+    """One row per bucket of the range, every bucket present (conversion_rate per
+    bucket, as Plausible answers it); event and visit metrics as two v2 queries
+    (legacy_shape.split: the same numbers, and past raw retention where the daily
+    aggregates and visits hold them)."""
     site_id = await site_of(request)
     params = request.query_params
     period = legacy_params.period_of(params)
     first, last = legacy_params.days_of(period, params, await _today(request, site_id))
     interval = legacy_params.interval_of(params, period)
-    filters = legacy_filters.translate(params.get("filters"))
+    filters = await _filters(request, site_id)
     metrics = legacy_params.metrics_of(params, legacy_filters.properties(filters))
     body = {
         "site_id": site_id,
@@ -177,7 +191,8 @@ async def timeseries(request: Request[ReportingState]) -> Response:
     labels: list[str] | None = None
     parts = []
     for part in legacy_shape.split(metrics):
-        labels, result = await _run(request, {**body, "metrics": part})
+        v2 = legacy_params.v2_metrics(part, per_group=True)
+        labels, result = await _run(request, {**body, "metrics": v2})
         parts.append((result, part))
     return JSONResponse(legacy_shape.timeseries(parts, metrics, labels or []))
 
@@ -189,22 +204,25 @@ async def breakdown(request: Request[ReportingState]) -> Response:
     period = legacy_params.period_of(params)
     first, last = legacy_params.days_of(period, params, await _today(request, site_id))
     prop = legacy_params.property_of(params)
-    filters = legacy_filters.translate(params.get("filters"))
+    filters = await _filters(request, site_id)
     metrics = legacy_params.metrics_of(params, legacy_filters.properties(filters), prop)
     limit, page = legacy_params.limit_of(params), legacy_params.page_of(params)
     dimensions = legacy_shape.dimensions_of(prop)
     offset = (page - 1) * limit
     if offset > MAX_OFFSET:
         return JSONResponse({"results": []})
+    v2 = legacy_params.v2_metrics(metrics, legacy_params.per_group(prop))
+    # Goals are ordered by the metric alone (Plausible's); other values then by name.
+    names = [] if prop == GOAL_DIMENSION else [[d, "asc"] for d in dimensions]
     _, result = await _run(
         request,
         {
             "site_id": site_id,
-            "metrics": metrics,
+            "metrics": v2,
             "filters": filters + _no_empty_rows(dimensions),
             "date_range": _range(first, last),
             "dimensions": dimensions,
-            "order_by": [[metrics[0], "desc"], *([d, "asc"] for d in dimensions)],
+            "order_by": [[v2[0], "desc"], *names],
             "pagination": {"limit": limit, "offset": offset},
         },
     )

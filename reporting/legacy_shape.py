@@ -13,12 +13,16 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from schemas.query import CONVERSION_METRICS
+
 # Whole numbers in every v1 answer, as Plausible rounds them (v2 gives the bounce rate
 # to 2 decimals); v1 clients declare them integers (Airbyte's Plausible source).
 ROUNDED = frozenset({"bounce_rate", "visit_duration"})
 # What an empty time bucket holds besides zero counts (Plausible's default values,
 # stats/metrics.ex): no visit has a duration (null); the rates are zero.
-EMPTY_BUCKET: dict[str, Any] = {"visit_duration": None, "bounce_rate": 0, "views_per_visit": 0.0}
+EMPTY_BUCKET: dict[str, Any] = {
+    "visit_duration": None, "bounce_rate": 0, "views_per_visit": 0.0, "conversion_rate": 0.0,
+}  # fmt: skip
 # Metrics of whole visits (the others are counted from events).
 VISIT_METRICS = frozenset({"visits", "bounce_rate", "visit_duration", "views_per_visit"})
 # Breakdowns whose rows also name the parent property (a version names its browser).
@@ -56,10 +60,12 @@ def aggregate(now: dict[str, Any], before: dict[str, Any] | None = None) -> dict
 
 
 def change(metric: str, now: float | None, before: float | None) -> float | int | None:
-    """Plausible's `change`: points for the bounce rate (null from zero), else a whole
-    percent (100 from zero)."""
+    """Plausible's `change`: points for the bounce rate (null from zero) and for the
+    conversion rates (to one decimal), else a whole percent (100 from zero)."""
     if now is None or before is None:
         return None
+    if metric in CONVERSION_METRICS:
+        return round(now - before, 1)
     if metric == "bounce_rate":
         return now - before if before > 0 else None
     if before == 0:
@@ -88,7 +94,8 @@ def timeseries(
         if values is None:
             rows.append({"date": label, **{m: EMPTY_BUCKET.get(m, 0) for m in metrics}})
         else:
-            rows.append({"date": label, **rounded(metrics, [values.get(m, 0) for m in metrics])})
+            absent = [values.get(m, 0.0 if m in CONVERSION_METRICS else 0) for m in metrics]
+            rows.append({"date": label, **rounded(metrics, absent)})
     return {"results": rows}
 
 

@@ -9,8 +9,9 @@ import datetime as dt
 import re
 
 from reporting.filters import check_dimension, parse_filters
-from reporting.model import Condition, DateRange, Query, QueryError
+from reporting.model import Condition, DateRange, Filter, Query, QueryError
 from schemas.query import (
+    CONVERSION_METRICS,
     GOAL_DIMENSION,
     METRICS,
     RANGE_KEYWORDS,
@@ -33,14 +34,7 @@ def parse(body: QueryBody) -> Query:
     _check_dimensions(body.dimensions)
     _check_metrics_by_dimensions(body.metrics, body.dimensions)
     filters = parse_filters(body.filters)
-    if "conversion_rate" in body.metrics and not (
-        GOAL_DIMENSION in body.dimensions
-        or any(isinstance(f, Condition) and f.dimension == GOAL_DIMENSION for f in filters)
-    ):
-        raise QueryError(
-            f"metrics[{body.metrics.index('conversion_rate')}]",
-            "Metric `conversion_rate` can only be queried with event:goal filters or dimensions.",
-        )
+    _check_conversions(body.metrics, body.dimensions, filters)
     order_by = _order_by(body)
     if body.include.time_labels and not any(d in TIME_DIMENSIONS for d in body.dimensions):
         raise QueryError(
@@ -123,12 +117,23 @@ def _check_metrics_by_dimensions(metrics: list[str], dimensions: list[str]) -> N
             )
         if metric == "percentage" and not dimensions:
             raise QueryError(f"metrics[{i}]", "percentage needs at least one dimension")
-        if metric == "conversion_rate" and any(d != GOAL_DIMENSION for d in dimensions):
-            raise QueryError(
-                f"metrics[{i}]",
-                "conversion_rate is answered over event:goal alone (a breakdown by other "
-                "dimensions, Plausible's group conversion rate, is not supported yet)",
+
+
+def _check_conversions(
+    metrics: list[str], dimensions: list[str], filters: tuple[Filter, ...]
+) -> None:
+    """A conversion rate needs a goal: `event:goal` as a dimension or a top-level filter
+    (Plausible's rule and message)."""
+    if GOAL_DIMENSION in dimensions or any(
+        isinstance(f, Condition) and f.dimension == GOAL_DIMENSION for f in filters
+    ):
+        return
+    for i, metric in enumerate(metrics):
+        if metric in CONVERSION_METRICS:
+            message = (
+                f"Metric `{metric}` can only be queried with event:goal filters or dimensions."
             )
+            raise QueryError(f"metrics[{i}]", message, message)
 
 
 def _order_by(body: QueryBody) -> tuple[tuple[str, str], ...]:

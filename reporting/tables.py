@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from reporting.model import Filter, Logic, Query
 from reporting.periods import Period
 from schemas.query import (
+    CONVERSION_METRICS,
     REVENUE_METRICS,
     SESSION_METRICS,
     TIME_DIMENSIONS,
@@ -20,7 +21,15 @@ from schemas.query import (
 
 # Metrics counted from events; the others from visits.
 EVENT_ROW_METRICS = frozenset(
-    {"visitors", "pageviews", "events", "users", "percentage", "conversion_rate", *REVENUE_METRICS}
+    {
+        "visitors",
+        "pageviews",
+        "events",
+        "users",
+        "percentage",
+        *CONVERSION_METRICS,
+        *REVENUE_METRICS,
+    }
 )
 # Metrics the daily aggregates hold exactly (the same uniqExact states, summed views).
 DAILY_METRICS = frozenset({"visitors", "users", "pageviews", "events"})

@@ -14,7 +14,9 @@ EVENT_METRICS = ("visitors", "visits", "pageviews", "events", "users")
 SESSION_METRICS = ("views_per_visit", "bounce_rate", "visit_duration")
 # Revenue of revenue goals, in the goal's currency (reporting/revenue.py); v2 only.
 REVENUE_METRICS = ("total_revenue", "average_revenue")
-METRICS = (*EVENT_METRICS, *SESSION_METRICS, "percentage", "conversion_rate", *REVENUE_METRICS)
+# Goal conversion rates (reporting/goals.py): over the whole query, or over each group.
+CONVERSION_METRICS = ("conversion_rate", "group_conversion_rate")
+METRICS = (*EVENT_METRICS, *SESSION_METRICS, "percentage", *CONVERSION_METRICS, *REVENUE_METRICS)
 
 # Event dimensions and the events column each reads.
 EVENT_DIMENSIONS = {"event:page": "path", "event:name": "event_type", "event:hostname": "hostname"}

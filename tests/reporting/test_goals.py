@@ -16,7 +16,7 @@ from reporting.goals import completed, selected, without_goal_filters
 from reporting.model import Condition, Logic
 from reporting.where import match
 from sites.goals import make_goal, page_regex
-from tests.helpers import ADMIN, AUTH, DAY0, at, create_site, rows, write
+from tests.helpers import ADMIN, AUTH, D0, D1, DAY0, DAY1, at, create_site, rows, write
 
 RANGE = [DAY0.isoformat(), DAY0.isoformat()]
 
@@ -126,10 +126,10 @@ def test_goals_are_checked(app: TestClient, ch: Client) -> None:
     assert alone["details"][0]["message"] == (
         "Metric `conversion_rate` can only be queried with event:goal filters or dimensions."
     )
-    grouped = query(
-        app, site, 400, metrics=["conversion_rate"], dimensions=["event:goal", "event:page"]
+    group = query(app, site, 400, metrics=["group_conversion_rate"], dimensions=["event:page"])
+    assert group["error"] == (
+        "Metric `group_conversion_rate` can only be queried with event:goal filters or dimensions."
     )
-    assert "not supported yet" in grouped["details"][0]["message"]
     # A deleted goal is no longer a dimension value.
     [signup] = [
         g
@@ -197,3 +197,131 @@ def test_goal_filters_share_one_set_of_patterns() -> None:
     assert patterns == [[page_regex(g.page_path) for g in goals]]
     assert sql.count("multiMatchAllIndices") == 51  # one expression text: computed once
     assert len(binder.parameters) == 2 + 51  # patterns, their places, one set a condition
+
+
+def seed_sources(app: TestClient, ch: Client) -> str:
+    """Six visitors over two days, one goal (Signup); three of them sign up:
+    DAY0: v1 Google, signs up; v2 Google; v3 Twitter, signs up
+    DAY1: v4 Google; v5 direct, signs up; v6 direct
+    """
+    site = create_site(app, "Sources")["site_id"]
+    path = f"/api/sites/{site}/goals"
+    assert app.put(path, json={"event_name": "Signup"}, headers=AUTH).status_code == 201
+    google, twitter = {"source": "Google"}, {"source": "Twitter"}
+    write(
+        ch,
+        site,
+        {"v": 1, "ts": at(DAY0, "10:00:00"), **google},
+        {"v": 1, "ts": at(DAY0, "10:05:00"), "visit": at(DAY0, "10:00:00"), "type": "Signup",
+         **google},
+        {"v": 2, "ts": at(DAY0, "11:00:00"), **google},
+        {"v": 3, "ts": at(DAY0, "12:00:00"), **twitter},
+        {"v": 3, "ts": at(DAY0, "12:01:00"), "visit": at(DAY0, "12:00:00"), "type": "Signup",
+         **twitter},
+        {"v": 4, "ts": at(DAY1, "09:00:00"), **google},
+        {"v": 5, "ts": at(DAY1, "10:00:00")},
+        {"v": 5, "ts": at(DAY1, "10:02:00"), "visit": at(DAY1, "10:00:00"), "type": "Signup"},
+        {"v": 6, "ts": at(DAY1, "11:00:00")},
+    )  # fmt: skip
+    return site
+
+
+SIGNUP = [["is", "event:goal", ["Signup"]]]
+RATES = ["visitors", "conversion_rate", "group_conversion_rate"]
+
+
+def test_conversion_rates_by_source(app: TestClient, ch: Client) -> None:
+    site = seed_sources(app, ch)
+    answer = query(
+        app, site, metrics=RATES, dimensions=["visit:source"], filters=SIGNUP, date_range=[D0, D1]
+    )
+    # Each source has one converted visitor. conversion_rate divides by the 6 visitors
+    # of the whole range: 1/6 = 16.7. group_conversion_rate by the source's visitors
+    # (no goal filter): Direct v5, v6 -> 1/2 = 50.0; Google v1, v2, v4 -> 1/3 = 33.3;
+    # Twitter v3 -> 1/1 = 100.0. Ties on visitors: by source, ascending.
+    assert rows(answer) == [
+        (["Direct / None"], [1, 16.7, 50.0]),
+        (["Google"], [1, 16.7, 33.3]),
+        (["Twitter"], [1, 16.7, 100.0]),
+    ]
+    # The other filters stay in both wholes: Google alone has 3 visitors, 1 converted.
+    google = query(
+        app,
+        site,
+        metrics=RATES,
+        dimensions=["visit:source"],
+        filters=[*SIGNUP, ["is", "visit:source", ["Google"]]],
+        date_range=[D0, D1],
+    )
+    assert rows(google) == [(["Google"], [1, 33.3, 33.3])]
+    # Without dimensions the group is the whole query: both rates are 3/6.
+    whole = query(app, site, metrics=RATES, filters=SIGNUP, date_range=[D0, D1])
+    assert rows(whole) == [([], [3, 50.0, 50.0])]
+
+
+def test_conversion_rates_by_day_and_compared(app: TestClient, ch: Client) -> None:
+    site = seed_sources(app, ch)
+    day2 = (DAY1 + (DAY1 - DAY0)).isoformat()
+    answer = query(
+        app,
+        site,
+        metrics=RATES,
+        dimensions=["time:day"],
+        filters=SIGNUP,
+        date_range=[D0, day2],
+        include={"time_labels": True, "fill_empty": True},
+    )
+    # DAY0: v1, v3 converted of 6 in the range (33.3) and of the day's 3 (66.7);
+    # DAY1: v5 of 6 (16.7) and of the day's 3 (33.3); DAY2 has no events: zeros.
+    assert rows(answer) == [
+        ([D0], [2, 33.3, 66.7]),
+        ([D1], [1, 16.7, 33.3]),
+        ([day2], [0, 0.0, 0.0]),
+    ]
+    assert answer["meta"]["time_labels"] == [D0, D1, day2]
+    # DAY1 compared with DAY0: 1 of 3 (33.3) then 2 of 3 (66.7); change in points.
+    compared = query(
+        app,
+        site,
+        metrics=RATES,
+        filters=SIGNUP,
+        date_range=[D1, D1],
+        include={"compare": "previous_period"},
+    )
+    [row] = compared["results"]
+    assert row["metrics"] == [1, 33.3, 33.3]
+    assert row["comparison"]["metrics"] == [2, 66.7, 66.7]
+    assert row["comparison"]["change"] == [-50, -33.4, -33.4]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"dimensions": ["event:goal", "visit:source"]},
+        {"dimensions": ["event:goal"], "metrics": ["group_conversion_rate", "visitors"]},
+        {"dimensions": ["time"], "metrics": [*RATES, "visits", "bounce_rate"], "filters": SIGNUP},
+        {"dimensions": ["event:props:plan", "time:hour"], "filters": SIGNUP},
+        {"dimensions": ["visit:source"], "metrics": [*RATES, "percentage", "total_revenue"],
+         "filters": SIGNUP, "include": {"total_rows": True}, "pagination": {"offset": 1}},
+        {"dimensions": ["visit:source"], "filters": SIGNUP, "format": "csv",
+         "order_by": [["group_conversion_rate", "asc"]]},
+        {"dimensions": ["visit:source"], "filters": SIGNUP,
+         "include": {"comparisons": {"mode": "previous_period"}}},
+    ],
+)  # fmt: skip
+def test_conversion_rates_answer_with_everything_else(
+    app: TestClient, ch: Client, body: dict[str, Any]
+) -> None:
+    site = seed_sources(app, ch)
+    body = {"metrics": RATES, "date_range": [D0, D1], **body}
+    answer = app.post("/api/v2/query", json={"site_id": site, **body}, headers=AUTH)
+    assert answer.status_code == 200, answer.text
+    if body.get("format") == "csv":
+        assert (
+            answer.text.splitlines()[0]
+            == "visit:source,visitors,conversion_rate,group_conversion_rate"
+        )
+        return
+    for row in answer.json()["results"]:
+        rates = [v for m, v in zip(body["metrics"], row["metrics"], strict=True) if "conv" in m]
+        assert all(isinstance(r, float) and 0 <= r <= 100 for r in rates)

@@ -6,7 +6,7 @@ import pytest
 import re2
 
 from foundation.http import APIError
-from reporting.legacy_filters import translate, wildcard
+from reporting.legacy_filters import check_goals, translate, wildcard
 from reporting.parse import parse_filters
 
 
@@ -60,9 +60,22 @@ def test_unknown_filter_properties_and_goals_in_plausibles_words() -> None:
         "Invalid filter property 'visit:city'. Please provide a valid filter property: "
         "https://plausible.io/docs/stats-api#properties"
     )
+
+
+def test_goal_filters_are_is_and_name_goals_the_site_has() -> None:
+    # `!=` and `*` are not read for goals: a page goal's name holds a `*`.
+    goals = translate("event:goal!=Signup|Visit /blog/*|A\\|B")
+    assert goals == [["is", "event:goal", ["Signup", "Visit /blog/*", "A|B"]]]
+    check_goals(goals, {"Signup", "Visit /blog/*", "A|B"})
     with pytest.raises(APIError) as caught:
-        translate("event:goal==Signup|Visit /x")
+        check_goals(goals, {"Visit /blog/*", "A|B"})
     assert caught.value.error == (
         "The goal `Signup` is not configured for this site. Find out how to configure goals "
         "here: https://plausible.io/docs/stats-api#filtering-by-goals"
+    )
+    with pytest.raises(APIError) as caught:
+        check_goals(goals, {"Signup"})
+    assert caught.value.error == (
+        "The pageview goal for the pathname `/blog/*` is not configured for this site. Find "
+        "out how to configure goals here: https://plausible.io/docs/stats-api#filtering-by-goals"
     )

@@ -105,7 +105,8 @@ def test_properties() -> None:
         "Property 'event:hostname' is currently not supported for breakdowns.  Please provide "
         "a valid property for the breakdown endpoint: https://plausible.io/docs/stats-api#properties"
     )
-    for unknown in ("event:goal", "visit:city", "event:props:", "nope"):
+    assert p.property_of({"property": "event:goal"}) == "event:goal"
+    for unknown in ("visit:city", "event:props:", "nope"):
         assert refusal(p.property_of, {"property": unknown}) == (
             f"Invalid property '{unknown}'. Please provide a valid property for the breakdown "
             "endpoint: https://plausible.io/docs/stats-api#properties"
@@ -119,6 +120,18 @@ def test_metrics() -> None:
         "bounce_rate",
     ]
     assert p.metrics_of({"metrics": "visits"}, [], "event:page") == ["visits"]
+    rate = {"metrics": "visitors,conversion_rate"}
+    assert p.metrics_of(rate, ["event:goal"]) == p.metrics_of(rate, [], "event:goal")
+
+
+def test_conversion_rate_is_per_group_but_by_goal_or_property() -> None:
+    metrics = ["visitors", "conversion_rate"]
+    assert p.v2_metrics(metrics, per_group=False) == metrics
+    assert p.v2_metrics(metrics, per_group=True) == ["visitors", "group_conversion_rate"]
+    assert [p.per_group(b) for b in ("visit:source", "event:page", "event:goal")] == [
+        True, True, False,
+    ]  # fmt: skip
+    assert not p.per_group("event:props:plan")
 
 
 @pytest.mark.parametrize(
@@ -127,8 +140,15 @@ def test_metrics() -> None:
         ("visitors,visitors", [], None, "Metrics cannot be queried multiple times."),
         ("time_on_page", [], None, "The metric `time_on_page` is not recognized. Find valid "
          "metrics from the documentation: https://plausible.io/docs/stats-api#metrics"),
-        ("conversion_rate", [], None, "The metric `conversion_rate` is not recognized. Find "
-         "valid metrics from the documentation: https://plausible.io/docs/stats-api#metrics"),
+        ("visitors,conversion_rate", ["visit:source"], "event:page", "Metric `conversion_rate` "
+         "can only be queried in a goal breakdown or with a goal filter"),
+        ("bounce_rate", ["event:goal"], None,
+         "Session metric `bounce_rate` cannot be queried when using a filter on `event:goal`."),
+        ("visits", [], "event:goal",
+         "Session metric `visits` cannot be queried for breakdown by `event:goal`."),
+        # metric by metric, in the order given (Plausible's)
+        ("bounce_rate,views_per_visit", [], "event:name",
+         "Session metric `bounce_rate` cannot be queried for breakdown by `event:name`."),
         ("views_per_visit", ["event:page"], None,
          "Metric `views_per_visit` cannot be queried with a filter on `event:page`."),
         ("views_per_visit", [], "visit:source",

@@ -329,8 +329,8 @@ def test_open_mode_needs_no_key(
          "dimension or a shorter range"),
         ("breakdown", {}, "The `property` parameter is required. Please provide at least one "
          "property to show a breakdown by."),
-        ("breakdown", {"property": "event:goal"}, "Invalid property 'event:goal'. Please "
-         "provide a valid property for the breakdown endpoint: https://plausible.io/docs/stats-api#properties"),
+        ("breakdown", {"property": "event:page", "metrics": "conversion_rate"}, "Metric "
+         "`conversion_rate` can only be queried in a goal breakdown or with a goal filter"),
         ("breakdown", {"property": "event:page", "metrics": "views_per_visit"},
          "Metric `views_per_visit` is not supported in breakdown queries."),
         ("breakdown", {"property": "event:page", "limit": "1001"},
@@ -414,14 +414,93 @@ def test_plausibles_documented_timeseries(kept: TestClient, ch: Client) -> None:
         assert sum(r["visitors"] for r in results) == total  # each visitor on one day
 
 
-def test_the_documented_goal_breakdown_waits_for_goals(
-    app: TestClient, site: dict[str, Any]
-) -> None:
-    """`event:props:method` filtered by the goal `Download`: no goals yet (a later step)."""
+def test_the_documented_goal_breakdown(kept: TestClient, ch: Client) -> None:
+    """`event:props:method` filtered by the goal `Download`: a 400 until the goal exists."""
+    app, site = kept, create_site(kept, "shop", domains=[DOMAIN])
     call = "breakdown?period=6mo&property=event:props:method&filters=event:goal%3D%3DDownload"
     response = app.get(f"{V1}/{call}&site_id={DOMAIN}", headers=key_of(site))
     assert response.status_code == 400
     assert response.json()["error"].startswith("The goal `Download` is not configured")
+    add_goals(app, site["site_id"], {"event_name": "Download"})
+    write(ch, site["site_id"], {"v": 1, "ts": at(DAY0, "10:00:00"), "type": "Download",
+                                "props": {"method": "HTTP"}})  # fmt: skip
+    response = app.get(f"{V1}/{call}&site_id={DOMAIN}", headers=key_of(site))
+    assert response.json() == {"results": [{"method": "HTTP", "visitors": 1}]}
+
+
+def add_goals(app: TestClient, site_id: str, *goals: dict[str, str]) -> None:
+    for goal in goals:
+        response = app.put(f"/api/sites/{site_id}/goals", json=goal, headers=AUTH)
+        assert response.status_code == 201, response.text
+
+
+def test_goals_and_conversion_rates(app: TestClient, ch: Client, site: dict[str, Any]) -> None:
+    """On seed's data (3 visitors: v1 and v2 on DAY0, v3 on DAY1) with two goals:
+    Signup (v1's custom event) and Visit /pricing (v1's and v2's /pricing pageviews)."""
+    seed(ch, site["site_id"])
+    add_goals(app, site["site_id"], {"event_name": "Signup"}, {"page_path": "/pricing"})
+    key, rate = key_of(site), "visitors,events,conversion_rate"
+    # conversion_rate over the 3 visitors of the range: Signup 1/3, either goal 2/3
+    # (v1, v2; the Signup event and two /pricing pageviews: 3 events).
+    signup = v1(app, "aggregate", key, metrics=rate, filters="event:goal==Signup", **CUSTOM)
+    assert signup == {"results": {
+        "visitors": {"value": 1}, "events": {"value": 1}, "conversion_rate": {"value": 33.3},
+    }}  # fmt: skip
+    either = v1(
+        app, "aggregate", key, metrics=rate, filters="event:goal==Signup|Visit /pricing", **CUSTOM
+    )
+    assert either["results"]["conversion_rate"] == {"value": 66.7}
+    assert either["results"]["events"] == {"value": 3}
+    # By goal, the metric's largest first; each goal's rate over all 3 visitors.
+    by_goal = v1(app, "breakdown", key, metrics=rate, property="event:goal", **CUSTOM)
+    assert by_goal == {"results": [
+        {"goal": "Visit /pricing", "visitors": 2, "events": 2, "conversion_rate": 66.7},
+        {"goal": "Signup", "visitors": 1, "events": 1, "conversion_rate": 33.3},
+    ]}  # fmt: skip
+    # By country, per group: DE has v1 and v3, of whom v1 signed up (50.0); US (v2) did
+    # not sign up and has no row.
+    signed = {"metrics": "visitors,conversion_rate", "filters": "event:goal==Signup"}
+    by_country = v1(app, "breakdown", key, property="visit:country", **signed, **CUSTOM)
+    assert by_country == {"results": [{"country": "DE", "visitors": 1, "conversion_rate": 50.0}]}
+    # By a property, over the whole query (Plausible's exception): 1 of 3.
+    by_plan = v1(app, "breakdown", key, property="event:props:plan", **signed, **CUSTOM)
+    assert by_plan == {"results": [{"plan": "pro", "visitors": 1, "conversion_rate": 33.3}]}
+    # Per day: DAY0 v1 of v1, v2 (50.0); DAY1 (v3) no conversion: 0 and 0.0.
+    days = v1(app, "timeseries", key, **signed, **CUSTOM)
+    assert days == {"results": [
+        {"date": D0, "visitors": 1, "conversion_rate": 50.0},
+        {"date": D1, "visitors": 0, "conversion_rate": 0.0},
+    ]}  # fmt: skip
+    # DAY1 (0 of 1) compared with DAY0 (1 of 2): the change in points.
+    day = {"period": "day", "date": D1, "compare": "previous_period"}
+    compared = v1(app, "aggregate", key, **signed, **day)
+    assert compared["results"]["conversion_rate"] == {
+        "value": 0.0, "comparison_value": 50.0, "change": -50.0,
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "message"),
+    [
+        ("aggregate", {"filters": "event:goal==Visit /nope"}, "The pageview goal for the "
+         "pathname `/nope` is not configured for this site. Find out how to configure goals "
+         "here: https://plausible.io/docs/stats-api#filtering-by-goals"),
+        ("aggregate", {"filters": "event:goal==Signup", "metrics": "visitors,bounce_rate"},
+         "Session metric `bounce_rate` cannot be queried when using a filter on `event:goal`."),
+        ("timeseries", {"filters": "event:goal==Signup", "metrics": "visit_duration"},
+         "Session metric `visit_duration` cannot be queried when using a filter on "
+         "`event:goal`."),
+        ("breakdown", {"property": "event:goal", "metrics": "visits"},
+         "Session metric `visits` cannot be queried for breakdown by `event:goal`."),
+        ("aggregate", {"metrics": "conversion_rate"}, "Metric `conversion_rate` can only be "
+         "queried in a goal breakdown or with a goal filter"),
+    ],
+)  # fmt: skip
+def test_goal_refusals(
+    app: TestClient, site: dict[str, Any], path: str, params: dict[str, str], message: str
+) -> None:
+    add_goals(app, site["site_id"], {"event_name": "Signup"})
+    assert refused(app, path, AUTH, site_id=DOMAIN, **params) == (400, message)
 
 
 def test_the_airbyte_default_range_beyond_raw_retention(
