@@ -10,6 +10,7 @@ import re
 
 from reporting.filters import check_dimension, parse_filters
 from reporting.model import Condition, DateRange, Query, QueryError
+from reporting.periods import MAX_DAYS, days_of
 from schemas.query import (
     GOAL_DIMENSION,
     METRICS,
@@ -150,9 +151,11 @@ def _order_by(body: QueryBody) -> tuple[tuple[str, str], ...]:
 
 def _date_range(value: str | list[str]) -> DateRange:
     if isinstance(value, str):
-        if value not in RANGE_KEYWORDS:
+        if value not in RANGE_KEYWORDS and not days_of(value):
             raise QueryError(
-                "date_range", f"unknown range {value[:50]!r}: use {', '.join(RANGE_KEYWORDS)}"
+                "date_range",
+                f"unknown range {value[:50]!r}: use {', '.join(RANGE_KEYWORDS)}, "
+                f"or Nd (N from 1 to {MAX_DAYS})",
             )
         return DateRange(keyword=value)
     if len(value) != 2:
