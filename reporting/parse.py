@@ -15,7 +15,6 @@ from schemas.query import (
     GOAL_DIMENSION,
     METRICS,
     RANGE_KEYWORDS,
-    REVENUE_METRICS,
     SESSION_METRICS,
     TIME_DIMENSIONS,
     QueryBody,
@@ -50,12 +49,6 @@ def parse(body: QueryBody) -> Query:
             "Invalid include.time_labels: requires a time dimension.",
         )
     _check_comparisons(body)
-    revenue = [m for m in body.metrics if m in REVENUE_METRICS]
-    if revenue and (body.include.compare is not None or body.include.comparisons is not None):
-        raise QueryError(
-            f"metrics[{body.metrics.index(revenue[0])}]",
-            "revenue metrics are not compared with another period (not supported yet)",
-        )
     time = [d for d in body.dimensions if d in TIME_DIMENSIONS]
     if body.include.fill_empty and (not time or len(body.dimensions) > 1):
         raise QueryError("include.fill_empty", "needs a time dimension as the only dimension")
