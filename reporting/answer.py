@@ -236,7 +236,7 @@ def _compare(
     for row in results:
         key = _row_key(query, row["dimensions"], positions)
         match = previous_rows.get(key)
-        metrics = match["metrics"] if match else [0 for _ in query.metrics]
+        metrics = list(match["metrics"]) if match else [0 for _ in query.metrics]
         if match:
             dimensions = match["dimensions"]
         elif plausible:  # the row's, its time bucket as the compared period's at its place
@@ -246,11 +246,19 @@ def _compare(
         row["comparison"] = {
             "dimensions": dimensions,
             "metrics": metrics,
+            # Revenue's NULL (no amount) counts as 0 here; revenue.shape nulls the
+            # change of a row without a currency, as Plausible does.
             "change": [
-                _plausible_change(m, a, b) if plausible else _change(m, a, b)
+                _plausible_change(m, _zero(a), _zero(b))
+                if plausible
+                else _change(m, _zero(a), _zero(b))
                 for m, a, b in zip(query.metrics, row["metrics"], metrics, strict=True)
             ],
         }
+
+
+def _zero(value: float | None) -> float:
+    return 0 if value is None else value
 
 
 def _plausible_change(metric: str, now: float, before: float) -> float | int | None:

@@ -18,10 +18,11 @@ from foundation.http import APIError
 from schemas.query import GOAL_DIMENSION, PROPS_PREFIX, VISIT_DIMENSIONS
 
 DOCS = "https://plausible.io/docs/stats-api"
-PERIODS = ("day", "7d", "30d", "month", "6mo", "12mo", "custom")
+PERIODS = ("day", "7d", "28d", "30d", "90d", "month", "6mo", "12mo", "custom")
 DEFAULT_PERIOD = "30d"
-# Plausible's `Nd` periods are N whole days ending the day before `date`.
-_DAYS = {"7d": 7, "30d": 30}
+# Plausible's `Nd` periods are N whole days ending the day before `date` (since its
+# PR #5240, 2025: before, `7d` ended on `date` itself); `28d` and `90d` came with it.
+_DAYS = {"7d": 7, "28d": 28, "30d": 30, "90d": 90}
 _MONTHS = {"month": 1, "6mo": 6, "12mo": 12}
 # The days a range may reach (the v2 query's own bounds: reporting/parse.py).
 FIRST_DAY, LAST_DAY = dt.date(1970, 1, 2), dt.date(2099, 12, 31)

@@ -10,12 +10,12 @@ import re
 
 from reporting.filters import check_dimension, parse_filters
 from reporting.model import Condition, DateRange, Filter, Query, QueryError
+from reporting.periods import MAX_DAYS, days_of
 from schemas.query import (
     CONVERSION_METRICS,
     GOAL_DIMENSION,
     METRICS,
     RANGE_KEYWORDS,
-    REVENUE_METRICS,
     SESSION_METRICS,
     TIME_DIMENSIONS,
     QueryBody,
@@ -43,12 +43,6 @@ def parse(body: QueryBody) -> Query:
             "Invalid include.time_labels: requires a time dimension.",
         )
     _check_comparisons(body)
-    revenue = [m for m in body.metrics if m in REVENUE_METRICS]
-    if revenue and (body.include.compare is not None or body.include.comparisons is not None):
-        raise QueryError(
-            f"metrics[{body.metrics.index(revenue[0])}]",
-            "revenue metrics are not compared with another period (not supported yet)",
-        )
     time = [d for d in body.dimensions if d in TIME_DIMENSIONS]
     if body.include.fill_empty and (not time or len(body.dimensions) > 1):
         raise QueryError("include.fill_empty", "needs a time dimension as the only dimension")
@@ -155,9 +149,11 @@ def _order_by(body: QueryBody) -> tuple[tuple[str, str], ...]:
 
 def _date_range(value: str | list[str]) -> DateRange:
     if isinstance(value, str):
-        if value not in RANGE_KEYWORDS:
+        if value not in RANGE_KEYWORDS and not days_of(value):
             raise QueryError(
-                "date_range", f"unknown range {value[:50]!r}: use {', '.join(RANGE_KEYWORDS)}"
+                "date_range",
+                f"unknown range {value[:50]!r}: use {', '.join(RANGE_KEYWORDS)}, "
+                f"or Nd (N from 1 to {MAX_DAYS})",
             )
         return DateRange(keyword=value)
     if len(value) != 2:

@@ -9,6 +9,7 @@ name, and labels its buckets with the same formats as `labels` (FORMATS).
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
@@ -25,8 +26,10 @@ FORMATS = {
     "week": "%Y-%m-%d",
     "month": "%Y-%m-01",
 }
+# `Nd`: N whole days ending yesterday, N up to Plausible's 5,000.
+MAX_DAYS = 5_000
+_N_DAYS = re.compile(r"^([1-9][0-9]{0,3})d$")
 _STEP = {"minute": dt.timedelta(minutes=1), "hour": dt.timedelta(hours=1)}
-_DAYS = {"7d": 7, "28d": 28, "30d": 30, "91d": 91}
 _MONTHS = {"month": 1, "6mo": 6, "12mo": 12}
 
 
@@ -87,8 +90,10 @@ def resolve(
         return Period(now - dt.timedelta(hours=24), now + _EPSILON, tz, keyword)
     if keyword == "day":
         return _days(today, today, tz, keyword)
-    if keyword in _DAYS:
-        return _days(today - dt.timedelta(days=_DAYS[keyword] - 1), today, tz, keyword)
+    n = days_of(keyword)
+    if n:
+        # Plausible's `Nd` (filters/query_parser.ex): the N whole days before today.
+        return _days(today - dt.timedelta(days=n), today - dt.timedelta(days=1), tz, keyword)
     if keyword in _MONTHS:
         first = _month_start(today, _MONTHS[keyword] - 1)
         return _days(first, _month_start(today, -1) - dt.timedelta(days=1), tz, keyword)
@@ -100,6 +105,13 @@ def resolve(
     # The local day that holds the first UTC day's first instant.
     first = dt.datetime.combine(first_day, dt.time(0), tzinfo=dt.UTC).astimezone(tz).date()
     return _days(min(first, today), today, tz, keyword)
+
+
+def days_of(keyword: str) -> int:
+    """N for a range keyword `Nd` (1 to MAX_DAYS), else 0."""
+    match = _N_DAYS.match(keyword)
+    n = int(match.group(1)) if match else 0
+    return n if n <= MAX_DAYS else 0
 
 
 # Explicit end instants are included: the range is closed at its last millisecond.

@@ -91,8 +91,9 @@ def amount_sql(query: Query, binder: Binder) -> str:
 
 
 def shape(query: Query, results: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Each revenue metric of each row as Plausible's `{short, value, long, currency}`
-    (null without a currency); returns the `meta.metric_warnings` to add."""
+    """Each revenue metric of each row, and of its comparison, as Plausible's `{short,
+    value, long, currency}` (null without a currency, and so is its change); returns the
+    `meta.metric_warnings` to add."""
     asked = [(i, m) for i, m in enumerate(query.metrics) if m in REVENUE_METRICS]
     if not asked:
         return {}
@@ -102,8 +103,14 @@ def shape(query: Query, results: Sequence[dict[str, Any]]) -> dict[str, Any]:
         currency = resolved.currency
         if resolved.by_goal is not None:
             currency = resolved.by_goal.get(row["dimensions"][at], "")
+        compared = row.get("comparison")
         for i, _ in asked:
             row["metrics"][i] = money(row["metrics"][i], currency) if currency else None
+            if compared is not None:
+                before = compared["metrics"][i]
+                compared["metrics"][i] = money(before, currency) if currency else None
+                if not currency:
+                    compared["change"][i] = None
     if not resolved.warning:
         return {}
     warning = {"code": resolved.warning, "warning": WARNINGS[resolved.warning]}

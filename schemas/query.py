@@ -115,7 +115,8 @@ class QueryBody(BaseModel):
 
     site_id: StrictStr = Field(min_length=1, max_length=128)
     date_range: StrictStr | list[StrictStr] = Field(
-        description=f"one of {', '.join(RANGE_KEYWORDS)}, or [from, to] as dates "
+        description=f"one of {', '.join(RANGE_KEYWORDS)} (Nd: the N whole days before "
+        "today, any N from 1 to 5000), or [from, to] as dates "
         "(YYYY-MM-DD, both days included) or date-times with offsets"
     )
     metrics: list[StrictStr] = Field(min_length=1, max_length=MAX_METRICS)

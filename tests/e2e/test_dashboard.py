@@ -7,6 +7,7 @@ letter. Screenshots go to .test-output/screenshots (HITSTREAM_TEST_OUTPUT overri
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import os
 import re
@@ -127,6 +128,14 @@ def panel_rows(page: Page, panel: str) -> list[str]:
     return page.locator(f"[data-panel='{panel}'] tbody .filter-by").all_inner_texts()
 
 
+def chart_points(page: Page) -> list[tuple[str, str]]:
+    """The chart's table (folded: its text, not its rendering): each bucket's label and
+    page views."""
+    rows = page.locator("[data-testid='chart-table'] tbody tr").all()
+    cells = [(r.locator("th").text_content(), r.locator("td").nth(1).text_content()) for r in rows]
+    return [(label or "", views or "") for label, views in cells]
+
+
 def shoot(page: Page, name: str) -> Path:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / name
@@ -150,8 +159,22 @@ def test_the_dashboard_shows_what_the_tracker_sent(
     page.click("#a")
     page.click("#b")
     pump_until(page, lambda: len(sent.requests) >= 6, "four page views and two events")
+    # Three purchases of the Signup goal (EUR once it exists) through Plausible's Events
+    # API, from the same visitor: 12.50 and 7.25 EUR count, 100 USD is another currency.
+    statuses = page.evaluate(
+        """async ([endpoint, site, url]) => {
+            const out = [];
+            for (const [amount, currency] of [['12.50', 'EUR'], ['7.25', 'EUR'], ['100', 'USD']]) {
+                const body = JSON.stringify({n: 'Signup', u: url, d: site, $: {amount, currency}});
+                out.push((await fetch(endpoint, {method: 'POST', body: body})).status);
+            }
+            return out;
+        }""",
+        [hitstream.base_url + "/api/event", site, f"{origin}/index.html"],
+    )
+    assert statuses == [202, 202, 202]
     visitor.close()
-    counted(hitstream, site, "event:name", {"pageview": 4, "Early": 1, "Signup": 1})
+    counted(hitstream, site, "event:name", {"pageview": 4, "Early": 1, "Signup": 4})
 
     admin = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
     # A wrong token first: refused, no session.
@@ -169,12 +192,24 @@ def test_the_dashboard_shows_what_the_tracker_sent(
     add_goals(page, site)
     page.click("nav >> text=Stats")
     page.select_option("#site", site)
-    every_panel(page)
+    ready(page)
 
+    # "Last 30 days" (the default) and "Last 7 days" are the N whole days before today,
+    # as Plausible's: what was sent today is in neither.
+    today = dt.datetime.now(dt.UTC).date()
+    for period, days in (("30d", 30), ("7d", 7)):
+        if period != "30d":
+            page.select_option("#period", period)
+            ready(page)
+        assert chart_points(page) == [
+            ((today - dt.timedelta(days=n)).isoformat(), "0") for n in range(days, 0, -1)
+        ]
+        assert headline(page, "visitors") == "0"
+    page.select_option("#period", "day")
+    every_panel(page)
     assert headline(page, "visitors") == "1" and headline(page, "pageviews") == "4"
-    chart = page.locator("[data-testid='chart-table'] tbody tr")
-    points = [row.locator("td").nth(1).text_content() or "" for row in chart.all()]
-    assert len(points) == 30 and sum(int(p) for p in points) == 4  # page views per day
+    points = chart_points(page)
+    assert len(points) == 24 and sum(int(p) for _, p in points) == 4  # page views per hour
     assert page.locator(".plot canvas").count() >= 1  # uPlot drew the chart
     assert sorted(panel_rows(page, "pages")) == ["/app/a", "/app/b", "/index.html", "/spa.html"]
     assert panel_rows(page, "entry") == ["/index.html"]
@@ -183,12 +218,19 @@ def test_the_dashboard_shows_what_the_tracker_sent(
     assert panel_rows(page, "browsers") == ["Chrome"]
     assert sorted(panel_rows(page, "events")) == ["Early", "Signup"]
     assert panel_rows(page, "channels") == ["Organic Social"]  # news.ycombinator.com
-    # Goals count every stored event: the visitor, their completions, the conversion rate.
+    # Goals count every stored event: the visitor, their completions, the conversion rate,
+    # and for the revenue goal Signup (EUR) its revenue: 12.50 + 7.25 = 19.75 EUR, on
+    # average 9.875 (the USD amount left out), shown short with the exact figure as a
+    # tooltip; a page goal has none.
     goals = page.locator("[data-panel='goals'] tbody tr")
+    heads = page.locator("[data-panel='goals'] thead th").all_inner_texts()
+    assert heads == ["Name", "Visitors", "Events", "Conversion rate", "Revenue", "Average revenue"]
     assert [r.locator("th, td").all_inner_texts() for r in goals.all()] == [
-        ["Signup", "1", "1", "100%"],
-        ["Visit /app/**", "1", "2", "100%"],
+        ["Signup", "1", "4", "100%", "€19.8", "€9.9"],
+        ["Visit /app/**", "1", "2", "100%", "-", "-"],
     ]
+    revenue = goals.first.locator("td")
+    assert [revenue.nth(i).get_attribute("title") for i in (3, 4)] == ["€19.75", "€9.88"]
     expect(page.get_by_test_id("realtime")).to_contain_text("1 current visitor")
     page.fill("#prop-key", "plan")
     page.press("#prop-key", "Enter")
@@ -289,11 +331,14 @@ def test_sites_page_creates_a_site_and_a_shared_link_that_reads_one_site_only(
     stranger = browser.new_context()
     shared = stranger.new_page()
     shared_console = Console(shared)
-    shared.goto(link)
+    shared.goto(link.replace("#auth=", "?period=day#auth="))  # today's range: what was sent
     every_panel(shared)
     expect(shared.locator(".headline [data-metric='pageviews'] .value")).to_have_text("3")
     assert shared.locator("nav").count() == 0 and shared.locator("#site").count() == 0
     assert sorted(panel_rows(shared, "pages")) == ["/", "/guide"]
+    # No revenue goal on this site: the Goals panel has no revenue columns.
+    goal_heads = shared.locator("[data-panel='goals'] thead th").all_inner_texts()
+    assert goal_heads == ["Name", "Visitors", "Events", "Conversion rate"]
     token = link.split("#auth=", 1)[1]
     statuses = shared.evaluate(
         """async ([token, other]) => {

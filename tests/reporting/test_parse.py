@@ -63,6 +63,16 @@ def test_each_fault_names_its_part(body: dict[str, Any], field: str) -> None:
     assert fault(**body) == field
 
 
+@pytest.mark.parametrize("days", ["1d", "90d", "5000d"])
+def test_any_number_of_days_is_a_range(days: str) -> None:
+    assert parsed(metrics=["visitors"], date_range=days).date_range == DateRange(keyword=days)
+
+
+@pytest.mark.parametrize("days", ["0d", "5001d", "07d", "-1d", "1.5d"])
+def test_days_outside_plausibles_bounds_are_refused(days: str) -> None:
+    assert fault(metrics=["visitors"], date_range=days) == "date_range"
+
+
 def test_the_date_range_is_checked_before_the_metrics() -> None:
     assert fault(metrics=["nope"], date_range="fortnight") == "date_range"
 

@@ -4,6 +4,7 @@ and warnings, against hand-computed answers on events written straight into Clic
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
@@ -119,12 +120,99 @@ def test_several_currencies_or_no_revenue_goal_give_null_and_a_warning(
     assert nothing["meta"]["metric_warnings"] == {"total_revenue": NO_GOALS}
 
 
-def test_revenue_is_not_compared_nor_a_v1_metric(app: TestClient, ch: Client) -> None:
-    site = seed(app, ch)
-    refused = query(
-        app, site, 400, metrics=["total_revenue"], include={"compare": "previous_period"}
+def seed_earlier(ch: Client, site: str) -> None:
+    """The day before DAY0: Purchase 20 and 41 USD (61, average 30.50)."""
+    before = DAY0 - dt.timedelta(days=1)
+    write(
+        ch,
+        site,
+        {"v": 5, "ts": at(before, "09:00:00"), "type": "Purchase", "revenue": ("20", "USD")},
+        {"v": 6, "ts": at(before, "09:30:00"), "type": "Purchase", "revenue": ("41", "USD")},
     )
-    assert "not compared" in refused["error"]
+
+
+def eur(value: float, short: str, long: str) -> dict[str, Any]:
+    return {"short": short, "value": value, "long": long, "currency": "EUR"}
+
+
+def test_revenue_by_goal_compared_with_the_previous_period(app: TestClient, ch: Client) -> None:
+    site = seed(app, ch)
+    seed_earlier(ch, site)
+    answer = query(
+        app, site, metrics=["visitors", *BOTH], dimensions=["event:goal"],
+        include={"comparisons": {"mode": "previous_period"}},
+    )  # fmt: skip
+    got = {r["dimensions"][0]: (r["metrics"], r["comparison"]) for r in answer["results"]}
+    assert got["Purchase"] == (
+        [2, usd(30.5, "$30.5", "$30.50"), usd(15.25, "$15.3", "$15.25")],
+        {
+            "dimensions": ["Purchase"],
+            "metrics": [2, usd(61.0, "$61.0", "$61.00"), usd(30.5, "$30.5", "$30.50")],
+            # visitors 2 -> 2; 61 -> 30.50 and 30.50 -> 15.25 are both -50%
+            "change": [0, -50, -50],
+        },
+    )
+    # No donation the day before: the formatted zero in its currency, +100% from zero.
+    assert got["Donation"][1] == {
+        "dimensions": ["Donation"],
+        "metrics": [0, eur(0.0, "€0.0", "€0.00"), eur(0.0, "€0.0", "€0.00")],
+        "change": [100, 100, 100],
+    }
+    # Not a revenue goal: null revenue, compared or not, and no change.
+    assert got["Signup"] == (
+        [1, None, None],
+        {"dimensions": ["Signup"], "metrics": [0, None, None], "change": [100, None, None]},
+    )
+    assert "metric_warnings" not in answer["meta"]
+
+
+def test_revenue_compared_in_hitstreams_form_and_with_a_custom_range(
+    app: TestClient, ch: Client
+) -> None:
+    site = seed(app, ch)
+    seed_earlier(ch, site)
+    purchase = [["is", "event:goal", ["Purchase"]]]
+    before_day = query(
+        app, site, metrics=BOTH, filters=purchase, include={"compare": "previous_period"}
+    )
+    assert before_day["results"] == [{
+        "dimensions": [],
+        "metrics": [usd(30.5, "$30.5", "$30.50"), usd(15.25, "$15.3", "$15.25")],
+        "comparison": {"dimensions": [],
+                       "metrics": [usd(61.0, "$61.0", "$61.00"), usd(30.5, "$30.5", "$30.50")],
+                       "change": [-50, -50]},
+    }]  # fmt: skip
+    # A year before: no purchase (raw events that old have expired): formatted zeros.
+    yearly = query(app, site, metrics=BOTH, filters=purchase, include={"compare": "year_over_year"})
+    zero = usd(0.0, "$0.0", "$0.00")
+    assert yearly["results"][0]["comparison"] == {
+        "dimensions": [], "metrics": [zero, zero], "change": [None, None]
+    }  # fmt: skip
+    # Days before against two empty days: formatted zeros, each bucket to its own.
+    before, earliest = DAY0 - dt.timedelta(days=1), DAY0 - dt.timedelta(days=3)
+    custom = query(
+        app, site, metrics=["total_revenue"], filters=purchase, dimensions=["time:day"],
+        date_range=[before.isoformat(), DAY0.isoformat()],
+        include={"comparisons": {"mode": "custom", "date_range": [
+            earliest.isoformat(), (earliest + dt.timedelta(days=1)).isoformat()]}},
+    )  # fmt: skip
+    assert [(r["dimensions"], r["metrics"], r["comparison"]) for r in custom["results"]] == [
+        ([before.isoformat()], [usd(61.0, "$61.0", "$61.00")],
+         {"dimensions": [earliest.isoformat()], "metrics": [zero], "change": [100]}),
+        ([DAY0.isoformat()], [usd(30.5, "$30.5", "$30.50")],
+         {"dimensions": [(earliest + dt.timedelta(days=1)).isoformat()], "metrics": [zero],
+          "change": [100]}),
+    ]  # fmt: skip
+    # Several currencies: null now, before and as a change, with the warning.
+    mixed = query(app, site, metrics=BOTH, include={"compare": "previous_period"})
+    assert mixed["results"][0]["metrics"] == [None, None]
+    assert mixed["results"][0]["comparison"]["metrics"] == [None, None]
+    assert mixed["results"][0]["comparison"]["change"] == [None, None]
+    assert mixed["meta"]["metric_warnings"] == {m: NO_SINGLE for m in BOTH}
+
+
+def test_revenue_is_not_a_v1_metric(app: TestClient, ch: Client) -> None:
+    site = seed(app, ch)
     v1 = app.get(
         "/api/v1/stats/aggregate",
         params={"site_id": site, "metrics": "total_revenue", "period": "day"},

@@ -1,5 +1,8 @@
 /* Numbers as the dashboard shows them. */
 
+// Revenue values come as Plausible's {short, value, long, currency}.
+const REVENUE = ['total_revenue', 'average_revenue'];
+
 export const numberFormat = new Intl.NumberFormat('en');
 
 export function formatMetric(name, value) {
@@ -10,7 +13,13 @@ export function formatMetric(name, value) {
     return (s >= 60 ? Math.floor(s / 60) + 'm ' : '') + (s % 60) + 's';
   }
   if (name === 'views_per_visit') return String(value);
+  if (REVENUE.includes(name)) return value.short;
   return numberFormat.format(value);
+}
+
+// A metric's exact figure, for a tooltip where the cell shows it short (revenue).
+export function fullMetric(name, value) {
+  return REVENUE.includes(name) && value ? value.long : undefined;
 }
 
 // A headline's change against the previous period: its direction and its text.

@@ -4,7 +4,7 @@
 import { showError } from '../alerts.js';
 import { api } from '../api.js';
 import { clear, download, h } from '../dom.js';
-import { formatMetric } from '../format.js';
+import { formatMetric, fullMetric } from '../format.js';
 import { NOT_CUSTOM_EVENTS } from '../page.js';
 import { siteQuery } from '../state.js';
 
@@ -22,10 +22,14 @@ export const PANELS = [
   { id: 'os', title: 'Operating systems', dimension: 'visit:os', metrics: ['visitors'] },
   { id: 'devices', title: 'Devices', dimension: 'visit:device', metrics: ['visitors'] },
   { id: 'events', title: 'Custom events', dimension: 'event:name', metrics: ['visitors', 'events'], extra: CUSTOM_EVENTS_ONLY },
-  { id: 'goals', title: 'Goals', dimension: 'event:goal', metrics: ['visitors', 'events', 'conversion_rate'] },
+  // Revenue columns show when the site has revenue goals (the query API warns when none).
+  { id: 'goals', title: 'Goals', dimension: 'event:goal', metrics: ['visitors', 'events', 'conversion_rate', 'total_revenue', 'average_revenue'] },
   { id: 'props', title: 'Event properties', dimension: null, metrics: ['visitors', 'events'] }
 ];
-const METRIC_NAMES = { visitors: 'Visitors', pageviews: 'Page views', events: 'Events', conversion_rate: 'Conversion rate' };
+const METRIC_NAMES = {
+  visitors: 'Visitors', pageviews: 'Page views', events: 'Events', conversion_rate: 'Conversion rate',
+  total_revenue: 'Revenue', average_revenue: 'Average revenue'
+};
 const ROWS_SHOWN = 10;
 
 // Panels load when they come near the screen, as Plausible's lower reports do: the
@@ -57,12 +61,12 @@ export function loadPanel(stats, panel, mine) {
   const section = panelSection(stats, panel);
   const q = panelQuery(stats.state, panel);
   if (!q) {
-    renderPanel(stats, section, panel, null, []);
+    renderPanel(stats, section, panel, null, null);
     return Promise.resolve();
   }
   q.pagination = { limit: ROWS_SHOWN };
   return api('POST', '/api/v2/query', q).then((answer) => {
-    if (mine === stats.generation) renderPanel(stats, section, panel, q.dimensions[0], answer.results);
+    if (mine === stats.generation) renderPanel(stats, section, panel, q.dimensions[0], shownColumns(panel, answer));
   });
 }
 
@@ -80,14 +84,26 @@ function panelQuery(state, panel) {
   });
 }
 
-function renderPanel(stats, section, panel, dimension, rows) {
+// The metrics to show and each row's values for them: a metric the answer warns about
+// (revenue without a revenue goal: `no_revenue_goals_matching`) is left out.
+function shownColumns(panel, answer) {
+  const warned = (answer.meta && answer.meta.metric_warnings) || {};
+  const kept = panel.metrics.map((m, i) => i).filter((i) => !warned[panel.metrics[i]]);
+  const metrics = kept.map((i) => panel.metrics[i]);
+  const rows = answer.results.map((r) => ({ dimensions: r.dimensions, metrics: kept.map((i) => r.metrics[i]) }));
+  return { metrics: metrics, rows: rows };
+}
+
+function renderPanel(stats, section, panel, dimension, shown) {
   const csv = h('button', { type: 'button', class: 'csv', text: 'CSV', 'aria-label': 'Download ' + panel.title + ' as CSV', onclick: () => { panelCsv(stats.state, panel); } });
   const head = h('div', { class: 'panel-head' }, [h('h2', { id: 'panel-' + panel.id, text: panel.title }), dimension ? csv : null]);
   const content = [head];
   if (panel.id === 'props') content.push(propForm(stats));
-  if (dimension) content.push(panelTable(stats, panel, dimension, rows));
+  if (dimension) content.push(panelTable(stats, panel, dimension, shown));
   else content.push(h('p', { class: 'hint', text: 'Name a property (for example plan) to break events down by its values.' }));
   clear(section).append(...content);
+  // Goals with their revenue columns take two grid cells on a wide screen.
+  section.classList.toggle('wide', Boolean(shown) && shown.metrics.length > 3);
   section.dataset.loaded = '1';
 }
 
@@ -97,26 +113,27 @@ function propForm(stats) {
     [input, h('button', { type: 'submit', text: 'Show' })]);
 }
 
-function panelTable(stats, panel, dimension, rows) {
+function panelTable(stats, panel, dimension, shown) {
+  const rows = shown.rows;
   const total = rows.reduce((max, r) => Math.max(max, r.metrics[0]), 0) || 1;
-  const empty = h('tr', {}, [h('td', { colspan: String(panel.metrics.length + 1), class: 'empty', text: 'No data for this range' })]);
+  const empty = h('tr', {}, [h('td', { colspan: String(shown.metrics.length + 1), class: 'empty', text: 'No data for this range' })]);
   return h('table', {}, [
-    h('caption', { class: 'sr-only', text: panel.title + ', by ' + panel.metrics[0] }),
-    h('thead', {}, [h('tr', {}, [h('th', { scope: 'col', text: 'Name' })].concat(panel.metrics.map((m) =>
-      h('th', { scope: 'col', class: 'num', text: METRIC_NAMES[m] || m }))))]),
-    h('tbody', {}, rows.length ? rows.map((row) => panelRow(stats, panel, dimension, row, total)) : [empty])
+    h('caption', { class: 'sr-only', text: panel.title + ', by ' + shown.metrics[0] }),
+    h('thead', {}, [h('tr', {}, [h('th', { scope: 'col', text: 'Name' })].concat(shown.metrics.map((m) =>
+      h('th', { scope: 'col', class: 'num', 'data-metric': m, text: METRIC_NAMES[m] || m }))))]),
+    h('tbody', {}, rows.length ? rows.map((row) => panelRow(stats, shown.metrics, dimension, row, total)) : [empty])
   ]);
 }
 
 // A row: its value (a button that filters by it, over a bar of its share) and its metrics.
-function panelRow(stats, panel, dimension, row, total) {
+function panelRow(stats, metrics, dimension, row, total) {
   const value = row.dimensions[0];
   const bar = h('span', { class: 'bar', 'aria-hidden': 'true' });
   bar.style.width = Math.round(100 * row.metrics[0] / total) + '%';
   return h('tr', {}, [h('th', { scope: 'row' }, [bar, h('button', {
     type: 'button', class: 'filter-by', title: 'Filter by this', text: value,
     onclick: () => { addFilter(stats, dimension, value); }
-  })])].concat(row.metrics.map((v, i) => h('td', { class: 'num', text: formatMetric(panel.metrics[i], v) }))));
+  })])].concat(row.metrics.map((v, i) => h('td', { class: 'num', text: formatMetric(metrics[i], v), title: fullMetric(metrics[i], v) }))));
 }
 
 function panelCsv(state, panel) {
