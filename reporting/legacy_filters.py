@@ -18,6 +18,7 @@ from typing import Any
 
 from reporting.expressions import empty_label
 from reporting.legacy_params import DOCS, bad, known_property
+from schemas.query import UNAVAILABLE_DIMENSIONS
 
 _UNESCAPED_BAR = re.compile(r"(?<!\\)\|")
 # Characters RE2 reads as syntax, escaped in a wildcard's literal parts.
@@ -38,6 +39,8 @@ def translate(text: str | None) -> list[list[Any]]:
             continue  # Plausible drops a filter it cannot split in two
         name, value = pieces
         if not known_property(name) and name != "event:hostname":
+            if name in UNAVAILABLE_DIMENSIONS:
+                raise bad(UNAVAILABLE_DIMENSIONS[name], "filters")
             if name == "event:goal":
                 goal = _UNESCAPED_BAR.split(value)[0].replace("\\|", "|")
                 raise bad(
