@@ -224,6 +224,12 @@ class Settings(BaseSettings):
         description="embedded Valkey memory cap (e.g. 1GiB); writes get 503 beyond it",
     )
 
+    # The visitor's region and city (ingest/places.py): the directory of DB-IP's city
+    # databases (`make geo-db` fills .hitstream/geo); empty: the country alone.
+    geo_city_db: str = Field(
+        default="", description="directory of dbip-city-ipv4/ipv6.mmdb; empty: country only"
+    )
+
     # ClickHouse retention of raw rows (0: forever); the aggregate tables keep their rows.
     # At most 10 years: ClickHouse's DateTime ends in 2106, and a TTL past it wraps around.
     raw_ttl_days: int = Field(default=90, ge=0, le=MAX_RAW_TTL_DAYS)

@@ -40,6 +40,7 @@ from hitstream import openapi
 from hitstream.connections import EmbeddedValkey, clickhouse_client, open_redis, redact
 from hitstream.datadir import secure_data_dir, write_private
 from ingest.auth import FailedAttempts
+from ingest.places import Places, open_places
 from ingest.ratelimit import RateLimiter
 from ingest.stream import StreamWriter
 from ingest.visitors import DailySalts, erase_expired_salts
@@ -84,6 +85,7 @@ class AppState(TypedDict, total=False):
     role_checks: dict[str, health.Check]
     metrics: Metrics
     writer: StreamWriter
+    places: Places | None
     registry: Registry
     stats_readers: Readers
     stream_readers: Readers
@@ -276,6 +278,11 @@ async def _open_ingest(
     await stack.enter_async_context(_background(writer.watch_backlog(BACKLOG_REFRESH_S)))
     state["writer"] = writer
     state["role_checks"]["ingest"] = writer.can_append
+    # Opened once per process, memory-mapped (ingest/places.py); None: country only.
+    places = open_places(settings.geo_city_db)
+    if places is not None:
+        stack.callback(places.close)
+    state["places"] = places
 
 
 async def _open_registry(state: AppState, stack: contextlib.AsyncExitStack) -> None:

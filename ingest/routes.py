@@ -36,8 +36,10 @@ from ingest.bots import is_bot
 from ingest.cors import preflight, refusal_headers
 from ingest.encode import Encoded, encode
 from ingest.geo import country
+from ingest.places import Places
 from ingest.stream import PartlyStored, StreamWriter
 from ingest.visitors import RequestVisitor
+from schemas.entry import ClientColumns
 from schemas.event import EventIn
 
 log = logging.getLogger(__name__)
@@ -48,6 +50,7 @@ class IngestState(AdmissionState):
 
     writer: StreamWriter
     metrics: Metrics
+    places: Places | None
 
 
 IngestRequest: TypeAlias = Request[IngestState]
@@ -97,13 +100,30 @@ async def store(request: IngestRequest, grant: Grant) -> list[Encoded] | None:
         metrics.bot_events_dropped.inc(len(grant.events))
         return None
     visitor = RequestVisitor(await request.state["salts"].today(), grant.ip, user_agent)
-    client = dataclasses.replace(describe(user_agent), country=country(grant.ip))
+    client = _client(request, user_agent, grant.ip)
     encoded = encode(
         grant.events, datetime.now(UTC), site_id=grant.site_id, visitor=visitor, client=client
     )
     await _append(request, encoded)
     metrics.events_accepted.inc(len(encoded))
     return encoded
+
+
+def _client(request: IngestRequest, user_agent: str, ip: str) -> ClientColumns:
+    """The visitor's software and place: country, and region and city when a city
+    database is configured (the address itself is not kept)."""
+    code = country(ip)
+    places = request.state["places"]
+    if places is None:
+        return dataclasses.replace(describe(user_agent), country=code)
+    place = places.place(ip, code)
+    return dataclasses.replace(
+        describe(user_agent),
+        country=code,
+        region=place.region,
+        region_name=place.region_name,
+        city_name=place.city_name,
+    )
 
 
 def _from_a_bot(events: Sequence[EventIn], user_agent: str) -> bool:

@@ -21,6 +21,7 @@ from schemas.query import (
     OPERATORS,
     PROPS_PREFIX,
     TIME_DIMENSIONS,
+    UNAVAILABLE_DIMENSIONS,
     VISIT_DIMENSIONS,
     prop_key,
 )
@@ -65,6 +66,8 @@ def check_dimension(name: str, where: str, time_allowed: bool) -> None:
         return
     if name == GOAL_DIMENSION:
         return
+    if name in UNAVAILABLE_DIMENSIONS:
+        raise QueryError(where, UNAVAILABLE_DIMENSIONS[name])
     raise QueryError(where, f"unknown dimension {name[:100]!r}")
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from reporting.expressions import empty_label
 from reporting.legacy_params import DOCS, bad, known_property
-from schemas.query import GOAL_DIMENSION
+from schemas.query import GOAL_DIMENSION, UNAVAILABLE_DIMENSIONS
 
 _UNESCAPED_BAR = re.compile(r"(?<!\\)\|")
 # Characters RE2 reads as syntax, escaped in a wildcard's literal parts.
@@ -42,6 +42,8 @@ def translate(text: str | None) -> list[list[Any]]:
             continue  # Plausible drops a filter it cannot split in two
         name, value = pieces
         if not known_property(name) and name != "event:hostname":
+            if name in UNAVAILABLE_DIMENSIONS:
+                raise bad(UNAVAILABLE_DIMENSIONS[name], "filters")
             raise bad(
                 f"Invalid filter property '{name[:100]}'. Please provide a valid filter "
                 f"property: {DOCS}#properties",

@@ -15,7 +15,7 @@ import re
 from collections.abc import Mapping
 
 from foundation.http import APIError
-from schemas.query import GOAL_DIMENSION, PROPS_PREFIX, VISIT_DIMENSIONS
+from schemas.query import GOAL_DIMENSION, PROPS_PREFIX, UNAVAILABLE_DIMENSIONS, VISIT_DIMENSIONS
 
 DOCS = "https://plausible.io/docs/stats-api"
 PERIODS = ("day", "7d", "28d", "30d", "90d", "month", "6mo", "12mo", "custom")
@@ -160,6 +160,8 @@ def property_of(params: Mapping[str, str]) -> str:
             f"provide a valid property for the breakdown endpoint: {DOCS}#properties",
             "property",
         )
+    if prop in UNAVAILABLE_DIMENSIONS:
+        raise bad(UNAVAILABLE_DIMENSIONS[prop], "property")
     if not known_property(prop):
         raise bad(
             f"Invalid property '{prop[:100]}'. Please provide a valid property for the "
@@ -170,7 +172,7 @@ def property_of(params: Mapping[str, str]) -> str:
 
 
 def known_property(name: str) -> bool:
-    """A property hitstream has (visit:region, visit:city... are not yet)."""
+    """A property hitstream has (not visit:city: UNAVAILABLE_DIMENSIONS)."""
     return (
         name in EVENT_PROPERTIES
         or name in VISIT_DIMENSIONS

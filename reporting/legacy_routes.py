@@ -35,7 +35,7 @@ REALTIME = dt.timedelta(minutes=5)
 MAX_OFFSET = 10_000_000  # the v2 pagination's bound: pages past it are empty
 # Breakdowns leave out the rows whose value is empty for these (Plausible's rule).
 NO_EMPTY_ROWS = frozenset({
-    "visit:country", "visit:entry_page", "visit:exit_page", "visit:utm_source",
+    "visit:country", "visit:region", "visit:entry_page", "visit:exit_page", "visit:utm_source",
     "visit:utm_medium", "visit:utm_campaign", "visit:utm_term", "visit:utm_content",
 })  # fmt: skip
 

@@ -30,7 +30,7 @@ ROW_KEYS = (
     "hostname", "referrer", *UTM_TAGS, "props", "visitor_id",
     "browser", "browser_version", "os", "os_version", "device", "country",
     "source", "interactive", "engagement_ms", "scroll_depth", "revenue_amount",
-    "revenue_currency", "click_id_param", "session_id",
+    "revenue_currency", "click_id_param", "region", "region_name", "city_name", "session_id",
 )  # fmt: skip
 # A row ends with its visit's id: SESSION_TAIL (the id 0) until ingest's script writes
 # SESSION_FORMAT with the id in its place (ingest/lua/visits.lua receives both: visits
@@ -57,6 +57,9 @@ class ClientColumns:
     os_version: str = ""
     device: str = ""  # Desktop, Mobile, Tablet (schemas/names.py)
     country: str = ""  # ISO 3166-1 alpha-2
+    region: str = ""  # ISO 3166-2, e.g. US-CA (ingest/places.py)
+    region_name: str = ""  # DB-IP's English name
+    city_name: str = ""
 
 
 UNKNOWN_CLIENT = ClientColumns()
@@ -119,6 +122,9 @@ def encode_row(
     row["revenue_amount"] = amount  # decimal text: exact
     row["revenue_currency"] = currency
     row["click_id_param"] = click_id_param
+    row["region"] = client.region
+    row["region_name"] = client.region_name
+    row["city_name"] = client.city_name
     # 0 (SESSION_TAIL) until ingest's script writes the visit's id in its place.
     row["session_id"] = session_id
     return orjson.dumps(row)

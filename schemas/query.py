@@ -44,6 +44,14 @@ VISIT_DIMENSIONS = {
     "visit:os_version": "os_version",
     "visit:country": "country",
     "visit:country_name": "country_name",  # derived from country (schemas/countries.py)
+    "visit:region": "region",  # ISO 3166-2 (ingest/places.py; migration 0022)
+    "visit:region_name": "region_name",
+    "visit:city_name": "city_name",
+}
+# Plausible's dimensions hitstream cannot answer truthfully, and why (a 400 in v1 and v2).
+UNAVAILABLE_DIMENSIONS = {
+    "visit:city": "visit:city is a GeoNames id, which hitstream's city database does not"
+    " have: use visit:city_name (or visit:region, visit:region_name)",
 }
 TIME_BUCKETS = ("minute", "hour", "day", "week", "month")
 TIME_DIMENSIONS = ("time", *(f"time:{bucket}" for bucket in TIME_BUCKETS))

@@ -236,6 +236,9 @@ def write(ch: Client, site: str, *events: dict[str, Any]) -> None:
             os=e.get("os", ""),
             device=e.get("device", ""),
             country=e.get("country", ""),
+            region=e.get("region", ""),
+            region_name=e.get("region_name", ""),
+            city_name=e.get("city_name", ""),
         )
         rows.append(
             entry.encode_row(
@@ -283,6 +286,12 @@ def stats_when(
     """Poll a process's GET /stats until it counts `views` page views."""
     with httpx.Client(base_url=base_url, timeout=5) as http:
         return wait_stats(http.get, lambda body: body["total_views"] == views, deadline_s, **params)
+
+
+# DB-IP's city database at the version tests/assets/dbip-city/VERSION pins, which
+# `make test-geo-db` (a prerequisite of make test and test-fast) fetches once.
+GEO_DB_VERSION = (ROOT / "tests" / "assets" / "dbip-city" / "VERSION").read_text().strip()
+GEO_DB = Path.home() / ".cache" / "hitstream" / f"dbip-city-{GEO_DB_VERSION}"
 
 
 # Headless Chromium (Debian's) and the pages it visits.

@@ -1,6 +1,7 @@
-"""Nothing that identifies a visitor reaches a disk: a real `serve`, a visitor behind a
-trusted proxy, then every table, the AOF, the stream and every file are searched for
-the visitor's IP and User-Agent."""
+"""Nothing that identifies a visitor reaches a disk: a real `serve` (with the city
+database: the address is looked up, and only the place kept), a visitor behind a trusted
+proxy, then every table, the AOF, the stream and every file are searched for the
+visitor's IP and User-Agent."""
 
 from __future__ import annotations
 
@@ -13,11 +14,11 @@ import pytest
 import redis
 
 from foundation.testing import HitstreamProcess, wait_stats
-from tests.helpers import D0, DEFAULT_KEYS, event
+from tests.helpers import D0, DEFAULT_KEYS, GEO_DB, event
 
 pytestmark = pytest.mark.e2e
 
-IP = "203.0.113.77"
+IP = "81.2.69.142"  # a public address: DB-IP places it in London
 AGENT = "PrivacyProbe/7.7 (X11; scan-me-4242) Gecko/20100101 Firefox/133.0"
 
 # Every row of every table, as text, read in a child process (this one holds a chdb path).
@@ -32,7 +33,8 @@ for (table,) in c.query("SELECT name FROM system.tables WHERE database = 'hitstr
 
 def test_the_visitors_ip_and_user_agent_are_on_no_disk(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    env = {"HITSTREAM_DATA_DIR": str(data)}  # rate limits on; 127.0.0.1 is the trusted proxy
+    # Rate limits on; 127.0.0.1 is the trusted proxy.
+    env = {"HITSTREAM_DATA_DIR": str(data), "HITSTREAM_GEO_CITY_DB": str(GEO_DB)}
     server = HitstreamProcess("serve", env, tmp_path / "serve.log").start()
     try:
         headers = {"user-agent": AGENT, "x-forwarded-for": IP}
@@ -65,6 +67,7 @@ def test_the_visitors_ip_and_user_agent_are_on_no_disk(tmp_path: Path) -> None:
         check=True,
     ).stdout.decode(errors="replace")
     assert "private" in tables and "/p19" in tables, "the dump reads the tables"
+    assert "GB-ENG" in tables and "London" in tables, "the address was looked up"
     files = [path for path in data.rglob("*") if path.is_file()]
     aof = [path for path in files if ".aof" in path.name]
     assert aof and any(b"/p19" in path.read_bytes() for path in aof), "the AOF holds the stream"

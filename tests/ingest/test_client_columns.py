@@ -174,7 +174,7 @@ def test_derived_columns_reach_the_events_table(
     assert client.post("/event", json=body, headers=headers).status_code == 202
     poll_stats(client, lambda b: b["total_views"] == 1, site_id="derived", date=D0)
     [stored] = ch.query(
-        "SELECT browser, browser_version, os, os_version, device, country FROM events"
-        " WHERE site_id = 'derived'"
+        "SELECT browser, browser_version, os, os_version, device, country, region,"
+        " region_name, city_name FROM events WHERE site_id = 'derived'"
     ).result_rows
     assert stored == astuple(dataclasses.replace(expected, country="JP"))

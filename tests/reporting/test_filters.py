@@ -10,6 +10,7 @@ from reporting.filters import (
     MAX_FILTER_BYTES,
     MAX_FILTER_DEPTH,
     MAX_PATTERNS,
+    check_dimension,
     clause_values,
     conditions_of,
     parse_filter,
@@ -107,8 +108,12 @@ def test_integer_values_where_plausible_takes_them() -> None:
             clause_values(item, "filters[0][2]")
         assert caught.value.field == "filters[0][2]"
     assert caught.value.plausible == """Invalid filter '["is", "event:page", [1.5]]'."""
-    # hitstream has no city data: the refusal names the dimension, not its values.
+    # hitstream has city names, no GeoNames ids: the refusal names the dimension and why.
     assert fault(["is", "visit:city", [2643743]]) == "filters[0][1]"
+    with pytest.raises(QueryError) as caught:
+        check_dimension("visit:city", "dimensions[0]", time_allowed=True)
+    assert caught.value.field == "dimensions[0]"
+    assert "GeoNames id" in str(caught.value) and "visit:city_name" in str(caught.value)
 
 
 def test_countries_are_two_letter_codes() -> None:

@@ -55,11 +55,14 @@ def test_wildcards_match_any_characters_slashes_included() -> None:
 
 def test_unknown_filter_properties_and_goals_in_plausibles_words() -> None:
     with pytest.raises(APIError) as caught:
-        translate("visit:source==Google;visit:city==Paris")
+        translate("visit:source==Google;visit:town==Paris")
     assert caught.value.error == (
-        "Invalid filter property 'visit:city'. Please provide a valid filter property: "
+        "Invalid filter property 'visit:town'. Please provide a valid filter property: "
         "https://plausible.io/docs/stats-api#properties"
     )
+    with pytest.raises(APIError) as caught:
+        translate("visit:source==Google;visit:city==2988507")
+    assert caught.value.error.startswith("visit:city is a GeoNames id")
 
 
 def test_goal_filters_are_is_and_name_goals_the_site_has() -> None:

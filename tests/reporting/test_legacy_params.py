@@ -108,7 +108,11 @@ def test_properties() -> None:
         "a valid property for the breakdown endpoint: https://plausible.io/docs/stats-api#properties"
     )
     assert p.property_of({"property": "event:goal"}) == "event:goal"
-    for unknown in ("visit:city", "event:props:", "nope"):
+    assert refusal(p.property_of, {"property": "visit:city"}) == (
+        "visit:city is a GeoNames id, which hitstream's city database does not have: use "
+        "visit:city_name (or visit:region, visit:region_name)"
+    )
+    for unknown in ("event:props:", "nope"):
         assert refusal(p.property_of, {"property": unknown}) == (
             f"Invalid property '{unknown}'. Please provide a valid property for the breakdown "
             "endpoint: https://plausible.io/docs/stats-api#properties"

@@ -533,3 +533,29 @@ def test_past_raw_retention_event_filters_are_refused(
     )
     assert status == 400
     assert error.startswith("date: raw events before ") and "have expired" in error
+
+
+def test_breakdown_by_region(app: TestClient, ch: Client, site: dict[str, Any]) -> None:
+    """visit:region rows are keyed `region` (the ISO 3166-2 code); visits without one are
+    left out, as Plausible leaves them out. visit:city (a GeoNames id) is a 400 saying why."""
+    berlin = {"country": "DE", "region": "DE-BE", "region_name": "Berlin", "city_name": "Berlin"}
+    write(
+        ch,
+        site["site_id"],
+        {"v": 1, "ts": at(DAY0, "10:00:00"), **berlin},
+        {"v": 2, "ts": at(DAY0, "11:00:00"), **berlin},
+        {"v": 3, "ts": at(DAY0, "12:00:00"), "country": "US", "region": "US-CA",
+         "region_name": "California", "city_name": "Mountain View"},
+        {"v": 4, "ts": at(DAY0, "13:00:00"), "country": "US"},
+    )  # fmt: skip
+    regions = v1(app, "breakdown", AUTH, property="visit:region", **CUSTOM)["results"]
+    assert regions == [{"region": "DE-BE", "visitors": 2}, {"region": "US-CA", "visitors": 1}]
+    californians = v1(app, "aggregate", AUTH, filters="visit:region==US-CA", **CUSTOM)
+    assert californians["results"] == {"visitors": {"value": 1}}
+    for params in ({"property": "visit:city"}, {"filters": "visit:city==2950159"}):
+        endpoint = "breakdown" if "property" in params else "aggregate"
+        response = app.get(
+            f"{V1}/{endpoint}", params={"site_id": DOMAIN, **params, **CUSTOM}, headers=AUTH
+        )
+        assert response.status_code == 400
+        assert "visit:city_name" in response.json()["error"]

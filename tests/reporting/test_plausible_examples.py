@@ -1,6 +1,6 @@
 """The request examples of Plausible's Stats API v2 reference, sent as written: those
 hitstream answers come back in Plausible's shape; the others are a 400 naming what
-hitstream does not have (behavioral filters, segments, city names)."""
+hitstream does not have (behavioral filters, segments)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,11 @@ from hitstream.app import Role
 SITE = "dummy.site"
 ANSWERED: dict[str, dict[str, Any]] = {
     "aggregate": {"metrics": ["visitors", "events"], "date_range": "7d"},
+    "country-and-city": {
+        "metrics": ["visitors", "pageviews", "bounce_rate"], "date_range": "7d",
+        "filters": [["is_not", "visit:country_name", [""]]],
+        "dimensions": ["visit:country_name", "visit:city_name"],
+    },
     "custom-date-range": {"metrics": ["visitors"], "date_range": ["2024-08-01", "2024-08-15"]},
     "custom-properties": {
         "metrics": ["visitors"], "date_range": "7d",
@@ -64,12 +69,6 @@ REFUSED: dict[str, tuple[dict[str, Any], str]] = {
          "filters": [["is", "event:goal", ["Signup"]],
                      ["has_done", ["is", "event:page", ["/pricing"]]]]},
         "filters[1][0]",
-    ),
-    "country-and-city": (
-        {"metrics": ["visitors", "pageviews", "bounce_rate"], "date_range": "7d",
-         "filters": [["is_not", "visit:country_name", [""]]],
-         "dimensions": ["visit:country_name", "visit:city_name"]},
-        "dimensions[1]",
     ),
     "filtering-by-segment": (
         {"metrics": ["visitors", "events"], "filters": [["is", "segment", [2]]],

@@ -687,3 +687,114 @@ GROUP BY site_id, visitor_id, session_id;
 DROP VIEW IF EXISTS session_interactions_mv ON CLUSTER hitstream SYNC;
 ALTER TABLE sessions ON CLUSTER hitstream DROP COLUMN IF EXISTS interactions;
 ALTER TABLE sessions_local ON CLUSTER hitstream DROP COLUMN IF EXISTS interactions;
+
+-- 0022_places up
+ALTER TABLE events_local ON CLUSTER hitstream
+    ADD COLUMN IF NOT EXISTS region LowCardinality(String),
+    ADD COLUMN IF NOT EXISTS region_name LowCardinality(String),
+    ADD COLUMN IF NOT EXISTS city_name LowCardinality(String);
+ALTER TABLE events ON CLUSTER hitstream
+    ADD COLUMN IF NOT EXISTS region LowCardinality(String),
+    ADD COLUMN IF NOT EXISTS region_name LowCardinality(String),
+    ADD COLUMN IF NOT EXISTS city_name LowCardinality(String);
+ALTER TABLE sessions_local ON CLUSTER hitstream
+    ADD COLUMN IF NOT EXISTS region SimpleAggregateFunction(max, LowCardinality(String)),
+    ADD COLUMN IF NOT EXISTS region_name SimpleAggregateFunction(max, LowCardinality(String)),
+    ADD COLUMN IF NOT EXISTS city_name SimpleAggregateFunction(max, LowCardinality(String));
+ALTER TABLE sessions ON CLUSTER hitstream
+    ADD COLUMN IF NOT EXISTS region SimpleAggregateFunction(max, LowCardinality(String)),
+    ADD COLUMN IF NOT EXISTS region_name SimpleAggregateFunction(max, LowCardinality(String)),
+    ADD COLUMN IF NOT EXISTS city_name SimpleAggregateFunction(max, LowCardinality(String));
+DROP VIEW IF EXISTS sessions_mv ON CLUSTER hitstream SYNC;
+CREATE MATERIALIZED VIEW sessions_mv ON CLUSTER hitstream TO sessions_local AS
+SELECT
+    site_id,
+    visitor_id,
+    session_id,
+    min(ts) AS start,
+    max(ts) AS end,
+    countIf(event_type IN ('pageview', 'page_view')) AS pageviews,
+    count() AS events,
+    max(user_id) AS user_id,
+    maxIf(path, opener) AS entry_page,
+    argMaxState(path, ts) AS exit_page,
+    maxIf(hostname, opener) AS hostname,
+    maxIf(referrer, opener) AS referrer,
+    maxIf(source, opener) AS source,
+    maxIf(utm_source, opener) AS utm_source,
+    maxIf(utm_medium, opener) AS utm_medium,
+    maxIf(utm_campaign, opener) AS utm_campaign,
+    maxIf(utm_term, opener) AS utm_term,
+    maxIf(utm_content, opener) AS utm_content,
+    maxIf(device, opener) AS device,
+    maxIf(browser, opener) AS browser,
+    maxIf(browser_version, opener) AS browser_version,
+    maxIf(os, opener) AS os,
+    maxIf(os_version, opener) AS os_version,
+    maxIf(country, opener) AS country,
+    maxIf(click_id_param, opener) AS click_id_param,
+    argMaxState(page_hostname, ts) AS exit_hostname,
+    maxIf(region, opener) AS region,
+    maxIf(region_name, opener) AS region_name,
+    maxIf(city_name, opener) AS city_name
+FROM (
+    SELECT *, toUnixTimestamp64Milli(ts) = toInt64(session_id) AS opener,
+        CAST(hostname, 'String') AS page_hostname
+    FROM events_local
+    WHERE session_id != 0 AND event_type != 'engagement'
+)
+GROUP BY site_id, visitor_id, session_id;
+
+-- 0022_places down
+DROP VIEW IF EXISTS sessions_mv ON CLUSTER hitstream SYNC;
+CREATE MATERIALIZED VIEW sessions_mv ON CLUSTER hitstream TO sessions_local AS
+SELECT
+    site_id,
+    visitor_id,
+    session_id,
+    min(ts) AS start,
+    max(ts) AS end,
+    countIf(event_type IN ('pageview', 'page_view')) AS pageviews,
+    count() AS events,
+    max(user_id) AS user_id,
+    maxIf(path, opener) AS entry_page,
+    argMaxState(path, ts) AS exit_page,
+    maxIf(hostname, opener) AS hostname,
+    maxIf(referrer, opener) AS referrer,
+    maxIf(source, opener) AS source,
+    maxIf(utm_source, opener) AS utm_source,
+    maxIf(utm_medium, opener) AS utm_medium,
+    maxIf(utm_campaign, opener) AS utm_campaign,
+    maxIf(utm_term, opener) AS utm_term,
+    maxIf(utm_content, opener) AS utm_content,
+    maxIf(device, opener) AS device,
+    maxIf(browser, opener) AS browser,
+    maxIf(browser_version, opener) AS browser_version,
+    maxIf(os, opener) AS os,
+    maxIf(os_version, opener) AS os_version,
+    maxIf(country, opener) AS country,
+    maxIf(click_id_param, opener) AS click_id_param,
+    argMaxState(page_hostname, ts) AS exit_hostname
+FROM (
+    SELECT *, toUnixTimestamp64Milli(ts) = toInt64(session_id) AS opener,
+        CAST(hostname, 'String') AS page_hostname
+    FROM events_local
+    WHERE session_id != 0 AND event_type != 'engagement'
+)
+GROUP BY site_id, visitor_id, session_id;
+ALTER TABLE sessions ON CLUSTER hitstream
+    DROP COLUMN IF EXISTS region,
+    DROP COLUMN IF EXISTS region_name,
+    DROP COLUMN IF EXISTS city_name;
+ALTER TABLE sessions_local ON CLUSTER hitstream
+    DROP COLUMN IF EXISTS region,
+    DROP COLUMN IF EXISTS region_name,
+    DROP COLUMN IF EXISTS city_name;
+ALTER TABLE events ON CLUSTER hitstream
+    DROP COLUMN IF EXISTS region,
+    DROP COLUMN IF EXISTS region_name,
+    DROP COLUMN IF EXISTS city_name;
+ALTER TABLE events_local ON CLUSTER hitstream
+    DROP COLUMN IF EXISTS region,
+    DROP COLUMN IF EXISTS region_name,
+    DROP COLUMN IF EXISTS city_name;
