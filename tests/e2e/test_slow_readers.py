@@ -7,6 +7,7 @@ import json
 import socket
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx2 as httpx
@@ -18,7 +19,7 @@ pytestmark = pytest.mark.e2e
 
 # One site of 150,000 distinct long paths (a CSV breakdown of about 35 MB, far more than
 # the socket buffers between a server and a client that reads nothing hold), and the
-# events of today, so `91d` holds them.
+# events of the last hour, so yesterday and today hold them.
 SEED = (
     "INSERT INTO events (event_id, site_id, event_type, path, ts, received_at, visitor_id)"
     " SELECT generateUUIDv4(number), 'big', 'pageview',"
@@ -28,8 +29,9 @@ SEED = (
 )
 SLOW_READERS = 4
 SMALL_EVENT = {"site_id": "small", "event_type": "page_view", "path": "/a"}
-CSV_QUERY = {"site_id": "big", "date_range": "91d", "metrics": ["visitors"],
-             "dimensions": ["event:page"]}  # fmt: skip
+TODAY = datetime.now(UTC).date()
+CSV_QUERY = {"site_id": "big", "date_range": [str(TODAY - timedelta(days=1)), str(TODAY)],
+             "metrics": ["visitors"], "dimensions": ["event:page"]}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
