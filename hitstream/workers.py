@@ -19,6 +19,7 @@ import signal
 import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from foundation.metrics import MULTIPROC_DIR, share_counts
 
@@ -31,6 +32,7 @@ START_FAILED = 3
 RESTART_PAUSE_S = 1.0
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
+COUNTS_PREFIX = "hitstream-metrics-"
 
 
 def supervise(count: int, serve: Callable[[], int]) -> int:
@@ -38,7 +40,10 @@ def supervise(count: int, serve: Callable[[], int]) -> int:
     0 after a graceful stop, START_FAILED when a worker could not start."""
     made = None
     if not os.environ.get(MULTIPROC_DIR):
-        made = tempfile.mkdtemp(prefix="hitstream-metrics-")  # private: mode 0700
+        _sweep_stale_counts()
+        # Private (mode 0700); named after this process, so a later start can tell a
+        # directory left by a parent that was killed.
+        made = tempfile.mkdtemp(prefix=f"{COUNTS_PREFIX}{os.getpid()}-")
         share_counts(made)
     workers: dict[int, int] = {}  # pid -> slot
     started: dict[int, float] = {}  # slot -> when its worker last started
@@ -57,17 +62,16 @@ def supervise(count: int, serve: Callable[[], int]) -> int:
         # A stop signal between fork and here would run the parent's handler in the
         # worker (or miss the new pid in the parent): held back until both are set.
         signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        if stopping:  # the stop came during the pause: no new worker
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+            return
         pid = os.fork()
         if pid == 0:
             for each in STOP_SIGNALS:
                 signal.signal(each, signal.SIG_DFL)
             signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
             _stop_with_parent()
-            code = 1
-            try:
-                code = serve()
-            finally:
-                os._exit(code)  # never back into the parent's frames
+            os._exit(_run(serve))  # never back into the parent's frames
         workers[pid] = slot
         signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
 
@@ -104,6 +108,32 @@ def _wait(workers: dict[int, int], stopping: list[int], start: Callable[[int], N
             log.warning("worker %d (pid %d) exited (%d): starting another", slot, pid, code)
             start(slot)
     return result
+
+
+def _run(serve: Callable[[], int]) -> int:
+    """A worker's life: serve's exit code; an exception before it could serve is logged
+    with its traceback and counts as a failed start (not started again)."""
+    try:
+        return serve()
+    except BaseException:
+        log.exception("worker %d could not run", os.getpid())
+        return START_FAILED
+    finally:
+        logging.shutdown()  # flush: os._exit skips it
+
+
+def _sweep_stale_counts() -> None:
+    """Remove the metrics directories of earlier parents of this user that were killed
+    before they could (SIGKILL): named after a pid that is no longer running."""
+    for stale in Path(tempfile.gettempdir()).glob(f"{COUNTS_PREFIX}*-*"):
+        pid = stale.name.removeprefix(COUNTS_PREFIX).split("-", 1)[0]
+        try:
+            if not pid.isdigit() or stale.stat().st_uid != os.getuid():
+                continue
+        except OSError:
+            continue
+        if not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(stale, ignore_errors=True)
 
 
 def _stop_with_parent() -> None:

@@ -3,9 +3,16 @@ every event once), a dead worker replaced, and none left behind however the pare
 
 from __future__ import annotations
 
+import logging
 import os
+import shutil
 import signal
+import sys
+import tempfile
+import threading
+import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx2 as httpx
@@ -104,14 +111,10 @@ def test_workers_stop_when_the_parent_is_killed(ingest: HitstreamProcess) -> Non
     wait_for(lambda: True if not any(alive(pid) for pid in workers) else None, timeout=30)
 
 
-def test_workers_that_cannot_start_stop_the_rest(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_workers_that_cannot_start_stop_the_rest(tmp_path: Path, own_handlers: None) -> None:
     """A worker whose start fails (its lifespan raised) is not started again and again:
-    the others are stopped and the parent returns START_FAILED. Forked from this test
-    (given a metrics directory, so this process's own instruments stay as they are)."""
+    the others are stopped and the parent returns START_FAILED. Forked from this test."""
     starts = tmp_path / "starts"
-    monkeypatch.setenv(MULTIPROC_DIR, str(tmp_path))
 
     def serve() -> int:
         with starts.open("a") as log:
@@ -121,11 +124,62 @@ def test_workers_that_cannot_start_stop_the_rest(
         signal.pause()  # the other serves until it is told to stop
         return 0
 
-    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        assert workers.supervise(2, serve) == workers.START_FAILED
-    finally:
-        for each, handler in saved.items():
-            signal.signal(each, handler)
+    assert workers.supervise(2, serve) == workers.START_FAILED
     # Nothing started again (the other may be stopped before it wrote its line).
     assert 1 <= len(starts.read_text().split()) <= 2
+
+
+@pytest.fixture
+def own_handlers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """For supervise() run in this test process: a metrics directory of the test's, and
+    the stop signals' handlers as they were afterwards."""
+    monkeypatch.setenv(MULTIPROC_DIR, str(tmp_path))
+    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    yield
+    for each, handler in saved.items():
+        signal.signal(each, handler)
+
+
+def test_a_stop_during_a_restart_pause_starts_no_worker(tmp_path: Path, own_handlers: None) -> None:
+    starts = tmp_path / "starts"
+
+    def serve() -> int:
+        with starts.open("a") as log:
+            log.write("start\n")
+        return 1  # dies at once: the parent waits its pause, then would start another
+
+    threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGTERM)).start()
+    began = time.monotonic()
+    assert workers.supervise(1, serve) == 0
+    assert starts.read_text().split() == ["start"]
+    assert time.monotonic() - began < workers.RESTART_PAUSE_S + 1
+
+
+def test_a_worker_that_raises_says_why_and_is_not_started_again(
+    own_handlers: None, capfd: pytest.CaptureFixture[str]
+) -> None:
+    def serve() -> int:
+        raise RuntimeError("the metrics directory is gone")
+
+    to_stderr = logging.StreamHandler(sys.stderr)  # as the command's logging.basicConfig
+    workers.log.addHandler(to_stderr)
+    try:
+        assert workers.supervise(1, serve) == workers.START_FAILED
+    finally:
+        workers.log.removeHandler(to_stderr)
+    err = capfd.readouterr().err
+    assert "could not run" in err and "RuntimeError: the metrics directory is gone" in err
+
+
+def test_metrics_directories_of_killed_parents_are_removed(tmp_path: Path) -> None:
+    root = Path(tempfile.gettempdir())
+    stale = root / f"{workers.COUNTS_PREFIX}999999999-test"  # above any pid: not running
+    live = root / f"{workers.COUNTS_PREFIX}{os.getpid()}-test"
+    for each in (stale, live):
+        each.mkdir()
+    try:
+        workers._sweep_stale_counts()
+        assert not stale.exists() and live.exists()
+    finally:
+        for each in (stale, live):
+            shutil.rmtree(each, ignore_errors=True)
