@@ -94,14 +94,18 @@ class Registry:
         self, site_id: str, domains: Sequence[str] = (), website_id: str | None = None
     ) -> tuple[Site, str] | None:
         """Another site than `site_id` that already answers to one of `domains` or to
-        `website_id`, with the name it holds (a domain or a website_id are one site's)."""
+        `website_id`, with the name it holds (a domain or a website_id are one site's).
+        A site's id names it as its domains do (SiteCache.resolve): a domain equal to
+        another site's id, or an id equal to another site's domain, is taken too."""
         wanted = set(domains)
         for other, _ in await self.sites():
             if other.site_id == site_id:
                 continue
-            taken = sorted(wanted & set(other.domains))
+            taken = sorted(wanted & {*other.domains, other.site_id})
             if taken:
                 return other, taken[0]
+            if site_id in other.domains:
+                return other, site_id
             if website_id is not None and other.website_id == website_id:
                 return other, website_id
         return None

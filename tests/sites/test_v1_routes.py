@@ -107,9 +107,22 @@ def test_bad_sites_are_400_in_plausibles_form(
 
 
 def test_a_taken_domain_is_400(app: TestClient) -> None:
-    create_site(app, "Shop", domains=["shop.example"])
+    shop = create_site(app, "Shop", domains=["shop.example"])
     answer = app.post("/api/v1/sites", json={"domain": "shop.example"}, headers=AUTH)
     assert answer.status_code == 400 and answer.json()["error"] == "domain: has already been taken"
+    # A site's id names it as a domain does: another site may not take it as a domain,
+    # which would hand it the first site's queries and events.
+    taking = {"domain": shop["site_id"]}
+    created = app.post("/api/v1/sites", json=taking, headers=AUTH)
+    app.post("/api/v1/sites", json={"domain": "other.example"}, headers=AUTH)
+    changed = app.put("/api/v1/sites/other.example", json=taking, headers=AUTH)
+    for answer in (created, changed):
+        assert answer.json()["error"] == "domain: has already been taken", answer.text
+    other = create_site(app, "Other")
+    moved = app.patch(
+        f"/api/sites/{other['site_id']}", json={"domains": [shop["site_id"]]}, headers=AUTH
+    )
+    assert moved.status_code == 409 and shop["site_id"] in moved.json()["error"]
 
 
 @pytest.mark.parametrize(
