@@ -188,6 +188,10 @@ class RedisKeys:
         """Hash of one site's live goals (goal_id -> JSON), read by reporting."""
         return f"{self._control}goals:{site_id}"
 
+    def goals_lock(self, site_id: str) -> str:
+        """Lock held while a goal of the site is checked and written (redis-py's Lock)."""
+        return f"{self._control}goals-lock:{site_id}"
+
     @property
     def origins(self) -> str:
         """Set of the origins some public site allows (CORS preflight, keyless admission)."""

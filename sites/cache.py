@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
+from redis.asyncio.lock import Lock
 
 from foundation import lua
 from foundation.clients import RedisClient
@@ -55,6 +56,7 @@ class SiteCache:
         self.websites_hash = keys.websites
         self._loaded = keys.registry_loaded
         self._goals_key = keys.goals
+        self._goals_lock = keys.goals_lock
 
     async def key(self, api_key: str) -> ApiKey | None:
         """The record of this plaintext key, if it is one of ours and valid now."""
@@ -106,6 +108,13 @@ class SiteCache:
         every: dict[Any, Any] = await self._redis.hgetall(self._goals_key(site_id))
         goals = map(goal_from_json, every.values())
         return sorted(goals, key=lambda g: (g.created_at, g.goal_id))
+
+    def goals_lock(self, site_id: str) -> Lock:
+        """Held while one of the site's goals is checked against the others and written,
+        by whichever process does it: Plausible's rules (one display name, a thousand
+        goals, one currency an event) hold under concurrent requests. It expires on its
+        own (a holder that died) and is waited for a few seconds at most."""
+        return Lock(self._redis, self._goals_lock(site_id), timeout=30, blocking_timeout=10)
 
     async def put_goals(self, goals: Sequence[Goal]) -> None:
         """Write goals (a deleted one leaves the cache), each in its own field, so two

@@ -113,9 +113,10 @@ class Registry:
     async def add_goal(self, wanted: Goal) -> tuple[Goal, bool]:
         """Plausible's find-or-create: the site's goal with the same target as it is (True),
         else `wanted` stored (False); sites/goals.py's GoalError for a broken rule."""
-        goal, found = find_or_add(await self.goals(wanted.site_id), wanted)
-        if not found:
-            await self._write_goals([goal])
+        async with self.cache.goals_lock(wanted.site_id):
+            goal, found = find_or_add(await self.goals(wanted.site_id), wanted)
+            if not found:
+                await self._write_goals([goal])
         return goal, found
 
     async def delete_goal(self, goal: Goal) -> None:

@@ -78,6 +78,7 @@ def _control_names(keys: RedisKeys) -> list[str]:
         keys.queue_sample(10),
         keys.salt("2026-12-07"),
         keys.goals("site"),
+        keys.goals_lock("site"),
     ]
 
 

@@ -3,6 +3,7 @@ rebuilt from ClickHouse when Redis loses them."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 import pytest
@@ -13,7 +14,7 @@ from starlette.testclient import TestClient
 from foundation.settings import Settings
 from hitstream.connections import redis_client
 from sites.cache import SiteCache
-from sites.goals import make_goal
+from sites.goals import GoalError, make_goal
 from sites.model import Site
 from sites.registry import Registry
 from sites.store import SiteStore
@@ -144,3 +145,34 @@ def test_a_lost_cache_is_rebuilt_with_the_goals(
         lambda: True if redis_conn.hlen(keyed.keys.goals(site["site_id"])) == 1 else None,
         what="the goals cache to be rebuilt from ClickHouse",
     )
+
+
+@pytest.mark.anyio
+async def test_concurrent_goals_of_one_site_keep_plausibles_rules(
+    schema: Client, keyed: Settings
+) -> None:
+    """Two registries (two processes) adding goals of one site at once: each goal is
+    checked against the others and written under the site's lock, so one display name
+    and one currency an event hold."""
+    conns = [redis_client(keyed.redis_url or "") for _ in range(2)]
+    try:
+        registries = [Registry(SiteStore(schema), SiteCache(c, keyed.keys)) for c in conns]
+        await registries[0].create_site(Site("race", "Race"))
+        named = [
+            make_goal("race", event_name=f"Race{i}", display_name="Same") for i in range(6)
+        ]
+        paid = [make_goal("race", event_name="Cur", currency=c) for c in ("EUR", "USD", "GBP")]
+        for wanted in (named, paid):
+            outcomes = await asyncio.gather(
+                *(registries[i % 2].add_goal(goal) for i, goal in enumerate(wanted)),
+                return_exceptions=True,
+            )
+            made = [o for o in outcomes if not isinstance(o, BaseException) and not o[1]]
+            refused = [o for o in outcomes if isinstance(o, GoalError)]
+            assert len(made) == 1 and len(refused) == len(wanted) - 1, outcomes
+        goals = await registries[1].goals("race")
+        assert [g.display_name for g in goals].count("Same") == 1
+        assert [g.currency for g in goals if g.event_name == "Cur"] == [made[0][0].currency]
+    finally:
+        for conn in conns:
+            await conn.aclose()
