@@ -158,9 +158,7 @@ async def test_concurrent_goals_of_one_site_keep_plausibles_rules(
     try:
         registries = [Registry(SiteStore(schema), SiteCache(c, keyed.keys)) for c in conns]
         await registries[0].create_site(Site("race", "Race"))
-        named = [
-            make_goal("race", event_name=f"Race{i}", display_name="Same") for i in range(6)
-        ]
+        named = [make_goal("race", event_name=f"Race{i}", display_name="Same") for i in range(6)]
         paid = [make_goal("race", event_name="Cur", currency=c) for c in ("EUR", "USD", "GBP")]
         for wanted in (named, paid):
             outcomes = await asyncio.gather(
