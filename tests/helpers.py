@@ -7,7 +7,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -267,6 +267,54 @@ def write(ch: Client, site: str, *events: dict[str, Any]) -> None:
 def rows(answer: dict[str, Any]) -> list[tuple[list[str], list[Any]]]:
     """A query answer's rows as (dimensions, metrics)."""
     return [(r["dimensions"], r["metrics"]) for r in answer["results"]]
+
+
+def query_v2(
+    app: TestClient,
+    site: str,
+    status: int = 200,
+    *,
+    headers: Mapping[str, str] = AUTH,
+    **body: Any,
+) -> dict[str, Any]:
+    """POST /api/v2/query for `site` (date_range: DAY0 alone unless given), as the admin
+    unless `headers` say otherwise; the answer, once its status is `status`."""
+    response = app.post(
+        "/api/v2/query", json={"site_id": site, "date_range": [D0, D0], **body}, headers=headers
+    )
+    assert response.status_code == status, response.text
+    return dict(response.json())
+
+
+def seed_visits(ch: Client, site: str) -> None:
+    """Four visits of three visitors over DAY0 and DAY1, with the value names Plausible
+    shows (schemas/names.py); the tests that use it compute their answers by hand:
+    v1: 10:00 / (Google, DE), 10:10 /pricing, 10:20 Signup on /pricing  -> 2 views, 20 min
+    v1: 12:00 /blog (direct, DE)                                         -> bounce
+    v2: 10:05 /pricing (X (Twitter), US, Mobile); an engagement event    -> bounce
+    v3 (user u3), next day: 09:00 /, 09:29:59 /docs, 09:59:57 /docs/api   -> 3 views, 3597 s
+    """
+    de = {"country": "DE", "device": "Desktop", "browser": "Chrome"}
+    write(
+        ch,
+        site,
+        {"v": 1, "ts": at(DAY0, "10:00:00"), "source": "Google",
+         "utm": {"utm_campaign": "spring"}, **de},
+        {"v": 1, "ts": at(DAY0, "10:10:00"), "visit": at(DAY0, "10:00:00"), "path": "/pricing",
+         "source": "Google", **de},
+        {"v": 1, "ts": at(DAY0, "10:20:00"), "visit": at(DAY0, "10:00:00"), "path": "/pricing",
+         "type": "Signup", "props": {"plan": "pro"}, **de},
+        {"v": 1, "ts": at(DAY0, "12:00:00"), "path": "/blog", **de},
+        {"v": 2, "ts": at(DAY0, "10:05:00"), "path": "/pricing", "source": "X (Twitter)",
+         "country": "US", "device": "Mobile", "browser": "Safari"},
+        {"v": 2, "ts": at(DAY0, "10:06:00"), "path": "/pricing", "type": "engagement",
+         "country": "US", "device": "Mobile"},
+        {"v": 3, "ts": at(DAY1, "09:00:00"), "user": "u3", "source": "GitHub", **de},
+        {"v": 3, "ts": at(DAY1, "09:29:59"), "visit": at(DAY1, "09:00:00"), "path": "/docs",
+         "user": "u3", **de},
+        {"v": 3, "ts": at(DAY1, "09:59:57"), "visit": at(DAY1, "09:00:00"), "path": "/docs/api",
+         "user": "u3", **de},
+    )  # fmt: skip
 
 
 # Statements that make every insert into `events` fail after its raw part is written

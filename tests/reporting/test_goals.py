@@ -16,9 +16,7 @@ from reporting.goals import completed, selected, without_goal_filters
 from reporting.model import Condition, Logic
 from reporting.where import match
 from sites.goals import make_goal, page_regex
-from tests.helpers import ADMIN, AUTH, D0, D1, DAY0, DAY1, at, create_site, rows, write
-
-RANGE = [DAY0.isoformat(), DAY0.isoformat()]
+from tests.helpers import ADMIN, AUTH, D0, D1, DAY0, DAY1, at, create_site, query_v2, rows, write
 
 
 @pytest.fixture
@@ -61,19 +59,11 @@ def seed(app: TestClient, ch: Client) -> str:
     return site
 
 
-def query(app: TestClient, site: str, status: int = 200, **body: Any) -> dict[str, Any]:
-    answer = app.post(
-        "/api/v2/query", json={"site_id": site, "date_range": RANGE, **body}, headers=AUTH
-    )
-    assert answer.status_code == status, answer.text
-    return dict(answer.json())
-
-
 def test_a_goal_breakdown_counts_an_event_under_every_goal_it_matches(
     app: TestClient, ch: Client
 ) -> None:
     site = seed(app, ch)
-    answer = query(
+    answer = query_v2(
         app, site, metrics=["visitors", "events", "conversion_rate"], dimensions=["event:goal"]
     )
     # 4 visitors in all: conversion_rate = visitors / 4, one decimal.
@@ -89,12 +79,12 @@ def test_a_goal_breakdown_counts_an_event_under_every_goal_it_matches(
 def test_goal_filters_keep_the_events_that_complete_a_goal(app: TestClient, ch: Client) -> None:
     site = seed(app, ch)
     metrics = ["visitors", "events", "pageviews", "conversion_rate"]
-    blog = query(app, site, metrics=metrics, filters=[["is", "event:goal", ["Visit /blog/*"]]])
+    blog = query_v2(app, site, metrics=metrics, filters=[["is", "event:goal", ["Visit /blog/*"]]])
     assert rows(blog) == [([], [1, 2, 2, 25.0])]
     # contains "Visit": /pricing and /blog/* (v1, v2, v3; 4 pageviews).
-    visit = query(app, site, metrics=metrics, filters=[["contains", "event:goal", ["Visit"]]])
+    visit = query_v2(app, site, metrics=metrics, filters=[["contains", "event:goal", ["Visit"]]])
     assert rows(visit) == [([], [3, 4, 4, 75.0])]
-    signup = query(
+    signup = query_v2(
         app,
         site,
         metrics=metrics,
@@ -103,7 +93,7 @@ def test_goal_filters_keep_the_events_that_complete_a_goal(app: TestClient, ch: 
     assert rows(signup) == [([], [2, 2, 0, 50.0])]
     # conversion_rate's whole keeps the other filters: of the 3 visitors on /pricing or
     # /blog/a..., (v1, v2, v3 have a page starting /p or /b), 2 signed up.
-    kept = query(
+    kept = query_v2(
         app,
         site,
         metrics=["visitors", "conversion_rate"],
@@ -111,22 +101,24 @@ def test_goal_filters_keep_the_events_that_complete_a_goal(app: TestClient, ch: 
     )
     assert rows(kept) == [([], [2, 66.7])]
     # Not the goal: every event that completes none of Signup.
-    other = query(app, site, metrics=["events"], filters=[["is_not", "event:goal", ["Signup"]]])
+    other = query_v2(app, site, metrics=["events"], filters=[["is_not", "event:goal", ["Signup"]]])
     assert rows(other) == [([], [6])]
 
 
 def test_goals_are_checked(app: TestClient, ch: Client) -> None:
     site = seed(app, ch)
-    unknown = query(app, site, 400, metrics=["visitors"], filters=[["is", "event:goal", ["Nope"]]])
+    unknown = query_v2(
+        app, site, 400, metrics=["visitors"], filters=[["is", "event:goal", ["Nope"]]]
+    )
     assert unknown["details"][0]["message"] == (
         "Invalid filters. The goal `Nope` is not configured for this site. Find out how to "
         "configure goals here: https://plausible.io/docs/stats-api#filtering-by-goals"
     )
-    alone = query(app, site, 400, metrics=["conversion_rate"])
+    alone = query_v2(app, site, 400, metrics=["conversion_rate"])
     assert alone["details"][0]["message"] == (
         "Metric `conversion_rate` can only be queried with event:goal filters or dimensions."
     )
-    group = query(app, site, 400, metrics=["group_conversion_rate"], dimensions=["event:page"])
+    group = query_v2(app, site, 400, metrics=["group_conversion_rate"], dimensions=["event:page"])
     assert group["error"] == (
         "Metric `group_conversion_rate` can only be queried with event:goal filters or dimensions."
     )
@@ -137,14 +129,14 @@ def test_goals_are_checked(app: TestClient, ch: Client) -> None:
         if g["event_name"] == "Signup"
     ]
     app.delete(f"/api/sites/{site}/goals/{signup['id']}", headers=AUTH)
-    answer = query(app, site, metrics=["visitors"], dimensions=["event:goal"])
+    answer = query_v2(app, site, metrics=["visitors"], dimensions=["event:goal"])
     assert "Signup" not in {d[0] for d, _ in rows(answer)}
 
 
 def test_a_site_without_goals_has_no_goal_rows(app: TestClient, ch: Client) -> None:
     site = create_site(app, "None")["site_id"]
     write(ch, site, {"v": 1, "ts": at(DAY0, "10:00:00")})
-    assert rows(query(app, site, metrics=["visitors"], dimensions=["event:goal"])) == []
+    assert rows(query_v2(app, site, metrics=["visitors"], dimensions=["event:goal"])) == []
 
 
 def test_goal_filters_choose_goals_by_display_name() -> None:
@@ -201,13 +193,13 @@ def test_goal_filters_share_one_set_of_patterns() -> None:
 
 def seed_sources(app: TestClient, ch: Client) -> str:
     """Six visitors over two days, one goal (Signup); three of them sign up:
-    DAY0: v1 Google, signs up; v2 Google; v3 Twitter, signs up
+    DAY0: v1 Google, signs up; v2 Google; v3 X (Twitter), signs up
     DAY1: v4 Google; v5 direct, signs up; v6 direct
     """
     site = create_site(app, "Sources")["site_id"]
     path = f"/api/sites/{site}/goals"
     assert app.put(path, json={"event_name": "Signup"}, headers=AUTH).status_code == 201
-    google, twitter = {"source": "Google"}, {"source": "Twitter"}
+    google, twitter = {"source": "Google"}, {"source": "X (Twitter)"}
     write(
         ch,
         site,
@@ -232,20 +224,21 @@ RATES = ["visitors", "conversion_rate", "group_conversion_rate"]
 
 def test_conversion_rates_by_source(app: TestClient, ch: Client) -> None:
     site = seed_sources(app, ch)
-    answer = query(
+    answer = query_v2(
         app, site, metrics=RATES, dimensions=["visit:source"], filters=SIGNUP, date_range=[D0, D1]
     )
     # Each source has one converted visitor. conversion_rate divides by the 6 visitors
     # of the whole range: 1/6 = 16.7. group_conversion_rate by the source's visitors
     # (no goal filter): Direct v5, v6 -> 1/2 = 50.0; Google v1, v2, v4 -> 1/3 = 33.3;
-    # Twitter v3 -> 1/1 = 100.0. Ties on visitors: by source, ascending.
+    # X (Twitter) v3 -> 1/1 = 100.0. Ties on visitors: by source, ascending (X (Twitter),
+    # Plausible's name for hitstream's former Twitter, sorts last as Twitter did).
     assert rows(answer) == [
         (["Direct / None"], [1, 16.7, 50.0]),
         (["Google"], [1, 16.7, 33.3]),
-        (["Twitter"], [1, 16.7, 100.0]),
+        (["X (Twitter)"], [1, 16.7, 100.0]),
     ]
     # The other filters stay in both wholes: Google alone has 3 visitors, 1 converted.
-    google = query(
+    google = query_v2(
         app,
         site,
         metrics=RATES,
@@ -255,14 +248,14 @@ def test_conversion_rates_by_source(app: TestClient, ch: Client) -> None:
     )
     assert rows(google) == [(["Google"], [1, 33.3, 33.3])]
     # Without dimensions the group is the whole query: both rates are 3/6.
-    whole = query(app, site, metrics=RATES, filters=SIGNUP, date_range=[D0, D1])
+    whole = query_v2(app, site, metrics=RATES, filters=SIGNUP, date_range=[D0, D1])
     assert rows(whole) == [([], [3, 50.0, 50.0])]
 
 
 def test_conversion_rates_by_day_and_compared(app: TestClient, ch: Client) -> None:
     site = seed_sources(app, ch)
     day2 = (DAY1 + (DAY1 - DAY0)).isoformat()
-    answer = query(
+    answer = query_v2(
         app,
         site,
         metrics=RATES,
@@ -280,7 +273,7 @@ def test_conversion_rates_by_day_and_compared(app: TestClient, ch: Client) -> No
     ]
     assert answer["meta"]["time_labels"] == [D0, D1, day2]
     # DAY1 compared with DAY0: 1 of 3 (33.3) then 2 of 3 (66.7); change in points.
-    compared = query(
+    compared = query_v2(
         app,
         site,
         metrics=RATES,

@@ -1,5 +1,6 @@
 """POST /api/v2/query against hand-computed answers on small fixed data sets, written
-straight into ClickHouse (visits are computed at query time, reporting/sources.py)."""
+straight into ClickHouse (visits are computed at query time, reporting/sources.py); the
+main one is tests/helpers.py seed_visits."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from reporting import answer
 from reporting.parse import parse
 from schemas.migrate import load_migrations
 from schemas.query import QueryBody
-from tests.helpers import DAY0, DAY1, at, rows, write
+from tests.helpers import DAY0, DAY1, at, rows, seed_visits, write
 
 NOW = datetime.now(UTC)
 DAY2 = DAY0 + timedelta(days=2)
@@ -30,36 +31,6 @@ RANGE = [DAY0.isoformat(), DAY1.isoformat()]
 @pytest.fixture
 def report(make_client: Callable[..., TestClient], settings: Settings) -> TestClient:
     return make_client(settings, frozenset({Role.REPORT}))
-
-
-def seed(ch: Client, site: str = "q") -> None:
-    """Four visits of three visitors over two days (the answers below are by hand):
-    v1: 10:00 / (Google, DE), 10:10 /pricing, 10:20 Signup on /pricing  -> 2 views, 20 min
-    v1: 12:00 /blog (direct, DE)                                         -> bounce
-    v2: 10:05 /pricing (X (Twitter), US, Mobile); an engagement event         -> bounce
-    v3 (user u3), next day: 09:00 /, 09:29:59 /docs, 09:59:57 /docs/api   -> 3 views, 3597 s
-    """
-    de = {"country": "DE", "device": "Desktop", "browser": "Chrome"}
-    write(
-        ch,
-        site,
-        {"v": 1, "ts": at(DAY0, "10:00:00"), "source": "Google",
-         "utm": {"utm_campaign": "spring"}, **de},
-        {"v": 1, "ts": at(DAY0, "10:10:00"), "visit": at(DAY0, "10:00:00"), "path": "/pricing",
-         "source": "Google", **de},
-        {"v": 1, "ts": at(DAY0, "10:20:00"), "visit": at(DAY0, "10:00:00"), "path": "/pricing",
-         "type": "Signup", "props": {"plan": "pro"}, **de},
-        {"v": 1, "ts": at(DAY0, "12:00:00"), "path": "/blog", **de},
-        {"v": 2, "ts": at(DAY0, "10:05:00"), "path": "/pricing", "source": "X (Twitter)",
-         "country": "US", "device": "Mobile", "browser": "Safari"},
-        {"v": 2, "ts": at(DAY0, "10:06:00"), "path": "/pricing", "type": "engagement",
-         "country": "US", "device": "Mobile"},
-        {"v": 3, "ts": at(DAY1, "09:00:00"), "user": "u3", "source": "GitHub", **de},
-        {"v": 3, "ts": at(DAY1, "09:29:59"), "visit": at(DAY1, "09:00:00"), "path": "/docs",
-         "user": "u3", **de},
-        {"v": 3, "ts": at(DAY1, "09:59:57"), "visit": at(DAY1, "09:00:00"), "path": "/docs/api",
-         "user": "u3", **de},
-    )  # fmt: skip
 
 
 def query(client: TestClient, **body: Any) -> dict[str, Any]:
@@ -75,7 +46,7 @@ HEADLINE = ["visitors", "visits", "pageviews", "events", "users", "bounce_rate",
 
 
 def test_aggregate_of_every_metric(report: TestClient, ch: Client) -> None:
-    seed(ch)
+    seed_visits(ch, "q")
     answer = query(report, metrics=HEADLINE)
     # bounce: 2 of 4 visits; duration (1200 + 0 + 0 + 3597) / 4; views 7 / 4 visits.
     assert rows(answer) == [([], [3, 4, 7, 8, 1, 50.0, 1199, 1.75])]
@@ -88,7 +59,7 @@ def test_aggregate_of_every_metric(report: TestClient, ch: Client) -> None:
 
 
 def test_source_breakdown_with_visit_metrics(report: TestClient, ch: Client) -> None:
-    seed(ch)
+    seed_visits(ch, "q")
     answer = query(
         report, metrics=["visitors", "visits", "bounce_rate"], dimensions=["visit:source"]
     )
@@ -101,7 +72,7 @@ def test_source_breakdown_with_visit_metrics(report: TestClient, ch: Client) -> 
 
 
 def test_page_breakdown_counts_events_where_they_happened(report: TestClient, ch: Client) -> None:
-    seed(ch)
+    seed_visits(ch, "q")
     answer = query(
         report,
         metrics=["visitors", "pageviews", "events", "percentage"],
@@ -140,7 +111,7 @@ def test_percentage_is_a_share_of_the_visitors_it_counts(report: TestClient, ch:
 
 
 def test_event_filter_keeps_the_visits_that_match(report: TestClient, ch: Client) -> None:
-    seed(ch)
+    seed_visits(ch, "q")
     answer = query(
         report,
         metrics=["visitors", "visits", "pageviews", "bounce_rate"],
@@ -151,7 +122,7 @@ def test_event_filter_keeps_the_visits_that_match(report: TestClient, ch: Client
 
 
 def test_visit_filter_and_entry_pages(report: TestClient, ch: Client) -> None:
-    seed(ch)
+    seed_visits(ch, "q")
     answer = query(
         report,
         metrics=["visitors", "visits"],
@@ -164,7 +135,7 @@ def test_visit_filter_and_entry_pages(report: TestClient, ch: Client) -> None:
 
 
 def test_country_names_as_plausible_shows_them(report: TestClient, ch: Client) -> None:
-    seed(ch)
+    seed_visits(ch, "q")
     answer = query(report, metrics=["visits"], dimensions=["visit:country_name"])
     assert rows(answer) == [(["Germany"], [3]), (["United States"], [1])]
     germany = query(report, metrics=["visits"], filters=[["is", "visit:country_name", ["Germany"]]])
@@ -172,7 +143,7 @@ def test_country_names_as_plausible_shows_them(report: TestClient, ch: Client) -
 
 
 def test_daily_time_series(report: TestClient, ch: Client) -> None:
-    seed(ch)
+    seed_visits(ch, "q")
     answer = query(report, metrics=["visitors", "visits", "pageviews"], dimensions=["time:day"])
     assert rows(answer) == [([DAY0.isoformat()], [2, 3, 4]), ([DAY1.isoformat()], [1, 1, 3])]
     auto = query(report, metrics=["pageviews"], dimensions=["time"])
@@ -219,7 +190,7 @@ EVENT_METRICS = ["visitors", "pageviews", "events", "users"]
 def test_daily_aggregates_answer_as_the_raw_events_do(
     report: TestClient, ch: Client, dimensions: list[str], metrics: list[str], table: str
 ) -> None:
-    seed(ch)
+    seed_visits(ch, "q")
     body = {"site_id": "q", "metrics": metrics, "dimensions": dimensions, "date_range": RANGE}
     planned = answer.plan(parse(QueryBody.model_validate(body)), ZoneInfo("UTC"), NOW)
     assert f"FROM {table}" in planned.compiled.sql and not planned.compiled.reads_raw_events
@@ -231,7 +202,7 @@ def test_daily_aggregates_answer_as_the_raw_events_do(
 
 
 def test_filter_operators(report: TestClient, ch: Client) -> None:
-    seed(ch)
+    seed_visits(ch, "q")
 
     def views(*filters: list[Any]) -> int:
         return int(rows(query(report, metrics=["pageviews"], filters=list(filters)))[0][1][0])
@@ -255,7 +226,7 @@ def test_filter_operators(report: TestClient, ch: Client) -> None:
 
 
 def test_props_dimension_and_filter(report: TestClient, ch: Client) -> None:
-    seed(ch)
+    seed_visits(ch, "q")
     answer = query(
         report,
         metrics=["events"],
@@ -268,7 +239,7 @@ def test_props_dimension_and_filter(report: TestClient, ch: Client) -> None:
 
 
 def test_pagination_and_total_rows(report: TestClient, ch: Client) -> None:
-    seed(ch)
+    seed_visits(ch, "q")
     body = {
         "metrics": ["pageviews"],
         "dimensions": ["event:page"],
@@ -287,7 +258,7 @@ def test_time_labels_list_every_bucket_and_results_the_ones_with_data(
 ) -> None:
     """As Plausible answers include.time_labels: "If no data falls into a given time
     bucket, no values are returned"; meta.time_labels lists every bucket."""
-    seed(ch)
+    seed_visits(ch, "q")
     body = {
         "metrics": ["pageviews"],
         "date_range": [DAY0.isoformat(), DAY2.isoformat()],
@@ -311,7 +282,7 @@ def test_time_labels_list_every_bucket_and_results_the_ones_with_data(
 
 def test_fill_empty_gives_every_bucket_a_row(report: TestClient, ch: Client) -> None:
     """hitstream's extension: the empty buckets as zeros, with or without time_labels."""
-    seed(ch)
+    seed_visits(ch, "q")
     body = {
         "metrics": ["pageviews", "bounce_rate"],
         "date_range": [DAY0.isoformat(), DAY2.isoformat()],
@@ -334,7 +305,7 @@ def test_fill_empty_gives_every_bucket_a_row(report: TestClient, ch: Client) -> 
 
 
 def test_csv_equals_json(report: TestClient, ch: Client) -> None:
-    seed(ch)
+    seed_visits(ch, "q")
     body = {
         "site_id": "q",
         "date_range": RANGE,
@@ -355,7 +326,7 @@ def test_csv_equals_json(report: TestClient, ch: Client) -> None:
 
 
 def test_compare_with_the_previous_period(report: TestClient, ch: Client) -> None:
-    seed(ch)
+    seed_visits(ch, "q")
     answer = query(
         report,
         metrics=["pageviews"],
@@ -372,7 +343,7 @@ def test_compare_with_the_previous_period(report: TestClient, ch: Client) -> Non
 def test_comparisons_in_plausibles_shape(report: TestClient, ch: Client) -> None:
     """include.comparisons as Plausible's query parser takes it; each row's comparison
     with the compared row's dimensions, and Plausible's change."""
-    seed(ch)
+    seed_visits(ch, "q")
     day_before = (DAY0 - timedelta(days=1)).isoformat()
     day0, day1, day2 = DAY0.isoformat(), DAY1.isoformat(), DAY2.isoformat()
     total = query(

@@ -14,7 +14,7 @@ from starlette.testclient import TestClient
 
 from foundation.settings import Settings
 from reporting.revenue import money
-from tests.helpers import ADMIN, AUTH, DAY0, at, create_site, rows, write
+from tests.helpers import ADMIN, AUTH, DAY0, at, create_site, query_v2, rows, write
 
 RANGE = [DAY0.isoformat(), DAY0.isoformat()]
 NO_SINGLE = {
@@ -66,14 +66,6 @@ def seed(app: TestClient, ch: Client, goals: bool = True) -> str:
     return site
 
 
-def query(app: TestClient, site: str, status: int = 200, **body: Any) -> dict[str, Any]:
-    answer = app.post(
-        "/api/v2/query", json={"site_id": site, "date_range": RANGE, **body}, headers=AUTH
-    )
-    assert answer.status_code == status, answer.text
-    return dict(answer.json())
-
-
 def usd(value: float, short: str, long: str) -> dict[str, Any]:
     return {"short": short, "value": value, "long": long, "currency": "USD"}
 
@@ -82,7 +74,7 @@ def test_by_goal_each_row_in_its_goals_currency_and_null_for_other_goals(
     app: TestClient, ch: Client
 ) -> None:
     site = seed(app, ch)
-    answer = query(app, site, metrics=["visitors", *BOTH], dimensions=["event:goal"])
+    answer = query_v2(app, site, metrics=["visitors", *BOTH], dimensions=["event:goal"])
     assert dict((d[0], m) for d, m in rows(answer)) == {
         # 10.50 + 20 USD (the 5 EUR purchase left out); average over those two.
         "Purchase": [2, usd(30.5, "$30.5", "$30.50"), usd(15.25, "$15.3", "$15.25")],
@@ -99,9 +91,11 @@ def test_by_goal_each_row_in_its_goals_currency_and_null_for_other_goals(
 def test_a_single_currency_answers_totals_and_time_series(app: TestClient, ch: Client) -> None:
     site = seed(app, ch)
     purchase = [["is", "event:goal", ["Purchase"]]]
-    answer = query(app, site, metrics=BOTH, filters=purchase)
+    answer = query_v2(app, site, metrics=BOTH, filters=purchase)
     assert rows(answer) == [([], [usd(30.5, "$30.5", "$30.50"), usd(15.25, "$15.3", "$15.25")])]
-    hours = query(app, site, metrics=["total_revenue"], filters=purchase, dimensions=["time:hour"])
+    hours = query_v2(
+        app, site, metrics=["total_revenue"], filters=purchase, dimensions=["time:hour"]
+    )
     assert [(d[0][11:13], m[0]["value"]) for d, m in rows(hours)] == [("10", 10.5), ("11", 20.0)]
 
 
@@ -109,14 +103,14 @@ def test_several_currencies_or_no_revenue_goal_give_null_and_a_warning(
     app: TestClient, ch: Client
 ) -> None:
     site = seed(app, ch)
-    answer = query(app, site, metrics=["visitors", *BOTH])
+    answer = query_v2(app, site, metrics=["visitors", *BOTH])
     assert rows(answer) == [([], [4, None, None])]
     assert answer["meta"]["metric_warnings"] == {m: NO_SINGLE for m in BOTH}
-    signup = query(app, site, metrics=BOTH, filters=[["is", "event:goal", ["Signup"]]])
+    signup = query_v2(app, site, metrics=BOTH, filters=[["is", "event:goal", ["Signup"]]])
     assert rows(signup) == [([], [None, None])]
     assert signup["meta"]["metric_warnings"] == {m: NO_GOALS for m in BOTH}
     bare = seed(app, ch, goals=False)
-    nothing = query(app, bare, metrics=["total_revenue"])
+    nothing = query_v2(app, bare, metrics=["total_revenue"])
     assert nothing["meta"]["metric_warnings"] == {"total_revenue": NO_GOALS}
 
 
@@ -138,7 +132,7 @@ def eur(value: float, short: str, long: str) -> dict[str, Any]:
 def test_revenue_by_goal_compared_with_the_previous_period(app: TestClient, ch: Client) -> None:
     site = seed(app, ch)
     seed_earlier(ch, site)
-    answer = query(
+    answer = query_v2(
         app, site, metrics=["visitors", *BOTH], dimensions=["event:goal"],
         include={"comparisons": {"mode": "previous_period"}},
     )  # fmt: skip
@@ -172,7 +166,7 @@ def test_revenue_compared_in_hitstreams_form_and_with_a_custom_range(
     site = seed(app, ch)
     seed_earlier(ch, site)
     purchase = [["is", "event:goal", ["Purchase"]]]
-    before_day = query(
+    before_day = query_v2(
         app, site, metrics=BOTH, filters=purchase, include={"compare": "previous_period"}
     )
     assert before_day["results"] == [{
@@ -183,14 +177,16 @@ def test_revenue_compared_in_hitstreams_form_and_with_a_custom_range(
                        "change": [-50, -50]},
     }]  # fmt: skip
     # A year before: no purchase (raw events that old have expired): formatted zeros.
-    yearly = query(app, site, metrics=BOTH, filters=purchase, include={"compare": "year_over_year"})
+    yearly = query_v2(
+        app, site, metrics=BOTH, filters=purchase, include={"compare": "year_over_year"}
+    )
     zero = usd(0.0, "$0.0", "$0.00")
     assert yearly["results"][0]["comparison"] == {
         "dimensions": [], "metrics": [zero, zero], "change": [None, None]
     }  # fmt: skip
     # Days before against two empty days: formatted zeros, each bucket to its own.
     before, earliest = DAY0 - dt.timedelta(days=1), DAY0 - dt.timedelta(days=3)
-    custom = query(
+    custom = query_v2(
         app, site, metrics=["total_revenue"], filters=purchase, dimensions=["time:day"],
         date_range=[before.isoformat(), DAY0.isoformat()],
         include={"comparisons": {"mode": "custom", "date_range": [
@@ -204,7 +200,7 @@ def test_revenue_compared_in_hitstreams_form_and_with_a_custom_range(
           "change": [100]}),
     ]  # fmt: skip
     # Several currencies: null now, before and as a change, with the warning.
-    mixed = query(app, site, metrics=BOTH, include={"compare": "previous_period"})
+    mixed = query_v2(app, site, metrics=BOTH, include={"compare": "previous_period"})
     assert mixed["results"][0]["metrics"] == [None, None]
     assert mixed["results"][0]["comparison"]["metrics"] == [None, None]
     assert mixed["results"][0]["comparison"]["change"] == [None, None]
