@@ -26,6 +26,7 @@ from schemas.query import (
     prop_key,
 )
 from schemas.urls import UNSAFE, UNSAFE_MESSAGE
+from sites.goals import MAX_DISPLAY_NAME
 
 MAX_FILTER_DEPTH = 8
 MAX_CLAUSES = 1000
@@ -148,8 +149,9 @@ def clause_values(item: list[Any], where: str) -> tuple[str, ...]:
         isinstance(c, int) and not isinstance(c, bool) and abs(c) < 2**63 for c in clauses
     ):
         return tuple(str(c) for c in clauses)
-    if not all(isinstance(c, str) and len(c) <= MAX_PROP_VALUE for c in clauses):
-        strings = f"strings of at most {MAX_PROP_VALUE} characters"
+    longest = MAX_DISPLAY_NAME if item[1] == GOAL_DIMENSION else MAX_PROP_VALUE
+    if not all(isinstance(c, str) and len(c) <= longest for c in clauses):
+        strings = f"strings of at most {longest} characters"
         raise QueryError(
             where,
             f"must be all integers or all {strings}"
