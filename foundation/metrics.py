@@ -93,6 +93,11 @@ class Metrics:
             ["status"],
             registry=registry,
         )
+        self.geo_lookup_errors = Counter(
+            "hitstream_geo_lookup_errors",
+            "city-database lookups that failed (a damaged database): the event kept its country",
+            registry=registry,
+        )
 
     def _queue_gauges(self) -> None:
         """The stream's state, refreshed from Redis when scraped."""

@@ -278,8 +278,11 @@ async def _open_ingest(
     await stack.enter_async_context(_background(writer.watch_backlog(BACKLOG_REFRESH_S)))
     state["writer"] = writer
     state["role_checks"]["ingest"] = writer.can_append
-    # Opened once per process, memory-mapped (ingest/places.py); None: country only.
-    places = open_places(settings.geo_city_db)
+    # Checked and opened once per process, memory-mapped (ingest/places.py); None: country
+    # only. Hashing the files takes about 0.1 s: off the event loop.
+    places = await to_thread.run_sync(
+        open_places, settings.geo_city_db, state["metrics"].geo_lookup_errors.inc
+    )
     if places is not None:
         stack.callback(places.close)
     state["places"] = places

@@ -35,6 +35,7 @@ from hitstream.connections import (
     require_embedded,
 )
 from hitstream.server import connection_cap, guarded_protocol, raise_fd_limit
+from ingest.places import open_places
 from schemas.migrate import latest_version, migrate, rollback
 
 log = logging.getLogger("hitstream")
@@ -220,6 +221,12 @@ def _run_server(settings: Settings, command: str) -> None:
             f"`hitstream {command}` needs {variable('redis_url')} (the shared Redis); "
             "only `hitstream serve` starts an embedded Valkey"
         )
+    if Role.INGEST in roles:
+        # A city database that cannot be used is one line here, before anything starts
+        # (the lifespan checks it again in each process).
+        places = open_places(settings.geo_city_db)
+        if places is not None:
+            places.close()
     # Embedded engines live in the data dir, which one process at a time may hold.
     embedded = roles == ALL_ROLES or (
         bool(roles & {Role.REPORT, Role.CONSUME}) and settings.clickhouse_url is None

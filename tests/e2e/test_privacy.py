@@ -68,7 +68,7 @@ def test_the_visitors_ip_and_user_agent_are_on_no_disk(tmp_path: Path) -> None:
     ).stdout.decode(errors="replace")
     assert "private" in tables and "/p19" in tables, "the dump reads the tables"
     assert "GB-ENG" in tables and "London" in tables, "the address was looked up"
-    files = [path for path in data.rglob("*") if path.is_file()]
+    files = [path for path in data.rglob("*") if path.is_file()] + [tmp_path / "serve.log"]
     aof = [path for path in files if ".aof" in path.name]
     assert aof and any(b"/p19" in path.read_bytes() for path in aof), "the AOF holds the stream"
     for secret in (IP, AGENT, "scan-me-4242"):

@@ -50,6 +50,7 @@ def one_line_failure(result: subprocess.CompletedProcess[str], expected: str) ->
         (["serve"], {"HITSTREAM_PORT": "http"}, "HITSTREAM_PORT: Input should be a valid integer"),
         (["serve"], {"HITSTREAM_DATA_DIR": "a-file"}, "HITSTREAM_DATA_DIR="),
         (["serve"], {"HITSTREAM_ADMIN_TOKEN": "changeme"}, "HITSTREAM_ADMIN_TOKEN: "),
+        (["serve"], {"HITSTREAM_GEO_CITY_DB": "a-file"}, "HITSTREAM_GEO_CITY_DB=a-file: no usable"),
         (["dlq", "replay", "../etc"], {}, "not a dead-letter entry ID"),
         (["dlq", "list"], {"HITSTREAM_REDIS_URL": "redis://127.0.0.1:1"}, "cannot reach Redis"),
         (["dlq", "list"], {}, "is `hitstream serve` running?"),
