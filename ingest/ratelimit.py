@@ -1,13 +1,16 @@
-"""Token buckets in Redis, checked and taken in one atomic script per request."""
+"""Token buckets in Redis, checked and taken atomically for each request, the requests
+of a moment together in one script call (a group commit)."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from foundation import lua
 from foundation.clients import RedisClient
+from foundation.groupcommit import GroupCommit
 from foundation.keys import RedisKeys
 from sites.cache import KEY_RULES, REDIS_CLOCK, SITE_RULES
 
@@ -103,6 +106,7 @@ class RateLimiter:
         self._redis = redis
         self._keys = keys
         self._script = redis.register_script(GATED_BUCKETS)
+        self._calls: GroupCommit[_Call, list[Any]] = GroupCommit(self._run, lambda _: None)
 
     async def check(self, buckets: Sequence[Bucket], check: Check | None = None) -> Outcome:
         """Verify `check` (if any) and charge the buckets it allows, atomically."""
@@ -113,9 +117,9 @@ class RateLimiter:
         for bucket in live:
             args += [bucket.rate, bucket.burst, bucket.mode]
         hash_key = check.key if check and check.key else self._keys.rate_limit("none")
-        verified, allowed, retry_ms, remaining, limiting, record, genuine = await self._script(
-            keys=[hash_key, *[self._keys.rate_limit(b.name) for b in live]], args=args
-        )
+        keys = [hash_key, *[self._keys.rate_limit(b.name) for b in live]]
+        reply = await self._calls.submit(_Call(keys, args))
+        verified, allowed, retry_ms, remaining, limiting, record, genuine = reply
         limited_by = live[int(limiting) - 1] if live else None
         verdict = Verdict(
             allowed=bool(allowed),
@@ -125,3 +129,23 @@ class RateLimiter:
             limited_by=limited_by if not allowed else None,
         )
         return Outcome(bool(verified), verdict, record or None, bool(genuine))
+
+    async def _run(self, calls: Sequence[_Call]) -> list[list[Any]]:
+        """One script call checks every waiting request, each in turn (GATED_BUCKETS)."""
+        counts: list[int] = []
+        keys: list[str] = []
+        args: list[str | float | int] = []
+        for call in calls:
+            counts += [len(call.keys), len(call.args)]
+            keys += call.keys
+            args += call.args
+        replies: list[list[Any]] = await self._script(keys=keys, args=[len(calls), *counts, *args])
+        return replies
+
+
+@dataclass(frozen=True)
+class _Call:
+    """One request's keys and arguments for GATED_BUCKETS."""
+
+    keys: list[str]
+    args: list[str | float | int]

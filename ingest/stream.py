@@ -16,6 +16,7 @@ from redis.commands.core import AsyncScript
 from foundation import lua
 from foundation.clients import RedisClient
 from foundation.errors import REDIS_ERRORS, StreamUnavailable
+from foundation.groupcommit import GroupCommit
 from foundation.keys import RedisKeys, ShardKeys, shard_of
 from ingest.encode import Encoded
 from schemas.entry import (
@@ -84,16 +85,14 @@ class PartlyStored(StreamUnavailable):
 
 class _Shard:
     """The appends to one shard's stream: one script call per batch, and the group
-    commit of single events (requests that arrive while a call is in flight go together
-    in the next one; each is answered once its entry is stored)."""
+    commit of single events (each is answered once its entry is stored)."""
 
     def __init__(self, script: AsyncScript, keys: ShardKeys, dedup_window_s: int) -> None:
         self._script = script
         self.stream = keys.stream
         self._calls = keys.calls
         self._args = append_args(keys, dedup_window_s)
-        self._waiting: list[tuple[Encoded, asyncio.Future[None]]] = []
-        self._committer: asyncio.Task[None] | None = None
+        self._singles: GroupCommit[Encoded, None] = GroupCommit(self._run_singles, _unavailable)
         self.name = keys.name
         # The shard's length as last read, and when (ingest/stream.py watch_backlog).
         self.length = 0
@@ -116,30 +115,17 @@ class _Shard:
         await self._script(keys=[self.stream, call], args=args)
 
     async def one(self, event: Encoded) -> None:
-        """Append a single event with the others waiting on this shard."""
-        done = asyncio.get_running_loop().create_future()
-        self._waiting.append((event, done))
-        if self._committer is None or self._committer.done():
-            self._committer = asyncio.create_task(self._commit())
-        await done
+        """Append a single event with the others waiting on this shard (group commit)."""
+        await self._singles.submit(event)
 
-    async def _commit(self) -> None:
-        """Send the waiting single events, one script call at a time, until none wait."""
-        await asyncio.sleep(0)  # let requests of this loop iteration join
-        while self._waiting:
-            group, self._waiting = self._waiting, []
-            failure: Exception | None = None
-            try:
-                await self.run([event for event, _ in group])
-            except REDIS_ERRORS as exc:
-                failure = StreamUnavailable(str(exc))
-            for _, done in group:
-                if done.done():  # the client went away
-                    continue
-                if failure is not None:
-                    done.set_exception(failure)
-                else:
-                    done.set_result(None)
+    async def _run_singles(self, events: Sequence[Encoded]) -> list[None]:
+        await self.run(events)
+        return [None] * len(events)
+
+
+def _unavailable(exc: Exception) -> Exception | None:
+    """A Redis failure of an append, as ingest answers it (503)."""
+    return StreamUnavailable(str(exc)) if isinstance(exc, REDIS_ERRORS) else None
 
 
 class StreamWriter:

@@ -36,12 +36,25 @@ class Gate:
     def __call__(
         self, check: tuple[str, str, str, str], *buckets: tuple[str, float, int, int]
     ) -> list[Any]:
-        kind, where, field, proof = check
-        args: list[Any] = [kind, field, proof]
-        for _, rate, burst, mode in buckets:
-            args += [rate, burst, mode]
-        keys = [where or self.prefix + "none", *(self.prefix + name for name, *_ in buckets)]
-        return list(self.script(keys=keys, args=args))
+        """One request alone."""
+        return self.together([(check, buckets)])[0]
+
+    def together(
+        self, requests: list[tuple[tuple[str, str, str, str], tuple[Any, ...]]]
+    ) -> list[list[Any]]:
+        """Several requests in one call, as a group commit sends them."""
+        counts: list[int] = []
+        keys: list[str] = []
+        args: list[Any] = []
+        for (kind, where, field, proof), buckets in requests:
+            own = [kind, field, proof]
+            for _, rate, burst, mode in buckets:
+                own += [rate, burst, mode]
+            names = [where or self.prefix + "none", *(self.prefix + b[0] for b in buckets)]
+            counts += [len(names), len(own)]
+            keys += names
+            args += own
+        return [list(r) for r in self.script(keys=keys, args=[len(requests), *counts, *args])]
 
     def tokens(self, name: str) -> float | None:
         level = self.conn.hget(self.prefix + name, "tokens")
@@ -119,3 +132,14 @@ def test_a_public_site_verifies_its_allowed_origins(gate: Gate) -> None:
     gate.conn.sadd(origins, "https://shop.example")
     assert gate(("origin", origins, "https://shop.example", ""))[0] == 1
     assert gate(("origin", origins, "https://evil.example", ""))[0] == 0
+
+
+def test_requests_in_one_call_are_checked_in_turn_as_if_alone(gate: Gate) -> None:
+    one = ("ip:1", 1.0, 1, 0)  # one token: the first request takes it
+    other = ("ip:2", 1.0, 5, 0)
+    key = ("key", gate.keys, KEY.key_id, "proof")
+    replies = gate.together([(NONE, (one,)), (NONE, (one, other)), (key, (other,))])
+    assert [r[1] for r in replies] == [1, 0, 1]  # the second finds ip:1 empty
+    assert replies[1][4] == 1  # refused by its first bucket
+    assert replies[2][0] == 1 and replies[2][5] is not None  # verified, its record
+    assert gate.tokens("ip:2") == 4  # taken once: the refused request took nothing
