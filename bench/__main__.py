@@ -26,7 +26,7 @@ from typing import Any
 
 import httpx2 as httpx
 
-from bench import cluster, dashboard, drain, k6run, seed
+from bench import cluster, dashboard, drain, endtoend, k6run, seed
 from foundation.settings import Settings
 from foundation.testing import HitstreamProcess, free_port, wait_for
 from hitstream.connections import EmbeddedValkey
@@ -384,6 +384,18 @@ TABLE = [
     ("same on 3 masters, events/s", "cluster_3m_events_per_s", ""),
     ("server CPU per event, 1 master, ms", "cluster_1m_cpu_ms_per_event", ""),
     ("server CPU per event, 3 masters, ms", "cluster_3m_cpu_ms_per_event", ""),
+    (
+        "server CPU per single event end to end, {serve_events_end_to_end:,} events through "
+        "`serve` (64 VUs; the process tree's CPU from /proc, engines included), ms",
+        "serve_cpu_ms_per_single_event",
+        "≤ half of 671cb31's",
+    ),
+    (
+        "`GET /stats` p99, 4 VUs, on that freshly written table, ms",
+        "stats_p99_ms_fresh_table",
+        "≤ 1.2 times merged",
+    ),
+    ("same after every table is merged (`OPTIMIZE … FINAL`), ms", "stats_p99_ms_merged_table", ""),
     ("consumer peak RSS draining {rss_drain_events:,} events, MB", "consumer_peak_rss_mb", "≤ 500"),
     ("same, private (anonymous) memory only, sampled, MB", "consumer_peak_anon_mb", ""),
     ("ingest non-2xx rate, all runs", "error_rate", "0"),
@@ -426,6 +438,7 @@ def main() -> None:
         rss_events=1_000_000 if QUICK else 10_000_000,
     )
     results |= cluster.run(runs=RUNS, duration=DURATION)
+    results |= endtoend.run(runs=RUNS, events=30_000 if QUICK else endtoend.EVENTS)
     results["error_rate"] = ERRORS["failed"] / max(1, ERRORS["total"])
     results["ingest_requests_checked"] = ERRORS["total"]
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -3,9 +3,12 @@ import http from 'k6/http';
 import { check } from 'k6';
 import { pageview } from './browser.js';
 
+// ITERATIONS: that many events in all (shared by the VUs), however long they take.
+const iterations = Number(__ENV.ITERATIONS || 0);
 export const options = {
-  vus: Number(__ENV.VUS || 64),
-  duration: __ENV.DURATION || '10s',
+  ...(iterations
+    ? { scenarios: { all: { executor: 'shared-iterations', vus: Number(__ENV.VUS || 64), iterations, maxDuration: '30m' } } }
+    : { vus: Number(__ENV.VUS || 64), duration: __ENV.DURATION || '10s' }),
   discardResponseBodies: true,
   summaryTrendStats: ['med', 'p(95)', 'p(99)', 'max'],
 };
