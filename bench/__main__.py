@@ -97,9 +97,9 @@ def ingest_server(env: dict[str, str] | None = None) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def ceiling_server() -> Iterator[str]:
+def ceiling_server(workers: int = 1) -> Iterator[str]:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "bench.ceiling", str(port)])
+    proc = subprocess.Popen([sys.executable, "-m", "bench.ceiling", str(port), str(workers)])
     base = f"http://127.0.0.1:{port}"
 
     def up() -> bool | None:
@@ -139,6 +139,7 @@ def ingest_figures() -> dict[str, Any]:
     process); `serve` (the same process also drains into chdb); `serve` with keys + limits.
     """
     ceiling, tier, plain, keyed, p50, p99 = [], [], [], [], [], []
+    ceiling2, tier2 = [], []
     for _ in range(RUNS):
         with ceiling_server() as base:
             ceiling.append(k6run.rate(k6("single.js", base, count_errors=False, VUS="64")))
@@ -147,6 +148,11 @@ def ingest_figures() -> dict[str, Any]:
             tier.append(k6run.rate(metrics))
             p50.append(k6run.latency(metrics, "med"))
             p99.append(k6run.latency(metrics, "p(99)"))
+        # Every core: two processes of each on one port (k6 shares the same two cores).
+        with ceiling_server(workers=2) as base:
+            ceiling2.append(k6run.rate(k6("single.js", base, count_errors=False, VUS="64")))
+        with ingest_server({**NO_LIMITS, "HITSTREAM_WORKERS": "2"}) as base:
+            tier2.append(k6run.rate(k6("single.js", base, VUS="64")))
         with serve(NO_LIMITS) as base:
             plain.append(k6run.rate(k6("single.js", base, VUS="64")))
         auth = {"HITSTREAM_INGEST_AUTH": "key", "HITSTREAM_ADMIN_TOKEN": ADMIN_TOKEN,
@@ -161,6 +167,11 @@ def ingest_figures() -> dict[str, Any]:
         "ingest_ratio": round(statistics.median(ratios), 3),
         "ingest_events_per_s": round(statistics.median(tier)),
         "ingest_ceiling_requests_per_s": round(statistics.median(ceiling)),
+        "ingest_2_workers_events_per_s": round(statistics.median(tier2)),
+        "ingest_ceiling_2_processes_requests_per_s": round(statistics.median(ceiling2)),
+        "ingest_2_workers_ratio": round(
+            statistics.median(t / c for t, c in zip(tier2, ceiling2, strict=True)), 3
+        ),
         "ingest_p50_ms": round(statistics.median(p50), 2),
         "ingest_p99_ms": round(statistics.median(p99), 2),
         "ingest_serve_ratio": round(statistics.median(serve_ratios), 3),
@@ -311,6 +322,13 @@ TABLE = [
         "≥ 0.80",
     ),
     ("single-event ingest, `hitstream ingest`, events/s", "ingest_events_per_s", ""),
+    (
+        "same with `--workers 2`, events/s (bare Starlette with 2 uvicorn workers beside it)",
+        "ingest_2_workers_events_per_s",
+        "",
+    ),
+    ("bare Starlette, 2 processes, requests/s", "ingest_ceiling_2_processes_requests_per_s", ""),
+    ("`--workers 2` ÷ bare Starlette with 2 processes", "ingest_2_workers_ratio", ""),
     ("same ratio, `hitstream serve` (draining in the same process)", "ingest_serve_ratio", ""),
     ("single-event ingest, `hitstream serve`, events/s", "ingest_serve_events_per_s", ""),
     (

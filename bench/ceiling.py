@@ -25,8 +25,12 @@ async def accept(request: Request) -> Response:
 app = Starlette(routes=[Route("/event", accept, methods=["POST"])])
 
 if __name__ == "__main__":
+    # `python -m bench.ceiling PORT [WORKERS]`: WORKERS processes on the port (uvicorn's
+    # own), the ceiling beside `hitstream ingest --workers`.
+    workers = int(sys.argv[2]) if len(sys.argv) > 2 else 1
     uvicorn.run(
-        app,
+        "bench.ceiling:app" if workers > 1 else app,
+        workers=workers,
         host="127.0.0.1",
         port=int(sys.argv[1]),
         loop="uvloop",
