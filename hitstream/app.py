@@ -9,13 +9,14 @@ import logging
 import secrets
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from functools import partial
-from typing import Any, TypedDict
+from typing import Any, TypedDict, cast
 
 from anyio import to_thread
 from clickhouse_connect.driver.client import Client
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.routing import BaseRoute
+from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 import consumers.queue
@@ -31,6 +32,7 @@ from consumers.sink import WRITER_SESSION, ClickHouseSink
 from consumers.worker import Consumer
 from foundation import health, layout
 from foundation.clients import RedisClient, close_quietly
+from foundation.direct import DirectRoutes
 from foundation.errors import REDIS_ERRORS, ConfigError
 from foundation.http import EXCEPTION_HANDLERS
 from foundation.metrics import Metrics, RequestMetrics
@@ -114,8 +116,10 @@ def create_app(settings: Settings, roles: Iterable[Role] = ALL_ROLES) -> Starlet
     wanted = frozenset(roles)
     # Starlette tries routes in order: the ingest routes, the hot path, come first.
     routes: list[BaseRoute] = []
+    hot: list[BaseRoute] = []
     if Role.INGEST in wanted:
-        routes += ingest.routes.routes() + ingest.umami.routes() + ingest.tracker.routes()
+        hot = ingest.routes.routes() + ingest.umami.routes()
+        routes += hot + ingest.tracker.routes()
     if Role.REPORT in wanted:
         routes += reporting.routes.routes() + reporting.legacy_routes.routes()
         routes += sites.routes.routes() + sites.v1_routes.routes() + dashboard.routes.routes()
@@ -131,17 +135,40 @@ def create_app(settings: Settings, roles: Iterable[Role] = ALL_ROLES) -> Starlet
             log.info("%s", _summary(settings, wanted))
             yield state
 
-    return Starlette(
+    middleware = [
+        # The client's address from X-Forwarded-For, only from trusted proxies: in the
+        # app (not uvicorn's option) so every way of running it applies the same rule.
+        Middleware(ProxyHeadersMiddleware, trusted_hosts=settings.forwarded_allow_ips),
+        Middleware(RequestMetrics, metrics=metrics),
+    ]
+    # Single events, the hot path, skip Starlette's layers (foundation/direct.py).
+    direct = [r for r in hot if isinstance(r, Route) and "POST" in (r.methods or ())]
+    return _App(
+        direct,
         routes=routes,
         lifespan=lifespan,
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[
-            # The client's address from X-Forwarded-For, only from trusted proxies: in the
-            # app (not uvicorn's option) so every way of running it applies the same rule.
-            Middleware(ProxyHeadersMiddleware, trusted_hosts=settings.forwarded_allow_ips),
-            Middleware(RequestMetrics, metrics=metrics),
-        ],
+        middleware=middleware,
     )
+
+
+class _App(Starlette):
+    """Starlette with `direct` routes in front of its layers (foundation/direct.py), through
+    the same middleware and exception handlers."""
+
+    def __init__(self, direct: list[Route], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._direct = direct
+
+    def build_middleware_stack(self) -> ASGIApp:
+        stack = super().build_middleware_stack()
+        wraps = [_wrap(cls, args, kwargs) for cls, args, kwargs in self.user_middleware]
+        return DirectRoutes(stack, self._direct, self.exception_handlers, wraps)
+
+
+def _wrap(cls: Any, args: Any, kwargs: Any) -> Callable[[ASGIApp], ASGIApp]:
+    """A middleware as Starlette builds it: `cls(app, *args, **kwargs)`."""
+    return lambda app: cast(ASGIApp, cls(app, *args, **kwargs))
 
 
 def role_name(roles: frozenset[Role]) -> str:
