@@ -21,7 +21,7 @@ import httpx2 as httpx
 from bench import k6run
 from bench.cluster import cpu_seconds
 from foundation.settings import Settings
-from foundation.testing import HitstreamProcess, wait_for
+from foundation.testing import HitstreamProcess, child_pids, wait_for
 from hitstream.connections import clickhouse_client
 
 EVENTS = 300_000
@@ -30,11 +30,7 @@ NO_LIMITS = {"HITSTREAM_RATE_LIMIT_IP_PER_S": "0", "HITSTREAM_RATE_LIMIT_KEY_PER
 
 def _tree(pid: int) -> list[int]:
     """The process and its descendants (serve's embedded Valkey)."""
-    out = [pid]
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        for child in (task / "children").read_text().split():
-            out += _tree(int(child))
-    return out
+    return [pid, *(each for child in child_pids(pid) for each in _tree(child))]
 
 
 def _drained(base: str) -> bool | None:

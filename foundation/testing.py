@@ -78,6 +78,15 @@ def memory_mb(pid: int, field: str) -> float:
     return 0.0
 
 
+def child_pids(pid: int) -> set[int]:
+    """The process's children, whichever of its threads started them (from /proc)."""
+    return {
+        int(child)
+        for task in Path(f"/proc/{pid}/task").iterdir()
+        for child in (task / "children").read_text().split()
+    }
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -36,7 +36,7 @@ from ingest.bots import is_bot
 from ingest.cors import preflight, refusal_headers
 from ingest.encode import Encoded, encode
 from ingest.geo import country
-from ingest.places import Places
+from ingest.places import NOWHERE, Places
 from ingest.stream import PartlyStored, StreamWriter
 from ingest.visitors import RequestVisitor
 from schemas.entry import ClientColumns
@@ -114,9 +114,7 @@ def _client(request: IngestRequest, user_agent: str, ip: str) -> ClientColumns:
     database is configured (the address itself is not kept)."""
     code = country(ip)
     places = request.state["places"]
-    if places is None:
-        return dataclasses.replace(describe(user_agent), country=code)
-    place = places.place(ip, code)
+    place = NOWHERE if places is None else places.place(ip, code)
     return dataclasses.replace(
         describe(user_agent),
         country=code,

@@ -85,7 +85,7 @@ def completed(goals: Sequence[Goal], bind: Bind) -> str:
     A query builds this once over all the site's goals (Binder.completed): every goal
     filter then asks which places it holds, so neither the patterns nor their compiled
     set grow with the filters a client sends."""
-    places = {id(goal): i for i, goal in enumerate(goals, start=1)}
+    places = _places(goals)
     events = [g for g in goals if g.event_name]
     exact = [g for g in goals if g.page_path and not is_wildcard(g.page_path)]
     wild = [g for g in goals if g.page_path and is_wildcard(g.page_path)]
@@ -118,9 +118,14 @@ def completes_any(completed: str, chosen: Sequence[Goal], goals: Sequence[Goal],
     lookup per completed goal, whatever the number chosen."""
     if not chosen:
         return "0"
-    wanted = {id(g) for g in chosen}
-    places = [i for i, goal in enumerate(goals, start=1) if id(goal) in wanted]
-    return f"arrayExists(i -> i IN {bind(places, 'Array(UInt16)')}, {completed})"
+    places = _places(goals)
+    picked = sorted(places[id(g)] for g in chosen)
+    return f"arrayExists(i -> i IN {bind(picked, 'Array(UInt16)')}, {completed})"
+
+
+def _places(goals: Sequence[Goal]) -> dict[int, int]:
+    """Each goal's 1-based place in `goals` (what `completed` holds), by the goal's id()."""
+    return {id(goal): i for i, goal in enumerate(goals, start=1)}
 
 
 def completed_names(completed: str, goals: Sequence[Goal], bind: Bind) -> str:

