@@ -12,6 +12,7 @@ from foundation import lua
 from foundation.clients import RedisClient
 from foundation.groupcommit import GroupCommit
 from foundation.keys import RedisKeys
+from foundation.scriptcall import run_script
 from sites.cache import KEY_RULES, REDIS_CLOCK, SITE_RULES
 
 # Verifies the caller and charges its buckets in one round trip (the whole contract is
@@ -139,7 +140,9 @@ class RateLimiter:
             counts += [len(call.keys), len(call.args)]
             keys += call.keys
             args += call.args
-        replies: list[list[Any]] = await self._script(keys=keys, args=[len(calls), *counts, *args])
+        replies: list[list[Any]] = await run_script(
+            self._script, keys, [len(calls), *counts, *args]
+        )
         return replies
 
 

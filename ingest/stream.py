@@ -18,6 +18,7 @@ from foundation.clients import RedisClient
 from foundation.errors import REDIS_ERRORS, StreamUnavailable
 from foundation.groupcommit import GroupCommit
 from foundation.keys import RedisKeys, ShardKeys, shard_of
+from foundation.scriptcall import run_script
 from ingest.encode import Encoded
 from schemas.entry import (
     CLIENT_ID_FIELD,
@@ -112,7 +113,7 @@ class _Shard:
         for e in events:
             args += [e.row, e.site_id, e.id_bytes if e.client_id else b"", e.visitor_id, e.ts_ms]
         call = self._calls + os.urandom(8).hex()
-        await self._script(keys=[self.stream, call], args=args)
+        await run_script(self._script, [self.stream, call], args)
 
     async def one(self, event: Encoded) -> None:
         """Append a single event with the others waiting on this shard (group commit)."""
