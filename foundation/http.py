@@ -155,7 +155,7 @@ async def read_json(
     anything that is not acceptable JSON. A body that stops coming is cut off by the
     server (408, hitstream/server.py).
     """
-    media_type = request.headers.get("content-type", "application/json").split(";")[0]
+    media_type = (header(request, "content-type") or "application/json").split(";")[0]
     if media_type.strip().lower() not in accepted:
         raise APIError(
             415,
@@ -174,7 +174,7 @@ async def read_json(
 async def read_body(request: Request[Any], max_bytes: int) -> bytes:
     """The request's body, refused with 413 past `max_bytes` (a declared Content-Length
     over it unread); 408 when it stops coming before its end."""
-    declared = request.headers.get("content-length")
+    declared = header(request, "content-length")
     if declared is not None and (not declared.isdigit() or int(declared) > max_bytes):
         raise _too_large(max_bytes)
     body = bytearray()
@@ -205,6 +205,25 @@ def _too_large(max_bytes: int) -> APIError:
     return APIError(
         413, "request body too large", [{"field": "body", "message": f"at most {max_bytes} bytes"}]
     )
+
+
+# Where header() keeps a request's headers by name, read once (in the ASGI scope, which
+# every Request over the same request shares).
+_HEADERS = "hitstream.headers"
+
+
+def header(request: Request[Any], name: str) -> str | None:
+    """A request header's value (the first of that name, as Starlette's `headers.get`
+    gives it; `name` in lower case), its headers read into a dict once per request:
+    the hot routes ask for five, each a scan of the whole list through `headers.get`."""
+    found: dict[bytes, bytes] | None = request.scope.get(_HEADERS)
+    if found is None:
+        found = {}
+        for key, value in request.scope["headers"]:
+            found.setdefault(key, value)
+        request.scope[_HEADERS] = found
+    value = found.get(name.encode("latin-1"))
+    return None if value is None else value.decode("latin-1")
 
 
 def client_ip(request: Request[Any]) -> str:

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 from starlette.requests import Request
 
-from foundation.http import APIError, client_ip
+from foundation.http import APIError, client_ip, header
 from ingest import bodies
 from ingest.auth import (
     failures_bucket,
@@ -74,7 +74,7 @@ async def admit(request: Request[AdmissionT]) -> Admission:
     Origin, while some public site accepts server events) gets past; in open mode
     anyone does, from any origin."""
     admission = Admission(request)
-    api_key = request.headers.get(KEY_HEADER)
+    api_key = header(request, KEY_HEADER)
     if api_key is not None:
         await admission._verify_key(api_key)
     elif admission.settings.ingest_auth == "open":
@@ -97,7 +97,7 @@ class Admission:
         self.limiter = request.state["rate_limiter"]
         self.salts = request.state["salts"]
         self.ip = client_ip(request)
-        self.origin = request.headers.get("origin") or None  # an empty one is none
+        self.origin = header(request, "origin") or None  # an empty one is none
         self.site_id: str | None = None
         self.cors_origin: str | None = None
         self.public = False

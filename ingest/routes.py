@@ -23,6 +23,7 @@ from foundation.http import (
     JSONResponse,
     api_routes,
     engine_unavailable,
+    header,
     read_json,
     retry_later,
     unavailable,
@@ -30,13 +31,13 @@ from foundation.http import (
 from foundation.metrics import Metrics
 from ingest import plausible
 from ingest.admission import AdmissionState, Grant, admit
-from ingest.agents import describe
+from ingest.agents import AGENT_CACHE_SIZE, describe
 from ingest.bodies import read_batch, read_event
 from ingest.bots import is_bot
 from ingest.cors import preflight, refusal_headers
 from ingest.encode import Encoded, encode
 from ingest.geo import country
-from ingest.places import NOWHERE, Places
+from ingest.places import NOWHERE, Place, Places
 from ingest.stream import PartlyStored, StreamWriter
 from ingest.visitors import RequestVisitor
 from schemas.entry import ClientColumns
@@ -95,7 +96,7 @@ async def post_events(request: IngestRequest) -> Response:
 async def store(request: IngestRequest, grant: Grant) -> list[Encoded] | None:
     """Encode the granted events (their visitor, software and country) and append them
     to the stream; None: dropped, a bot's."""
-    metrics, user_agent = request.state["metrics"], request.headers.get("user-agent", "")
+    metrics, user_agent = request.state["metrics"], header(request, "user-agent") or ""
     if _from_a_bot(grant.events, user_agent):
         metrics.bot_events_dropped.inc(len(grant.events))
         return None
@@ -115,8 +116,14 @@ def _client(request: IngestRequest, user_agent: str, ip: str) -> ClientColumns:
     code = country(ip)
     places = request.state["places"]
     place = NOWHERE if places is None else places.place(ip, code)
+    return _columns(describe(user_agent), code, place)
+
+
+@functools.lru_cache(maxsize=AGENT_CACHE_SIZE)
+def _columns(software: ClientColumns, code: str, place: Place) -> ClientColumns:
+    """A User-Agent's columns with a country and place (cached: few pairs recur)."""
     return dataclasses.replace(
-        describe(user_agent),
+        software,
         country=code,
         region=place.region,
         region_name=place.region_name,
