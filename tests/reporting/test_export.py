@@ -128,10 +128,11 @@ def test_a_million_event_export_streams_in_flat_memory(tmp_path: Path) -> None:
     finally:
         server.stop()
     assert lines == 1_000_000 and size > 400 * 2**20 and len(samples) > 10
-    # From the first 32 MB to the last of about 500 MB the server's memory stays flat:
-    # it does not grow with the size of an export.
-    first = samples[0]
-    assert max(samples) - first < 40 * 1024, f"RSS grew: {[s >> 10 for s in samples]} MB"
+    # After the first 128 MB (the engine's read pipeline warming up: a step of up to
+    # about 40 MB was seen there under the parallel suite) to the last of about 500 MB,
+    # the server's memory stays flat: it does not grow with the size of an export.
+    warm, first = max(samples[:4]), samples[0]
+    assert max(samples[4:]) - warm < 40 * 1024, f"RSS grew: {[s >> 10 for s in samples]} MB"
     assert peak - first < 60 * 1024, f"peak {peak >> 10} MB, after 32 MB {first >> 10} MB"
 
 
