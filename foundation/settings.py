@@ -63,6 +63,14 @@ class Settings(BaseSettings):
         default=None, description="chdb:///abs/path or http(s)://host:8123; unset uses chdb"
     )
     clickhouse_database: str = Field(default="hitstream", pattern=_IDENTIFIER)
+    engine_memory_decay_ms: int | None = Field(
+        default=None,
+        ge=0,
+        le=600_000,
+        description="how long the embedded ClickHouse keeps freed memory before giving it"
+        " back (jemalloc's dirty_decay_ms); unset: 250 in `hitstream consume`, the engine's"
+        " own 5000 elsewhere (queries reuse it)",
+    )
     clickhouse_cluster: str | None = Field(
         default=None,
         pattern=_IDENTIFIER,

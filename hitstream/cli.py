@@ -29,10 +29,12 @@ from foundation.settings import Settings, describe, unknown_variables, variable
 from hitstream import datadir, workers
 from hitstream.app import ALL_ROLES, Role, create_app
 from hitstream.connections import (
+    CONSUMER_DECAY_MS,
     clickhouse_client,
     embedded_redis_url,
     open_redis,
     require_embedded,
+    tune_allocator,
 )
 from hitstream.server import connection_cap, guarded_protocol, raise_fd_limit
 from ingest.places import open_places
@@ -209,6 +211,14 @@ def _uvicorn_config(settings: Settings, roles: frozenset[Role]) -> uvicorn.Confi
     )
 
 
+def engine_decay_ms(settings: Settings, roles: frozenset[Role]) -> int | None:
+    """How soon the embedded engine gives freed memory back: the setting, else
+    CONSUMER_DECAY_MS in a process that only consumes (None: the engine's own)."""
+    if settings.engine_memory_decay_ms is not None:
+        return settings.engine_memory_decay_ms
+    return CONSUMER_DECAY_MS if roles == {Role.CONSUME} else None
+
+
 def _run_server(settings: Settings, command: str) -> None:
     roles = ROLE_COMMANDS[command][0]
     if settings.workers > 1 and roles != {Role.INGEST}:
@@ -234,6 +244,7 @@ def _run_server(settings: Settings, command: str) -> None:
     lock = None
     if embedded:
         require_embedded(settings)
+        tune_allocator(engine_decay_ms(settings, roles))
         datadir.prepare(settings.data_dir)
         lock = datadir.DataDirLock(settings.data_dir, command).acquire()
     sock = _listen(settings)

@@ -220,6 +220,23 @@ def _installed(module: str) -> bool:
         return False
 
 
+# chdb's jemalloc is a prefixed build: it reads this variable, not MALLOC_CONF, once, when
+# the library is loaded.
+ALLOCATOR_VARIABLE = "JE_MALLOC_CONF"
+# A process that only consumes gives freed memory back after this long (its peak private
+# memory draining 2M events 368 -> 291 MB; bench/README.md, issue 24). Queries reuse
+# theirs: with it, top pages of a 10M-event site took 15% longer, so `serve` keeps the
+# engine's own.
+CONSUMER_DECAY_MS = 250
+
+
+def tune_allocator(decay_ms: int | None) -> None:
+    """Have the embedded engine give freed memory back after `decay_ms` (None: its own
+    default). Call it before chdb is loaded; an operator's own JE_MALLOC_CONF wins."""
+    if decay_ms is not None and ALLOCATOR_VARIABLE not in os.environ:
+        os.environ[ALLOCATOR_VARIABLE] = f"dirty_decay_ms:{decay_ms},muzzy_decay_ms:0"
+
+
 def require_embedded(settings: Settings, valkey: bool = True) -> None:
     """Fail with one clear line if settings need an embedded engine that is not installed
     (Valkey only where `valkey` is asked for and no Redis URL is set)."""

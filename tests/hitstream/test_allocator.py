@@ -1,0 +1,69 @@
+"""The embedded engine's allocator: a process that only consumes gives freed memory back
+(hitstream/connections.py tune_allocator, hitstream/cli.py engine_decay_ms)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from foundation.settings import Settings
+from hitstream.app import ALL_ROLES, Role
+from hitstream.cli import engine_decay_ms
+from hitstream.connections import ALLOCATOR_VARIABLE, CONSUMER_DECAY_MS, tune_allocator
+
+# In a fresh process (chdb reads the variable once, when it is loaded): tune, load the
+# engine, build a large hash set, let a second pass, and print the private memory (MB).
+PROBE = """
+import sys, time
+from hitstream.connections import tune_allocator
+tune_allocator(None if sys.argv[1] == "-" else int(sys.argv[1]))
+import chdb
+def private():
+    for line in open("/proc/self/status"):
+        if line.startswith("RssAnon"):
+            return int(line.split()[1]) // 1024
+engine = chdb.connect(":memory:")
+engine.query("SELECT uniqExact(number) FROM numbers(10000000) SETTINGS max_threads = 1")
+time.sleep(1.5)
+engine.query("SELECT 1")
+print(private())
+"""
+
+
+def _private_after(decay: str) -> int:
+    env = {k: v for k, v in os.environ.items() if k != ALLOCATOR_VARIABLE}
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, decay], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    return int(done.stdout.split()[-1])
+
+
+@pytest.mark.e2e
+def test_a_tuned_engine_gives_freed_memory_back_and_an_untuned_one_keeps_it() -> None:
+    kept, given_back = _private_after("-"), _private_after(str(CONSUMER_DECAY_MS))
+    assert given_back < 150, given_back
+    assert kept > given_back + 150, (kept, given_back)
+
+
+def test_only_a_process_that_only_consumes_is_tuned_unless_set() -> None:
+    settings = Settings(redis_url="redis://unused")
+    assert engine_decay_ms(settings, frozenset({Role.CONSUME})) == CONSUMER_DECAY_MS
+    assert engine_decay_ms(settings, ALL_ROLES) is None
+    assert engine_decay_ms(settings, frozenset({Role.REPORT})) is None
+    chosen = settings.model_copy(update={"engine_memory_decay_ms": 1000})
+    assert engine_decay_ms(chosen, ALL_ROLES) == 1000
+
+
+def test_an_operators_own_allocator_variable_wins(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ALLOCATOR_VARIABLE, "narenas:2")
+    tune_allocator(250)
+    assert os.environ[ALLOCATOR_VARIABLE] == "narenas:2"
+    monkeypatch.delenv(ALLOCATOR_VARIABLE)
+    tune_allocator(None)
+    assert ALLOCATOR_VARIABLE not in os.environ
+    tune_allocator(250)
+    assert os.environ[ALLOCATOR_VARIABLE] == "dirty_decay_ms:250,muzzy_decay_ms:0"
