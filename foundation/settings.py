@@ -68,7 +68,7 @@ class Settings(BaseSettings):
         ge=0,
         le=600_000,
         description="how long the embedded ClickHouse keeps freed memory before giving it"
-        " back (jemalloc's dirty_decay_ms); unset: 250 in `hitstream consume`, the engine's"
+        " back (jemalloc's dirty_decay_ms); unset: 500 in `hitstream consume`, the engine's"
         " own 5000 elsewhere (queries reuse it)",
     )
     clickhouse_cluster: str | None = Field(

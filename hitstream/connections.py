@@ -223,11 +223,11 @@ def _installed(module: str) -> bool:
 # chdb's jemalloc is a prefixed build: it reads this variable, not MALLOC_CONF, once, when
 # the library is loaded.
 ALLOCATOR_VARIABLE = "JE_MALLOC_CONF"
-# A process that only consumes gives freed memory back after this long (its peak private
-# memory draining 2M events 368 -> 291 MB; bench/README.md, issue 24). Queries reuse
-# theirs: with it, top pages of a 10M-event site took 15% longer, so `serve` keeps the
-# engine's own.
-CONSUMER_DECAY_MS = 250
+# A process that only consumes gives freed memory back after this long: draining 2M
+# events, its peak private memory went 356 -> 299 MB at the same rate (250 ms: 291 MB, but
+# about 8% slower; bench/README.md, issue 24). Queries reuse freed memory (top pages of a
+# 10M-event site took 15% longer with 250 ms), so `serve` keeps the engine's own.
+CONSUMER_DECAY_MS = 500
 
 
 def tune_allocator(decay_ms: int | None) -> None:
