@@ -212,8 +212,11 @@ def _uvicorn_config(settings: Settings, roles: frozenset[Role]) -> uvicorn.Confi
 
 
 def engine_decay_ms(settings: Settings, roles: frozenset[Role]) -> int | None:
-    """How soon the embedded engine gives freed memory back: the setting, else
-    CONSUMER_DECAY_MS in a process that only consumes (None: the engine's own)."""
+    """How soon the embedded engine gives freed memory back, in a process that opens it:
+    the setting, else CONSUMER_DECAY_MS in one that only consumes (None: the engine's
+    own, or no embedded engine here)."""
+    if not (roles & {Role.REPORT, Role.CONSUME} and settings.clickhouse_dsn.startswith("chdb")):
+        return None
     if settings.engine_memory_decay_ms is not None:
         return settings.engine_memory_decay_ms
     return CONSUMER_DECAY_MS if roles == {Role.CONSUME} else None
@@ -237,6 +240,7 @@ def _run_server(settings: Settings, command: str) -> None:
         places = open_places(settings.geo_city_db)
         if places is not None:
             places.close()
+    tune_allocator(engine_decay_ms(settings, roles))  # before chdb is loaded
     # Embedded engines live in the data dir, which one process at a time may hold.
     embedded = roles == ALL_ROLES or (
         bool(roles & {Role.REPORT, Role.CONSUME}) and settings.clickhouse_url is None
@@ -244,7 +248,6 @@ def _run_server(settings: Settings, command: str) -> None:
     lock = None
     if embedded:
         require_embedded(settings)
-        tune_allocator(engine_decay_ms(settings, roles))
         datadir.prepare(settings.data_dir)
         lock = datadir.DataDirLock(settings.data_dir, command).acquire()
     sock = _listen(settings)

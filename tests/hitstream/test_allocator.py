@@ -56,6 +56,11 @@ def test_only_a_process_that_only_consumes_is_tuned_unless_set() -> None:
     assert engine_decay_ms(settings, frozenset({Role.REPORT})) is None
     chosen = settings.model_copy(update={"engine_memory_decay_ms": 1000})
     assert engine_decay_ms(chosen, ALL_ROLES) == 1000
+    assert engine_decay_ms(chosen, frozenset({Role.INGEST})) is None  # no engine in it
+    named = settings.model_copy(update={"clickhouse_url": "chdb:///var/lib/hitstream/ch"})
+    assert engine_decay_ms(named, frozenset({Role.CONSUME})) == CONSUMER_DECAY_MS
+    server = settings.model_copy(update={"clickhouse_url": "http://clickhouse:8123"})
+    assert engine_decay_ms(server, frozenset({Role.CONSUME})) is None
 
 
 def test_an_operators_own_allocator_variable_wins(monkeypatch: pytest.MonkeyPatch) -> None:
