@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from foundation.http import BEACON_TYPES, APIError, JSONResponse, read_json
+from foundation.http import BEACON_TYPES, APIError, JSONResponse, header, read_json
 from ingest.admission import Admission, admit
 from ingest.bots import is_bot
 from ingest.cors import cors_headers, preflight_allowing
@@ -113,7 +113,7 @@ async def post_send(request: IngestRequest) -> Response:
         return _refused(request, not_found(), headers)
     if sent.type == "identify":  # admitted as an event of the site, then dropped
         grant = await admission.grant([_identify(site_id)], [False], batch=False)
-        if is_bot(request.headers.get("user-agent", "")):
+        if is_bot(header(request, "user-agent") or ""):
             return JSONResponse(BOT_ANSWER, headers=grant.headers)
         return await _answer(request, admission, site_id, payload.website, grant.headers)
     try:
@@ -179,7 +179,7 @@ async def _answer(
     headers: dict[str, str],
 ) -> Response:
     """200 with Umami's ids and cache token."""
-    user_agent = request.headers.get("user-agent", "")
+    user_agent = header(request, "user-agent") or ""
     visitor = RequestVisitor(await request.state["salts"].today(), admission.ip, user_agent)
     return JSONResponse(answer_ids(visitor(site_id, None), website, time.time()), headers=headers)
 
