@@ -5,6 +5,7 @@ browser, plus the process helpers in foundation.testing."""
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import httpx2 as httpx
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError
+from hypothesis import HealthCheck, settings
 from starlette.testclient import TestClient
 
 from consumers.sink import ClickHouseSink
@@ -468,3 +470,15 @@ class Sent:
 
     def names(self) -> list[str]:
         return [r.post_data_json["n"] for r in self.requests]
+
+
+def fuzz_settings(examples: int) -> settings:
+    """Hypothesis for the fuzz tests: derandomized (the same cases on every run), without
+    its example database, `examples` cases unless HITSTREAM_FUZZ_EXAMPLES says how many."""
+    return settings(
+        max_examples=int(os.environ.get("HITSTREAM_FUZZ_EXAMPLES", str(examples))),
+        derandomize=True,
+        database=None,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow],
+    )

@@ -8,32 +8,24 @@ HITSTREAM_FUZZ_EXAMPLES sets how many (more to search, fewer for speed).
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from clickhouse_connect.driver.client import Client
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 from foundation.settings import Settings
 from reporting.legacy_params import EVENT_PROPERTIES, METRICS
 from schemas.query import VISIT_DIMENSIONS
-from tests.helpers import ADMIN, AUTH, D0, D1, create_site, seed_visits
+from tests.helpers import ADMIN, AUTH, D0, D1, create_site, fuzz_settings, seed_visits
 
 pytestmark = pytest.mark.slow
 
-EXAMPLES = int(os.environ.get("HITSTREAM_FUZZ_EXAMPLES", "150"))
-FUZZ = settings(
-    max_examples=EXAMPLES,
-    derandomize=True,
-    database=None,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
+FUZZ = fuzz_settings(150)
 DOMAIN = "fuzz.example"
 GOALS = [
     {"event_name": "Signup"},

@@ -11,7 +11,6 @@ display name and target are unique within a site).
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from collections.abc import Callable
 from itertools import count
@@ -19,25 +18,29 @@ from typing import Any
 
 import pytest
 from clickhouse_connect.driver.client import Client
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 from foundation.settings import Settings
 from schemas.event import MAX_PROP_VALUE
 from sites.goals import MAX_DISPLAY_NAME, MAX_PAGE_PATH
-from tests.helpers import ADMIN, AUTH, D0, DAY0, at, create_site, query_v2, rows, write
+from tests.helpers import (
+    ADMIN,
+    AUTH,
+    D0,
+    DAY0,
+    at,
+    create_site,
+    fuzz_settings,
+    query_v2,
+    rows,
+    write,
+)
 
 pytestmark = pytest.mark.slow
 
-EXAMPLES = int(os.environ.get("HITSTREAM_FUZZ_EXAMPLES", "120"))
-FUZZ = settings(
-    max_examples=EXAMPLES,
-    derandomize=True,
-    database=None,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
+FUZZ = fuzz_settings(120)
 # Text the goal rules care about: wildcards, alternatives, slashes, spaces, Plausible's
 # reserved and special names, unicode, long runs; now and then control characters and
 # bidirectional overrides (refused), and values of other types.
