@@ -330,6 +330,11 @@ class Settings(BaseSettings):
         """The DSN clickhouse-connect opens: the setting, or chdb under data_dir."""
         return self.clickhouse_url or f"chdb://{self.data_dir / 'clickhouse'}"
 
+    @property
+    def embedded_clickhouse(self) -> bool:
+        """Whether ClickHouse is the embedded engine (chdb) in this process."""
+        return self.clickhouse_dsn.startswith("chdb://")
+
 
 def variable(field: str) -> str:
     """The environment variable that sets `field`."""

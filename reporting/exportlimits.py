@@ -47,7 +47,7 @@ class ExportLimits:
     @classmethod
     def from_settings(cls, settings: Settings) -> ExportLimits:
         """Files in the data dir only with the embedded engine (a server streams Parquet)."""
-        embedded = settings.clickhouse_dsn.startswith("chdb://")
+        embedded = settings.embedded_clickhouse
         directory = settings.data_dir / EXPORTS_DIR if embedded else None
         return cls(directory, settings.export_timeout_s, int(settings.export_max_bytes))
 
