@@ -14,7 +14,7 @@ from reporting.expressions import Binder, dimensions
 from reporting.model import Query
 from reporting.periods import Period
 from schemas.event import ENGAGEMENT, PAGEVIEWS, clickhouse_time, epoch_ms
-from schemas.query import CONVERSION_METRICS, REVENUE_METRICS
+from schemas.query import CONVERSION_METRICS, GOAL_DIMENSION, REVENUE_METRICS
 
 
 @dataclass
@@ -25,6 +25,9 @@ class Compiled:
     parameters: dict[str, Any]
     columns: list[str]
     reads_raw_events: bool = True  # False: answered from aggregates and visits only
+    # True: the answer has no rows whatever the data, so the SQL need not run (a goal
+    # breakdown of a site without goals: each of its rows is a goal an event completed).
+    no_rows: bool = False
 
 
 def compile_query(
@@ -51,7 +54,8 @@ def compile_query(
         + paged(query, limit)
     )
     columns = [*query.dimensions, *query.metrics]
-    return Compiled(sql, binder.parameters, columns, answering.reads_raw_events)
+    no_rows = GOAL_DIMENSION in query.dimensions and not query.goals
+    return Compiled(sql, binder.parameters, columns, answering.reads_raw_events, no_rows)
 
 
 def parameters(query: Query, period: Period) -> dict[str, Any]:

@@ -119,10 +119,14 @@ class StatsReader:
 
     def rows(self, compiled: Compiled) -> list[Sequence[Any]]:
         """Every row of a compiled stats query."""
+        if compiled.no_rows:
+            return []
         return self._query(compiled.sql, compiled.parameters)
 
     def blocks(self, compiled: Compiled) -> Iterator[Sequence[Sequence[Any]]]:
         """The rows of a compiled stats query, block by block, never all in memory."""
+        if compiled.no_rows:
+            return
         with self.client.query_row_block_stream(
             compiled.sql, parameters=compiled.parameters, settings=self._settings()
         ) as stream:

@@ -3,18 +3,26 @@ against hand-computed answers on a small data set written straight into ClickHou
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 from collections.abc import Callable
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 import pytest
 from clickhouse_connect.driver.client import Client
 from starlette.testclient import TestClient
 
 from foundation.settings import Settings
+from reporting.compiler import compile_query
 from reporting.expressions import Binder
 from reporting.goals import completed, selected, without_goal_filters
 from reporting.model import Condition, Logic
+from reporting.parse import parse
+from reporting.periods import resolve
+from reporting.queries import StatsReader
 from reporting.where import match
+from schemas.query import QueryBody
 from sites.goals import make_goal, page_regex
 from tests.helpers import ADMIN, AUTH, D0, D1, DAY0, DAY1, at, create_site, query_v2, rows, write
 
@@ -137,6 +145,30 @@ def test_a_site_without_goals_has_no_goal_rows(app: TestClient, ch: Client) -> N
     site = create_site(app, "None")["site_id"]
     write(ch, site, {"v": 1, "ts": at(DAY0, "10:00:00")})
     assert rows(query_v2(app, site, metrics=["visitors"], dimensions=["event:goal"])) == []
+    paged = query_v2(
+        app, site, metrics=["visitors"], dimensions=["event:goal"],
+        include={"total_rows": True}, pagination={"limit": 5, "offset": 5},
+    )  # fmt: skip
+    assert paged["results"] == [] and paged["meta"]["total_rows"] == 0
+
+
+def test_a_goal_breakdown_without_goals_is_not_run(ch: Client) -> None:
+    # Every row of a goal breakdown is a goal an event completed: without goals the
+    # answer is known before the engine reads anything (the dashboard's Goals panel of a
+    # site without goals scanned every event of its range, 0.7 s on 10M events).
+    query = parse(QueryBody.model_validate(
+        {"site_id": "s", "metrics": ["visitors", "conversion_rate"], "date_range": "30d",
+         "dimensions": ["event:goal"]}
+    ))  # fmt: skip
+    period = resolve(query.date_range, ZoneInfo("UTC"), dt.datetime.now(dt.UTC))
+    compiled = compile_query(query, period, None, 10)
+    assert compiled.no_rows
+    with_goal = dataclasses.replace(query, goals=(make_goal("s", event_name="Signup"),))
+    assert not compile_query(with_goal, period, None, 10).no_rows
+    # The reader answers such a query without the engine: this SQL would fail if run.
+    failing = dataclasses.replace(compiled, sql="SELECT throwIf(1, 'ran')")
+    reader = StatsReader(ch, "test-")
+    assert reader.rows(failing) == [] and list(reader.blocks(failing)) == []
 
 
 def test_goal_filters_choose_goals_by_display_name() -> None:
