@@ -48,11 +48,12 @@ def compile_query(
         inner = grouped(query, answering, bucket, binder)
     if labels is not None:
         inner = filled(inner, labels, len(query.metrics), binder)
-    sql = (
-        f"{sources.WITH}\nSELECT {', '.join(selected(query))}\nFROM ({inner})"
+    body = (
+        f"SELECT {', '.join(selected(query))}\nFROM ({inner})"
         + ordered(query)
         + paged(query, limit)
     )
+    sql = f"{sources.with_clause(body)}\n{body}"
     columns = [*query.dimensions, *query.metrics]
     no_rows = GOAL_DIMENSION in query.dimensions and not query.goals
     return Compiled(sql, binder.parameters, columns, answering.reads_raw_events, no_rows)

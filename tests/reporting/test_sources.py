@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from reporting.sources import WITH, rows
+from reporting.sources import DERIVED, rows, with_clause
 from reporting.tables import Tables
 
 
@@ -38,6 +38,19 @@ def test_with_event_filters_a_visit_matches_by_one_of_its_events() -> None:
 
 
 def test_the_common_table_expressions() -> None:
-    assert WITH.startswith("WITH \nev AS (")
-    assert "\nvisits AS (" in WITH and "\njoined AS (" in WITH
-    assert "v_entry_page" in WITH and "v_exit_page" in WITH
+    common = with_clause("SELECT 1")
+    assert common.startswith("WITH \nev AS (")
+    assert "\nvisits AS (" in common and "\njoined AS (" in common
+    assert "v_entry_page" in common and "v_exit_page" in common and "v_source" in common
+
+
+def test_the_visits_carry_the_derived_dimensions_a_query_names() -> None:
+    # The engine parses all of a query's text: the long derived expressions (channel's
+    # rules, the country names) are in it only when the query names them.
+    plain = with_clause("SELECT uniqExact(visitor_id) FROM joined WHERE v_source = 'x'")
+    assert all(f"AS v_{name}" not in plain for name in DERIVED)
+    assert DERIVED["channel"] not in plain and DERIVED["country_name"] not in plain
+    named = with_clause("SELECT v_channel, v_country_name FROM joined")
+    assert f"{DERIVED['channel']} AS v_channel" in named
+    assert f"{DERIVED['country_name']} AS v_country_name" in named
+    assert "AS v_entry_page_hostname" not in named
