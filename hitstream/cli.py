@@ -255,10 +255,16 @@ def _run_server(settings: Settings, command: str) -> None:
 
     def serve() -> int:
         server = uvicorn.Server(_uvicorn_config(settings, roles))
+
+        def stop(*_: object) -> None:
+            server.should_exit = True
+
         # uvicorn re-raises the stop signal once it has shut down cleanly; these handlers
         # turn that into a normal return, so a graceful SIGTERM/SIGINT exits with status 0.
+        # A signal that comes before uvicorn has put its own handlers in (a worker whose
+        # parent was killed as it started) stops the server too rather than being lost.
         for stop_signal in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(stop_signal, lambda *_: None)
+            signal.signal(stop_signal, stop)
         server.run(sockets=[sock])
         # Lifespan start-up failed (the reason is already logged): exit non-zero.
         return 0 if server.started else workers.START_FAILED
