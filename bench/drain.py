@@ -48,7 +48,9 @@ def make_rows(n: int, sites: int = 100, days: int = 30) -> Iterator[bytes]:
     they are loaded (10M rows with every column held at once took over 20 GB)."""
     now_s = int(time.time())
     for i in range(n):
-        moment = time.gmtime(now_s - (i * 7919) % (days * 86_400))
+        at_s = now_s - (i * 7919) % (days * 86_400)
+        moment = time.gmtime(at_s)
+        visitor = (i * 40503) % 50_000 + 1
         ts = time.strftime("%Y-%m-%d %H:%M:%S", moment) + ".000"
         yield (
             entry.encode_row(
@@ -64,7 +66,9 @@ def make_rows(n: int, sites: int = 100, days: int = 30) -> Iterator[bytes]:
                 referrer=REFERRERS[i % len(REFERRERS)],
                 utm=CAMPAIGN if i % 4 == 0 else None,
                 props={"plan": "pro" if i % 3 == 0 else "free"},
-                visitor_id=(i * 40503) % 50_000 + 1,
+                visitor_id=visitor,
+                # Numbered as ingest numbers a salted visitor; a signed-in user is not.
+                visitor_no=0 if i % 5 else at_s // 86_400 * entry.NUMBER_DAY + visitor,
                 client=CLIENTS[i % len(CLIENTS)],
                 source="Newsletter" if i % 4 == 0 else SOURCES[i % len(SOURCES)],
                 interactive=i % 50 != 0,

@@ -24,11 +24,14 @@ from sites.store import SiteStore
 # v = number / 5): 90% page views over 50 paths; per visit a visitor
 # (the site's events / 50 of them), one of 20 sources, a campaign on one visit in 5 (10
 # of them), one of 30 countries, 10 browsers, 3 devices; one visit in 5 by a user.
-# The visit's id is the time of its first event, as ingest writes it.
+# The visit's id is the time of its first event, as ingest writes it. The visitors are
+# numbered (visitor_no): each keeps one number over the 30 days (a seeded visitor returns
+# on other days, which a salted one never does: ingest numbers a day's visitors from the
+# day's base, schemas/entry.py NUMBER_DAY), and the numbers are as dense as a day's.
 SEED_EVENTS = """
 INSERT INTO events (event_id, site_id, event_type, path, user_id, ts, received_at,
-    visitor_id, session_id, source, utm_source, utm_campaign, country, browser, device,
-    hostname)
+    visitor_id, visitor_no, session_id, source, utm_source, utm_campaign, country, browser,
+    device, hostname)
 SELECT
     generateUUIDv4(number),
     concat('site-', toString(visit % {sites:UInt32})),
@@ -37,7 +40,8 @@ SELECT
     if(visit % 5 = 0, concat('user-', toString(cityHash64(visit, 1) % 20000)), ''),
     opened + toIntervalMinute(number % 5),
     now64(3),
-    cityHash64(visit, 3) % greatest(intDiv({events:UInt64}, 50 * {sites:UInt32}), 1) + 1,
+    cityHash64(visit, 3) % greatest(intDiv({events:UInt64}, 50 * {sites:UInt32}), 1) + 1 AS v,
+    v,
     toUInt64(toUnixTimestamp64Milli(opened)),
     ['', 'Google', 'Bing', 'DuckDuckGo', 'Facebook', 'X', 'LinkedIn', 'Reddit', 'GitHub',
      'Hacker News', 'Instagram', 'Youtube', 'Yandex', 'Baidu', 'Ecosia', 'Mastodon',

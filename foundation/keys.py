@@ -5,8 +5,8 @@ two deployments on one Redis with different prefixes share nothing. Every key ca
 a Redis Cluster hash tag made here (users never type braces), so each script and each
 transaction touches one slot:
 - shard `k` of the event stream, `{<prefix>s<k>.<n>}` (`n` spreads the shards' slots:
-  `_shard_tag`): its stream, dead letters, insert plans, and the dedup sets and visit
-  state of the sites it carries;
+  `_shard_tag`): its stream, dead letters, insert plans, and the dedup sets, visit state
+  and visitor numbers of the sites it carries;
 - everything else (sites, keys, domains, origins, sessions, rate limits, salts, queue
   samples), `{<prefix>c}`.
 A site's events always go to the same shard (`shard_of`), so its dedup, visits and
@@ -115,6 +115,12 @@ class ShardKeys:
         """Prefix of each visitor's current visit: `<visits><site>:<visitor>` holds
         "<visit id> <last event ms>" (a salted visitor ID, never an address)."""
         return f"{self.tag}visit:"
+
+    @property
+    def numbers(self) -> str:
+        """Prefix of each site's visitor numbers of a salt day, `<numbers><site>:<day>`:
+        a hash of salted visitor ID -> rank, and the day's count under '#'."""
+        return f"{self.tag}vno:"
 
 
 @dataclass(frozen=True)

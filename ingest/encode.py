@@ -14,8 +14,9 @@ from schemas import entry
 from schemas.event import ENGAGEMENT, EventIn, clickhouse_time, epoch_ms
 from schemas.urls import UTM_TAGS, Page, parse_page
 
-# A request's visitor IDs: (site_id, user_id) -> visitor ID (ingest/visitors.py).
-VisitorOf = Callable[[str, str | None], int]
+# A request's visitors: (site_id, user_id) -> (visitor ID, the salt day it is numbered
+# under or 0) (ingest/visitors.py RequestVisitor).
+VisitorOf = Callable[[str, str | None], tuple[int, int]]
 
 
 @dataclass(frozen=True)
@@ -27,10 +28,13 @@ class Encoded:
     site_id: str
     row: bytes
     client_id: bool
-    # What ingest's script needs to tell the event's visit (ingest/lua/visits.lua): its
-    # visitor (0: none, and engagement events join no visit) and time in milliseconds.
+    # What ingest's script needs to number the event's visitor and tell its visit
+    # (ingest/lua/numbers.lua, visits.lua): its visitor (0: none, and engagement events
+    # join no visit), time in milliseconds and the salt day its visitor is numbered under
+    # (0: not numbered).
     visitor_id: int = 0
     ts_ms: int = 0
+    number_day: int = 0
 
     @property
     def id_bytes(self) -> bytes:
@@ -69,14 +73,18 @@ def encode(
 
 def _encoded(event: EventIn, event_id: str, request: _Request) -> Encoded:
     site = request.site_id or event.site_id or ""
-    visitor_id = request.visitor(site, event.user_id) if request.visitor is not None else 0
+    visitor_id, number_day = (
+        request.visitor(site, event.user_id) if request.visitor is not None else (0, 0)
+    )
+    visits = event.event_type != ENGAGEMENT
     return Encoded(
         event_id,
         site,
         _row(event, event_id, site, visitor_id, request),
         event.event_id is not None,
-        visitor_id if event.event_type != ENGAGEMENT else 0,
+        visitor_id if visits else 0,
         epoch_ms(event.timestamp or request.received_at),  # exactly the ms the row's ts holds
+        number_day if visits else 0,
     )
 
 

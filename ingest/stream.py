@@ -20,12 +20,14 @@ from foundation.groupcommit import GroupCommit
 from foundation.keys import RedisKeys, ShardKeys, shard_of
 from foundation.scriptcall import run_script
 from ingest.encode import Encoded
+from ingest.visitors import DAY_S, salt_expiry
 from schemas.entry import (
     CLIENT_ID_FIELD,
     CLIENT_ID_MARK,
+    NUMBER_DAY,
     ROW_FIELD,
-    SESSION_FORMAT,
-    SESSION_TAIL,
+    TAIL,
+    TAIL_FORMAT,
 )
 
 log = logging.getLogger(__name__)
@@ -52,14 +54,18 @@ CALL_MARK_S = 60
 VISIT_GAP_MS = 30 * 60 * 1000
 
 # Ingest's one write (ingest/lua/append_once.lua; its contract is in its header): each
-# row appended once per client event_id and dedup window, with its visit's id written in
-# (ingest/lua/visits.lua), atomically.
-APPEND_ONCE = lua.load("ingest", "append_once", needs=(lua.load("ingest", "visits"),))
+# row appended once per client event_id and dedup window, with its visitor's number
+# (ingest/lua/numbers.lua) and its visit's id (ingest/lua/visits.lua) written in,
+# atomically.
+APPEND_ONCE = lua.load(
+    "ingest", "append_once", needs=(lua.load("ingest", "visits"), lua.load("ingest", "numbers"))
+)
 
 
 def append_args(keys: ShardKeys, dedup_window_s: int) -> list[str | bytes | int]:
     """APPEND_ONCE's arguments before the events, for one shard: what the script takes
-    from its owners (the entry's field names and the row's session tail: schemas/entry.py)."""
+    from its owners (the entry's field names, the row's tail and the numbers' day:
+    schemas/entry.py; when a salt expires: ingest/visitors.py)."""
     return [
         keys.dedup,
         dedup_window_s,
@@ -70,8 +76,12 @@ def append_args(keys: ShardKeys, dedup_window_s: int) -> list[str | bytes | int]
         ROW_FIELD,
         CLIENT_ID_FIELD,
         CLIENT_ID_MARK,
-        SESSION_TAIL,
-        SESSION_FORMAT,
+        TAIL,
+        TAIL_FORMAT,
+        keys.numbers,
+        DAY_S,
+        salt_expiry(0),
+        NUMBER_DAY,
     ]
 
 
@@ -111,7 +121,8 @@ class _Shard:
         """One EVALSHA appends them all, atomically (far cheaper than one XADD each)."""
         args = list(self._args)
         for e in events:
-            args += [e.row, e.site_id, e.id_bytes if e.client_id else b"", e.visitor_id, e.ts_ms]
+            client_id = e.id_bytes if e.client_id else b""
+            args += [e.row, e.site_id, client_id, e.visitor_id, e.ts_ms, e.number_day]
         call = self._calls + os.urandom(8).hex()
         await run_script(self._script, [self.stream, call], args)
 

@@ -181,7 +181,8 @@ async def _answer(
     """200 with Umami's ids and cache token."""
     user_agent = header(request, "user-agent") or ""
     visitor = RequestVisitor(await request.state["salts"].today(), admission.ip, user_agent)
-    return JSONResponse(answer_ids(visitor(site_id, None), website, time.time()), headers=headers)
+    visitor_id, _ = visitor(site_id, None)
+    return JSONResponse(answer_ids(visitor_id, website, time.time()), headers=headers)
 
 
 def routes() -> list[BaseRoute]:

@@ -17,6 +17,13 @@ Redis failure): a salt made up by one process would count the day's visitors twi
 
 An event that carries a `user_id` is counted by it: its visitor is a keyed hash of
 (site, user_id) without a salt, so a signed-in user is one visitor on every day.
+
+A day's salted visitors are numbered, densely per site (schemas/entry.py NUMBER_DAY:
+page breakdowns keep them as bitmaps), when the day's salt was made by a release that
+numbers them: such a salt is NUMBERED_SALT_BYTES long, an older one SALT_BYTES. Every
+release hashes with the whole stored salt, so both agree on the visitor IDs, and a day
+that began before an upgrade stays unnumbered to its end: its visitors are never counted
+once by ID and again by number.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from redis.exceptions import RedisError
@@ -41,7 +49,8 @@ log = logging.getLogger(__name__)
 DAY_S = 86_400
 # A salt is kept for its day and the next (a peer whose clock lags still finds it).
 SALT_DAYS = 2
-SALT_BYTES = 32
+SALT_BYTES = 32  # a salt made by a release that does not number visitors
+NUMBERED_SALT_BYTES = 48
 USER_KEY = b"hitstream user visitor"
 # The AOF is rewritten this long after midnight (UTC), when Redis (whose clock decides
 # the expiry) has surely expired the salt of the day before yesterday...
@@ -65,6 +74,19 @@ def salt_expiry(day: int) -> int:
     return (day + SALT_DAYS) * DAY_S
 
 
+@dataclass(frozen=True, slots=True)
+class Salt:
+    """A UTC day's salt, and the day under which its visitors are numbered (0: none)."""
+
+    key: bytes
+    number_day: int = 0
+
+
+def salt_of(day: int, stored: bytes) -> Salt:
+    """The salt of `day` as stored, numbering its visitors if it says so."""
+    return Salt(stored, day if len(stored) == NUMBERED_SALT_BYTES else 0)
+
+
 class DailySalts:
     """The salt of the current UTC day, made or read once per process and day."""
 
@@ -75,10 +97,10 @@ class DailySalts:
         self._keys = keys
         self._clock = clock
         self._day = -1
-        self._salt = b""
+        self._salt = Salt(b"")
         self._fetching = asyncio.Lock()  # one round trip at midnight, not one per request
 
-    async def today(self) -> bytes:
+    async def today(self) -> Salt:
         """The salt of the current UTC day; raises RedisError (a 503) when Redis cannot
         give it."""
         day = utc_day(self._clock())
@@ -88,14 +110,14 @@ class DailySalts:
                     self._salt, self._day = await self._fetch(day), day
         return self._salt
 
-    async def _fetch(self, day: int) -> bytes:
+    async def _fetch(self, day: int) -> Salt:
         """Make the day's salt unless another process did first; either way the one
         stored wins, so every process hashes with the same salt."""
-        mine = os.urandom(SALT_BYTES)
+        mine = os.urandom(NUMBERED_SALT_BYTES)
         stored: Any = await self._redis.set(
             self._keys.salt(day_name(day)), mine, nx=True, exat=salt_expiry(day), get=True
         )
-        return bytes(stored) if stored is not None else mine
+        return salt_of(day, bytes(stored) if stored is not None else mine)
 
 
 async def erase_expired_salts(
@@ -134,21 +156,21 @@ async def rewrite_aof(redis: RedisClient) -> None:
 
 
 class RequestVisitor:
-    """The visitor IDs of one request's events: by `user_id` when an event has one, else
-    by the request's IP and User-Agent under today's salt."""
+    """The visitors of one request's events, each as (visitor ID, the salt day it is
+    numbered under or 0): by `user_id` when an event has one (never numbered), else by
+    the request's IP and User-Agent under today's salt."""
 
-    def __init__(self, salt: bytes, ip: str, user_agent: str) -> None:
+    def __init__(self, salt: Salt, ip: str, user_agent: str) -> None:
         self._salt, self._ip, self._user_agent = salt, ip, user_agent
-        self._by_site: dict[str, int] = {}  # a batch's events mostly share one site
+        self._by_site: dict[str, tuple[int, int]] = {}  # a batch's events mostly share one site
 
-    def __call__(self, site_id: str, user_id: str | None) -> int:
+    def __call__(self, site_id: str, user_id: str | None) -> tuple[int, int]:
         if user_id:
-            return user_visitor_id(site_id, user_id)
+            return user_visitor_id(site_id, user_id), 0
         found = self._by_site.get(site_id)
         if found is None:
-            found = self._by_site[site_id] = visitor_id(
-                self._salt, site_id, self._ip, self._user_agent
-            )
+            hashed = visitor_id(self._salt.key, site_id, self._ip, self._user_agent)
+            found = self._by_site[site_id] = (hashed, self._salt.number_day)
         return found
 
 
@@ -174,7 +196,7 @@ async def address_of(salts: DailySalts, ip: str) -> str:
     """What buckets are named by instead of the client's IP (address_tag): an
     IPv6 client by its /64, which one subscriber holds whole (it could take a new address
     for every request)."""
-    return address_tag(await salts.today(), bucket_address(ip))
+    return address_tag((await salts.today()).key, bucket_address(ip))
 
 
 def bucket_address(ip: str) -> str:

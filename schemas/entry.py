@@ -23,20 +23,31 @@ CLIENT_ID_FIELD = b"c"
 CLIENT_ID_MARK = b"1"
 
 # The columns of `events` a row fills, in the order they are written (new columns go at
-# the end, before session_id, which must stay last (SESSION_TAIL): rows written before
-# they existed still decode, and ClickHouse fills their defaults).
+# the end, before the two of the row's tail (TAIL), which must stay last: rows written
+# before they existed still decode, and ClickHouse fills their defaults).
 ROW_KEYS = (
     "event_id", "site_id", "event_type", "path", "user_id", "ts", "received_at",
     "hostname", "referrer", *UTM_TAGS, "props", "visitor_id",
     "browser", "browser_version", "os", "os_version", "device", "country",
     "source", "interactive", "engagement_ms", "scroll_depth", "revenue_amount",
-    "revenue_currency", "click_id_param", "region", "region_name", "city_name", "session_id",
+    "revenue_currency", "click_id_param", "region", "region_name", "city_name", "visitor_no",
+    "session_id",
 )  # fmt: skip
-# A row ends with its visit's id: SESSION_TAIL (the id 0) until ingest's script writes
-# SESSION_FORMAT with the id in its place (ingest/lua/visits.lua receives both: visits
-# are told apart where every replica's events meet, in Redis).
-SESSION_FORMAT = b'"session_id":%d}'
-SESSION_TAIL = SESSION_FORMAT % 0
+# A row ends with its visitor's number and its visit's id: TAIL (both 0) until ingest's
+# script writes TAIL_FORMAT with both in its place (ingest/lua/append_once.lua receives
+# them: visitors are numbered and visits told apart where every replica's events meet,
+# in Redis).
+TAIL_FORMAT = b'"visitor_no":%d,"session_id":%d}'
+TAIL = TAIL_FORMAT % (0, 0)
+
+# A visitor's number (the row's visitor_no; 0: none) is dense per site and salt day, so
+# page breakdowns keep a day's visitors as a bitmap (migration 0023): the salt's day (days
+# since the epoch) times NUMBER_DAY, plus the visitor's rank that day from 1. This is the
+# rule's one statement: ingest's script numbers by it (ingest/lua/numbers.lua, given
+# NUMBER_DAY). Only visitors hashed under a day's salt are numbered (a signed-in user's ID
+# outlives the day: it is counted from its ID), and only under a salt made by a release
+# that numbers (ingest/visitors.py), so a day's visitors are all numbered or none.
+NUMBER_DAY = 1 << 32
 
 # A visit's id (the row's session_id) is the time of the visit's first event in epoch
 # milliseconds (0: no visit). This is the rule's one statement: ingest's script assigns
@@ -89,6 +100,7 @@ def encode_row(
     scroll_depth: int = 0,
     revenue: tuple[str, str] | None = None,
     click_id_param: str = "",
+    visitor_no: int = 0,
     session_id: int = 0,
 ) -> bytes:
     """An event's row: JSON with ROW_KEYS in order (times as ClickHouse DateTime64 text)."""
@@ -125,7 +137,8 @@ def encode_row(
     row["region"] = client.region
     row["region_name"] = client.region_name
     row["city_name"] = client.city_name
-    # 0 (SESSION_TAIL) until ingest's script writes the visit's id in its place.
+    # 0 (TAIL) until ingest's script writes the visitor's number and visit's id instead.
+    row["visitor_no"] = visitor_no
     row["session_id"] = session_id
     return orjson.dumps(row)
 

@@ -231,7 +231,8 @@ def ms(moment: str) -> int:
 
 def write(ch: Client, site: str, *events: dict[str, Any]) -> None:
     """Insert events: visitor `v`, `ts`, the time its visit opened (`visit`, default its
-    own ts: an event without it opens a visit) and optionally type, path, user, hostname,
+    own ts: an event without it opens a visit) and optionally the visitor's number (`no`,
+    as ingest numbers a salted visitor: schemas/entry.py NUMBER_DAY), type, path, user, hostname,
     utm, source, click (the landing page's click-id parameter), revenue ((amount, currency))..."""
     rows = []
     for e in events:
@@ -262,6 +263,7 @@ def write(ch: Client, site: str, *events: dict[str, Any]) -> None:
                 source=e.get("source", ""),
                 click_id_param=e.get("click", ""),
                 revenue=e.get("revenue"),
+                visitor_no=e.get("no", 0),
                 session_id=0 if e.get("type") == "engagement" else ms(e.get("visit", e["ts"])),
             )
         )
@@ -297,19 +299,24 @@ def seed_visits(ch: Client, site: str) -> None:
     v1: 12:00 /blog (direct, DE)                                         -> bounce
     v2: 10:05 /pricing (X (Twitter), US, Mobile); an engagement event    -> bounce
     v3 (user u3), next day: 09:00 /, 09:29:59 /docs, 09:59:57 /docs/api   -> 3 views, 3597 s
+    v1 and v2 are numbered as ingest numbers salted visitors (the engagement event is not);
+    v3, a signed-in user, is not.
     """
+    day0 = DAY0.toordinal() - date(1970, 1, 1).toordinal()
     de = {"country": "DE", "device": "Desktop", "browser": "Chrome"}
+    v1 = {"v": 1, "no": day0 * entry.NUMBER_DAY + 1}
+    v2 = {"v": 2, "no": day0 * entry.NUMBER_DAY + 2}
     write(
         ch,
         site,
-        {"v": 1, "ts": at(DAY0, "10:00:00"), "source": "Google",
+        {**v1, "ts": at(DAY0, "10:00:00"), "source": "Google",
          "utm": {"utm_campaign": "spring"}, **de},
-        {"v": 1, "ts": at(DAY0, "10:10:00"), "visit": at(DAY0, "10:00:00"), "path": "/pricing",
+        {**v1, "ts": at(DAY0, "10:10:00"), "visit": at(DAY0, "10:00:00"), "path": "/pricing",
          "source": "Google", **de},
-        {"v": 1, "ts": at(DAY0, "10:20:00"), "visit": at(DAY0, "10:00:00"), "path": "/pricing",
+        {**v1, "ts": at(DAY0, "10:20:00"), "visit": at(DAY0, "10:00:00"), "path": "/pricing",
          "type": "Signup", "props": {"plan": "pro"}, **de},
-        {"v": 1, "ts": at(DAY0, "12:00:00"), "path": "/blog", **de},
-        {"v": 2, "ts": at(DAY0, "10:05:00"), "path": "/pricing", "source": "X (Twitter)",
+        {**v1, "ts": at(DAY0, "12:00:00"), "path": "/blog", **de},
+        {**v2, "ts": at(DAY0, "10:05:00"), "path": "/pricing", "source": "X (Twitter)",
          "country": "US", "device": "Mobile", "browser": "Safari"},
         {"v": 2, "ts": at(DAY0, "10:06:00"), "path": "/pricing", "type": "engagement",
          "country": "US", "device": "Mobile"},

@@ -5,21 +5,14 @@
 -- one starts a new visit, a much older one (an import) gets a visit of its own and
 -- leaves the current one alone. Events without a visitor ('0') get no visit.
 --
--- The id is spliced into the row's last field: the row ends with `tail` (entry's
--- SESSION_TAIL, the id 0), replaced by `format` (SESSION_FORMAT) filled with the id.
---
--- visits(prefix, gap, tail, format) returns visit(row, site, visitor, ms), the row with
--- its visit's id, and save(), which writes each visitor's visit once per call, however
--- many events it had.
-local function visits(prefix, gap, tail, format)
+-- visits(prefix, gap) returns visit(site, visitor, ms), the id of the event's visit,
+-- and save(), which writes each visitor's visit once per call, however many events it
+-- had.
+local function visits(prefix, gap)
   local states = {}
-  local cut = -#tail - 1
-  local function with_visit(row, id)
-    return string.sub(row, 1, cut) .. string.format(format, id)
-  end
-  local function visit(row, site, visitor, ms)
+  local function visit(site, visitor, ms)
     if visitor == '0' then
-      return row
+      return 0
     end
     ms = tonumber(ms)
     local key = prefix .. site .. ':' .. visitor
@@ -38,12 +31,12 @@ local function visits(prefix, gap, tail, format)
       id = state[1]
       state = {id, math.max(state[2], ms)}
     elseif state and ms < state[1] then
-      return with_visit(row, ms)
+      return ms
     else
       state = {ms, ms}
     end
     states[key] = state
-    return with_visit(row, id)
+    return id
   end
   local function save()
     for key, state in pairs(states) do

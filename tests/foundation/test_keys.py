@@ -61,6 +61,7 @@ def _shard_names(shard: ShardKeys) -> list[str]:
         shard.plans("g"),
         shard.dedup + "site:1",
         shard.visits + "site:1",
+        shard.numbers + "site:20454",
         shard.calls + "ab12",
     ]
 
@@ -128,6 +129,7 @@ def test_the_legacy_shard_keeps_the_names_of_releases_before_shards() -> None:
         "hitstream:plans:g",
         "hitstream:dedup:site:1",
         "hitstream:visit:site:1",
+        "hitstream:vno:site:20454",  # no release before shards had it: named like the rest
         "hitstream:call:ab12",
     ]
 

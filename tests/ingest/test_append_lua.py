@@ -1,10 +1,12 @@
-"""Ingest's append script (ingest/lua/append_once.lua with visits.lua) run directly on a
-real Valkey: the splice of the visit's id into the row, visit assignment, dedup of
-client event_ids, the call mark; and schemas/entry.py's side of the rules it shares
-(SESSION_TAIL, the visit id read back by VISIT_OPENED) agreeing with the script's."""
+"""Ingest's append script (ingest/lua/append_once.lua with visits.lua and numbers.lua)
+run directly on a real Valkey: the splice of the visitor's number and the visit's id into
+the row, visitor numbers, visit assignment, dedup of client event_ids, the call mark; and
+schemas/entry.py's side of the rules it shares (TAIL, NUMBER_DAY, the visit id read back
+by VISIT_OPENED) agreeing with the script's."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -18,9 +20,11 @@ from redis.commands.core import Script
 from foundation.keys import ShardKeys
 from foundation.settings import Settings
 from ingest.stream import APPEND_ONCE, CALL_MARK_S, VISIT_GAP_MS, append_args
+from ingest.visitors import DAY_S, salt_expiry
 from schemas import entry
 
-T0 = 1_767_268_800_000  # 2026-01-01 12:00 UTC, in ms
+DAY0 = int(time.time() // DAY_S)  # today (UTC): its numbers' hash expires tomorrow night
+T0 = (DAY0 * DAY_S + DAY_S // 2) * 1000  # today at noon, in ms
 GAP = VISIT_GAP_MS
 
 
@@ -46,7 +50,7 @@ class Appender:
         self.shard = shard
         self.script: Script = conn.register_script(APPEND_ONCE)
 
-    def __call__(self, *groups: tuple[bytes, str, bytes, int, int], call: str = "") -> int:
+    def __call__(self, *groups: tuple[bytes, str, bytes, int, int, int], call: str = "") -> int:
         args = append_args(self.shard, 3600)
         for group in groups:
             args += list(group)
@@ -59,6 +63,9 @@ class Appender:
     def sessions(self) -> list[int]:
         return [orjson.loads(f[entry.ROW_FIELD])["session_id"] for f in self.rows()]
 
+    def numbers(self) -> list[int]:
+        return [orjson.loads(f[entry.ROW_FIELD])["visitor_no"] for f in self.rows()]
+
 
 @pytest.fixture
 def append(make_settings: Callable[..., Settings], redis_conn: redis.Redis) -> Iterator[Appender]:
@@ -66,27 +73,66 @@ def append(make_settings: Callable[..., Settings], redis_conn: redis.Redis) -> I
 
 
 def event(
-    ms: int, visitor: int = 7, client_id: bytes = b"", site: str = "s"
-) -> tuple[bytes, str, bytes, int, int]:
-    return (_row(site=site, visitor=visitor, ms=ms), site, client_id, visitor, ms)
+    ms: int, visitor: int = 7, client_id: bytes = b"", site: str = "s", day: int = 0
+) -> tuple[bytes, str, bytes, int, int, int]:
+    return (_row(site=site, visitor=visitor, ms=ms), site, client_id, visitor, ms, day)
 
 
-def test_the_visit_id_is_spliced_where_encode_row_would_write_it(append: Appender) -> None:
-    """The row as the script stores it is the row encode_row makes with that session_id:
-    the script cuts SESSION_TAIL and writes SESSION_FORMAT, both schemas/entry.py's."""
+def test_the_number_and_visit_id_are_spliced_where_encode_row_would_write_them(
+    append: Appender,
+) -> None:
+    """The row as the script stores it is the row encode_row makes with that visitor_no
+    and session_id: the script cuts TAIL and writes TAIL_FORMAT, both schemas/entry.py's."""
     row = _row(event_id=str(uuid.UUID(int=1)))
-    assert row.endswith(entry.SESSION_TAIL)
-    assert append((row, "s", b"", 7, T0)) == 1
+    assert row.endswith(entry.TAIL)
+    assert append((row, "s", b"", 7, T0, DAY0)) == 1
     stored = append.rows()[0][entry.ROW_FIELD]
-    expected = orjson.loads(row) | {"session_id": T0}
+    number = DAY0 * entry.NUMBER_DAY + 1
+    expected = orjson.loads(row) | {"visitor_no": number, "session_id": T0}
     assert stored == orjson.dumps(expected)
-    assert stored == row[: -len(entry.SESSION_TAIL)] + entry.SESSION_FORMAT % T0
+    assert stored == row[: -len(entry.TAIL)] + entry.TAIL_FORMAT % (number, T0)
 
 
 def test_an_event_without_a_visitor_is_stored_as_encoded(append: Appender) -> None:
     row = _row(visitor=0)
-    assert append((row, "s", b"", 0, T0)) == 1
+    assert append((row, "s", b"", 0, T0, DAY0)) == 1
     assert append.rows() == [{entry.ROW_FIELD: row}]
+
+
+def test_visitors_are_numbered_densely_per_site_and_salt_day(
+    append: Appender, redis_conn: redis.Redis
+) -> None:
+    """A visitor met again that day (in the same call or a later one) keeps its number;
+    a new one takes the next; another site or salt day counts from 1 again; a visitor
+    whose day is 0 (a signed-in user's, or a day salted before numbering) gets none. The
+    day's hash expires with its salt."""
+    assert (
+        append(event(T0, 7, day=DAY0), event(T0 + 1, 8, day=DAY0), event(T0 + 2, 7, day=DAY0)) == 3
+    )
+    assert append(event(T0 + 3, 9, day=DAY0), event(T0 + 4, 8, day=DAY0)) == 2
+    assert append(event(T0 + 5, 7, site="t", day=DAY0), event(T0 + 6, 7, day=DAY0 + 1)) == 2
+    assert append(event(T0 + 7, 10, day=0)) == 1
+    base, next_day = DAY0 * entry.NUMBER_DAY, (DAY0 + 1) * entry.NUMBER_DAY
+    assert append.numbers() == [
+        base + 1,
+        base + 2,
+        base + 1,
+        base + 3,
+        base + 2,
+        base + 1,
+        next_day + 1,
+        0,
+    ]
+    key = f"{append.shard.numbers}s:{DAY0}"
+    assert redis_conn.hget(key, "#") == b"3"
+    assert redis_conn.expiretime(key) == salt_expiry(DAY0)
+
+
+def test_a_deduplicated_event_takes_no_number(append: Appender) -> None:
+    chosen = uuid.uuid4().bytes
+    assert append(event(T0, 7, client_id=chosen, day=DAY0)) == 1
+    assert append(event(T0 + 1, 8, client_id=chosen, day=DAY0), event(T0 + 2, 9, day=DAY0)) == 1
+    assert append.numbers() == [DAY0 * entry.NUMBER_DAY + 1, DAY0 * entry.NUMBER_DAY + 2]
 
 
 def test_visits_are_told_by_the_gap(append: Appender, redis_conn: redis.Redis) -> None:
@@ -146,10 +192,11 @@ def test_a_stream_key_of_another_type_is_refused_before_any_write(
 ) -> None:
     redis_conn.set(append.shard.stream, b"not a stream")
     with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
-        append(event(T0, client_id=uuid.uuid4().bytes), call="refused")
+        append(event(T0, client_id=uuid.uuid4().bytes, day=DAY0), call="refused")
     assert not redis_conn.exists(append.shard.calls + "refused")
     assert not redis_conn.keys(append.shard.dedup + "*")
     assert not redis_conn.exists(append.shard.visits + "s:7")
+    assert not redis_conn.keys(append.shard.numbers + "*")
 
 
 def test_clickhouse_reads_a_visit_opened_at_its_first_event(append: Appender, ch: Client) -> None:

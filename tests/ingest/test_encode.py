@@ -113,9 +113,9 @@ def test_the_limits_themselves_are_accepted() -> None:
 def test_the_keys_site_wins_and_each_event_is_given_its_visitor_and_client() -> None:
     asked: list[tuple[str, str | None]] = []
 
-    def visitor(site_id: str, user_id: str | None) -> int:
+    def visitor(site_id: str, user_id: str | None) -> tuple[int, int]:
         asked.append((site_id, user_id))
-        return 7
+        return 7, 0
 
     client = entry.ClientColumns("Firefox", "133.0", "Linux", "", "desktop", "DE")
     encoded = encode(
@@ -132,9 +132,10 @@ def test_engagement_events_join_no_visit_and_carry_the_rows_time_in_ms() -> None
     [pageview, engagement] = encode(
         [parse(timestamp="2025-11-14T11:00:00.5Z"), parse(event_type="engagement")],
         RECEIVED,
-        visitor=lambda site_id, user_id: 9,
+        visitor=lambda site_id, user_id: (9, 20_454),
     )
     assert (pageview.visitor_id, engagement.visitor_id) == (9, 0)
+    assert (pageview.number_day, engagement.number_day) == (20_454, 0)
     assert pageview.ts_ms == epoch_ms(datetime(2025, 11, 14, 11, 0, 0, 500000, tzinfo=UTC))
     assert engagement.ts_ms == epoch_ms(RECEIVED)
     assert orjson.loads(engagement.row)["visitor_id"] == 9  # the row keeps its visitor

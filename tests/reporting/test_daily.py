@@ -28,9 +28,9 @@ def test_a_weekly_series() -> None:
     )
 
 
-def test_a_page_breakdown() -> None:
+def test_a_page_breakdown_adds_the_numbered_visitors_to_the_others() -> None:
     query = Query("s", DateRange("7d"), ("visitors",), ("event:page",))
     assert grouped(query, "daily_pages", None).startswith(
         "SELECT path AS r0, if(r0 = '', '(not set)', toString(r0)) AS d0, "
-        "uniqExactMerge(visitors) AS m0\nFROM daily_pages\n"
+        "groupBitmapMerge(numbered) + uniqExactMerge(visitors) AS m0\nFROM daily_pages\n"
     )

@@ -54,14 +54,15 @@ def test_entries_that_are_not_ours_decode_to_none() -> None:
         assert entry.decode(b"1-0", fields) is None, fields
 
 
-def test_a_row_ends_with_its_session_tail_which_session_format_fills() -> None:
-    """What ingest's script relies on to write a visit's id (ingest/lua/visits.lua)."""
+def test_a_row_ends_with_its_tail_which_tail_format_fills() -> None:
+    """What ingest's script relies on to write a visitor's number and a visit's id
+    (ingest/lua/append_once.lua)."""
     common: dict[str, str] = {
         "event_id": str(uuid.uuid4()), "site_id": "s", "event_type": "pageview", "path": "/",
         "user_id": "", "ts": "2026-01-01 00:00:00.000", "received_at": "2026-01-01 00:00:00.000",
     }  # fmt: skip
     row = entry.encode_row(**common)
-    assert row.endswith(entry.SESSION_TAIL) and entry.SESSION_TAIL == entry.SESSION_FORMAT % 0
-    visit = 1_767_225_600_000
-    spliced = row[: -len(entry.SESSION_TAIL)] + entry.SESSION_FORMAT % visit
-    assert spliced == entry.encode_row(**common, session_id=visit)
+    assert row.endswith(entry.TAIL) and entry.TAIL == entry.TAIL_FORMAT % (0, 0)
+    number, visit = 20_454 * entry.NUMBER_DAY + 3, 1_767_225_600_000
+    spliced = row[: -len(entry.TAIL)] + entry.TAIL_FORMAT % (number, visit)
+    assert spliced == entry.encode_row(**common, visitor_no=number, session_id=visit)

@@ -663,3 +663,39 @@ ALTER TABLE events
     DROP COLUMN IF EXISTS region,
     DROP COLUMN IF EXISTS region_name,
     DROP COLUMN IF EXISTS city_name;
+
+-- 0023_visitor_numbers up
+ALTER TABLE events ADD COLUMN IF NOT EXISTS visitor_no UInt64;
+ALTER TABLE daily_pages ADD COLUMN IF NOT EXISTS numbered AggregateFunction(groupBitmap, UInt64);
+DROP VIEW IF EXISTS daily_pages_mv;
+CREATE MATERIALIZED VIEW daily_pages_mv TO daily_pages AS
+SELECT
+    site_id,
+    toDate(ts) AS day,
+    event_type,
+    path,
+    count() AS views,
+    uniqExactStateIf(visitor_id, visitor_id != 0 AND visitor_no = 0) AS visitors,
+    groupBitmapStateIf(visitor_no, visitor_no != 0) AS numbered
+FROM events
+GROUP BY site_id, day, event_type, path;
+
+-- 0023_visitor_numbers down
+DROP VIEW IF EXISTS daily_pages_mv;
+CREATE MATERIALIZED VIEW daily_pages_mv TO daily_pages AS
+SELECT
+    site_id,
+    toDate(ts) AS day,
+    event_type,
+    path,
+    count() AS views,
+    uniqExactStateIf(visitor_id, visitor_id != 0) AS visitors
+FROM events
+GROUP BY site_id, day, event_type, path;
+INSERT INTO daily_pages (site_id, day, event_type, path, views, visitors)
+SELECT site_id, toDate(ts) AS day, event_type, path, toUInt64(0),
+    uniqExactStateIf(visitor_id, visitor_no != 0)
+FROM events
+GROUP BY site_id, day, event_type, path;
+ALTER TABLE daily_pages DROP COLUMN IF EXISTS numbered;
+ALTER TABLE events DROP COLUMN IF EXISTS visitor_no;

@@ -798,3 +798,43 @@ ALTER TABLE events_local ON CLUSTER hitstream
     DROP COLUMN IF EXISTS region,
     DROP COLUMN IF EXISTS region_name,
     DROP COLUMN IF EXISTS city_name;
+
+-- 0023_visitor_numbers up
+ALTER TABLE events_local ON CLUSTER hitstream ADD COLUMN IF NOT EXISTS visitor_no UInt64;
+ALTER TABLE events ON CLUSTER hitstream ADD COLUMN IF NOT EXISTS visitor_no UInt64;
+ALTER TABLE daily_pages_local ON CLUSTER hitstream ADD COLUMN IF NOT EXISTS numbered AggregateFunction(groupBitmap, UInt64);
+ALTER TABLE daily_pages ON CLUSTER hitstream ADD COLUMN IF NOT EXISTS numbered AggregateFunction(groupBitmap, UInt64);
+DROP VIEW IF EXISTS daily_pages_mv ON CLUSTER hitstream SYNC;
+CREATE MATERIALIZED VIEW daily_pages_mv ON CLUSTER hitstream TO daily_pages_local AS
+SELECT
+    site_id,
+    toDate(ts) AS day,
+    event_type,
+    path,
+    count() AS views,
+    uniqExactStateIf(visitor_id, visitor_id != 0 AND visitor_no = 0) AS visitors,
+    groupBitmapStateIf(visitor_no, visitor_no != 0) AS numbered
+FROM events_local
+GROUP BY site_id, day, event_type, path;
+
+-- 0023_visitor_numbers down
+DROP VIEW IF EXISTS daily_pages_mv ON CLUSTER hitstream SYNC;
+CREATE MATERIALIZED VIEW daily_pages_mv ON CLUSTER hitstream TO daily_pages_local AS
+SELECT
+    site_id,
+    toDate(ts) AS day,
+    event_type,
+    path,
+    count() AS views,
+    uniqExactStateIf(visitor_id, visitor_id != 0) AS visitors
+FROM events_local
+GROUP BY site_id, day, event_type, path;
+INSERT INTO daily_pages (site_id, day, event_type, path, views, visitors) SETTINGS distributed_foreground_insert = 1
+SELECT site_id, toDate(ts) AS day, event_type, path, toUInt64(0),
+    uniqExactStateIf(visitor_id, visitor_no != 0)
+FROM events
+GROUP BY site_id, day, event_type, path;
+ALTER TABLE daily_pages ON CLUSTER hitstream DROP COLUMN IF EXISTS numbered;
+ALTER TABLE daily_pages_local ON CLUSTER hitstream DROP COLUMN IF EXISTS numbered;
+ALTER TABLE events ON CLUSTER hitstream DROP COLUMN IF EXISTS visitor_no;
+ALTER TABLE events_local ON CLUSTER hitstream DROP COLUMN IF EXISTS visitor_no;
