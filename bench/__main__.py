@@ -353,7 +353,7 @@ TABLE = [
     (
         "same while ingesting 2,000 events/s, ms",
         "stats_p99_ms_while_ingesting_2000_per_s",
-        "≤ 2× at rest",
+        "≤ 2 times at rest",
     ),
     ("accepted → visible in /stats at 2,000 events/s, p99 ms", "freshness_p99_ms", "≤ 1000"),
     (
@@ -365,7 +365,7 @@ TABLE = [
     (
         "same while ingesting 2,000 events/s, ms",
         "query_mix_p99_ms_while_ingesting_2000_per_s",
-        "≤ 2× at rest",
+        "≤ 2 times at rest",
     ),
     *(
         row
@@ -423,7 +423,7 @@ TABLE = [
     (
         "`GET /stats` p99, 4 VUs, on that freshly written table, ms",
         "stats_p99_ms_fresh_table",
-        "≤ half of 671cb31's, ≤ 1.2× merged",
+        "≤ half of 671cb31's, ≤ 1.2 times merged",
     ),
     ("same after every table is merged (`OPTIMIZE … FINAL`), ms", "stats_p99_ms_merged_table", ""),
     ("consumer peak RSS draining {rss_drain_events:,} events, MB", "consumer_peak_rss_mb", "≤ 500"),
