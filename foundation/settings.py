@@ -34,6 +34,9 @@ MAX_RAW_TTL_DAYS = 3650
 # Shards of the event stream (foundation/keys.py): on a Redis Cluster, enough that their
 # hash tags spread over the masters; on one server, one (it gains nothing from more).
 MAX_STREAM_SHARDS = 1024
+# A shard's visitor numbers of one site and day (schemas/entry.py NUMBER_SHARD; foundation
+# cannot import schemas): the most visitor_numbers may allow.
+NUMBER_RANKS = 1 << 22
 CLUSTER_STREAM_SHARDS = 16
 
 # A bearer token anyone can try against the admin routes must resist guessing even at
@@ -156,6 +159,13 @@ class Settings(BaseSettings):
     )
     dedup_window_s: int = Field(
         default=3600, ge=1, description="ingest remembers client event_ids this long"
+    )
+    visitor_numbers: int = Field(
+        default=1_000_000,
+        ge=0,
+        le=NUMBER_RANKS - 1,
+        description="visitors numbered per site and UTC day (about 55 bytes of Redis each, kept"
+        " two days; page breakdowns count them from bitmaps), later ones counted by ID",
     )
     shutdown_timeout_s: float = Field(default=30.0, gt=0)
 

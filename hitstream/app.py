@@ -300,7 +300,11 @@ async def _open_ingest(
     """The stream writer and its backlog watch."""
     settings = state["settings"]
     writer = StreamWriter(
-        redis, settings.keys, settings.dedup_window_s, settings.backlog_high_water
+        redis,
+        settings.keys,
+        settings.dedup_window_s,
+        settings.backlog_high_water,
+        settings.visitor_numbers,
     )
     await stack.enter_async_context(_background(writer.watch_backlog(BACKLOG_REFRESH_S)))
     state["writer"] = writer

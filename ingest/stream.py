@@ -25,6 +25,7 @@ from schemas.entry import (
     CLIENT_ID_FIELD,
     CLIENT_ID_MARK,
     NUMBER_DAY,
+    NUMBER_SHARD,
     ROW_FIELD,
     TAIL,
     TAIL_FORMAT,
@@ -62,9 +63,11 @@ APPEND_ONCE = lua.load(
 )
 
 
-def append_args(keys: ShardKeys, dedup_window_s: int) -> list[str | bytes | int]:
+def append_args(
+    keys: ShardKeys, dedup_window_s: int, visitor_numbers: int
+) -> list[str | bytes | int]:
     """APPEND_ONCE's arguments before the events, for one shard: what the script takes
-    from its owners (the entry's field names, the row's tail and the numbers' day:
+    from its owners (the entry's field names, the row's tail and the numbers' layout:
     schemas/entry.py; when a salt expires: ingest/visitors.py)."""
     return [
         keys.dedup,
@@ -82,6 +85,8 @@ def append_args(keys: ShardKeys, dedup_window_s: int) -> list[str | bytes | int]
         DAY_S,
         salt_expiry(0),
         NUMBER_DAY,
+        (keys.index or 0) * NUMBER_SHARD,
+        visitor_numbers,
     ]
 
 
@@ -98,11 +103,13 @@ class _Shard:
     """The appends to one shard's stream: one script call per batch, and the group
     commit of single events (each is answered once its entry is stored)."""
 
-    def __init__(self, script: AsyncScript, keys: ShardKeys, dedup_window_s: int) -> None:
+    def __init__(
+        self, script: AsyncScript, keys: ShardKeys, dedup_window_s: int, visitor_numbers: int
+    ) -> None:
         self._script = script
         self.stream = keys.stream
         self._calls = keys.calls
-        self._args = append_args(keys, dedup_window_s)
+        self._args = append_args(keys, dedup_window_s, visitor_numbers)
         self._singles: GroupCommit[Encoded, None] = GroupCommit(self._run_singles, _unavailable)
         self.name = keys.name
         # The shard's length as last read, and when (ingest/stream.py watch_backlog).
@@ -150,14 +157,21 @@ class StreamWriter:
     """
 
     def __init__(
-        self, redis: RedisClient, keys: RedisKeys, dedup_window_s: int, high_water: int
+        self,
+        redis: RedisClient,
+        keys: RedisKeys,
+        dedup_window_s: int,
+        high_water: int,
+        visitor_numbers: int,
     ) -> None:
         self._redis = redis
         self._keys = keys
         self._probe = keys.health_probe
         self._high_water = high_water
         script = redis.register_script(APPEND_ONCE)
-        self._shards = [_Shard(script, shard, dedup_window_s) for shard in keys.all_shards]
+        self._shards = [
+            _Shard(script, shard, dedup_window_s, visitor_numbers) for shard in keys.all_shards
+        ]
         self.memory_share = 0.0
         self._memory_read_at = time.monotonic()
 

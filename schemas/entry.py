@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from foundation.settings import NUMBER_RANKS
 from schemas.urls import UTM_TAGS
 
 ROW_FIELD = b"e"
@@ -42,12 +43,15 @@ TAIL = TAIL_FORMAT % (0, 0)
 
 # A visitor's number (the row's visitor_no; 0: none) is dense per site and salt day, so
 # page breakdowns keep a day's visitors as a bitmap (migration 0023): the salt's day (days
-# since the epoch) times NUMBER_DAY, plus the visitor's rank that day from 1. This is the
-# rule's one statement: ingest's script numbers by it (ingest/lua/numbers.lua, given
-# NUMBER_DAY). Only visitors hashed under a day's salt are numbered (a signed-in user's ID
-# outlives the day: it is counted from its ID), and only under a salt made by a release
-# that numbers (ingest/visitors.py), so a day's visitors are all numbered or none.
+# since the epoch) times NUMBER_DAY, plus the stream shard's index times NUMBER_SHARD (a
+# site moved to another shard numbers on in a range of its own), plus the visitor's rank
+# that day from 1. This is the rule's one statement: ingest's script numbers by it
+# (ingest/lua/numbers.lua, given NUMBER_DAY and the shard's base). Only visitors hashed
+# under a day's salt are numbered (a signed-in user's ID outlives the day: it is counted
+# from its ID), and only under a salt made by a release that numbers (ingest/visitors.py),
+# so a day's visitors are all numbered or none.
 NUMBER_DAY = 1 << 32
+NUMBER_SHARD = NUMBER_RANKS  # 1024 shards (MAX_STREAM_SHARDS) of 2^22 ranks fill a day
 
 # A visit's id (the row's session_id) is the time of the visit's first event in epoch
 # milliseconds (0: no visit). This is the rule's one statement: ingest's script assigns

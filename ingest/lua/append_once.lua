@@ -15,7 +15,8 @@
 -- visit gap (ms), ARGV[6]: the call mark's life (s), ARGV[7..9]: the entry's row field,
 -- client-id field and its mark, ARGV[10..11]: the row's tail and its format (ARGV[7..11]
 -- and ARGV[15] from schemas/entry.py), ARGV[12]: the numbers' prefix, ARGV[13..14]: a
--- day's seconds and a salt's life after its day began, ARGV[15]: NUMBER_DAY; then the
+-- day's seconds and a salt's life after its day began, ARGV[15]: NUMBER_DAY, ARGV[16]:
+-- the shard's base of numbers, ARGV[17]: visitors numbered per site and day; then the
 -- groups. Returns how many rows were appended, or -1 for a call already run.
 --
 -- Redis keeps what a script wrote before an error: the one error a write here can meet
@@ -32,8 +33,12 @@ if not redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[6]) then
 end
 local prefix, window, slices = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local row_field, client_field, client_mark = ARGV[7], ARGV[8], ARGV[9]
+local now = tonumber(redis.call('TIME')[1])
 local visit, save_visits = visits(ARGV[4], tonumber(ARGV[5]))
-local number = numbers(ARGV[12], tonumber(ARGV[13]), tonumber(ARGV[14]), tonumber(ARGV[15]))
+local number = numbers(
+  ARGV[12], tonumber(ARGV[13]), tonumber(ARGV[14]), tonumber(ARGV[15]), tonumber(ARGV[16]),
+  tonumber(ARGV[17]), now
+)
 local cut, format = -#ARGV[10] - 1, ARGV[11]
 -- The row with its visitor's number and visit's id; as encoded for an event without a
 -- visitor.
@@ -47,9 +52,9 @@ end
 -- Client-chosen IDs are remembered per site in one set per slice of the window; an ID
 -- is found in the current slice or any of the `slices` before it.
 local width = math.ceil(window / slices)
-local current = math.floor(tonumber(redis.call('TIME')[1]) / width)
+local current = math.floor(now / width)
 local added = 0
-for i = 16, #ARGV, 6 do
+for i = 18, #ARGV, 6 do
   local site, id = ARGV[i + 1], ARGV[i + 2]
   if id == '' then
     local row = stored(ARGV[i], site, ARGV[i + 3], ARGV[i + 4], ARGV[i + 5])

@@ -45,13 +45,14 @@ def _row(event_id: str = "", site: str = "s", visitor: int = 7, ms: int = T0) ->
 class Appender:
     """APPEND_ONCE on one shard, each call with a fresh mark."""
 
-    def __init__(self, conn: redis.Redis, shard: ShardKeys) -> None:
+    def __init__(self, conn: redis.Redis, shard: ShardKeys, numbers: int = 1_000) -> None:
         self.conn = conn
         self.shard = shard
+        self.per_day = numbers
         self.script: Script = conn.register_script(APPEND_ONCE)
 
     def __call__(self, *groups: tuple[bytes, str, bytes, int, int, int], call: str = "") -> int:
-        args = append_args(self.shard, 3600)
+        args = append_args(self.shard, 3600, self.per_day)
         for group in groups:
             args += list(group)
         mark = self.shard.calls + (call or uuid.uuid4().hex)
@@ -126,6 +127,43 @@ def test_visitors_are_numbered_densely_per_site_and_salt_day(
     key = f"{append.shard.numbers}s:{DAY0}"
     assert redis_conn.hget(key, "#") == b"3"
     assert redis_conn.expiretime(key) == salt_expiry(DAY0)
+
+
+def test_a_shard_numbers_in_a_range_of_its_own(
+    make_settings: Callable[..., Settings], redis_conn: redis.Redis
+) -> None:
+    """A site moved to another shard (the shard count changed) numbers on there, in that
+    shard's range: no two visitors of a day share a number."""
+    third = Appender(redis_conn, make_settings().keys.shard(3))
+    assert third(event(T0, 7, day=DAY0)) == 1
+    assert third.numbers() == [DAY0 * entry.NUMBER_DAY + 3 * entry.NUMBER_SHARD + 1]
+
+
+def test_visitors_past_the_days_cap_are_counted_by_id(
+    make_settings: Callable[..., Settings], redis_conn: redis.Redis
+) -> None:
+    """The day's cap is the one set at its first number (a changed setting takes effect
+    the next day): a visitor past it gets no number on any event that day, those before
+    it keep theirs."""
+    first = Appender(redis_conn, make_settings().keys.shard(0), numbers=2)
+    assert first(event(T0, 7, day=DAY0), event(T0, 8, day=DAY0), event(T0, 9, day=DAY0)) == 3
+    raised = Appender(redis_conn, first.shard, numbers=10)
+    assert (
+        raised(event(T0 + 1, 9, day=DAY0), event(T0 + 1, 7, day=DAY0), event(T0, 10, day=DAY0)) == 3
+    )
+    base = DAY0 * entry.NUMBER_DAY
+    assert raised.numbers() == [base + 1, base + 2, 0, 0, base + 1, 0]
+    assert redis_conn.hget(f"{first.shard.numbers}s:{DAY0}", "#") == b"2"
+
+
+def test_a_day_whose_salt_has_expired_is_not_numbered(
+    append: Appender, redis_conn: redis.Redis
+) -> None:
+    """An ingest clock days behind Redis's: its numbers' hash would expire at once and
+    number again from 1, so its visitors are counted by ID instead."""
+    assert append(event(T0, 7, day=DAY0 - 3), event(T0 + 1, 7, day=DAY0 - 3)) == 2
+    assert append.numbers() == [0, 0]
+    assert not redis_conn.keys(append.shard.numbers + "*")
 
 
 def test_a_deduplicated_event_takes_no_number(append: Appender) -> None:
