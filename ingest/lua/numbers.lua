@@ -10,37 +10,37 @@
 -- by Redis's clock (an ingest clock a day or more behind) is not numbered.
 --
 -- numbers(prefix, day_s, life, per_day, base, cap, now) returns number(site, visitor,
--- day), 0 for a visitor that is not numbered (visitor '0', or day '0').
+-- day) for an event with a visitor (append_once.lua asks only for those), 0 for one not
+-- numbered (day '0').
 local function numbers(prefix, day_s, life, per_day, base, cap, now)
   local known = {}  -- this call's numbers: a visitor's events mostly come together
   local function number(site, visitor, day)
-    if visitor == '0' or day == '0' then
+    if day == '0' then
       return 0
     end
     local key = prefix .. site .. ':' .. day
-    local found = known[key .. ' ' .. visitor]
-    if found then
-      return found
+    local memo = key .. ' ' .. visitor
+    if known[memo] then
+      return known[memo]
     end
-    local expiry = tonumber(day) * day_s + life
+    day = tonumber(day)
+    local first = day * per_day + base  -- the day's numbers in this shard are first + rank
+    local expiry = day * day_s + life
     local rank = redis.call('HGET', key, visitor)
+    local found = 0
     if rank then
-      found = tonumber(day) * per_day + base + tonumber(rank)
-    elseif expiry <= now then
-      found = 0
-    else
+      found = first + tonumber(rank)
+    elseif expiry > now then
       local counted = redis.call('HMGET', key, '#', 'cap')
       local day_cap = tonumber(counted[2] or cap)
-      if tonumber(counted[1] or '0') >= day_cap then
-        found = 0
-      else
+      if tonumber(counted[1] or '0') < day_cap then
         rank = redis.call('HINCRBY', key, '#', 1)
         redis.call('HSET', key, visitor, rank, 'cap', day_cap)
         redis.call('EXPIREAT', key, expiry)
-        found = tonumber(day) * per_day + base + rank
+        found = first + rank
       end
     end
-    known[key .. ' ' .. visitor] = found
+    known[memo] = found
     return found
   end
   return number

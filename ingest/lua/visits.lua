@@ -3,7 +3,8 @@
 -- time in ms of its first event (the rule schemas/entry.py states, VISIT_OPENED). An
 -- event less than `gap` ms after the last one (or before the first) joins it, a later
 -- one starts a new visit, a much older one (an import) gets a visit of its own and
--- leaves the current one alone. Events without a visitor ('0') get no visit.
+-- leaves the current one alone. Events without a visitor get no visit: the caller
+-- (append_once.lua) asks only for events with one.
 --
 -- visits(prefix, gap) returns visit(site, visitor, ms), the id of the event's visit,
 -- and save(), which writes each visitor's visit once per call, however many events it
@@ -11,9 +12,6 @@
 local function visits(prefix, gap)
   local states = {}
   local function visit(site, visitor, ms)
-    if visitor == '0' then
-      return 0
-    end
     ms = tonumber(ms)
     local key = prefix .. site .. ':' .. visitor
     local state = states[key]
