@@ -65,7 +65,7 @@ FROM (
 """
 
 
-MERGED_TABLES = ("events", "daily_totals", "daily_pages", "sessions")
+MERGED_TABLES = ("events", "daily_totals", "daily_pages", "daily_visits", "sessions")
 
 
 def seed(data_dir: Path, events: int, sites: int = 100, days: int = 30) -> float:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from reporting.daily import VISIT_VALUES
 from reporting.model import Filter, Logic, Query
 from reporting.periods import Period
 from schemas.query import (
@@ -36,11 +37,13 @@ DAILY_METRICS = frozenset({"visitors", "users", "pageviews", "events"})
 # Time buckets made of whole days.
 DAILY_BUCKETS = frozenset({"day", "week", "month"})
 # The aggregate table answering each breakdown (None: totals or a time series alone) and
-# the metrics it holds: daily_totals per event type, daily_pages per event type and path.
-AGGREGATES = {
+# the metrics it holds: daily_totals per event type, daily_pages per event type and path,
+# daily_visits the visitors per visit dimension and value (reporting/daily.py says which).
+AGGREGATES: dict[str | None, tuple[str, frozenset[str]]] = {
     None: ("daily_totals", DAILY_METRICS),
     "event:name": ("daily_totals", DAILY_METRICS),
     "event:page": ("daily_pages", frozenset({"visitors", "pageviews", "events"})),
+    **{name: ("daily_visits", frozenset({"visitors"})) for name in VISIT_VALUES},
 }
 
 
@@ -88,9 +91,9 @@ def decide(query: Query, period: Period, bucket: str | None) -> Tables:
 
 def daily_table(query: Query, period: Period, bucket: str | None) -> str | None:
     """The daily aggregate holding the whole answer, if one does: no filters, whole UTC
-    days, at most one dimension (a day/week/month time bucket, the event name or the
-    page) and metrics that table holds. It reads a few rows per day instead of every
-    event (and outlives raw retention)."""
+    days, at most one dimension (a day/week/month time bucket, the event name, the page
+    or a visit dimension daily_visits holds) and metrics that table holds. It reads a
+    few rows per day instead of every event (and outlives raw retention)."""
     if query.filters or len(query.dimensions) > 1:
         return None
     if period.tz.key not in ("UTC", "Etc/UTC") or not all(

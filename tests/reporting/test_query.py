@@ -174,6 +174,12 @@ def test_a_visit_across_midnight_counts_once_where_it_started(
 
 
 EVENT_METRICS = ["visitors", "pageviews", "events", "users"]
+# Every visit dimension daily_visits answers (reporting/daily.py VISIT_VALUES).
+DAILY_VISIT_NAMES = (
+    "entry_page", "source", "referrer", "channel", "utm_source", "utm_medium",
+    "utm_campaign", "utm_term", "utm_content", "device", "browser", "os", "country",
+    "country_name",
+)  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -185,6 +191,7 @@ EVENT_METRICS = ["visitors", "pageviews", "events", "users"]
         (["time:month"], EVENT_METRICS, "daily_totals"),
         (["event:name"], EVENT_METRICS, "daily_totals"),
         (["event:page"], ["visitors", "pageviews", "events"], "daily_pages"),
+        *((["visit:" + name], ["visitors"], "daily_visits") for name in DAILY_VISIT_NAMES),
     ],
 )
 def test_daily_aggregates_answer_as_the_raw_events_do(
@@ -199,6 +206,29 @@ def test_daily_aggregates_answer_as_the_raw_events_do(
     from_events = query(report, **body, filters=[["is_not", "event:page", ["/nowhere"]]])
     assert rows(from_aggregates) == rows(from_events)
     assert len(rows(from_aggregates)) > 1 or rows(from_aggregates)[0][1][0] > 0
+
+
+def test_a_visit_counts_under_its_first_event_whatever_inserts_follow(
+    report: TestClient, ch: Client
+) -> None:
+    """daily_visits counts a visit from the insert holding its first event: events of
+    the same visit inserted later (another page, another source) change none of its
+    dimensions, as in `sessions`."""
+    write(ch, "w", {"v": 7, "ts": at(DAY0, "10:00:00"), "source": "Google", "path": "/a"})
+    write(
+        ch,
+        "w",
+        {"v": 7, "ts": at(DAY0, "10:05:00"), "visit": at(DAY0, "10:00:00"), "path": "/b",
+         "source": "Bing"},
+        {"v": 7, "ts": at(DAY0, "09:58:00"), "visit": at(DAY0, "10:00:00"), "path": "/c"},
+    )  # fmt: skip
+    for dimension, expected in (("visit:source", "Google"), ("visit:entry_page", "/a")):
+        body = {"site_id": "w", "metrics": ["visitors"], "dimensions": [dimension]}
+        daily = query(report, **body, date_range=RANGE)
+        from_visits = query(
+            report, **body, date_range=RANGE, filters=[["is_not", "event:page", ["/nowhere"]]]
+        )
+        assert rows(daily) == rows(from_visits) == [([expected], [1])]
 
 
 def test_filter_operators(report: TestClient, ch: Client) -> None:

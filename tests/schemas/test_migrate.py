@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 from clickhouse_connect.driver.client import Client
 
+from schemas import entry
 from schemas.event import ENGAGEMENT, PAGEVIEWS
 from schemas.migrate import MIGRATIONS_DIR, applied_versions, load_migrations, migrate, rollback
+from tests.helpers import DAY0, DAY1, at, seed_visits, write
 
 
 def tables(ch: Client) -> set[str]:
@@ -107,6 +109,57 @@ def test_daily_pages_take_the_views_and_visitors_of_daily_paths_once(ch: Client)
         ("2024-06-01", "/1", 6, 3),
     ]
     assert "daily_paths" not in tables(ch) and "daily_paths_mv" not in tables(ch)
+
+
+# What each dimension of daily_visits holds, read from `sessions` (a visit's columns).
+_INPUTS = "source, utm_medium, utm_source, utm_campaign, click_id_param"
+SESSION_VALUES = {
+    **{
+        name: f"toString({name})"
+        for name in (
+            "entry_page", "source", "referrer", "utm_source", "utm_medium", "utm_campaign",
+            "utm_term", "utm_content", "device", "browser", "os", "country",
+        )
+    },
+    "channel": f"toJSONString(arrayMap(x -> toString(x), [{_INPUTS}]))",
+}  # fmt: skip
+
+
+def test_daily_visits_count_the_visits_stored_before_once(ch: Client) -> None:
+    """0024 counts the visits whose first events the raw events hold from them (numbers
+    included), and those of days retention dropped from `sessions`; its statements run
+    twice (a crash before the version is recorded) count once."""
+    migrate(ch, raw_ttl_days=0)
+    rollback(ch, to_version=23, raw_ttl_days=0)
+    seed_visits(ch, "s")  # DAY0 and DAY1
+    day2 = DAY1 + (DAY1 - DAY0)
+    numbered = (day2.toordinal() - DAY0.toordinal()) * entry.NUMBER_DAY + 1
+    write(
+        ch,
+        "s",
+        {"v": 4, "no": numbered, "ts": at(day2, "08:00:00"), "source": "Google", "country": "FR"},
+        {"v": 5, "ts": at(day2, "08:30:00"), "path": "/pricing"},
+    )
+    # Retention dropped DAY0's raw events: the first day held whole is DAY1's next.
+    ch.command(f"DELETE FROM events WHERE toDate(ts) = '{DAY0}'")
+    (up,) = [m for m in load_migrations(0) if m.version == 24]
+    for _ in range(2):
+        for statement in up.up:
+            ch.command(statement)
+    for dimension, value in SESSION_VALUES.items():
+        stored = ch.query(
+            "SELECT day, value, groupBitmapMerge(numbered), uniqExactMerge(visitors)"
+            " FROM daily_visits WHERE dimension = {d:String} GROUP BY day, value"
+            " ORDER BY day, value",
+            parameters={"d": dimension},
+        ).result_rows
+        by_id = ch.query(
+            f"SELECT toDate(start), {value} AS value, uniqExact(visitor_id)"
+            " FROM sessions FINAL GROUP BY 1, 2 ORDER BY 1, 2"
+        ).result_rows
+        assert [(d, v, n + u) for d, v, n, u in stored] == by_id, dimension
+        # The visit the raw events still hold is counted by its number.
+        assert [n for d, _, n, _ in stored if d == day2 and n] == [1], dimension
 
 
 def test_the_views_take_the_event_names_from_schemas_event() -> None:

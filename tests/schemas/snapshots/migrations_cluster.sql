@@ -838,3 +838,121 @@ ALTER TABLE daily_pages ON CLUSTER hitstream DROP COLUMN IF EXISTS numbered;
 ALTER TABLE daily_pages_local ON CLUSTER hitstream DROP COLUMN IF EXISTS numbered;
 ALTER TABLE events ON CLUSTER hitstream DROP COLUMN IF EXISTS visitor_no;
 ALTER TABLE events_local ON CLUSTER hitstream DROP COLUMN IF EXISTS visitor_no;
+
+-- 0024_daily_visits up
+CREATE TABLE IF NOT EXISTS daily_visits_local ON CLUSTER hitstream
+(
+    site_id   LowCardinality(String),
+    dimension LowCardinality(String),
+    day       Date,
+    value     String,
+    visitors  AggregateFunction(uniqExact, UInt64),
+    numbered  AggregateFunction(groupBitmap, UInt64)
+)
+ENGINE = ReplicatedAggregatingMergeTree('/clickhouse/tables/{shard}/{database}/daily_visits_local', '{replica}')
+PARTITION BY toYYYYMM(day)
+ORDER BY (site_id, dimension, day, value)
+SETTINGS index_granularity = 256, replicated_deduplication_window = 10000, replicated_deduplication_window_seconds = 604800;
+CREATE TABLE IF NOT EXISTS daily_visits ON CLUSTER hitstream
+AS daily_visits_local
+ENGINE = Distributed('hitstream', currentDatabase(), 'daily_visits_local', cityHash64(site_id));
+CREATE MATERIALIZED VIEW IF NOT EXISTS daily_visits_mv ON CLUSTER hitstream TO daily_visits_local AS
+SELECT
+    site_id,
+    pair.1 AS dimension,
+    toDate(ts) AS day,
+    pair.2 AS value,
+    uniqExactStateIf(visitor_id, visitor_no = 0) AS visitors,
+    groupBitmapStateIf(visitor_no, visitor_no != 0) AS numbered
+FROM (
+    SELECT * FROM events_local
+    WHERE session_id != 0 AND event_type != 'engagement'
+      AND toUnixTimestamp64Milli(ts) = toInt64(session_id)
+)
+ARRAY JOIN [
+        ('entry_page', path),
+        ('source', toString(source)),
+        ('referrer', referrer),
+        ('utm_source', toString(utm_source)),
+        ('utm_medium', toString(utm_medium)),
+        ('utm_campaign', toString(utm_campaign)),
+        ('utm_term', utm_term),
+        ('utm_content', utm_content),
+        ('device', toString(device)),
+        ('browser', toString(browser)),
+        ('os', toString(os)),
+        ('country', toString(country)),
+        ('channel', toJSONString([toString(source), toString(utm_medium),
+            toString(utm_source), toString(utm_campaign), toString(click_id_param)]))
+    ] AS pair
+GROUP BY site_id, dimension, day, value;
+INSERT INTO daily_visits
+SETTINGS insert_deduplication_token = '0024_daily_visits_sessions', max_threads = 1,
+    max_bytes_before_external_group_by = 268435456, distributed_foreground_insert = 1
+SELECT site_id, pair.1 AS dimension, toDate(fromUnixTimestamp64Milli(toInt64(session_id), 'UTC')) AS day, pair.2 AS value,
+    uniqExactState(visitor_id), groupBitmapStateIf(toUInt64(0), 0)
+FROM (
+    SELECT * FROM sessions FINAL
+    WHERE toDate(fromUnixTimestamp64Milli(toInt64(session_id), 'UTC')) < (
+        SELECT if(min(ts) > (SELECT min(fromUnixTimestamp64Milli(toInt64(session_id), 'UTC')) FROM sessions),
+                  toDate(min(ts)) + 1, toDate(0))
+        FROM events
+    )
+)
+ARRAY JOIN [
+        ('entry_page', entry_page),
+        ('source', toString(source)),
+        ('referrer', referrer),
+        ('utm_source', toString(utm_source)),
+        ('utm_medium', toString(utm_medium)),
+        ('utm_campaign', toString(utm_campaign)),
+        ('utm_term', utm_term),
+        ('utm_content', utm_content),
+        ('device', toString(device)),
+        ('browser', toString(browser)),
+        ('os', toString(os)),
+        ('country', toString(country)),
+        ('channel', toJSONString([toString(source), toString(utm_medium),
+            toString(utm_source), toString(utm_campaign), toString(click_id_param)]))
+    ] AS pair
+GROUP BY site_id, dimension, day, value
+ORDER BY site_id, dimension, day, value;
+INSERT INTO daily_visits
+SETTINGS insert_deduplication_token = '0024_daily_visits_events', max_threads = 1,
+    max_bytes_before_external_group_by = 268435456, distributed_foreground_insert = 1
+SELECT site_id, pair.1 AS dimension, toDate(ts) AS day, pair.2 AS value,
+    uniqExactStateIf(visitor_id, visitor_no = 0),
+    groupBitmapStateIf(visitor_no, visitor_no != 0)
+FROM (
+    SELECT * FROM events
+    WHERE session_id != 0 AND event_type != 'engagement'
+      AND toUnixTimestamp64Milli(ts) = toInt64(session_id)
+      AND toDate(ts) >= (
+        SELECT if(min(ts) > (SELECT min(fromUnixTimestamp64Milli(toInt64(session_id), 'UTC')) FROM sessions),
+                  toDate(min(ts)) + 1, toDate(0))
+        FROM events
+    )
+)
+ARRAY JOIN [
+        ('entry_page', path),
+        ('source', toString(source)),
+        ('referrer', referrer),
+        ('utm_source', toString(utm_source)),
+        ('utm_medium', toString(utm_medium)),
+        ('utm_campaign', toString(utm_campaign)),
+        ('utm_term', utm_term),
+        ('utm_content', utm_content),
+        ('device', toString(device)),
+        ('browser', toString(browser)),
+        ('os', toString(os)),
+        ('country', toString(country)),
+        ('channel', toJSONString([toString(source), toString(utm_medium),
+            toString(utm_source), toString(utm_campaign), toString(click_id_param)]))
+    ] AS pair
+GROUP BY site_id, dimension, day, value
+ORDER BY site_id, dimension, day, value;
+
+-- 0024_daily_visits down
+DROP VIEW IF EXISTS daily_visits_mv ON CLUSTER hitstream SYNC;
+DROP TABLE IF EXISTS daily_visits ON CLUSTER hitstream SYNC;
+DROP TABLE IF EXISTS daily_visits_local ON CLUSTER hitstream SYNC;
