@@ -32,7 +32,9 @@ def query(metrics: tuple[str, ...], dimensions: tuple[str, ...] = (), *filters: 
         (("users",), ("event:page",), None, None),  # daily_pages holds no users
         (("visits",), (), None, None),
         (("visitors",), ("time:hour",), "hour", None),
-        (("visitors",), ("visit:source",), None, None),
+        (("visitors",), ("visit:source",), None, "daily_visits"),
+        (("visitors", "visits"), ("visit:source",), None, None),  # daily_visits: visitors
+        (("visitors",), ("visit:exit_page",), None, None),  # the last event's: sessions
         (("visitors",), ("event:page", "event:name"), None, None),
     ],
 )
