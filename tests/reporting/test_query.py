@@ -18,6 +18,7 @@ from starlette.testclient import TestClient
 from foundation.settings import Settings
 from hitstream.app import Role
 from reporting import answer
+from reporting.daily import VISIT_VALUES
 from reporting.parse import parse
 from schemas.migrate import load_migrations
 from schemas.query import QueryBody
@@ -174,12 +175,6 @@ def test_a_visit_across_midnight_counts_once_where_it_started(
 
 
 EVENT_METRICS = ["visitors", "pageviews", "events", "users"]
-# Every visit dimension daily_visits answers (reporting/daily.py VISIT_VALUES).
-DAILY_VISIT_NAMES = (
-    "entry_page", "source", "referrer", "channel", "utm_source", "utm_medium",
-    "utm_campaign", "utm_term", "utm_content", "device", "browser", "os", "country",
-    "country_name",
-)  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -191,7 +186,8 @@ DAILY_VISIT_NAMES = (
         (["time:month"], EVENT_METRICS, "daily_totals"),
         (["event:name"], EVENT_METRICS, "daily_totals"),
         (["event:page"], ["visitors", "pageviews", "events"], "daily_pages"),
-        *((["visit:" + name], ["visitors"], "daily_visits") for name in DAILY_VISIT_NAMES),
+        # Every visit dimension daily_visits answers.
+        *(([name], ["visitors"], "daily_visits") for name in VISIT_VALUES),
     ],
 )
 def test_daily_aggregates_answer_as_the_raw_events_do(

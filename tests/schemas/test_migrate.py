@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from clickhouse_connect.driver.client import Client
 
+from reporting.daily import VISIT_VALUES
 from schemas import entry
 from schemas.event import ENGAGEMENT, PAGEVIEWS
 from schemas.migrate import MIGRATIONS_DIR, applied_versions, load_migrations, migrate, rollback
@@ -111,18 +112,12 @@ def test_daily_pages_take_the_views_and_visitors_of_daily_paths_once(ch: Client)
     assert "daily_paths" not in tables(ch) and "daily_paths_mv" not in tables(ch)
 
 
-# What each dimension of daily_visits holds, read from `sessions` (a visit's columns).
+# What each dimension of daily_visits that queries read holds, read from `sessions` (a
+# visit's columns; the channel's: its rules' inputs).
 _INPUTS = "source, utm_medium, utm_source, utm_campaign, click_id_param"
-SESSION_VALUES = {
-    **{
-        name: f"toString({name})"
-        for name in (
-            "entry_page", "source", "referrer", "utm_source", "utm_medium", "utm_campaign",
-            "utm_term", "utm_content", "device", "browser", "os", "country",
-        )
-    },
-    "channel": f"toJSONString(arrayMap(x -> toString(x), [{_INPUTS}]))",
-}  # fmt: skip
+SESSION_VALUES = {stored: f"toString({stored})" for stored, _ in VISIT_VALUES.values()} | {
+    "channel": f"toJSONString(arrayMap(x -> toString(x), [{_INPUTS}]))"
+}
 
 
 def test_daily_visits_count_the_visits_stored_before_once(ch: Client) -> None:
