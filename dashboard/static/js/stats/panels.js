@@ -1,6 +1,6 @@
 /* The breakdowns below the chart (pages, sources, channels, countries, events, goals,
- * properties...): each loads when it comes near the screen, and a click on a row filters
- * the whole view. */
+ * properties...): those in view load with the first screen, the rest right after it,
+ * and a click on a row filters the whole view. */
 import { showError } from '../alerts.js';
 import { api } from '../api.js';
 import { clear, download, h } from '../dom.js';
@@ -32,19 +32,33 @@ const METRIC_NAMES = {
 };
 const ROWS_SHOWN = 10;
 
-// Panels load when they come near the screen, as Plausible's lower reports do: the
-// first screen is not kept waiting by breakdowns nobody has scrolled to yet.
+// Panels in view load with the first screen; the others wait until it is filled (so
+// it is not kept waiting by breakdowns nobody has scrolled to yet), then load at once,
+// to be filled by the time they are scrolled to. One that comes into view first starts
+// then. Each loads once per load of the view (`stats.started`).
 export function panelObserver(stats) {
   if (!('IntersectionObserver' in window)) return null;
   const observer = new IntersectionObserver((entries) => {
     entries.forEach((e) => {
-      if (!e.isIntersecting) return;
-      observer.unobserve(e.target);
-      const panel = PANELS.filter((p) => p.id === e.target.dataset.panel)[0];
-      stats.track(loadPanel(stats, panel, stats.generation));
+      if (e.isIntersecting) startPanel(stats, e.target.dataset.panel);
     });
   }, { rootMargin: '0px' });
   return observer;
+}
+
+// The panels not started yet, once the first screen is filled: whether any was.
+export function loadRestOfPanels(stats) {
+  const rest = PANELS.filter((p) => !stats.started.has(p.id));
+  rest.forEach((p) => { startPanel(stats, p.id); });
+  return rest.length > 0;
+}
+
+function startPanel(stats, id) {
+  if (stats.started.has(id)) return;
+  stats.started.add(id);
+  const panel = PANELS.filter((p) => p.id === id)[0];
+  if (stats.observer) stats.observer.unobserve(panelSection(stats, panel));
+  stats.track(loadPanel(stats, panel, stats.generation));
 }
 
 export function panelSection(stats, panel) {
@@ -57,7 +71,7 @@ export function panelSection(stats, panel) {
   return section;
 }
 
-export function loadPanel(stats, panel, mine) {
+function loadPanel(stats, panel, mine) {
   const section = panelSection(stats, panel);
   const q = panelQuery(stats.state, panel);
   if (!q) {
