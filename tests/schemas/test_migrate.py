@@ -78,6 +78,32 @@ def test_raw_ttl_zero_keeps_raw_events_forever(ch: Client) -> None:
     assert "toIntervalDay(30)" in engine()
 
 
+def test_the_tables_inserts_fill_merge_in_small_blocks_and_keep_every_row(ch: Client) -> None:
+    """0025: events and the views' targets merge 1,024 rows at a time, events vertically;
+    the seeded visits, merged, count as they did before."""
+    migrate(ch, raw_ttl_days=90)
+    engines = dict(
+        ch.query(
+            "SELECT name, engine_full FROM system.tables WHERE database = currentDatabase()"
+        ).result_rows
+    )
+    for table in ("events", "sessions", "daily_totals", "daily_pages", "daily_visits"):
+        assert "merge_max_block_size = 1024" in engines[table], table
+    assert "vertical_merge_algorithm_min_rows_to_activate = 1" in engines["events"]
+    assert "vertical_merge_algorithm_min_columns_to_activate = 1" in engines["events"]
+    seed_visits(ch, "merged")
+    counts = (
+        "SELECT (SELECT count() FROM events WHERE site_id = 'merged'),"
+        " (SELECT count() FROM sessions FINAL WHERE site_id = 'merged'),"
+        " (SELECT sum(views) FROM daily_pages WHERE site_id = 'merged'),"
+        " (SELECT uniqExactMerge(visitors) FROM daily_totals WHERE site_id = 'merged')"
+    )
+    before = ch.query(counts).result_rows
+    for table in ("events", "sessions", "daily_totals", "daily_pages", "daily_visits"):
+        ch.command(f"OPTIMIZE TABLE {table} FINAL")
+    assert ch.query(counts).result_rows == before == [(9, 4, 9, 3)]
+
+
 def test_daily_pages_take_the_views_and_visitors_of_daily_paths_once(ch: Client) -> None:
     """0013 copies daily_paths' views and adds the visitors of the raw events still held;
     its statements run twice (a crash before the version is recorded) count once."""

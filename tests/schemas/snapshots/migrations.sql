@@ -813,3 +813,21 @@ ORDER BY site_id, dimension, day, value;
 -- 0024_daily_visits down
 DROP VIEW IF EXISTS daily_visits_mv;
 DROP TABLE IF EXISTS daily_visits;
+
+-- 0025_merge_memory up
+ALTER TABLE events MODIFY SETTING merge_max_block_size = 1024,
+    vertical_merge_algorithm_min_rows_to_activate = 1,
+    vertical_merge_algorithm_min_columns_to_activate = 1;
+ALTER TABLE sessions MODIFY SETTING merge_max_block_size = 1024;
+ALTER TABLE daily_totals MODIFY SETTING merge_max_block_size = 1024;
+ALTER TABLE daily_pages MODIFY SETTING merge_max_block_size = 1024;
+ALTER TABLE daily_visits MODIFY SETTING merge_max_block_size = 1024;
+
+-- 0025_merge_memory down
+ALTER TABLE events RESET SETTING merge_max_block_size,
+    vertical_merge_algorithm_min_rows_to_activate,
+    vertical_merge_algorithm_min_columns_to_activate;
+ALTER TABLE sessions RESET SETTING merge_max_block_size;
+ALTER TABLE daily_totals RESET SETTING merge_max_block_size;
+ALTER TABLE daily_pages RESET SETTING merge_max_block_size;
+ALTER TABLE daily_visits RESET SETTING merge_max_block_size;

@@ -956,3 +956,21 @@ ORDER BY site_id, dimension, day, value;
 DROP VIEW IF EXISTS daily_visits_mv ON CLUSTER hitstream SYNC;
 DROP TABLE IF EXISTS daily_visits ON CLUSTER hitstream SYNC;
 DROP TABLE IF EXISTS daily_visits_local ON CLUSTER hitstream SYNC;
+
+-- 0025_merge_memory up
+ALTER TABLE events_local ON CLUSTER hitstream MODIFY SETTING merge_max_block_size = 1024,
+    vertical_merge_algorithm_min_rows_to_activate = 1,
+    vertical_merge_algorithm_min_columns_to_activate = 1;
+ALTER TABLE sessions_local ON CLUSTER hitstream MODIFY SETTING merge_max_block_size = 1024;
+ALTER TABLE daily_totals_local ON CLUSTER hitstream MODIFY SETTING merge_max_block_size = 1024;
+ALTER TABLE daily_pages_local ON CLUSTER hitstream MODIFY SETTING merge_max_block_size = 1024;
+ALTER TABLE daily_visits_local ON CLUSTER hitstream MODIFY SETTING merge_max_block_size = 1024;
+
+-- 0025_merge_memory down
+ALTER TABLE events_local ON CLUSTER hitstream RESET SETTING merge_max_block_size,
+    vertical_merge_algorithm_min_rows_to_activate,
+    vertical_merge_algorithm_min_columns_to_activate;
+ALTER TABLE sessions_local ON CLUSTER hitstream RESET SETTING merge_max_block_size;
+ALTER TABLE daily_totals_local ON CLUSTER hitstream RESET SETTING merge_max_block_size;
+ALTER TABLE daily_pages_local ON CLUSTER hitstream RESET SETTING merge_max_block_size;
+ALTER TABLE daily_visits_local ON CLUSTER hitstream RESET SETTING merge_max_block_size;
