@@ -125,6 +125,13 @@ def _others_go_on(server: HitstreamProcess, http: httpx.Client) -> list[int]:
             return True if got == 2 else None
 
         wait_for(written, timeout=15, what="an event written while readers stall")
+        # Read only once the server has cut a stalled client: reading earlier would
+        # empty a socket the server is still waiting on (the write can land in 2 s).
+        wait_for(
+            lambda: True if "read none of its answer" in server.log() else None,
+            timeout=30,
+            what="a stalled client cut",
+        )
         return [to_the_end(sock) for sock in stalled]
     finally:
         for sock in stalled:
