@@ -78,6 +78,10 @@ def test_raw_ttl_zero_keeps_raw_events_forever(ch: Client) -> None:
     assert "toIntervalDay(30)" in engine()
 
 
+# The tables the consumer's inserts fill: events and the views' targets (0025).
+INSERTED = ("events", "sessions", "daily_totals", "daily_pages", "daily_visits")
+
+
 def test_the_tables_inserts_fill_merge_in_small_blocks_and_keep_every_row(ch: Client) -> None:
     """0025: events and the views' targets merge 1,024 rows at a time, events vertically;
     the seeded visits, merged, count as they did before."""
@@ -87,7 +91,7 @@ def test_the_tables_inserts_fill_merge_in_small_blocks_and_keep_every_row(ch: Cl
             "SELECT name, engine_full FROM system.tables WHERE database = currentDatabase()"
         ).result_rows
     )
-    for table in ("events", "sessions", "daily_totals", "daily_pages", "daily_visits"):
+    for table in INSERTED:
         assert "merge_max_block_size = 1024" in engines[table], table
     assert "vertical_merge_algorithm_min_rows_to_activate = 1" in engines["events"]
     assert "vertical_merge_algorithm_min_columns_to_activate = 1" in engines["events"]
@@ -99,7 +103,7 @@ def test_the_tables_inserts_fill_merge_in_small_blocks_and_keep_every_row(ch: Cl
         " (SELECT uniqExactMerge(visitors) FROM daily_totals WHERE site_id = 'merged')"
     )
     before = ch.query(counts).result_rows
-    for table in ("events", "sessions", "daily_totals", "daily_pages", "daily_visits"):
+    for table in INSERTED:
         ch.command(f"OPTIMIZE TABLE {table} FINAL")
     assert ch.query(counts).result_rows == before == [(9, 4, 9, 3)]
 

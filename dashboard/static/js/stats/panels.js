@@ -40,7 +40,7 @@ export function panelObserver(stats) {
   if (!('IntersectionObserver' in window)) return null;
   const observer = new IntersectionObserver((entries) => {
     entries.forEach((e) => {
-      if (e.isIntersecting) startPanel(stats, e.target.dataset.panel);
+      if (e.isIntersecting) startPanel(stats, PANELS.find((p) => p.id === e.target.dataset.panel));
     });
   }, { rootMargin: '0px' });
   return observer;
@@ -49,14 +49,13 @@ export function panelObserver(stats) {
 // The panels not started yet, once the first screen is filled: whether any was.
 export function loadRestOfPanels(stats) {
   const rest = PANELS.filter((p) => !stats.started.has(p.id));
-  rest.forEach((p) => { startPanel(stats, p.id); });
+  rest.forEach((p) => { startPanel(stats, p); });
   return rest.length > 0;
 }
 
-function startPanel(stats, id) {
-  if (stats.started.has(id)) return;
-  stats.started.add(id);
-  const panel = PANELS.filter((p) => p.id === id)[0];
+function startPanel(stats, panel) {
+  if (stats.started.has(panel.id)) return;
+  stats.started.add(panel.id);
   if (stats.observer) stats.observer.unobserve(panelSection(stats, panel));
   stats.track(loadPanel(stats, panel, stats.generation));
 }
