@@ -53,7 +53,8 @@ def compile_query(
         + ordered(query)
         + paged(query, limit)
     )
-    sql = f"{sources.with_clause(body)}\n{body}"
+    common = sources.with_clause(body)
+    sql = f"{common}\n{body}" if common else body
     columns = [*query.dimensions, *query.metrics]
     no_rows = GOAL_DIMENSION in query.dimensions and not query.goals
     return Compiled(sql, binder.parameters, columns, answering.reads_raw_events, no_rows)

@@ -82,13 +82,25 @@ joined AS (
 )"""
 
 _VISIT_NAME = re.compile(r"\bv_(\w+)")
+# The expressions' names as a statement reads them (`daily_visits` is not `visits`).
+_READS = re.compile(r"\b(ev|visits|joined)\b")
 
 
 def with_clause(body: str) -> str:
-    """The common table expressions of a query whose statement after them is `body`: the
-    visits carry the derived dimensions `body` names (as v_<name>)."""
+    """The common table expressions the statement `body` reads, '' for none (a query
+    answered from a daily aggregate): the engine parses and analyses every one whether
+    it is read or not: a fifth to a third of such a query's CPU (bench/README.md,
+    seventh session). The visits carry the derived dimensions `body` names (as v_<name>)."""
+    reads = set(_READS.findall(body))
+    if "joined" in reads:
+        reads |= {"ev", "visits"}
     named = set(_VISIT_NAME.findall(body))
-    return "WITH " + ",".join([EVENTS, _visits(_visit_columns(named)), JOINED])
+    common = [
+        *([EVENTS] if "ev" in reads else []),
+        *([_visits(_visit_columns(named))] if "visits" in reads else []),
+        *([JOINED] if "joined" in reads else []),
+    ]
+    return "WITH " + ",".join(common) if common else ""
 
 
 @dataclass(frozen=True)

@@ -38,10 +38,21 @@ def test_with_event_filters_a_visit_matches_by_one_of_its_events() -> None:
 
 
 def test_the_common_table_expressions() -> None:
-    common = with_clause("SELECT 1")
+    common = with_clause("SELECT 1 FROM joined")
     assert common.startswith("WITH \nev AS (")
     assert "\nvisits AS (" in common and "\njoined AS (" in common
     assert "v_entry_page" in common and "v_exit_page" in common and "v_source" in common
+
+
+def test_a_statement_carries_only_the_expressions_it_reads() -> None:
+    # The engine parses and analyses every expression of the WITH, read or not.
+    assert with_clause("SELECT sum(views) FROM daily_visits WHERE day = today()") == ""
+    events_only = with_clause("SELECT count() FROM ev")
+    assert events_only.startswith("WITH \nev AS (") and "visits AS" not in events_only
+    visits_only = with_clause("SELECT count() FROM visits")
+    assert "\nvisits AS (" in visits_only and "ev AS" not in visits_only
+    both = with_clause("SELECT count() FROM visits WHERE x IN (SELECT y FROM ev)")
+    assert "\nev AS (" in both and "\nvisits AS (" in both and "joined AS" not in both
 
 
 def test_the_visits_carry_the_derived_dimensions_a_query_names() -> None:
