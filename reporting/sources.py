@@ -43,30 +43,39 @@ DERIVED = {
 }
 
 
+# A visit's columns (v_<name>) that are no dimension: when it opened, its counts, whether
+# it bounced, how long it lasted.
+VISIT_FACTS = {
+    "opened": VISIT_OPENED,
+    "pageviews": "pageviews",
+    "events": "events",
+    "user": "user_id",
+    "bounce": "pageviews < 2 AND interactions = 0",
+    "duration": "toInt64(toUnixTimestamp64Milli(end) - toUnixTimestamp64Milli(start))",
+    "exit_page": "finalizeAggregation(exit_page)",
+}
+# Every column a visit row can carry, as v_<name>: its facts, then its dimensions.
+VISIT_COLUMNS = {
+    **VISIT_FACTS,
+    **{c: DERIVED.get(c, c) for c in VISIT_DIMENSIONS.values() if c not in VISIT_FACTS},
+}
+
+
 def _visit_columns(named: set[str]) -> str:
-    """The visits' dimensions as v_<name>: every plain column, and the derived ones among
-    `named`. A derived expression is long (channel's rules, the country names), and the
-    engine parses and analyses all of a query's text, used or not: with every one, a
-    realtime query's SQL was 18.6 KB and spent about 20 ms there."""
-    return ", ".join(
-        f"{DERIVED.get(c, c)} AS v_{c}"
-        for c in VISIT_DIMENSIONS.values()
-        if c != "exit_page" and (c not in DERIVED or c in named)
-    )
+    """The visits' columns the statement names, as v_<name>. The engine parses and
+    analyses all of a query's text, used or not: with every derived expression (channel's
+    rules, the country names) a realtime query's SQL was 18.6 KB and spent about 20 ms
+    there, and the plain columns it did not read cost the mix's queries about a tenth of
+    their CPU (bench/README.md, seventh session)."""
+    return "".join(f", {VISIT_COLUMNS[c]} AS v_{c}" for c in VISIT_COLUMNS if c in named)
 
 
 def _visits(columns: str) -> str:
     """The site's visits opened in the range (a visit's id is the time of its first
-    event: VISIT_OPENED), with `columns`."""
+    event: VISIT_OPENED), with `columns` after their keys."""
     return f"""
 visits AS (
-    SELECT visitor_id, session_id,
-        {VISIT_OPENED} AS v_opened,
-        pageviews AS v_pageviews, events AS v_events, user_id AS v_user,
-        pageviews < 2 AND interactions = 0 AS v_bounce,
-        toInt64(toUnixTimestamp64Milli(end) - toUnixTimestamp64Milli(start)) AS v_duration,
-        finalizeAggregation(exit_page) AS v_exit_page,
-        {columns}
+    SELECT visitor_id, session_id{columns}
     FROM sessions FINAL
     WHERE site_id = {{site_id:String}}
       AND toDate({VISIT_OPENED})

@@ -38,10 +38,22 @@ def test_with_event_filters_a_visit_matches_by_one_of_its_events() -> None:
 
 
 def test_the_common_table_expressions() -> None:
-    common = with_clause("SELECT 1 FROM joined")
+    common = with_clause("SELECT v_exit_page, v_bounce FROM joined WHERE v_source = 'x'")
     assert common.startswith("WITH \nev AS (")
     assert "\nvisits AS (" in common and "\njoined AS (" in common
-    assert "v_entry_page" in common and "v_exit_page" in common and "v_source" in common
+    assert "finalizeAggregation(exit_page) AS v_exit_page" in common
+    assert "pageviews < 2 AND interactions = 0 AS v_bounce" in common
+    assert "source AS v_source" in common
+
+
+def test_the_visits_carry_only_the_columns_a_statement_names() -> None:
+    # Each column is parsed and analysed, read or not.
+    bare = with_clause("SELECT count() FROM visits")
+    assert "SELECT visitor_id, session_id\n    FROM sessions FINAL" in bare
+    some = with_clause("SELECT v_duration, v_country FROM visits")
+    assert "SELECT visitor_id, session_id, toInt64(" in some and "AS v_duration" in some
+    assert "country AS v_country\n" in some
+    assert some.count(" AS v_") == 2
 
 
 def test_a_statement_carries_only_the_expressions_it_reads() -> None:
