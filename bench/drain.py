@@ -44,37 +44,41 @@ CLIENTS = [
 
 
 def make_rows(n: int, sites: int = 100, days: int = 30) -> Iterator[bytes]:
-    """Rows in ingest's format (schemas/entry.py), spread over sites and days, made as
-    they are loaded (10M rows with every column held at once took over 20 GB)."""
-    now_s = int(time.time())
+    """Rows in ingest's format (schemas/entry.py), spread over sites and days in visits of
+    5 events a minute apart (so the visit tables' views run as they do on ingest's rows),
+    made as they are loaded (10M rows with every column held at once took over 20 GB)."""
+    now_s = int(time.time()) - 5 * 60
     for i in range(n):
-        at_s = now_s - (i * 7919) % (days * 86_400)
+        visit, step = divmod(i, 5)
+        opened_s = now_s - (visit * 7919) % (days * 86_400)
+        at_s = opened_s + 60 * step
         moment = time.gmtime(at_s)
-        visitor = (i * 40503) % 50_000 + 1
+        visitor = (visit * 40503) % 50_000 + 1
         ts = time.strftime("%Y-%m-%d %H:%M:%S", moment) + ".000"
         yield (
             entry.encode_row(
                 event_id=f"{i:08x}-0000-4000-8000-{i * 2654435761 % 2**48:012x}",
-                site_id=f"site-{i % sites}",
+                site_id=f"site-{visit % sites}",
                 event_type="page_view",
                 path=f"/page/{i % 500}",
-                user_id=f"user-{(i * 31) % 20_000}" if i % 5 else "",
+                user_id=f"user-{(visit * 31) % 20_000}" if visit % 5 else "",
                 ts=ts,
                 received_at=ts,
                 # Every column the tracker fills, realistically sparse.
-                hostname=f"site-{i % sites}.example",
-                referrer=REFERRERS[i % len(REFERRERS)],
-                utm=CAMPAIGN if i % 4 == 0 else None,
+                hostname=f"site-{visit % sites}.example",
+                referrer=REFERRERS[visit % len(REFERRERS)],
+                utm=CAMPAIGN if visit % 4 == 0 else None,
                 props={"plan": "pro" if i % 3 == 0 else "free"},
                 visitor_id=visitor,
                 # Numbered as ingest numbers a salted visitor; a signed-in user is not.
-                visitor_no=0 if i % 5 else at_s // 86_400 * entry.NUMBER_DAY + visitor,
-                client=CLIENTS[i % len(CLIENTS)],
-                source="Newsletter" if i % 4 == 0 else SOURCES[i % len(SOURCES)],
+                visitor_no=0 if visit % 5 else opened_s // 86_400 * entry.NUMBER_DAY + visitor,
+                client=CLIENTS[visit % len(CLIENTS)],
+                source="Newsletter" if visit % 4 == 0 else SOURCES[visit % len(SOURCES)],
                 interactive=i % 50 != 0,
                 engagement_ms=(i * 37) % 60_000 if i % 10 == 0 else 0,
                 scroll_depth=i % 101 if i % 10 == 0 else 0,
                 revenue=("19.990", "EUR") if i % 200 == 0 else None,
+                session_id=opened_s * 1000,
             )
         )
 
