@@ -99,7 +99,7 @@ def with_clause(body: str) -> str:
     """The common table expressions the statement `body` reads, '' for none (a query
     answered from a daily aggregate): the engine parses and analyses every one whether
     it is read or not: a fifth to a third of such a query's CPU (bench/README.md,
-    seventh session). The visits carry the derived dimensions `body` names (as v_<name>)."""
+    seventh session). The visits carry the columns `body` names (as v_<name>)."""
     reads = set(_READS.findall(body))
     if "joined" in reads:
         reads |= {"ev", "visits"}
