@@ -43,13 +43,17 @@ CLIENTS = [
 ]
 
 
+# The events of a visit in the drain's rows, a minute apart.
+VISIT_EVENTS = 5
+
+
 def make_rows(n: int, sites: int = 100, days: int = 30) -> Iterator[bytes]:
     """Rows in ingest's format (schemas/entry.py), spread over sites and days in visits of
     5 events a minute apart (so the visit tables' views run as they do on ingest's rows),
     made as they are loaded (10M rows with every column held at once took over 20 GB)."""
-    now_s = int(time.time()) - 5 * 60
+    now_s = int(time.time()) - VISIT_EVENTS * 60  # no visit ends in the future
     for i in range(n):
-        visit, step = divmod(i, 5)
+        visit, step = divmod(i, VISIT_EVENTS)
         opened_s = now_s - (visit * 7919) % (days * 86_400)
         at_s = opened_s + 60 * step
         moment = time.gmtime(at_s)
