@@ -41,6 +41,7 @@ from foundation.settings import Settings
 from hitstream import openapi
 from hitstream.connections import EmbeddedValkey, clickhouse_client, open_redis, redact
 from hitstream.datadir import secure_data_dir, write_private
+from ingest import agents
 from ingest.auth import FailedAttempts
 from ingest.places import Places, open_places
 from ingest.ratelimit import RateLimiter
@@ -317,6 +318,7 @@ async def _open_ingest(
     if places is not None:
         stack.callback(places.close)
     state["places"] = places
+    await to_thread.run_sync(agents.parser)
 
 
 async def _open_registry(state: AppState, stack: contextlib.AsyncExitStack) -> None:

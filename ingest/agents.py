@@ -23,7 +23,14 @@ from schemas.urls import UNSAFE
 AGENT_CACHE_SIZE = 16_384
 MAX_AGENT = 1024  # longer strings are cut before parsing (no real agent is this long)
 
-_PARSER = Parser(Resolver(load_builtins()))
+
+@functools.cache
+def parser() -> Parser:
+    """ua-parser's compiled matcher, built once on first use: it holds about 24 MB, which
+    a process that never reads an agent (`hitstream consume`, `report`) does not need.
+    An ingest process builds it at startup (hitstream/app.py), not on its first event."""
+    return Parser(Resolver(load_builtins()))
+
 
 TABLET_DEVICES = frozenset({"iPad", "Kindle", "Kindle Fire"})
 
@@ -60,7 +67,7 @@ def describe(user_agent: str) -> ClientColumns:
 def read(user_agent: str) -> Reading:
     """Parse a User-Agent once (cached): the stored columns and the spider flag."""
     text = user_agent[:MAX_AGENT]
-    result = _PARSER.parse(text) if text.strip() else None
+    result = parser().parse(text) if text.strip() else None
     browser = result.user_agent if result else None
     system = result.os if result else None
     device = result.device if result else None

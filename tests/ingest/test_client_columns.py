@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import astuple
 
@@ -11,6 +13,8 @@ from clickhouse_connect.driver.client import Client
 from starlette.testclient import TestClient
 
 from foundation.settings import Settings
+from hitstream.app import Role
+from ingest import agents
 from ingest.agents import describe
 from ingest.geo import country
 from schemas.entry import ClientColumns
@@ -178,3 +182,18 @@ def test_derived_columns_reach_the_events_table(
         " region_name, city_name FROM events WHERE site_id = 'derived'"
     ).result_rows
     assert stored == astuple(dataclasses.replace(expected, country="JP"))
+
+
+def test_only_an_ingest_process_builds_the_agent_parser(
+    make_client: Callable[..., TestClient], settings: Settings
+) -> None:
+    # Importing every room (what `hitstream consume` loads) does not build it: it holds
+    # about 24 MB a consumer has no use for.
+    probe = "import hitstream.cli, ingest.agents as a; print(a.parser.cache_info().currsize)"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["0"]
+    # An ingest process builds it at startup, not on its first event.
+    agents.parser.cache_clear()
+    make_client(settings, frozenset({Role.INGEST}))
+    assert agents.parser.cache_info().currsize == 1
