@@ -74,6 +74,14 @@ class Settings(BaseSettings):
         " back (jemalloc's dirty_decay_ms); unset: 500 in `hitstream consume`, the engine's"
         " own 5000 elsewhere (queries reuse it)",
     )
+    engine_merges: int | None = Field(
+        default=None,
+        ge=1,
+        le=64,
+        description="how many merges the embedded ClickHouse runs at once (its"
+        " background_pool_size, with one merge a thread); unset: 2 in `hitstream consume`,"
+        " the engine's own elsewhere (2 threads taking turns at 4 merges)",
+    )
     clickhouse_cluster: str | None = Field(
         default=None,
         pattern=_IDENTIFIER,

@@ -30,6 +30,7 @@ from hitstream import datadir, workers
 from hitstream.app import ALL_ROLES, Role, create_app
 from hitstream.connections import (
     CONSUMER_DECAY_MS,
+    CONSUMER_MERGES,
     clickhouse_client,
     embedded_redis_url,
     open_redis,
@@ -211,15 +212,29 @@ def _uvicorn_config(settings: Settings, roles: frozenset[Role]) -> uvicorn.Confi
     )
 
 
-def engine_decay_ms(settings: Settings, roles: frozenset[Role]) -> int | None:
-    """How soon the embedded engine gives freed memory back, in a process that opens it:
-    the setting, else CONSUMER_DECAY_MS in one that only consumes (None: the engine's
-    own, or no embedded engine here)."""
+def _engine_choice(
+    settings: Settings, roles: frozenset[Role], chosen: int | None, consumer_default: int
+) -> int | None:
+    """An embedded engine's tuning in a process that opens it: the operator's `chosen`
+    value, else `consumer_default` in one that only consumes (None: the engine's own, or
+    no embedded engine here)."""
     if not (roles & {Role.REPORT, Role.CONSUME} and settings.embedded_clickhouse):
         return None
-    if settings.engine_memory_decay_ms is not None:
-        return settings.engine_memory_decay_ms
-    return CONSUMER_DECAY_MS if roles == {Role.CONSUME} else None
+    if chosen is not None:
+        return chosen
+    return consumer_default if roles == {Role.CONSUME} else None
+
+
+def engine_decay_ms(settings: Settings, roles: frozenset[Role]) -> int | None:
+    """How soon the embedded engine gives freed memory back (CONSUMER_DECAY_MS in a
+    process that only consumes)."""
+    return _engine_choice(settings, roles, settings.engine_memory_decay_ms, CONSUMER_DECAY_MS)
+
+
+def engine_merges(settings: Settings, roles: frozenset[Role]) -> int | None:
+    """How many merges the embedded engine runs at once (CONSUMER_MERGES in a process
+    that only consumes)."""
+    return _engine_choice(settings, roles, settings.engine_merges, CONSUMER_MERGES)
 
 
 def _run_server(settings: Settings, command: str) -> None:
@@ -241,6 +256,7 @@ def _run_server(settings: Settings, command: str) -> None:
         if places is not None:
             places.close()
     tune_allocator(engine_decay_ms(settings, roles))  # before chdb is loaded
+    settings = settings.model_copy(update={"engine_merges": engine_merges(settings, roles)})
     # Embedded engines live in the data dir, which one process at a time may hold.
     embedded = roles == ALL_ROLES or (
         bool(roles & {Role.REPORT, Role.CONSUME}) and settings.clickhouse_url is None

@@ -237,6 +237,23 @@ def tune_allocator(decay_ms: int | None) -> None:
         os.environ[ALLOCATOR_VARIABLE] = f"dirty_decay_ms:{decay_ms},muzzy_decay_ms:0"
 
 
+# A process that only consumes runs two merges at once, not four taking turns on the
+# engine's two threads: a merge of the visits (sessions: every column of every part it
+# reads at once) took up to 180 MB, and the peaks of a 10M-event drain were two or three
+# such merges and an insert together (bench/README.md, issue 24).
+CONSUMER_MERGES = 2
+
+
+def engine_options(settings: Settings) -> dict[str, Any]:
+    """Server settings for the embedded engine, read when a process first opens it."""
+    if not settings.embedded_clickhouse or settings.engine_merges is None:
+        return {}
+    return {
+        "background_pool_size": settings.engine_merges,
+        "background_merges_mutations_concurrency_ratio": 1,
+    }
+
+
 def require_embedded(settings: Settings, valkey: bool = True) -> None:
     """Fail with one clear line if settings need an embedded engine that is not installed
     (Valkey only where `valkey` is asked for and no Redis URL is set)."""
@@ -308,7 +325,11 @@ def clickhouse_client(settings: Settings, session_settings: dict[str, Any] | Non
     if settings.embedded_clickhouse and not _installed("chdb"):
         raise ConfigError(EMBEDDED_MISSING)
     try:
-        bootstrap = clickhouse_connect.get_client(dsn=dsn)
+        # The first client to open the embedded engine in this process sets its options.
+        engine: dict[str, Any] = (
+            {"chdb_options": options} if (options := engine_options(settings)) else {}
+        )
+        bootstrap = clickhouse_connect.get_client(dsn=dsn, **engine)
         # The name is validated against an identifier pattern in Settings.
         bootstrap.command(f"CREATE DATABASE IF NOT EXISTS `{settings.clickhouse_database}`")
         bootstrap.close()
@@ -319,7 +340,11 @@ def clickhouse_client(settings: Settings, session_settings: dict[str, Any] | Non
             {} if settings.embedded_clickhouse else {"autogenerate_session_id": False}
         )
         return clickhouse_connect.get_client(
-            dsn=dsn, database=settings.clickhouse_database, settings=session_settings or {}, **http
+            dsn=dsn,
+            database=settings.clickhouse_database,
+            settings=session_settings or {},
+            **http,
+            **engine,
         )
     except Exception as exc:
         raise ConfigError(f"cannot open ClickHouse at {redact(dsn)}: {exc}") from exc

@@ -1,18 +1,25 @@
-"""The embedded engine's allocator: a process that only consumes gives freed memory back
-(hitstream/connections.py tune_allocator, hitstream/cli.py engine_decay_ms)."""
+"""The embedded engine's tuning: a process that only consumes gives freed memory back and
+runs two merges at once (hitstream/connections.py tune_allocator and engine_options,
+hitstream/cli.py engine_decay_ms and engine_merges)."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from foundation.settings import Settings
 from hitstream.app import ALL_ROLES, Role
-from hitstream.cli import engine_decay_ms
-from hitstream.connections import ALLOCATOR_VARIABLE, CONSUMER_DECAY_MS, tune_allocator
+from hitstream.cli import engine_decay_ms, engine_merges
+from hitstream.connections import (
+    ALLOCATOR_VARIABLE,
+    CONSUMER_DECAY_MS,
+    CONSUMER_MERGES,
+    tune_allocator,
+)
 
 # In a fresh process (chdb reads the variable once, when it is loaded): tune, load the
 # engine, build a large hash set, let a second pass, and print the private memory (MB).
@@ -61,6 +68,41 @@ def test_only_a_process_that_only_consumes_is_tuned_unless_set() -> None:
     assert engine_decay_ms(named, frozenset({Role.CONSUME})) == CONSUMER_DECAY_MS
     server = settings.model_copy(update={"clickhouse_url": "http://clickhouse:8123"})
     assert engine_decay_ms(server, frozenset({Role.CONSUME})) is None
+    assert engine_merges(settings, frozenset({Role.CONSUME})) == CONSUMER_MERGES
+    assert engine_merges(settings, ALL_ROLES) is None
+    assert engine_merges(settings.model_copy(update={"engine_merges": 3}), ALL_ROLES) == 3
+    assert engine_merges(server, frozenset({Role.CONSUME})) is None
+
+
+# In a fresh process (chdb opens one engine a process, with the options of the first
+# client): open the embedded engine as hitstream does, and print its merge pool.
+MERGES_PROBE = """
+import sys
+from foundation.settings import Settings
+from hitstream.connections import clickhouse_client
+merges = None if sys.argv[2] == "-" else int(sys.argv[2])
+settings = Settings(clickhouse_url=f"chdb://{sys.argv[1]}", engine_merges=merges)
+client = clickhouse_client(settings)
+print(*client.query(
+    "SELECT value FROM system.server_settings WHERE name IN"
+    " ('background_pool_size', 'background_merges_mutations_concurrency_ratio') ORDER BY name"
+).result_columns[0])
+"""
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(("merges", "ratio_and_pool"), [("2", ["1", "2"]), ("-", ["2", "2"])])
+def test_an_engine_opened_with_a_merge_count_runs_that_many_merges_at_once(
+    tmp_path: Path, merges: str, ratio_and_pool: list[str]
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", MERGES_PROBE, str(tmp_path / "ch"), merges],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ratio_and_pool
 
 
 def test_an_operators_own_allocator_variable_wins(monkeypatch: pytest.MonkeyPatch) -> None:

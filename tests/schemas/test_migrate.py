@@ -84,7 +84,8 @@ INSERTED = ("events", "sessions", "daily_totals", "daily_pages", "daily_visits")
 
 def test_the_tables_inserts_fill_merge_in_small_blocks_and_keep_every_row(ch: Client) -> None:
     """0025: events and the views' targets merge 1,024 rows at a time, events vertically;
-    the seeded visits, merged, count as they did before."""
+    0026: the visits compress in blocks of at most 64 KiB; the seeded visits, merged, count
+    as they did before."""
     migrate(ch, raw_ttl_days=90)
     engines = dict(
         ch.query(
@@ -95,6 +96,8 @@ def test_the_tables_inserts_fill_merge_in_small_blocks_and_keep_every_row(ch: Cl
         assert "merge_max_block_size = 1024" in engines[table], table
     assert "vertical_merge_algorithm_min_rows_to_activate = 1" in engines["events"]
     assert "vertical_merge_algorithm_min_columns_to_activate = 1" in engines["events"]
+    assert "max_compress_block_size = 65536" in engines["sessions"]
+    assert "min_compress_block_size = 16384" in engines["sessions"]
     seed_visits(ch, "merged")
     counts = (
         "SELECT (SELECT count() FROM events WHERE site_id = 'merged'),"

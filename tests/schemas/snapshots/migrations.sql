@@ -831,3 +831,10 @@ ALTER TABLE sessions RESET SETTING merge_max_block_size;
 ALTER TABLE daily_totals RESET SETTING merge_max_block_size;
 ALTER TABLE daily_pages RESET SETTING merge_max_block_size;
 ALTER TABLE daily_visits RESET SETTING merge_max_block_size;
+
+-- 0026_visit_merge_blocks up
+ALTER TABLE sessions MODIFY SETTING max_compress_block_size = 65536,
+    min_compress_block_size = 16384;
+
+-- 0026_visit_merge_blocks down
+ALTER TABLE sessions RESET SETTING max_compress_block_size, min_compress_block_size;

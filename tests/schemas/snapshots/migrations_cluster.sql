@@ -974,3 +974,10 @@ ALTER TABLE sessions_local ON CLUSTER hitstream RESET SETTING merge_max_block_si
 ALTER TABLE daily_totals_local ON CLUSTER hitstream RESET SETTING merge_max_block_size;
 ALTER TABLE daily_pages_local ON CLUSTER hitstream RESET SETTING merge_max_block_size;
 ALTER TABLE daily_visits_local ON CLUSTER hitstream RESET SETTING merge_max_block_size;
+
+-- 0026_visit_merge_blocks up
+ALTER TABLE sessions_local ON CLUSTER hitstream MODIFY SETTING max_compress_block_size = 65536,
+    min_compress_block_size = 16384;
+
+-- 0026_visit_merge_blocks down
+ALTER TABLE sessions_local ON CLUSTER hitstream RESET SETTING max_compress_block_size, min_compress_block_size;
