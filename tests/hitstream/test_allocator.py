@@ -40,13 +40,19 @@ print(private())
 """
 
 
-def _private_after(decay: str) -> int:
+def _probe(source: str, *args: str) -> list[str]:
+    """Run `source` in a fresh Python (without an operator's allocator variable) and
+    return the words it printed."""
     env = {k: v for k, v in os.environ.items() if k != ALLOCATOR_VARIABLE}
     done = subprocess.run(
-        [sys.executable, "-c", PROBE, decay], env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", source, *args], env=env, capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr
-    return int(done.stdout.split()[-1])
+    return done.stdout.split()
+
+
+def _private_after(decay: str) -> int:
+    return int(_probe(PROBE, decay)[-1])
 
 
 @pytest.mark.e2e
@@ -95,14 +101,7 @@ print(*client.query(
 def test_an_engine_opened_with_a_merge_count_runs_that_many_merges_at_once(
     tmp_path: Path, merges: str, ratio_and_pool: list[str]
 ) -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", MERGES_PROBE, str(tmp_path / "ch"), merges],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ratio_and_pool
+    assert _probe(MERGES_PROBE, str(tmp_path / "ch"), merges) == ratio_and_pool
 
 
 def test_an_operators_own_allocator_variable_wins(monkeypatch: pytest.MonkeyPatch) -> None:
